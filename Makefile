@@ -1,0 +1,53 @@
+# Every target sets itself up: `make test` and `make sweep` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SPEC   ?= search_spaces/bits.yaml
+
+.PHONY: install system-deps test test-fast sweep smoke lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Optional Debian packages: Chromium (the report's browser test) and Fashion-MNIST (OOD checks).
+# Tests that need them skip cleanly without them; CI installs them.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  dpkg -s chromium dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; }; \
+	else echo "system-deps: not root or no apt-get; skipping (browser and Fashion-MNIST tests will skip)"; fi
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+sweep: install
+	$(BIN)/python -m orchestrator.sweep $(SPEC)
+
+smoke: install
+	$(BIN)/python -m orchestrator.sweep search_spaces/smoke.yaml
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m bench.quantize
+	$(BIN)/python -m bench.step
+	$(BIN)/python -m bench.resnet
+
+clean:
+	rm -rf $(VENV) results mlflow.db .pytest_cache
