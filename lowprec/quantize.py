@@ -1,0 +1,186 @@
+"""Quantizers (ALGORITHMS.md §2, §3): ``quantize`` and the activation/error autograd function.
+
+Rounding, with Δ the grid step of the element and y = x/Δ (exact: Δ is a power of two):
+
+- nearest:    Q(x) = round(y)·Δ, ties to even (as IEEE and the papers' CPU code; their CUDA
+  code rounds ties away from zero).
+- stochastic: Q(x) = floor(y + u)·Δ, u ~ U[0, 1), i.e. round up with probability
+  δ/Δ where δ = x - floor_Δ(x); unbiased inside the range, E[Q(x)] = x, with variance
+  δ(Δ - δ) ≤ Δ²/4 (Zhang, Wilson, De Sa, "Low-Precision Stochastic Gradient Langevin Dynamics",
+  ICML 2022, eq. 2). Computed as floor_Δ(x) + Δ·[u < δ/Δ] with δ = x mod Δ (exact, fmod),
+  which equals floor(y + u)·Δ for every real u in [0, 1) but has no rounding error in the
+  float32 sum y + u (that sum rounds up whenever it lands within half an ulp below an integer:
+  a bias of up to Δ/2 once |y| ≥ 2^22, e.g. for fixed point with more than 24 bits).
+
+Values outside the range are clamped to it before rounding (both range ends lie on the grid, so
+the result stays in range); ±inf saturate, NaN stays NaN. Randomness comes only from the
+``torch.Generator`` passed in, drawn in one call per tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lowprec.formats import Format, parse_format
+
+__all__ = ["ROUNDINGS", "Quantizer", "quantize", "quantize_act_error", "uniform"]
+
+ROUNDINGS = ("stochastic", "nearest")
+#: u·Δ is exact for uniforms on a 2^-24 grid when 2^-24·Δ is still a float32 (Δ >= 2^-125)
+_UNIFORM_EXACT = 2.0**-125
+
+
+def _check_rounding(rounding: str) -> None:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding {rounding!r}: expected one of {', '.join(ROUNDINGS)}")
+
+
+def uniform(
+    like: torch.Tensor, generator: torch.Generator | None, high: float = 1.0
+) -> torch.Tensor:
+    """u ~ U[0, high) of ``like``'s shape, float32, on its device, from ``generator`` only."""
+    if generator is None:
+        raise ValueError(
+            "stochastic rounding needs an explicit torch.Generator (pass generator=...); "
+            "randomness never comes from global state"
+        )
+    if generator.device.type != like.device.type:
+        raise ValueError(
+            f"generator is on {generator.device} but the tensor is on {like.device}: "
+            f"create the generator with torch.Generator(device={str(like.device)!r})"
+        )
+    if high == 1.0:
+        return torch.rand(like.shape, generator=generator, device=like.device, dtype=torch.float32)
+    return torch.empty_like(like, dtype=torch.float32).uniform_(0.0, high, generator=generator)
+
+
+def quantize(
+    x: torch.Tensor,
+    fmt: Format | str,
+    rounding: str = "stochastic",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Q(x): ``x`` rounded onto ``fmt``'s grid, clamped to its range (module docstring).
+
+    Any shape, CPU or CUDA; keeps shape and dtype (computed in float32). ``fmt`` may be a
+    format string. ``fp32`` returns ``x`` itself (no copy). ``generator`` (on ``x``'s device)
+    is required for stochastic rounding; the same generator state gives the same output.
+    The result carries no autograd history (rounding has no useful derivative); for a
+    straight-through gradient use :func:`quantize_act_error` / :class:`Quantizer`.
+    """
+    fmt = parse_format(fmt)
+    _check_rounding(rounding)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"quantize: expected a floating-point torch.Tensor, got {type(x)}")
+    if fmt.is_identity:
+        return x
+    if x.numel() == 0:
+        return x.detach().clone()
+    with torch.no_grad():
+        return _round(x, fmt, rounding, generator)
+
+
+def _round(
+    x: torch.Tensor, fmt: Format, rounding: str, generator: torch.Generator | None
+) -> torch.Tensor:
+    xf = x if x.dtype == torch.float32 else x.float()
+    xf, delta, lo, hi, restore = fmt._prepare(xf)
+    xc = torch.clamp(xf, lo, hi)
+    if rounding == "nearest":
+        out = xc.div_(delta).round_().mul_(delta)  # exact scalings; round half to even
+        return _restore(out, restore, x.dtype)
+    # stochastic: δ = x - floor_Δ(x) in [0, Δ), round up with probability δ/Δ
+    rem = torch.remainder(xc, delta)  # δ, exact (fmod)
+    out = xc.sub_(rem)  # floor_Δ(x), exact: a grid point
+    if isinstance(delta, float) and delta >= _UNIFORM_EXACT:
+        # u·Δ drawn directly (exact: a power-of-two scaling of u that stays normal)
+        u = uniform(rem, generator, high=delta)
+        out.add_(u.lt_(rem), alpha=delta)  # + Δ·[u·Δ < δ]
+    else:
+        u = uniform(rem, generator)
+        up = u.lt_(rem.div_(delta))  # [u < δ/Δ]
+        out = out.add_(up, alpha=delta) if isinstance(delta, float) else out.addcmul_(up, delta)
+    return _restore(out, restore, x.dtype)
+
+
+def _restore(out: torch.Tensor, restore: Any, dtype: torch.dtype) -> torch.Tensor:
+    if restore is not None:
+        out = restore(out)
+    return out if dtype == torch.float32 else out.to(dtype)
+
+
+class _QuantizeActError(torch.autograd.Function):
+    """Forward: Q_A(x). Backward: Q_E(grad_output) (straight through the rounding)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        fwd_fmt: Format,
+        bwd_fmt: Format,
+        rounding: str,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        ctx.bwd_fmt = bwd_fmt
+        ctx.rounding = rounding
+        ctx.generator = generator
+        out = quantize(x, fwd_fmt, rounding, generator)
+        return out.view_as(out) if out is x else out
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad = quantize(grad_output, ctx.bwd_fmt, ctx.rounding, ctx.generator)
+        return grad, None, None, None, None
+
+
+def quantize_act_error(
+    x: torch.Tensor,
+    fwd_fmt: Format | str,
+    bwd_fmt: Format | str,
+    rounding: str = "stochastic",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Q_A(x) in the forward pass; the gradient flowing back through it is Q_E(∂L/∂out)
+    (ALGORITHMS.md §3: activations A forward, errors E backward, as qtorch's ``quantizer``).
+
+    The rounding itself is passed straight through: ∂Q_A(x)/∂x is taken as the identity.
+    """
+    fwd, bwd = parse_format(fwd_fmt), parse_format(bwd_fmt)
+    _check_rounding(rounding)
+    if fwd.is_identity and bwd.is_identity:
+        return x
+    return _QuantizeActError.apply(x, fwd, bwd, rounding, generator)
+
+
+class Quantizer(nn.Module):
+    """Module form of :func:`quantize_act_error`: place it after conv/linear layers and after
+    BN+ReLU (ALGORITHMS.md §3). Either format may be ``fp32`` (identity in that direction).
+
+    ``generator`` is read at every call (set the attribute to change it); it must live on the
+    activations' device. Stochastic rounding without a generator raises ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        forward_format: Format | str,
+        backward_format: Format | str,
+        rounding: str = "stochastic",
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        _check_rounding(rounding)
+        self.forward_format = parse_format(forward_format)
+        self.backward_format = parse_format(backward_format)
+        self.rounding = rounding
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_act_error(
+            x, self.forward_format, self.backward_format, self.rounding, self.generator
+        )
+
+    def extra_repr(self) -> str:
+        return f"forward={self.forward_format}, backward={self.backward_format}, {self.rounding}"
