@@ -1,0 +1,297 @@
+"""Figures of a sweep (matplotlib, PNG).
+
+Figures are built as ``matplotlib.figure.Figure`` objects, not through pyplot, so they need no
+GUI backend, leave pyplot's state alone and are safe to draw in worker threads; a notebook shows
+them with ``display(fig)``, :func:`save` writes them with the Agg renderer.
+
+- :func:`plot_metric_vs_bits`: a metric (test error, NLL, ECE) against bits, every ok trial as a
+  point (mean ± std over seeds), the Pareto front of (metric, bits) per accumulator mode in one
+  panel and per format family in the other, drawn as staircases.
+- :func:`plot_sample_histograms`: the Gaussian experiment of the low-precision SGLD paper
+  (Zhang, Wilson, De Sa, ICML 2022, fig. 1): histograms of the collected samples against the
+  target density, one panel per accumulator mode.
+- :func:`plot_reliability`: reliability diagram, accuracy against confidence in 15 equal-width
+  bins, with the expected calibration error ECE = Σ_b (n_b / n) |acc_b - conf_b|.
+- :func:`plot_hypervolume_history`: hypervolume of the first k trials against k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from analysis.pareto import aggregate_seeds, pareto_front
+
+#: order and colours of the accumulator modes and format families in every figure
+ACCUMULATORS: tuple[str, ...] = ("full", "low", "vc")
+FAMILIES: tuple[str, ...] = ("fp32", "fixed", "block", "float")
+LABELS: dict[str, str] = {
+    "full": "full (LP-F)",
+    "low": "low (naive LP-L)",
+    "vc": "vc (VC LP-L)",
+}
+
+
+def _ordered(values: Sequence[object], preferred: Sequence[str]) -> list[object]:
+    present = list(dict.fromkeys(values))
+    return [v for v in preferred if v in present] + sorted(
+        (v for v in present if v not in preferred), key=str
+    )
+
+
+def _staircase(ax: Axes, front: pd.DataFrame, x: str, y: str, color: object, label: str) -> None:
+    """A front of (x min, y min) drawn as the boundary of the region it dominates."""
+    front = front.sort_values([x, y])
+    ax.step(
+        front[x],
+        front[y],
+        where="post",
+        color=color,
+        lw=1.5,
+        marker="o",
+        ms=5,
+        mfc="none",
+        label=label,
+    )
+
+
+def plot_metric_vs_bits(
+    trials: pd.DataFrame,
+    metric: str,
+    config_keys: Sequence[str],
+    bits: str = "bits",
+    direction: str = "min",
+    title: str | None = None,
+) -> Figure:
+    """``metric`` against ``bits``: seed means with std error bars, fronts per accumulator (left)
+    and per format family (right). Fronts are over the seed means, objectives
+    ``{metric: direction, bits: min}``."""
+    pooled = aggregate_seeds(trials, config_keys, [metric, bits]) if len(trials) else trials
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    n_bad = int((trials["status"] != "ok").sum()) if "status" in trials else 0
+    for ax, by, preferred in zip(
+        axes, ("accumulator", "family"), (ACCUMULATORS, FAMILIES), strict=True
+    ):
+        ax.set_xlabel(f"{bits} (weight word length)")
+        ax.grid(alpha=0.3)
+        if by not in pooled.columns or pooled.empty or pooled[metric].notna().sum() == 0:
+            ax.set_title(f"by {by}: no ok trial with {metric}")
+            continue
+        groups = _ordered(pooled[by].tolist(), preferred)
+        colors = matplotlib.colormaps["tab10"]
+        for k, group in enumerate(groups):
+            part = pooled[pooled[by] == group]
+            std = part[f"{metric}_std"].fillna(0.0)
+            ax.errorbar(
+                part[bits],
+                part[metric],
+                yerr=std,
+                fmt="o",
+                ms=4,
+                alpha=0.45,
+                color=colors(k),
+                elinewidth=0.8,
+            )
+            front = pareto_front(part, {metric: direction, bits: "min"})
+            if len(front):
+                _staircase(ax, front, bits, metric, colors(k), LABELS.get(str(group), str(group)))
+        ax.set_title(f"fronts by {by}")
+        ax.legend(fontsize=8, title=by, title_fontsize=8)
+    axes[0].set_ylabel(metric)
+    fig.suptitle(
+        title or f"{metric} against {bits} (points: seed means ± std; {n_bad} trials not ok)",
+        fontsize=10,
+    )
+    return fig
+
+
+def gaussian_pdf(x: np.ndarray) -> np.ndarray:
+    """The N(0, 1) density φ(x) = exp(-x²/2) / sqrt(2π): the target of the Gaussian workload."""
+    return np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
+
+
+def mixture_pdf(x: np.ndarray) -> np.ndarray:
+    """1/3·N(-1.5, 0.5²) + 2/3·N(1.5, 0.5²), the mixture target of ALGORITHMS.md §10."""
+    return (gaussian_pdf((x + 1.5) / 0.5) / 3 + 2 * gaussian_pdf((x - 1.5) / 0.5) / 3) / 0.5
+
+
+def scaled_pdf(pdf: Callable[[np.ndarray], np.ndarray], scale: float, x: np.ndarray) -> np.ndarray:
+    """The density of s·X when X has density ``pdf``: pdf(x / s) / s."""
+    return pdf(x / scale) / scale
+
+
+#: target densities of the synthetic workloads, by workload name
+TARGET_PDFS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "gaussian": gaussian_pdf,
+    "mixture": mixture_pdf,
+}
+
+
+def histogram_bins(values: np.ndarray, lo: float, hi: float, target: int = 60) -> np.ndarray:
+    """About ``target`` equal-width bins over [lo, hi]. Low-precision samples lie on a grid of
+    step Δ (the smallest gap between distinct values when there are few of them); the bin width
+    is then a whole multiple of Δ and the edges fall halfway between grid points, so every bin
+    holds the same number of grid points and the histogram shows no aliasing spikes."""
+    distinct = np.unique(values)
+    if 2 < distinct.size <= 4096:
+        step = float(np.min(np.diff(distinct)))
+        width = step * max(1, round((hi - lo) / target / step))
+        start = (np.floor(lo / step) - 0.5) * step
+        return np.arange(start, hi + width, width)
+    return np.linspace(lo, hi, target + 1)
+
+
+def plot_sample_histograms(
+    samples: Mapping[str, Sequence[tuple[str, np.ndarray]]],
+    target_pdf: Callable[[np.ndarray], np.ndarray] = gaussian_pdf,
+    title: str = "samples against the target density",
+) -> Figure:
+    """One panel per accumulator mode: density histograms of each labelled sample set
+    (coordinate 0, all chains pooled) against ``target_pdf``.
+
+    ``samples`` maps an accumulator mode to ``[(label, samples [num_samples, chains, dim]), ...]``;
+    each label's standard deviation is printed in the legend (the target N(0, 1) has 1).
+    """
+    modes = _ordered(list(samples), ACCUMULATORS)
+    fig = Figure(figsize=(4.2 * max(len(modes), 1), 3.6), layout="constrained")
+    axes = fig.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)
+    pooled = [np.asarray(x)[..., 0].ravel() for sets in samples.values() for _, x in sets]
+    pooled = [x[np.isfinite(x)] for x in pooled]
+    values = np.concatenate(pooled) if pooled else np.zeros(0)
+    lo, hi = np.quantile(values, [0.001, 0.999]) if values.size else (-4.0, 4.0)
+    lo, hi = min(lo, -4.0), max(hi, 4.0)
+    grid = np.linspace(lo, hi, 400)
+    bins = histogram_bins(values, lo, hi)
+    for ax, mode in zip(axes[0], modes, strict=False):
+        ax.plot(grid, target_pdf(grid), color="black", lw=1.5, label="target")
+        for label, x in samples[mode]:
+            x = np.asarray(x)[..., 0].ravel()
+            x = x[np.isfinite(x)]
+            if x.size == 0:
+                continue
+            ax.hist(
+                x,
+                bins=bins,
+                density=True,
+                histtype="step",
+                lw=1.2,
+                label=f"{label} (std {x.std():.2f})",
+            )
+        ax.set_title(LABELS.get(str(mode), str(mode)))
+        ax.set_xlabel("x")
+        ax.legend(fontsize=7)
+    if not modes:
+        axes[0][0].set_title("no samples")
+    axes[0][0].set_ylabel("density")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def reliability_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
+    """Per confidence bin b = (b/B, (b+1)/B] (the first bin also holds 0): count n_b, mean
+    confidence conf_b = mean max_k p_k and accuracy acc_b = mean 1[argmax_k p_k = y]."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        mask = index == b
+        rows.append(
+            {
+                "lower": edges[b],
+                "upper": edges[b + 1],
+                "count": int(mask.sum()),
+                "confidence": float(confidence[mask].mean()) if mask.any() else np.nan,
+                "accuracy": float(correct[mask].mean()) if mask.any() else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(bins: pd.DataFrame) -> float:
+    """ECE = Σ_b (n_b / n) |acc_b - conf_b| from :func:`reliability_bins`."""
+    used = bins[bins["count"] > 0]
+    weights = used["count"] / used["count"].sum()
+    return float((weights * (used["accuracy"] - used["confidence"]).abs()).sum())
+
+
+def plot_reliability(
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray]], n_bins: int = 15
+) -> Figure:
+    """Reliability diagrams, one panel per ``(title, labels, probs)``: accuracy per confidence
+    bin as bars against the diagonal (perfect calibration), ECE in the title."""
+    n = max(len(panels), 1)
+    fig = Figure(figsize=(3.8 * n, 3.8), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)
+    for ax, (title, labels, probs) in zip(axes[0], panels, strict=False):
+        bins = reliability_bins(labels, probs, n_bins)
+        width = 1.0 / n_bins
+        ax.bar(
+            bins["lower"],
+            bins["accuracy"].fillna(0.0),
+            width=width,
+            align="edge",
+            edgecolor="black",
+            lw=0.5,
+            alpha=0.7,
+            label="accuracy",
+        )
+        ax.bar(
+            bins["lower"],
+            (bins["confidence"] - bins["accuracy"]).fillna(0.0),
+            bottom=bins["accuracy"].fillna(0.0),
+            width=width,
+            align="edge",
+            color="tab:red",
+            alpha=0.25,
+            label="gap",
+        )
+        ax.plot([0, 1], [0, 1], color="black", ls="--", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(f"{title}\nECE {expected_calibration_error(bins):.4f}", fontsize=9)
+    if not panels:
+        axes[0][0].set_title("no predictions")
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def plot_hypervolume_history(history: pd.DataFrame, title: str = "hypervolume") -> Figure:
+    """Hypervolume of the first k trials against k (from ``pareto.hypervolume_history``);
+    trials that were not ok are marked with a cross on the curve."""
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.step(history["n_trials"], history["hypervolume"], where="post", color="tab:blue")
+    bad = history[history["status"] != "ok"]
+    if len(bad):
+        ax.plot(
+            bad["n_trials"],
+            bad["hypervolume"],
+            "x",
+            color="tab:red",
+            label=f"diverged or failed ({len(bad)})",
+        )
+        ax.legend(fontsize=8)
+    ax.set_xlabel("trials (in start order)")
+    ax.set_ylabel("hypervolume")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, format="png")
+    return path

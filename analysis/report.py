@@ -1,0 +1,488 @@
+"""The report of one sweep: Pareto tables, figures and an HTML page.
+
+    python -m analysis.report RESULTS/<name> [--objectives test_error:min,bits:min] [--out DIR]
+                              [--compare OTHER_SWEEP ...]
+
+writes ``RESULTS/<name>/report/`` (or ``--out``):
+
+- ``pareto.csv``: the front over individual ok trials under the objectives (the spec's by
+  default): trial id, objectives, config, and ``knee`` marking the picked trial;
+- ``pareto_mean.csv``: the front over configurations averaged over seeds, with ``<metric>_std``
+  and ``n_seeds``;
+- ``pareto_by_group.csv``: the fronts over seed means within each sampler × accumulator ×
+  format family group;
+- ``best_per_group.csv``: the best ok trial on the first objective per sampler, accumulator and
+  format family;
+- ``summary.json``: trials by status, objectives, reference point, hypervolume, knee;
+- PNGs: ``<metric>_vs_bits.png`` (error, NLL, ECE and every objective other than bits),
+  ``samples.png`` (synthetic targets), ``reliability.png`` (classifiers),
+  ``hypervolume.png`` (optuna sweeps);
+- ``index.html`` showing all of it.
+
+With ``--compare`` it also writes ``compare.csv``: every sweep's hypervolume against one shared
+reference point (:func:`compare_sweeps`). It exits 2 with a message when a directory holds no
+``trials.parquet`` or an objective is malformed or not a column. The orchestrator
+calls :func:`write_report` at the end of a sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots
+from analysis.load import (
+    NoTrials,
+    Sweep,
+    load_predictions,
+    load_samples,
+    load_sweep,
+    parse_objectives,
+    reference_from_spec,
+    trial_order,
+)
+from analysis.pareto import (
+    COUNT_COLUMN,
+    MARGIN,
+    aggregate_seeds,
+    hypervolume_history,
+    knee,
+    pareto_front,
+    reference_point,
+    split_by_status,
+    trials_hypervolume,
+)
+
+#: metrics plotted against bits whenever the sweep reports them
+PLOTTED_METRICS: tuple[str, ...] = ("test_error", "test_nll", "test_ece")
+
+#: columns that describe a group in "best per group"
+GROUP_COLUMNS: tuple[str, ...] = ("sampler", "accumulator", "family")
+
+#: metrics carried into the seed-averaged table besides the objectives
+SUMMARY_METRICS: tuple[str, ...] = (
+    "test_error",
+    "test_nll",
+    "test_ece",
+    "test_brier",
+    "ood_auroc",
+    "w2",
+    "ks",
+    "std",
+    "ess",
+    "bits",
+    "bits_per_param",
+    "wall_s",
+)
+
+#: most configurations drawn per accumulator panel of samples.png
+MAX_HISTOGRAMS = 4
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`write_report` wrote. ``os.fspath(report)`` (and ``Path(report)``) is the
+    report directory, so a caller expecting a path can use it as one."""
+
+    dir: Path
+    pngs: list[Path]
+    index: Path
+    pareto_csv: Path
+    pareto_mean_csv: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.dir)
+
+
+def default_objectives(sweep: Sweep) -> dict[str, str]:
+    """The spec's objectives; without any, ``test_error`` (or ``w2``) and ``bits``, minimised."""
+    if sweep.objectives:
+        return sweep.objectives
+    for metric in ("test_error", "w2"):
+        if metric in sweep.trials.columns and "bits" in sweep.trials.columns:
+            return {metric: "min", "bits": "min"}
+    raise ValueError(
+        f"{sweep.path / 'spec.yaml'}: no objectives; pass --objectives metric:min,bits:min"
+    )
+
+
+def _label(row: pd.Series) -> str:
+    """A short name of a trial's configuration: weight format (or format and bits) and lr."""
+    fmt = row.get("weight_format")
+    if fmt is None or (isinstance(fmt, float) and np.isnan(fmt)):
+        fmt = row.get("format", "fp32")
+        if fmt in ("fixed", "block", "float") and "bits" in row:
+            fmt = f"{fmt} {int(row['bits'])}"
+    lr = row.get("lr")
+    return f"{fmt} lr={lr:g}" if isinstance(lr, int | float) and np.isfinite(lr) else str(fmt)
+
+
+def samples_figure(sweep: Sweep, ok: pd.DataFrame) -> plots.Figure | None:
+    """samples.png: per accumulator mode up to MAX_HISTOGRAMS configurations, seeds pooled."""
+    if not (sweep.path / "samples").is_dir() or "accumulator" not in ok.columns:
+        return None
+    keys = [k for k in sweep.config_keys if k in ok.columns]
+    sets: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for _, group in ok.groupby(keys, dropna=False, sort=True):
+        mode = str(group["accumulator"].iloc[0])
+        if len(sets.setdefault(mode, [])) >= MAX_HISTOGRAMS:
+            continue
+        parts = []
+        for trial_id in group["trial_id"]:
+            try:
+                x = load_samples(sweep.path, trial_id)[..., :1]  # coordinate 0
+                parts.append(x.reshape(-1, 1, 1))
+            except FileNotFoundError:
+                continue
+        if parts:
+            sets[mode].append((_label(group.iloc[0]), np.concatenate(parts)))
+    sets = {mode: s for mode, s in sets.items() if s}
+    if not sets:
+        return None
+    workload = str(ok["workload"].iloc[0]) if "workload" in ok.columns else "gaussian"
+    target = plots.TARGET_PDFS.get(workload, plots.gaussian_pdf)
+    scales = ok["target_std"].dropna().unique() if "target_std" in ok.columns else []
+    if workload == "gaussian" and len(scales) == 1 and scales[0] != 1.0:
+        # the Gaussian workload targets N(0, T Σ); in 1-D its target_std is sqrt(T Σ)
+        target = partial(plots.scaled_pdf, plots.gaussian_pdf, float(scales[0]))
+    return plots.plot_sample_histograms(
+        sets,
+        target,
+        title=f"{sweep.name}: samples (coordinate 0, seeds pooled) against the "
+        f"{workload} target density",
+    )
+
+
+def reliability_figure(sweep: Sweep, ok: pd.DataFrame) -> plots.Figure | None:
+    """reliability.png: the best ok trial on test_error per accumulator mode."""
+    if not (sweep.path / "predictions").is_dir() or "test_error" not in ok.columns:
+        return None
+    by = "accumulator" if "accumulator" in ok.columns else None
+    groups = ok.groupby(by, sort=True) if by else [("all", ok)]
+    panels = []
+    for mode, group in groups:
+        best = group.sort_values("test_error", kind="stable").iloc[0]
+        try:
+            labels, probs = load_predictions(sweep.path, best["trial_id"])
+        except FileNotFoundError:
+            continue
+        mode = mode[0] if isinstance(mode, tuple) else mode
+        panels.append(
+            (
+                f"{plots.LABELS.get(str(mode), str(mode))}: {_label(best)}\n"
+                f"trial {best['trial_id']}",
+                labels,
+                probs,
+            )
+        )
+    return plots.plot_reliability(panels) if panels else None
+
+
+def _table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
+    if frame.empty:
+        return "<p><em>none</em></p>"
+    note = (
+        f"<p>first {max_rows} of {len(frame)} rows; all in the CSV</p>"
+        if len(frame) > max_rows
+        else ""
+    )
+    return note + frame.head(max_rows).to_html(
+        index=False,
+        escape=True,
+        na_rep="",
+        float_format=lambda v: f"{v:.4g}",
+        border=0,
+        classes="table",
+    )
+
+
+def _short(value: Any) -> str:
+    """A summary value for the page: floats to 4 significant digits, mappings as k: v."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_short(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _html(
+    sweep: Sweep,
+    summary: dict[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+    pngs: Sequence[Path],
+) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><th>{e(str(k))}</th><td>{e(_short(v))}</td></tr>" for k, v in summary.items()
+    )
+    images = "".join(
+        f'<figure><img src="{e(p.name)}" alt="{e(p.stem)}"><figcaption>{e(p.name)}'
+        "</figcaption></figure>"
+        for p in pngs
+    )
+    sections = "".join(f"<h2>{e(title)}</h2>{_table_html(t)}" for title, t in tables.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(sweep.name)}: sweep report</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; max-width: 1250px; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
+th {{ background: #f0f0f0; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+figure {{ margin: 1em 0; }}
+</style></head>
+<body>
+<h1>Sweep {e(sweep.name)}</h1>
+<p>Directory {e(str(sweep.path))}. A trial is on the Pareto front when no other ok trial is at
+least as good on every objective and better on one; diverged and failed trials are never on it.
+The knee is the front member closest to the ideal point after scaling each objective to [0, 1]
+over the front. The hypervolume is the volume the front dominates up to the reference point
+(higher is better; compare sweeps only under the same reference). The tables leave out the
+config keys that are the same in every trial; the CSV files next to this page have them all.</p>
+<h2>Summary</h2><table>{rows}</table>
+<h2>Figures</h2>{images or "<p><em>no figures</em></p>"}
+{sections}
+</body></html>
+"""
+
+
+def write_report(
+    results_dir: str | Path,
+    objectives: Mapping[str, str] | None = None,
+    out_dir: str | Path | None = None,
+) -> Report:
+    """Write the report of the sweep in ``results_dir`` (see the module docstring) and return
+    what was written. Raises :class:`analysis.load.NoTrials` without ``trials.parquet`` and
+    ``ValueError`` naming the objective when an objective is not a column."""
+    sweep = load_sweep(results_dir)
+    objectives = dict(objectives or default_objectives(sweep))
+    out = Path(out_dir) if out_dir is not None else sweep.path / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    trials = sweep.trials
+    split = split_by_status(trials, objectives)
+    ok = split["ok"]
+    keys = [k for k in sweep.config_keys if k in trials.columns]
+    shown = ["trial_id", *objectives, *[k for k in keys if k not in objectives], "family"]
+    shown = list(dict.fromkeys(c for c in shown if c in trials.columns))
+
+    front = pareto_front(trials, objectives)[shown]
+    summary: dict[str, Any] = {
+        "sweep": sweep.name,
+        "trials": len(trials),
+        **{f"status {s}": int((trials["status"] == s).sum()) for s in ("ok", "diverged", "failed")},
+        "ok but an objective missing": len(split["incomplete"]),
+        "objectives": objectives,
+        "front size": len(front),
+    }
+    knee_row = None
+    if len(front):
+        picked = knee(front, objectives)
+        front.insert(1, "knee", np.arange(len(front)) == picked.index)
+        knee_row = front.iloc[picked.index]
+        summary["knee trial"] = str(knee_row["trial_id"])
+        summary["knee"] = {m: float(knee_row[m]) for m in objectives}
+    else:
+        front.insert(1, "knee", pd.Series(dtype=bool))
+    spec_reference = {
+        m: v for m, v in (reference_from_spec(sweep.spec) or {}).items() if m in objectives
+    }
+    if len(ok):
+        ref = reference_point(trials, objectives, spec_reference)
+        signs = np.array([1.0 if d == "min" else -1.0 for d in objectives.values()])
+        summary["reference point"] = dict(zip(objectives, (ref * signs).tolist(), strict=True))
+        summary["reference from"] = ", ".join(
+            f"{m}: spec objectives.reference"
+            if m in spec_reference
+            else f"{m}: worst ok value + {MARGIN} x observed range"
+            for m in objectives
+        )
+        summary["hypervolume"] = trials_hypervolume(trials, objectives, ref)
+
+    metrics = list(dict.fromkeys([*objectives, *SUMMARY_METRICS]))
+    metrics = [m for m in metrics if m in trials.columns and m not in keys]
+    if keys:
+        pooled = aggregate_seeds(trials, keys, metrics)
+        front_mean = pareto_front(pooled, objectives) if len(pooled) else pooled
+        first = [*keys, *(["family"] if "family" in pooled else [])]
+        spread = [c for m in objectives for c in (m, f"{m}_std") if c in pooled.columns]
+        first = [c for c in first if c not in spread]
+        rest = [c for c in pooled.columns if c not in first and c not in spread]
+        front_mean = front_mean[[*first, *spread, *rest]]
+        group_by = [c for c in GROUP_COLUMNS if c in pooled.columns]
+        front_groups = (
+            pareto_front(pooled, objectives, by=group_by)[[*first, *spread, *rest]]
+            if group_by and len(pooled)
+            else front_mean.iloc[:0]
+        )
+        summary["configurations"] = len(pooled)
+        summary["front size (seed means)"] = len(front_mean)
+        most = int(pooled[COUNT_COLUMN].max()) if len(pooled) else 0
+        summary["max seeds per configuration"] = most
+    else:
+        front_mean = front_groups = front.iloc[:0]
+
+    first_objective, direction = next(iter(objectives.items()))
+    group_by = [c for c in GROUP_COLUMNS if c in ok.columns]
+    if group_by and len(ok):
+        ordered = ok.sort_values(first_objective, ascending=direction == "min", kind="stable")
+        best = ordered.groupby(group_by, dropna=False, sort=True).head(1)
+        best = best.sort_values(group_by, kind="stable")[
+            list(dict.fromkeys([*group_by, "trial_id", *objectives, *shown]))
+        ]
+    else:
+        best = ok.iloc[:0]
+    not_ok = trials[trials["status"] != "ok"]
+    not_ok = not_ok[[c for c in ("trial_id", "status", "error", *keys) if c in not_ok.columns]]
+
+    pareto_csv = out / "pareto.csv"
+    pareto_mean_csv = out / "pareto_mean.csv"
+    front.to_csv(pareto_csv, index=False)
+    front_mean.to_csv(pareto_mean_csv, index=False)
+    front_groups.to_csv(out / "pareto_by_group.csv", index=False)
+    best.to_csv(out / "best_per_group.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+    pngs: list[Path] = []
+    plotted = [m for m in PLOTTED_METRICS if m in trials.columns and ok[m].notna().any()]
+    plotted += [m for m in objectives if m not in plotted and m != "bits"]
+    if "bits" in trials.columns:
+        for metric in plotted:
+            fig = plots.plot_metric_vs_bits(
+                trials, metric, keys or ["trial_id"], direction=objectives.get(metric, "min")
+            )
+            pngs.append(plots.save(fig, out / f"{metric}_vs_bits.png"))
+    for name, figure in (
+        ("samples.png", samples_figure(sweep, ok)),
+        ("reliability.png", reliability_figure(sweep, ok)),
+    ):
+        if figure is not None:
+            pngs.append(plots.save(figure, out / name))
+    algorithm = (sweep.spec.get("search") or {}).get("algorithm")
+    if algorithm == "optuna" and "hypervolume" in summary:
+        history = hypervolume_history(trial_order(trials), objectives, ref)
+        history.to_csv(out / "hypervolume.csv", index=False)
+        fig = plots.plot_hypervolume_history(
+            history, title=f"{sweep.name}: hypervolume of {', '.join(objectives)}"
+        )
+        pngs.append(plots.save(fig, out / "hypervolume.png"))
+
+    tables = {
+        "Pareto front (trials)": front,
+        "Pareto front (configurations, mean and std over seeds)": front_mean,
+        "Pareto fronts per sampler, accumulator and family (seed means)": front_groups,
+        f"Best per group on {first_objective}": best,
+        "Trials not ok (never on a front)": not_ok,
+    }
+    # the page leaves out config keys that are the same in every trial (the CSVs keep them)
+    constant = {k for k in keys if trials[k].astype(str).nunique() <= 1 and k not in objectives}
+    tables = {t: f[[c for c in f.columns if c not in constant]] for t, f in tables.items()}
+    index = out / "index.html"
+    index.write_text(_html(sweep, summary, tables, pngs))
+    return Report(
+        dir=out,
+        pngs=pngs,
+        index=index,
+        pareto_csv=pareto_csv,
+        pareto_mean_csv=pareto_mean_csv,
+        summary=summary,
+    )
+
+
+def compare_sweeps(
+    results_dirs: Sequence[str | Path],
+    objectives: Mapping[str, str] | None = None,
+    reference: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Sweeps compared by one number: the hypervolume of each sweep's ok trials against one
+    shared reference point.
+
+    ``objectives`` default to the first sweep's. The reference point is ``reference`` when
+    given, else the specs' ``objectives.reference`` when every sweep's spec gives the same
+    one; any objective left without a value is derived from the ok trials of all the sweeps
+    together (worst value plus ``MARGIN`` times the range,
+    :func:`analysis.pareto.reference_point`). One row per sweep:
+    ``sweep``, ``path``, ``trials``, ``ok``, ``front_size``, ``hypervolume``; the reference is
+    in ``frame.attrs["reference"]``.
+    """
+    sweeps = [load_sweep(d) for d in results_dirs]
+    if not sweeps:
+        raise ValueError("results_dirs: give at least one sweep directory")
+    objectives = dict(objectives or default_objectives(sweeps[0]))
+    if reference is None:
+        references = [
+            {m: v for m, v in (reference_from_spec(s.spec) or {}).items() if m in objectives}
+            for s in sweeps
+        ]
+        if all(r == references[0] for r in references):
+            reference = references[0]  # possibly empty: every r_j derived from all the sweeps
+    ref = reference_point([s.trials for s in sweeps], objectives, reference)
+    rows = [
+        {
+            "sweep": s.name,
+            "path": str(s.path),
+            "trials": len(s.trials),
+            "ok": len(split_by_status(s.trials, objectives)["ok"]),
+            "front_size": len(pareto_front(s.trials, objectives)),
+            "hypervolume": trials_hypervolume(s.trials, objectives, ref),
+        }
+        for s in sweeps
+    ]
+    frame = pd.DataFrame(rows)
+    signs = np.array([1.0 if d == "min" else -1.0 for d in objectives.values()])
+    frame.attrs["reference"] = dict(zip(objectives, (ref * signs).tolist(), strict=True))
+    return frame
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (0, or 2 for a bad directory or objectives)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.report",
+        description="Pareto tables, figures and index.html of a sweep directory.",
+    )
+    parser.add_argument("results_dir", help="a sweep directory RESULTS/<name>")
+    parser.add_argument(
+        "--objectives", help="metric:min|max pairs, comma separated (default: the spec's)"
+    )
+    parser.add_argument("--out", help="report directory (default: RESULTS/<name>/report)")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="DIR",
+        help="other sweep directories: print every sweep's hypervolume against one shared "
+        "reference point and write compare.csv into the report directory",
+    )
+    args = parser.parse_args(argv)
+    try:
+        objectives = parse_objectives(args.objectives) if args.objectives else None
+        report = write_report(args.results_dir, objectives, args.out)
+        if args.compare:
+            compared = compare_sweeps([args.results_dir, *args.compare], objectives)
+            compared.to_csv(report.dir / "compare.csv", index=False)
+            print(f"reference point: {compared.attrs['reference']}", file=sys.stderr)
+            print(compared.to_string(index=False), file=sys.stderr)
+            print(report.dir / "compare.csv")
+    except NoTrials as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in (report.pareto_csv, report.pareto_mean_csv, *report.pngs, report.index):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

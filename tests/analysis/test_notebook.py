@@ -1,0 +1,70 @@
+"""The Pareto notebook: its jupytext pair is in sync, and it executes under papermill on a
+sweep directory, showing the front table and the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "analysis" / "notebooks" / "pareto.ipynb"
+PAIRED = NOTEBOOK.with_suffix(".py")
+
+
+def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in notebook.cells]
+
+
+def test_ipynb_and_py_are_in_sync():
+    ipynb = jupytext.read(NOTEBOOK)
+    py = jupytext.read(PAIRED)
+    assert _cells(ipynb) == _cells(py), "run: jupytext --sync analysis/notebooks/pareto.ipynb"
+    assert ipynb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+
+
+def test_parameters_cell_holds_results_dir():
+    cells = [c for c in jupytext.read(NOTEBOOK).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    assert "results_dir =" in cells[0].source
+
+
+def _execute(results_dir: Path, out: Path) -> nbformat.NotebookNode:
+    papermill = pytest.importorskip("papermill")
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters={"results_dir": str(results_dir)},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(out.parent),
+    )
+    return nbformat.read(out, as_version=4)
+
+
+def _outputs(notebook: nbformat.NotebookNode) -> tuple[str, int]:
+    text, images = [], 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", output
+            data = output.get("data", {})
+            images += "image/png" in data
+            text.append(
+                output.get("text", "") + data.get("text/plain", "") + data.get("text/html", "")
+            )
+    return "\n".join(text), images
+
+
+def test_notebook_executes_on_a_classifier_sweep(classifier_sweep, tmp_path):
+    text, images = _outputs(_execute(classifier_sweep, tmp_path / "out.ipynb"))
+    assert "sweep bits: 56 trials" in text
+    assert "knee" in text and "hypervolume:" in text
+    assert "simulated failure" in text  # the failed trial is listed
+    assert images >= 4  # error, NLL, ECE against bits and the reliability diagrams
+
+
+def test_notebook_executes_on_a_gaussian_sweep(gaussian_sweep, tmp_path):
+    text, images = _outputs(_execute(gaussian_sweep, tmp_path / "out.ipynb"))
+    assert "objectives {'w2': 'min', 'bits': 'min'}" in text
+    assert images >= 2  # w2 against bits and the sample histograms
