@@ -1,0 +1,507 @@
+"""The search-space file: its schema, its validation, and what Ray Tune is given.
+
+    name: bits                      # MLflow experiment and RESULTS/<name>/
+    workload: logreg
+    objectives: {test_error: min, bits: min}
+    search: {algorithm: grid, num_samples: 1, max_concurrent: 2}   # grid | random | optuna
+    scheduler: none                 # or asha, or {type: asha, grace_period: 1, max_t: 20}
+    resources: {cpu: 1, gpu: 0}     # per trial; fractions allowed; custom: {name: amount}
+    max_failures: 1                 # retries of a trial that raises (diverged: never retried)
+    fixed: {steps: 2000, sampler: sgld}
+    space:
+      format: {grid: [fixed, float]}
+      bits: {grid: [4, 8]}
+      lr: {loguniform: [1.0e-3, 0.5]}   # also uniform: [lo, hi], randint: [lo, hi) , choice: [...]
+
+Trials: grid and random search cross every ``grid`` axis and draw the other axes ``num_samples``
+times per grid point (Ray Tune's variant generator), so ``grid`` x ``num_samples`` trials;
+optuna draws ``num_samples`` trials, a ``grid`` axis becoming a categorical choice.
+
+:func:`load_spec` validates the whole file before anything runs and raises :class:`SpecError`,
+whose message names the file, the key path (``space.bits.grid[2]``) and the reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.trial import YamlLoader
+
+#: metrics an objective may name: DESIGN.md's list, ``bits``, ``mean``, ``train_loss``, and the
+#: ``last_*`` (last single sample) variant of each
+BASE_METRICS: tuple[str, ...] = (
+    "test_error", "test_nll", "test_ece", "test_brier", "ood_auroc", "w2", "ks", "std", "ess",
+    "wall_s", "bits_per_param", "bits", "mean", "train_loss",
+)  # fmt: skip
+ALLOWED_METRICS: frozenset[str] = frozenset(BASE_METRICS) | {f"last_{m}" for m in BASE_METRICS}
+
+ALGORITHMS = ("grid", "random", "optuna")
+SCHEDULERS = ("none", "asha")
+RANGE_KINDS = ("uniform", "loguniform", "randint")
+LIST_KINDS = ("grid", "choice")
+TOP_KEYS = (
+    "name", "description", "workload", "objectives", "search", "scheduler", "resources",
+    "max_failures", "fixed", "space",
+)  # fmt: skip
+#: above this many grid/choice combinations only each value is checked, not every combination
+MAX_COMBINATIONS_CHECKED = 4096
+
+
+class SpecError(ValueError):
+    """A search-space file that cannot run. ``str()`` is ``FILE: KEY.PATH: reason``."""
+
+    def __init__(self, file: str, path: str, reason: str):
+        self.file, self.path, self.reason = file, path, reason
+        where = f"{file}: {path}" if path else file
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One searched key: ``kind`` in grid | choice (``values``) or uniform | loguniform |
+    randint (``low``, ``high``; randint's ``high`` excluded, as in Ray Tune)."""
+
+    key: str
+    kind: str
+    values: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    def describe(self) -> str:
+        if self.kind in LIST_KINDS:
+            return f"{self.kind}{list(self.values)}"
+        return f"{self.kind}({self.low}, {self.high})"
+
+    def first(self) -> Any:
+        """A representative value (the first listed, or ``low``)."""
+        return self.values[0] if self.kind in LIST_KINDS else self.low
+
+
+@dataclass
+class Spec:
+    """A validated search-space file."""
+
+    file: str
+    text: str
+    name: str
+    workload: str
+    objectives: dict[str, str]
+    algorithm: str = "grid"
+    num_samples: int = 1
+    max_concurrent: int | None = None
+    search_seed: int | None = None
+    search_metric: list[str] = field(default_factory=list)
+    search_mode: list[str] = field(default_factory=list)
+    scheduler: str = "none"
+    grace_period: int = 1
+    max_t: int = 100
+    scheduler_metric: str | None = None
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    custom_resources: dict[str, float] = field(default_factory=dict)
+    max_failures: int = 1
+    fixed: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Axis] = field(default_factory=dict)
+    description: str = ""
+    reference: dict[str, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ what runs
+    def base_config(self) -> dict[str, Any]:
+        """``workload`` and the fixed keys: the part of every trial's config that never varies."""
+        return {"workload": self.workload, **self.fixed}
+
+    @property
+    def grid_axes(self) -> list[Axis]:
+        return [a for a in self.space.values() if a.kind == "grid"]
+
+    def num_trials(self) -> int:
+        """Trials the sweep will run: grid points x num_samples (optuna: num_samples)."""
+        if self.algorithm == "optuna":
+            return self.num_samples
+        return math.prod(len(a.values) for a in self.grid_axes) * self.num_samples
+
+    def preview(self, limit: int = 5) -> list[dict[str, Any]]:
+        """Up to ``limit`` trial configs; axes not on a grid are shown as their distribution."""
+        sampled = {a.key: a.describe() for a in self.space.values() if a.kind != "grid"}
+        if self.algorithm == "optuna":
+            sampled.update({a.key: f"choice{list(a.values)}" for a in self.grid_axes})
+            return [{**self.base_config(), **sampled}][:limit]
+        grids = self.grid_axes
+        out = []
+        for values in itertools.product(*(a.values for a in grids)):
+            for _ in range(self.num_samples):
+                out.append(
+                    {
+                        **self.base_config(),
+                        **dict(zip([a.key for a in grids], values, strict=True)),
+                        **sampled,
+                    }
+                )
+                if len(out) >= limit:
+                    return out
+        return out
+
+    def param_space(self) -> dict[str, Any]:
+        """The Ray Tune ``param_space``: fixed values as they are, axes as Tune domains
+        (optuna: a grid axis becomes ``tune.choice``, since Optuna does not cross grids)."""
+        from ray import tune
+
+        space: dict[str, Any] = self.base_config()
+        for axis in self.space.values():
+            if axis.kind == "grid" and self.algorithm != "optuna":
+                space[axis.key] = tune.grid_search(list(axis.values))
+            elif axis.kind in LIST_KINDS:
+                space[axis.key] = tune.choice(list(axis.values))
+            elif axis.kind == "uniform":
+                space[axis.key] = tune.uniform(axis.low, axis.high)
+            elif axis.kind == "loguniform":
+                space[axis.key] = tune.loguniform(axis.low, axis.high)
+            else:
+                space[axis.key] = tune.randint(int(axis.low), int(axis.high))
+        return space
+
+    def optimisation_target(self) -> tuple[list[str], list[str]]:
+        """Metric(s) and mode(s) Optuna optimises: ``search.metric``/``mode``, else every
+        objective."""
+        if self.search_metric:
+            return self.search_metric, self.search_mode
+        return list(self.objectives), list(self.objectives.values())
+
+    def primary_objective(self) -> tuple[str, str]:
+        """The first objective: what ASHA prunes on (unless ``scheduler.metric``) and what the
+        progress line calls "best"."""
+        if self.scheduler_metric:
+            return self.scheduler_metric, self.objectives.get(self.scheduler_metric, "min")
+        metric = next(iter(self.objectives))
+        return metric, self.objectives[metric]
+
+
+# ----------------------------------------------------------------------------------------------
+# loading and validation
+# ----------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(YamlLoader):
+    """``YamlLoader`` that refuses a key written twice in one mapping."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} written twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate the search-space file at ``path``; :class:`SpecError` on any problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
+    return parse_spec(text, file)
+
+
+def parse_spec(text: str, file: str = "<spec>") -> Spec:
+    """Validate the YAML ``text`` of a search-space file (``file`` names it in errors)."""
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = exc.problem or exc.context or "syntax error"
+        raise SpecError(file, line, f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(file, "", f"YAML syntax error: {exc}") from None
+    return _Validator(file, text).validate(doc)
+
+
+class _Validator:
+    def __init__(self, file: str, text: str):
+        self.file, self.text = file, text
+
+    def error(self, path: str, reason: str) -> SpecError:
+        return SpecError(self.file, path, reason)
+
+    # -------------------------------------------------------------- small type checks
+    def mapping(self, value: Any, path: str, required: bool = True) -> dict[str, Any]:
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping (key: value lines), got {value!r}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.error(f"{path}.{key}", "keys must be strings")
+        return value
+
+    def known(self, value: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
+        for key in value:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else key
+                raise self.error(where, f"unknown key; allowed: {', '.join(allowed)}")
+
+    def integer(self, value: Any, path: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path, f"expected an integer, got {value!r}")
+        if value < minimum:
+            raise self.error(path, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, path: str, minimum: float, strict: bool) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(path, f"expected a number, got {value!r}")
+        if value < minimum or (strict and value == minimum):
+            raise self.error(path, f"must be {'>' if strict else '>='} {minimum}, got {value}")
+        return float(value)
+
+    def string(self, value: Any, path: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str):
+            raise self.error(path, f"expected a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(path, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def metric(self, value: Any, path: str) -> str:
+        name = self.string(value, path)
+        if name not in ALLOWED_METRICS:
+            raise self.error(
+                path,
+                f"unknown metric {name!r}; objectives may use {', '.join(BASE_METRICS)} "
+                "and their last_* variants",
+            )
+        return name
+
+    # -------------------------------------------------------------- the document
+    def validate(self, doc: Any) -> Spec:
+        if doc is None:
+            raise self.error("", "the file is empty; see search_spaces/smoke.yaml for an example")
+        doc = self.mapping(doc, "(top level)")
+        self.known(doc, "", TOP_KEYS)
+        for required in ("name", "workload", "objectives"):
+            if required not in doc:
+                raise self.error(required, "missing (required)")
+        name = self.string(doc["name"], "name")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise self.error("name", f"{name!r}: use letters, digits, '_', '.', '-' only")
+
+        from workloads import WORKLOADS
+
+        workload = self.string(doc["workload"], "workload", tuple(WORKLOADS))
+        spec = Spec(file=self.file, text=self.text, name=name, workload=workload, objectives={})
+        spec.description = str(doc.get("description") or "")
+        self.objectives(spec, doc["objectives"])
+        self.search(spec, doc.get("search"))
+        self.scheduler(spec, doc.get("scheduler"))
+        self.resources(spec, doc.get("resources"))
+        if "max_failures" in doc:
+            spec.max_failures = self.integer(doc["max_failures"], "max_failures", 0)
+        self.keys(spec, doc.get("fixed"), doc.get("space"))
+        return spec
+
+    def objectives(self, spec: Spec, value: Any) -> None:
+        objectives = self.mapping(value, "objectives")
+        if not objectives:
+            raise self.error("objectives", "empty; name at least one metric: min|max")
+        for metric, mode in objectives.items():
+            if metric == "reference":
+                continue
+            self.metric(metric, f"objectives.{metric}")
+            spec.objectives[metric] = self.string(mode, f"objectives.{metric}", ("min", "max"))
+        if not spec.objectives:
+            raise self.error("objectives", "empty; name at least one metric: min|max")
+        if "reference" in objectives:  # the hypervolume reference point analysis reads
+            reference = self.mapping(objectives["reference"], "objectives.reference")
+            for metric, value in reference.items():
+                if metric not in spec.objectives:
+                    raise self.error(f"objectives.reference.{metric}", "not one of the objectives")
+                spec.reference[metric] = self.number(
+                    value, f"objectives.reference.{metric}", -math.inf, strict=False
+                )
+
+    def search(self, spec: Spec, value: Any) -> None:
+        search = self.mapping(value, "search", required=False)
+        allowed = ("algorithm", "num_samples", "max_concurrent", "seed", "metric", "mode")
+        self.known(search, "search", allowed)
+        spec.algorithm = self.string(
+            search.get("algorithm", "grid"), "search.algorithm", ALGORITHMS
+        )
+        spec.num_samples = self.integer(search.get("num_samples", 1), "search.num_samples", 1)
+        if search.get("max_concurrent") is not None:
+            spec.max_concurrent = self.integer(search["max_concurrent"], "search.max_concurrent", 1)
+        if search.get("seed") is not None:
+            spec.search_seed = self.integer(search["seed"], "search.seed", 0)
+        if "metric" in search or "mode" in search:
+            metrics = search.get("metric")
+            modes = search.get("mode")
+            metrics = metrics if isinstance(metrics, list) else [metrics]
+            modes = modes if isinstance(modes, list) else [modes]
+            if len(metrics) != len(modes):
+                raise self.error("search.mode", "give one mode (min|max) per search.metric")
+            spec.search_metric = [
+                self.metric(m, f"search.metric[{i}]") for i, m in enumerate(metrics)
+            ]
+            spec.search_mode = [
+                self.string(m, f"search.mode[{i}]", ("min", "max")) for i, m in enumerate(modes)
+            ]
+        if spec.algorithm != "optuna" and spec.search_metric:
+            raise self.error("search.metric", "only used by algorithm: optuna")
+
+    def scheduler(self, spec: Spec, value: Any) -> None:
+        if value is None or isinstance(value, str):
+            spec.scheduler = self.string(value or "none", "scheduler", SCHEDULERS)
+            options: dict[str, Any] = {}
+        else:
+            options = self.mapping(value, "scheduler")
+            self.known(options, "scheduler", ("type", "grace_period", "max_t", "metric"))
+            spec.scheduler = self.string(options.get("type", "none"), "scheduler.type", SCHEDULERS)
+        if spec.scheduler == "none":
+            if set(options) - {"type"}:
+                raise self.error("scheduler", "grace_period/max_t/metric need type: asha")
+            return
+        spec.grace_period = self.integer(
+            options.get("grace_period", 1), "scheduler.grace_period", 1
+        )
+        spec.max_t = self.integer(options.get("max_t", 100), "scheduler.max_t", 1)
+        if spec.max_t < spec.grace_period:
+            raise self.error("scheduler.max_t", f"must be >= grace_period ({spec.grace_period})")
+        if "metric" in options:
+            metric = self.metric(options["metric"], "scheduler.metric")
+            if metric not in spec.objectives:
+                raise self.error("scheduler.metric", f"{metric!r} is not one of the objectives")
+            spec.scheduler_metric = metric
+
+    def resources(self, spec: Spec, value: Any) -> None:
+        resources = self.mapping(value, "resources", required=False)
+        self.known(resources, "resources", ("cpu", "gpu", "custom"))
+        spec.resources = {
+            "cpu": self.number(resources.get("cpu", 1), "resources.cpu", 0.0, strict=False),
+            "gpu": self.number(resources.get("gpu", 0), "resources.gpu", 0.0, strict=False),
+        }
+        if spec.resources["cpu"] == 0 and spec.resources["gpu"] == 0:
+            raise self.error("resources", "a trial needs some cpu or gpu")
+        custom = self.mapping(resources.get("custom"), "resources.custom", required=False)
+        spec.custom_resources = {
+            k: self.number(v, f"resources.custom.{k}", 0.0, strict=True) for k, v in custom.items()
+        }
+
+    def keys(self, spec: Spec, fixed_value: Any, space_value: Any) -> None:
+        from workloads.keys import keys_for, resolve_config
+
+        known = keys_for(spec.workload)
+        fixed = self.mapping(fixed_value, "fixed", required=False)
+        space = self.mapping(space_value, "space", required=False)
+        for section, mapping in (("fixed", fixed), ("space", space)):
+            for key in mapping:
+                if key == "workload":
+                    raise self.error(f"{section}.workload", "set the workload at the top level")
+                if key not in known:
+                    raise self.error(
+                        f"{section}.{key}",
+                        f"unknown key for workload {spec.workload!r}; known keys: "
+                        f"{', '.join(sorted(k for k in known if k != 'workload'))}",
+                    )
+        for key in fixed:
+            if key in space:
+                raise self.error(f"space.{key}", "is also in fixed: a key is fixed or searched")
+            spec.fixed[key] = self.value(known[key], key, fixed[key], f"fixed.{key}")
+        for key, raw in space.items():
+            spec.space[key] = self.axis(known[key], key, raw)
+
+        # impossible combinations: a representative config per listed value, then (when few
+        # enough) every combination of the grid/choice axes
+        base = {**spec.base_config(), **{k: a.first() for k, a in spec.space.items()}}
+
+        def check(config: dict[str, Any], path: str) -> None:
+            try:
+                resolve_config(config)
+            except (ValueError, TypeError) as exc:
+                raise self.error(path, str(exc)) from None
+
+        check(base, "fixed" if not spec.space else "space")
+        lists = [a for a in spec.space.values() if a.kind in LIST_KINDS]
+        for axis in spec.space.values():
+            values = axis.values if axis.kind in LIST_KINDS else (axis.low, axis.high)
+            label = axis.kind
+            for i, value in enumerate(values):
+                if axis.kind == "randint" and i == 1:
+                    value = int(value) - 1
+                check({**base, axis.key: value}, f"space.{axis.key}.{label}[{i}]")
+        combos = math.prod(len(a.values) for a in lists)
+        if 1 < combos <= MAX_COMBINATIONS_CHECKED and len(lists) > 1:
+            for values in itertools.product(*(a.values for a in lists)):
+                combo = dict(zip([a.key for a in lists], values, strict=True))
+                try:
+                    resolve_config({**base, **combo})
+                except (ValueError, TypeError) as exc:
+                    shown = ", ".join(f"{k}={v!r}" for k, v in combo.items())
+                    raise self.error(
+                        "space", f"the combination {shown} cannot run: {exc}"
+                    ) from None
+
+    def value(self, key_def: Any, key: str, value: Any, path: str) -> Any:
+        try:
+            return key_def.check(key, value)
+        except ValueError as exc:
+            raise self.error(path, str(exc)) from None
+
+    def axis(self, key_def: Any, key: str, raw: Any) -> Axis:
+        path = f"space.{key}"
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise self.error(
+                path,
+                "expected exactly one of grid: [..], choice: [..], uniform: [lo, hi], "
+                f"loguniform: [lo, hi], randint: [lo, hi]; got {raw!r} (a constant goes in fixed)",
+            )
+        ((kind, values),) = raw.items()
+        path = f"{path}.{kind}"
+        if kind in LIST_KINDS:
+            if not isinstance(values, list):
+                raise self.error(path, f"expected a list of values, got {values!r}")
+            if not values:
+                raise self.error(path, "empty: list at least one value")
+            checked = tuple(
+                self.value(key_def, key, v, f"{path}[{i}]") for i, v in enumerate(values)
+            )
+            if len(set(map(repr, checked))) != len(checked):
+                raise self.error(path, "a value is listed twice")
+            return Axis(key, kind, values=checked)
+        if kind not in RANGE_KINDS:
+            raise self.error(
+                f"space.{key}",
+                f"unknown kind {kind!r}; use one of {', '.join(LIST_KINDS + RANGE_KINDS)}",
+            )
+        if not isinstance(values, list) or len(values) != 2:
+            raise self.error(path, f"expected [low, high], got {values!r}")
+        low, high = values
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise self.error(f"{path}[{i}]", f"expected a number, got {v!r}")
+        if key_def.type not in (int, float):
+            raise self.error(path, f"key {key!r} is a {key_def.type.__name__}: use grid or choice")
+        if kind == "randint":
+            if not (isinstance(low, int) and isinstance(high, int)):
+                raise self.error(path, f"randint bounds must be integers, got {values!r}")
+        elif key_def.type is int:
+            raise self.error(path, f"key {key!r} is an integer: use randint, grid or choice")
+        if not low < high:
+            raise self.error(path, f"low must be below high, got [{low}, {high}]")
+        if kind == "loguniform" and low <= 0:
+            raise self.error(path, f"loguniform needs low > 0, got {low}")
+        for i, v in enumerate((low, high if kind != "randint" else high - 1)):
+            self.value(key_def, key, float(v) if key_def.type is float else v, f"{path}[{i}]")
+        return Axis(key, kind, low=low, high=high)

@@ -1,0 +1,477 @@
+"""Run a sweep: ``python -m orchestrator.sweep search_spaces/bits.yaml``.
+
+    python -m orchestrator.sweep FILE [--dry-run] [--resume] [--results DIR] [--storage URI]
+                                      [--mlflow-uri URI] [--address ADDR] [--max-concurrent N]
+
+1. the spec is validated as a whole (:mod:`orchestrator.spec`); any problem -> exit 2 with
+   ``FILE: key.path: reason``; ``--dry-run`` prints the trial count and the first trials;
+2. the sweep directory ``RESULTS/<name>/`` (``--results``, default ``./results``; or
+   ``--storage`` a pyarrow URI such as ``s3://bucket/prefix`` for results and Tune's state) gets
+   ``spec.yaml`` and ``sweep.json`` (sweep id, MLflow parent run);
+3. MLflow: the database, the experiment (= name) and the sweep's parent run are made here, in the
+   driver, before any trial (``orchestrator.tracking``);
+4. Ray: a local instance with this machine's CPUs, or ``--address auto`` / ``ray://host:10001``;
+5. Ray Tune runs :func:`orchestrator.trainable.tune_trainable` for every trial (grid/random:
+   Tune's variant generator; optuna: ``OptunaSearch``, TPE for one objective and NSGA-II for
+   several; ASHA when ``scheduler: asha``), retrying a raising trial ``max_failures`` times;
+6. the trials' row files are consolidated into ``trials.parquet``; a summary table, the commands
+   to look further, and (when the ``analysis`` package is importable) the report, its PNGs
+   logged to the parent run.
+
+``--resume`` continues an interrupted sweep (Ctrl-C, a killed driver) from Tune's experiment dir
+(``Tuner.restore(..., resume_errored=True)``): finished trials are not run again.
+Exit status: 0 when every trial ended (failed or diverged trials included), 2 for a bad spec or
+options, 130 when interrupted (resume with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from orchestrator import tracking
+from orchestrator.spec import Spec, SpecError, load_spec
+from orchestrator.store import ResultsStore, storage_uri, table_to_text
+from orchestrator.trainable import SweepContext, tune_trainable
+
+#: environment every trial process gets (Ray workers inherit it from the runtime env)
+WORKER_ENV = {
+    # intermediate reports need not carry the objectives (only the final one does)
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # trials keep the driver's working directory, so relative data paths mean the same thing
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    # keeping two checkpoints per trial forces frequent experiment snapshots: by design here
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+class SweepUsageError(ValueError):
+    """Options that cannot work together (exit status 2), e.g. resuming a sweep that never ran."""
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did: the spec, the sweep directory, the consolidated table (None
+    for a dry run), whether every trial ended, and the MLflow ids."""
+
+    spec: Spec
+    sweep_uri: str
+    table: Any = None
+    complete: bool = True
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# building the Tuner
+# ----------------------------------------------------------------------------------------------
+
+
+def _searcher(spec: Spec, max_concurrent: int | None) -> Any:
+    if spec.algorithm == "optuna":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        metrics, modes = spec.optimisation_target()
+        if len(metrics) == 1:
+            sampler = optuna.samplers.TPESampler(seed=spec.search_seed)
+            return OptunaSearch(metric=metrics[0], mode=modes[0], sampler=sampler)
+        sampler = optuna.samplers.NSGAIISampler(seed=spec.search_seed)
+        return OptunaSearch(metric=metrics, mode=modes, sampler=sampler)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.search_seed)
+
+
+def _scheduler(spec: Spec) -> Any:
+    if spec.scheduler != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    metric, mode = spec.primary_objective()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=metric,
+        mode=mode,
+        grace_period=spec.grace_period,
+        max_t=spec.max_t,
+    )
+
+
+def _trainable(spec: Spec, context: SweepContext) -> Any:
+    from ray import tune
+
+    resources = {k: v for k, v in spec.resources.items() if v > 0}
+    resources.update(spec.custom_resources)
+    return tune.with_resources(tune.with_parameters(tune_trainable, sweep=context), resources)
+
+
+def _default_concurrency(spec: Spec) -> int:
+    """How many trials fit on the cluster at once (at least 1)."""
+    import ray
+
+    available = ray.cluster_resources()
+    fits = []
+    for name, amount in {**spec.resources, **spec.custom_resources}.items():
+        if amount > 0:
+            have = available.get(name.upper() if name in ("cpu", "gpu") else name, 0.0)
+            fits.append(int(have // amount))
+    return max(1, min(fits) if fits else 1)
+
+
+def _init_ray(address: str | None) -> bool:
+    """Start or join Ray; True when this call started it (and should shut it down)."""
+    import ray
+
+    os.environ.update(WORKER_ENV)
+    # the legacy output engine honours verbose=0 (the new one prints its table regardless)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {
+        "logging_level": "WARNING",
+        "log_to_driver": False,
+        "runtime_env": {"env_vars": dict(WORKER_ENV)},
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# the sweep
+# ----------------------------------------------------------------------------------------------
+
+
+def dry_run(spec: Spec, out: TextIO) -> None:
+    """Print the number of trials and the first few."""
+    n = spec.num_trials()
+    print(
+        f"{spec.file}: {n} trial{'s' if n != 1 else ''} of workload {spec.workload!r} "
+        f"({spec.algorithm}, num_samples {spec.num_samples}; objectives "
+        f"{', '.join(f'{k}: {v}' for k, v in spec.objectives.items())})",
+        file=out,
+    )
+    for i, config in enumerate(spec.preview(5)):
+        shown = " ".join(f"{k}={v}" for k, v in config.items())
+        print(f"  [{i}] {shown}", file=out)
+    if n > 5:
+        print(f"  ... {n - 5} more", file=out)
+
+
+def run_sweep(
+    spec_file: str,
+    *,
+    results: str = "results",
+    storage: str | None = None,
+    mlflow_uri: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    max_concurrent: int | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    analysis_report: bool = True,
+) -> SweepOutcome:
+    """Run (or resume) the sweep of ``spec_file``; see the module docstring.
+
+    Raises :class:`SpecError` for a bad spec and :class:`SweepUsageError` for options that
+    cannot work; a Ctrl-C returns with ``complete=False`` (resume with ``resume=True``).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    spec = load_spec(spec_file)
+    store = ResultsStore(storage or results, spec.name)
+    meta = store.read_meta()
+    if resume:
+        if meta is None:
+            raise SweepUsageError(
+                f"--resume: no sweep to resume at {store.sweep_uri()} (no sweep.json); "
+                "run it without --resume first"
+            )
+        if (store.read_spec_text() or "") != spec.text:
+            raise SweepUsageError(
+                f"--resume: {spec_file} differs from the spec the sweep ran "
+                f"({store.sweep_uri()}/spec.yaml); Tune cannot change a search space on resume. "
+                "Restore that file, or start a new sweep under another name"
+            )
+    elif meta is not None:
+        raise SweepUsageError(
+            f"{store.sweep_uri()} already holds sweep {meta.get('sweep_id')}: continue it with "
+            "--resume, or choose another --results directory (or name) for a new sweep"
+        )
+
+    # MLflow: the database, the experiment and the parent run, before any trial starts
+    tracking_uri = tracking.resolve_tracking_uri(mlflow_uri or (meta or {}).get("tracking_uri"))
+    experiment_id = tracking.ensure_experiment(tracking_uri, spec.name)
+    commit = tracking.git_commit()
+    if meta is None:
+        sweep_id = uuid.uuid4().hex[:12]
+        parent = tracking.start_parent_run(
+            tracking_uri, experiment_id, spec.name, sweep_id, commit, spec.text
+        )
+        meta = {
+            "sweep_id": sweep_id,
+            "name": spec.name,
+            "spec_file": os.path.abspath(spec_file),
+            "tracking_uri": tracking_uri,
+            "experiment_id": experiment_id,
+            "parent_run_id": parent,
+            "git_commit": commit,
+            "tune_path": store.tune_uri(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        store.write_spec(spec.text)
+        store.write_meta(meta)
+    else:
+        parent = meta["parent_run_id"]
+        tracking.reopen_run(tracking_uri, parent)
+    context = SweepContext(
+        name=spec.name,
+        sweep_id=meta["sweep_id"],
+        results_root=storage_uri(storage or results),
+        tracking_uri=tracking_uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        git_commit=meta.get("git_commit", commit),
+        spec_text=spec.text,
+    )
+
+    started_ray = _init_ray(address)
+    try:
+        complete = _fit(spec, store, context, resume, max_concurrent, err)
+    finally:
+        table = store.consolidate()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    tracking.finish_run(tracking_uri, parent, "FINISHED" if complete else "KILLED")
+    outcome = SweepOutcome(
+        spec, store.sweep_uri(), table, complete, tracking_uri, experiment_id, parent
+    )
+    summarize(outcome, out)
+    if complete and analysis_report:
+        _analysis_report(outcome, err)
+    return outcome
+
+
+def _fit(
+    spec: Spec,
+    store: ResultsStore,
+    context: SweepContext,
+    resume: bool,
+    max_concurrent: int | None,
+    err: TextIO,
+) -> bool:
+    """Build (or restore) the Tuner and fit it; True when every trial ended."""
+    from ray import tune
+
+    from orchestrator.progress import SweepProgress
+
+    # grid/random: unlimited unless asked (Tune fits trials to the resources, and an autoscaling
+    # cluster grows); optuna: a Searcher proposes one trial at a time unless told otherwise
+    concurrency = max_concurrent or spec.max_concurrent
+    if concurrency is None and spec.algorithm == "optuna":
+        concurrency = _default_concurrency(spec)
+    metric, mode = spec.primary_objective()
+    progress = SweepProgress(
+        spec.name,
+        spec.num_trials(),
+        metric,
+        mode,
+        store=store,
+        tracking=(context.tracking_uri, context.experiment_id, context.parent_run_id),
+        stream=err,
+    )
+    run_config = tune.RunConfig(
+        name="tune",
+        storage_path=store.sweep_uri(),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[progress],
+        verbose=0,
+    )
+    trainable = _trainable(spec, context)
+    if resume and not tune.Tuner.can_restore(store.tune_uri()):
+        # the driver died before Tune saved anything: no trial can have ended, start afresh
+        print(
+            f"[{spec.name}] no Ray Tune state under {store.tune_uri()}: starting the trials afresh",
+            file=err,
+        )
+        resume = False
+    if resume:
+        # Tune restores the run config it saved; the callbacks are ours to give again
+        tuner = tune.Tuner.restore(
+            store.tune_uri(), trainable, resume_errored=True, restart_errored=False
+        )
+        with contextlib.suppress(AttributeError):
+            tuner._local_tuner._run_config.callbacks = [progress]
+        for trial_id in store.trial_row_ids():
+            row = store.read_trial_row(trial_id) or {}
+            if row.get("status") in ("ok", "diverged"):
+                progress.outcomes[trial_id] = str(row["status"])
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=spec.param_space(),
+            tune_config=tune.TuneConfig(
+                num_samples=spec.num_samples,
+                search_alg=_searcher(spec, concurrency),
+                scheduler=_scheduler(spec),
+                # the variant generator limits itself; a Searcher (optuna) needs Tune to
+                max_concurrent_trials=concurrency if spec.algorithm == "optuna" else None,
+                reuse_actors=True,
+            ),
+            run_config=run_config,
+        )
+    print(
+        f"[{spec.name}] {'resuming' if resume else 'running'} {spec.num_trials()} trials, "
+        f"{f'at most {concurrency}' if concurrency else 'as many as fit'} at once; "
+        f"results in {store.sweep_uri()}",
+        file=err,
+        flush=True,
+    )
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        return False
+    return _all_ended(grid, spec, store)
+
+
+def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:
+    """Every trial Tune knows TERMINATED or ERROR, and (grid/random) as many as the spec asks."""
+    try:
+        trials = grid._experiment_analysis.trials
+        statuses = [t.status for t in trials]
+    except AttributeError:
+        return len(store.trial_row_ids()) >= spec.num_trials()
+    ended = all(s in ("TERMINATED", "ERROR") for s in statuses)
+    return ended and len(statuses) >= spec.num_trials()
+
+
+def summarize(outcome: SweepOutcome, out: TextIO) -> None:
+    """The summary table and the commands to look further."""
+    spec, table = outcome.spec, outcome.table
+    statuses = table.column("status").to_pylist() if table is not None and table.num_rows else []
+    counts = {s: statuses.count(s) for s in ("ok", "diverged", "failed")}
+    state = "finished" if outcome.complete else "interrupted"
+    print(
+        f"\nsweep {spec.name} {state}: {len(statuses)}/{spec.num_trials()} trials recorded "
+        f"(ok {counts['ok']}, diverged {counts['diverged']}, failed {counts['failed']})",
+        file=out,
+    )
+    if statuses:
+        columns = ["trial_id", "status", *spec.objectives, *spec.space, "wall_s", "error"]
+        table_sorted = table
+        metric, mode = spec.primary_objective()
+        if metric in table.column_names:
+            values = table.column(metric).to_pylist()
+
+            def key(i: int) -> tuple[int, float]:
+                v = values[i]
+                bad = v is None or (isinstance(v, float) and math.isnan(v))
+                return (1 if bad else 0, 0.0 if bad else (v if mode == "min" else -v))
+
+            table_sorted = table.take(sorted(range(table.num_rows), key=key))
+        print(table_to_text(table_sorted, list(dict.fromkeys(columns))), file=out)
+    ui = outcome.tracking_uri or ""
+    print(f"results:  {outcome.sweep_uri}/trials.parquet", file=out)
+    print(f"mlflow:   mlflow ui --backend-store-uri {ui}", file=out)
+    print(f"analysis: python -m analysis.report {outcome.sweep_uri}", file=out)
+    if not outcome.complete:
+        print(
+            f"resume:   python -m orchestrator.sweep {spec.file} --resume",
+            file=out,
+        )
+
+
+def _analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
+    """Write the analysis report and log its PNGs to the parent run (when analysis exists)."""
+    if "://" in outcome.sweep_uri:
+        return  # the report reads a local directory
+    try:
+        from analysis.report import write_report
+    except ImportError:
+        return
+    try:
+        report = write_report(outcome.sweep_uri)
+    except Exception as exc:  # the sweep's results stand without the report
+        print(f"analysis report skipped: {type(exc).__name__}: {exc}", file=err)
+        return
+    out_dir = os.path.join(outcome.sweep_uri, "report")
+    print(f"report:   {out_dir}", file=err)
+    try:
+        for png in getattr(report, "pngs", []):
+            tracking.client(outcome.tracking_uri).log_artifact(
+                outcome.parent_run_id, os.fspath(png), "report"
+            )
+    except Exception as exc:
+        print(f"could not log the report to MLflow: {exc}", file=err)
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.sweep",
+        description="Run a low-precision sampling sweep on Ray Tune, tracked in MLflow.",
+    )
+    parser.add_argument("file", help="search-space YAML (e.g. search_spaces/bits.yaml)")
+    parser.add_argument("--dry-run", action="store_true", help="print the trials; run nothing")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument("--results", default="results", help="results root (default ./results)")
+    parser.add_argument(
+        "--storage", help="results root as a pyarrow URI (s3://bucket/prefix, /shared/mount)"
+    )
+    parser.add_argument(
+        "--mlflow-uri", help="tracking URI (default sqlite:///<cwd>/mlflow.db; http://head:5000)"
+    )
+    parser.add_argument("--address", help="join a Ray cluster: auto or ray://host:10001")
+    parser.add_argument("--max-concurrent", type=int, help="trials at once (default: what fits)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m orchestrator.sweep``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        print("error: --max-concurrent: must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        if args.dry_run:
+            dry_run(load_spec(args.file), sys.stdout)
+            return 0
+        outcome = run_sweep(
+            args.file,
+            results=args.results,
+            storage=args.storage,
+            mlflow_uri=args.mlflow_uri,
+            address=args.address,
+            resume=args.resume,
+            max_concurrent=args.max_concurrent,
+        )
+    except (SpecError, SweepUsageError, tracking.TrackingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    return 0 if outcome.complete else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The Ray Tune function trainable: one trial of a sweep, through
+:func:`orchestrator.trial.run_trial`.
+
+Per trial (trial id = Tune's):
+
+1. a trial whose row file already says ``ok`` or ``diverged`` (a resumed sweep whose driver died
+   after the trial ended) is not run again: its final metrics are reported and it returns;
+2. its MLflow child run is found (a retry, a resume) or created under the sweep's parent;
+3. ``ctx.restored`` = the state in ``tune.get_checkpoint()`` (an earlier attempt's last
+   checkpoint), and ``ctx.report(metrics, state)`` -> MLflow metrics at the report's step and
+   ``tune.report(metrics, checkpoint=...)`` (the state ``torch.save``'d in a temporary dir);
+4. the predictions or samples, then the trial's row (``trials/<trial_id>.parquet``) are written
+   atomically and the child run ended;
+5. status ``failed`` is raised again, so Tune retries it (``FailureConfig(max_failures)``);
+   ``diverged`` returns normally and is never retried; config or data problems are recorded as
+   ``failed`` without a retry (they would fail the same way again).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from orchestrator.store import ResultsStore, trial_row
+from orchestrator.tracking import TrialTracker, numeric_metrics
+from orchestrator.trial import TrialConfigError, TrialResult, resolve, run_trial
+from workloads.base import DataUnavailable
+
+STATE_FILE = "state.pt"
+
+
+class TrialFailed(RuntimeError):
+    """A trial's workload raised; raised again in the trainable so that Tune retries it."""
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every trial of a sweep needs besides its config (given with ``tune.with_parameters``,
+    so none of it is a searched key or an MLflow param)."""
+
+    name: str
+    sweep_id: str
+    results_root: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    git_commit: str
+    spec_text: str
+
+
+def _restored_state() -> dict[str, Any] | None:
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        path = os.path.join(directory, STATE_FILE)
+        if not os.path.exists(path):
+            return None
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def final_report(row: dict[str, Any]) -> dict[str, Any]:
+    """What the trial's last ``tune.report`` carries: its numeric metrics and ``status``."""
+    out: dict[str, Any] = {
+        k: v for k, v in numeric_metrics(row).items() if k not in ("trial_id", "attempt")
+    }
+    out["status"] = row.get("status")
+    out["node"] = row.get("node")
+    return out
+
+
+def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
+    """The function trainable Ray Tune runs for every trial (see the module docstring)."""
+    import ray
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    node = ray.get_runtime_context().get_node_id()
+    store = ResultsStore(sweep.results_root, sweep.name)
+    prior = store.read_trial_row(trial_id)
+    if prior is not None and prior.get("status") in ("ok", "diverged"):
+        tune.report(final_report(prior))
+        return
+    attempt = int(prior.get("attempt") or 0) + 1 if prior is not None else 1
+
+    tracker = TrialTracker(
+        sweep.tracking_uri,
+        sweep.experiment_id,
+        sweep.parent_run_id,
+        trial_id,
+        sweep.sweep_id,
+        sweep.git_commit,
+    )
+    try:
+        resolved = resolve(config)
+    except TrialConfigError as exc:
+        resolved, setup_error = dict(config), exc
+    else:
+        setup_error = None
+    run_id = tracker.start(resolved, sweep.spec_text)
+
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
+        tracker.log_metrics(metrics)
+        shown = {k: v for k, v in metrics.items() if isinstance(v, int | float | bool | str)}
+        if state is None:
+            tune.report(shown)
+            return
+        with tempfile.TemporaryDirectory(prefix="lowprec-ckpt-") as directory:
+            torch.save(state, os.path.join(directory, STATE_FILE))
+            tune.report(shown, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    if setup_error is None:
+        try:
+            result = run_trial(resolved, report=report, restored=_restored_state())
+        except (TrialConfigError, DataUnavailable) as exc:
+            setup_error = exc
+    if setup_error is not None:
+        result = TrialResult(config=resolved, status="failed", error=str(setup_error))
+        result.metrics = {"wall_s": 0.0, "diverged": False}
+
+    if result.status == "ok":
+        if result.probs is not None and result.labels is not None:
+            store.write_predictions(trial_id, result.labels, result.probs)
+        if result.samples is not None:
+            store.write_samples(trial_id, result.samples)
+    row = trial_row(
+        result.config,
+        result.metrics,
+        status=result.status,
+        error=result.error,
+        trial_id=trial_id,
+        mlflow_run_id=run_id,
+        sweep_id=sweep.sweep_id,
+        git_commit=sweep.git_commit,
+        node=node,
+        hostname=socket.gethostname(),
+        attempt=attempt,
+        early_stopped=False,
+    )
+    store.write_trial_row(row)
+    tracker.finish(result.status, result.metrics, result.error, result.traceback)
+    if result.status == "failed" and result.exception is not None:
+        raise TrialFailed(f"trial {trial_id} failed: {result.error}") from result.exception
+    tune.report(final_report(row))

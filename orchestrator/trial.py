@@ -1,0 +1,326 @@
+"""One trial: a flat config in, metrics (and predictions or samples) out.
+
+    python -m orchestrator.trial workload=gaussian sampler=sgld accumulator=low \\
+        weight_format='fixed<8,3>' grad_format='fixed<8,3>' lr=0.002 steps=25000 seed=1
+
+:func:`run_trial` is the one code path both this command and a Ray Tune trial
+(``orchestrator.trainable``) go through:
+
+1. ``config = workloads.keys.resolve_config(raw)``: unknown keys, wrong types and impossible
+   precision combinations raise :class:`TrialConfigError` naming the key;
+2. the trial's only randomness, ``generator = torch.Generator(device).manual_seed(seed)``, with
+   ``device`` = ``config['device']`` resolved (``auto``: cuda when present, else cpu);
+3. ``workload.run(config, TrialContext(generator, device, restored, report))``;
+4. status ``ok``; ``diverged`` when the workload raises ``workloads.base.Diverged`` (its metrics
+   kept, ``diverged: true``); ``failed`` when it raises anything else (the error text kept).
+
+Every result carries ``wall_s`` (seconds in the workload) and ``bits``, the word length of the
+weight format (:func:`weight_bits`; fp32 -> 32).
+
+The command prints progress on stderr and one JSON object on the last line of stdout. It exits 2
+with a one-line message for unknown keys, bad values, impossible combinations and missing data,
+0 for status ``ok`` or ``diverged``, and 1 for ``failed`` (the traceback on stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from workloads import get_workload
+from workloads.base import DataUnavailable, Diverged, TrialContext
+
+STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
+
+
+class TrialConfigError(ValueError):
+    """A trial's config cannot run: the message names the key and the reason (exit status 2)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# YAML scalars: PyYAML follows YAML 1.1, where `1e-3` (no dot) is a *string*. Researchers write
+# step sizes that way, so the loader used for key=value arguments and for search-space files
+# reads any decimal float spelling as a float.
+# ----------------------------------------------------------------------------------------------
+
+
+class YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose floats also match ``1e-3``, ``5E+2`` and ``.5``."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_scalar(text: str) -> Any:
+    """``text`` as one YAML scalar: ``0.002`` -> float, ``true`` -> bool, ``fixed<8,3>`` -> str.
+
+    A value that is not a scalar (a list or a mapping) is kept as the string it was written as.
+    """
+    try:
+        value = yaml.load(text, Loader=YamlLoader)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, list | dict):
+        return text
+    return value
+
+
+def parse_assignments(args: Sequence[str]) -> dict[str, Any]:
+    """``['lr=0.002', "weight_format='fixed<8,3>'"]`` -> ``{'lr': 0.002, 'weight_format': ...}``.
+
+    Raises :class:`TrialConfigError` for an argument without ``=`` or a key given twice.
+    """
+    raw: dict[str, Any] = {}
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise TrialConfigError(f"argument {arg!r}: expected key=value (e.g. lr=0.002)")
+        if key in raw:
+            raise TrialConfigError(f"key {key!r}: given twice")
+        raw[key] = parse_scalar(text)
+    return raw
+
+
+# ----------------------------------------------------------------------------------------------
+# config, device, bits
+# ----------------------------------------------------------------------------------------------
+
+
+def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``workloads.keys.resolve_config(raw)``; its ``ValueError`` becomes ``TrialConfigError``."""
+    from workloads.keys import resolve_config
+
+    try:
+        return resolve_config(dict(raw))
+    except TrialConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise TrialConfigError(str(exc)) from exc
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when ``torch.cuda.is_available()``, else cpu; ``cuda`` must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrialConfigError(
+            f"key 'device': {name!r} requested but no CUDA device is present; "
+            "use device=auto or cpu"
+        )
+    return torch.device(name)
+
+
+def format_word_bits(fmt: Any) -> int:
+    """Word bits of a ``lowprec.formats`` format: fixed and block ``wl`` (the shared exponent
+    not counted), small float ``1 + exp + man``, fp32 32."""
+    from lowprec.formats import BlockFloat, FixedPoint, SmallFloat
+
+    if isinstance(fmt, FixedPoint | BlockFloat):
+        return int(fmt.wl)
+    if isinstance(fmt, SmallFloat):
+        return 1 + int(fmt.exp) + int(fmt.man)
+    return 32
+
+
+def weight_bits(config: Mapping[str, Any]) -> int:
+    """The metric ``bits``: word bits of the weights' format, as
+    ``lowprec.precision.PrecisionSpec.from_config(config).weight`` derives it (``weight_format``,
+    else ``format`` + ``bits`` when ``tensors`` holds W, else fp32 -> 32)."""
+    from lowprec.precision import PrecisionSpec
+
+    return format_word_bits(PrecisionSpec.from_config(config).weight)
+
+
+# ----------------------------------------------------------------------------------------------
+# running one trial
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialResult:
+    """What one trial produced, whatever happened to it.
+
+    config:  the resolved config (every default filled in).
+    status:  ``ok`` | ``diverged`` | ``failed``.
+    metrics: final metrics, plus ``wall_s``, ``bits`` and ``diverged``.
+    error:   ``failed``/``diverged``: the exception's one-line text; else None.
+    traceback: ``failed``: the full traceback text.
+    labels, probs, samples: as in ``workloads.base.WorkloadResult`` (None when absent).
+    """
+
+    config: dict[str, Any]
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    exception: BaseException | None = None
+    labels: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    samples: np.ndarray | None = None
+
+    @property
+    def wall_s(self) -> float:
+        return float(self.metrics.get("wall_s", math.nan))
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON object the CLI prints: ``status``, every metric, ``error`` when set."""
+        out: dict[str, Any] = {"status": self.status}
+        out.update({k: _json_safe(v) for k, v in sorted(self.metrics.items())})
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def _json_safe(value: Any) -> Any:
+    """numpy scalars -> Python; non-finite floats -> None (strict JSON has no NaN)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, np.generic | torch.Tensor):
+            value = value.item()
+        out[str(key)] = value
+    return out
+
+
+def run_trial(
+    raw: Mapping[str, Any],
+    *,
+    report: Callable[..., None] | None = None,
+    restored: dict[str, Any] | None = None,
+) -> TrialResult:
+    """Run one trial of ``raw`` (a flat config) in this process.
+
+    ``report(metrics, state=None)`` receives the workload's intermediate reports; ``restored``
+    is the state of an earlier attempt's last report. Config problems raise
+    :class:`TrialConfigError` and missing data ``workloads.base.DataUnavailable`` before or
+    while the workload starts; any other exception of the workload is caught and returned as
+    status ``failed`` (``result.exception`` holds it for callers that retry).
+    """
+    config = resolve(raw)
+    device = resolve_device(config["device"])
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(config["seed"]))
+    module = get_workload(config["workload"])
+    ctx = TrialContext(generator=generator, device=device, restored=restored)
+    if report is not None:
+        ctx.report = report
+
+    result = TrialResult(config=config, status="ok")
+    start = time.perf_counter()
+    try:
+        out = module.run(config, ctx)
+    except DataUnavailable:
+        raise
+    except Diverged as exc:
+        result.status = "diverged"
+        result.metrics = _clean_metrics(exc.metrics)
+        result.error = str(exc) or "diverged"
+    except Exception as exc:
+        result.status = "failed"
+        result.error = "".join(traceback.format_exception_only(exc)).strip()
+        result.traceback = "".join(traceback.format_exception(exc))
+        result.exception = exc
+    else:
+        result.metrics = _clean_metrics(out.metrics)
+        result.labels, result.probs, result.samples = out.labels, out.probs, out.samples
+    wall_s = time.perf_counter() - start
+    result.metrics.update(
+        wall_s=wall_s, bits=weight_bits(config), diverged=result.status == "diverged"
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+
+
+def _progress(metrics: Mapping[str, Any], state: dict[str, Any] | None = None) -> None:
+    """Intermediate reports as one line on stderr."""
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.5g}")
+        else:
+            parts.append(f"{key}={value}")
+    print("  ".join(parts), file=sys.stderr, flush=True)
+
+
+USAGE = """usage: python -m orchestrator.trial key=value [key=value ...]
+
+Runs one trial in this process (no Ray) with the keys of a search-space file; values are YAML
+scalars (lr=0.002, weight_format='fixed<8,3>', prior_std=null). Progress goes to stderr, the
+metrics as one JSON object to the last line of stdout. `python -m orchestrator.trial --keys
+workload=NAME` lists the keys of a workload.
+Exit status: 0 ok or diverged, 1 failed, 2 bad keys/values or missing data."""
+
+
+def _list_keys(raw: Mapping[str, Any]) -> int:
+    from workloads.keys import keys_for
+
+    name = raw.get("workload")
+    try:
+        keys = keys_for(str(name))
+    except ValueError as exc:
+        print(f"error: key 'workload': {exc}", file=sys.stderr)
+        return 2
+    for key_name, key in sorted(keys.items()):
+        print(f"{key_name:18s} {key.type.__name__:5s} default={key.default!r:14s} {key.help}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m orchestrator.trial``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if not args else sys.stdout)
+        return 0 if args else 2
+    list_keys = args[0] == "--keys"
+    try:
+        raw = parse_assignments(args[1:] if list_keys else args)
+        if list_keys:
+            return _list_keys(raw)
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON line
+            result = run_trial(raw, report=_progress)
+    except (TrialConfigError, DataUnavailable) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if result.traceback:
+        print(result.traceback, file=sys.stderr)
+    print(json.dumps(result.summary(), sort_keys=True))
+    return 1 if result.status == "failed" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
