@@ -4,6 +4,8 @@ A workload module (``workloads/<name>.py``) exposes
 
     KEYS: dict[str, Key]     # its own config keys, beyond ``workloads.keys.COMMON_KEYS``
     def run(config: dict, ctx: TrialContext) -> WorkloadResult
+    SAMPLERS: tuple[str, ...]            # optional; default ("sgld", "sghmc", "sgd")
+    def validate(config: dict) -> None   # optional; ValueError naming the key, before any run
 
 ``config`` is a flat dict, already validated and with every default filled in
 (``workloads.keys.resolve_config``). The workload reads randomness only from ``ctx.generator``,

@@ -166,6 +166,10 @@ COMMON_KEYS: dict[str, Key] = {
 }
 
 
+#: the samplers a workload runs unless its module says otherwise (``SAMPLERS``)
+DEEP_SAMPLERS: tuple[str, ...] = ("sgld", "sghmc", "sgd")
+
+
 def keys_for(workload: str) -> dict[str, Key]:
     """The keys ``workload`` understands: the common ones plus its own."""
     return {**COMMON_KEYS, **getattr(get_workload(workload), "KEYS", {})}
@@ -175,7 +179,9 @@ def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``raw`` validated against the keys of its workload, with every default filled in.
 
     Raises ``ValueError`` naming the first offending key: unknown keys, wrong types, values out
-    of range, and impossible precision combinations (checked by building the PrecisionSpec).
+    of range, a sampler the workload does not run (its module's ``SAMPLERS``), impossible
+    precision combinations (checked by building the PrecisionSpec), and whatever the workload's
+    optional ``validate(config)`` rejects.
     """
     if "workload" not in raw:
         raise ValueError(f"key 'workload': missing; choose one of {', '.join(WORKLOADS)}")
@@ -188,7 +194,17 @@ def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
             f"(known keys: {', '.join(sorted(known))})"
         )
     config = {name: key.check(name, raw.get(name, key.default)) for name, key in known.items()}
+    module = get_workload(workload)
+    samplers = getattr(module, "SAMPLERS", DEEP_SAMPLERS)
+    if config["sampler"] not in samplers:
+        raise ValueError(
+            f"key 'sampler': {config['sampler']!r} does not run on workload {workload!r} "
+            f"(choose one of {', '.join(samplers)})"
+        )
     from lowprec.precision import PrecisionSpec  # validates formats and their combinations
 
     PrecisionSpec.from_config(config)
+    validate = getattr(module, "validate", None)
+    if validate is not None:
+        validate(config)
     return config

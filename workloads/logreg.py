@@ -38,6 +38,8 @@ import torch
 from lowprec import PrecisionSpec, schedules
 from lowprec import metrics as lm
 from lowprec import samplers as lp_samplers
+from lowprec.samplers.halp import MODES as VARIANCE_REDUCED
+from lowprec.samplers.halp import check_method
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import mnist5k_arrays
 from workloads.keys import Key
@@ -64,6 +66,13 @@ KEYS: dict[str, Key] = {
 }
 
 OPTIMISERS = ("sgd", "svrg", "halp")
+SAMPLERS = ("sgld", "sghmc", *OPTIMISERS)
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Reject, before anything runs, SVRG/HALP combinations that cannot run (check_method)."""
+    if config["sampler"] in VARIANCE_REDUCED:
+        check_method(config["sampler"], PrecisionSpec.from_config(config))
 
 
 @cache

@@ -41,6 +41,33 @@ GradFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 MODES = ("svrg", "halp")
 
 
+def check_method(mode: str, precision: PrecisionSpec) -> None:
+    """``ValueError`` naming the key when ``mode`` (svrg | halp) cannot run with ``precision``.
+
+    HALP keeps a float32 anchor plus offsets in the weight format's bits: that is
+    ``accumulator: low`` with a low-precision weight format (its full-precision limit is SVRG).
+    SVRG takes ``full`` (SVRG) or ``low`` (LP-SVRG, which needs a low-precision weight format).
+    """
+    if mode not in MODES:
+        raise ValueError(f"key 'sampler': {mode!r} is not one of {', '.join(MODES)}")
+    if mode == "halp":
+        if precision.weight.is_identity:
+            raise ValueError(
+                "sampler 'halp' stores its offsets in the weight format's bits: set a "
+                "low-precision weight format (e.g. format: fixed, bits: 8)"
+            )
+        if precision.accumulator != "low":
+            raise ValueError(
+                f"key 'accumulator': halp stores its iterate as a float32 anchor plus offsets in "
+                f"the weight format's bits, which is accumulator: low (got "
+                f"{precision.accumulator!r}); the full-precision method is sampler: svrg"
+            )
+    if mode == "svrg" and precision.accumulator == "vc":
+        raise ValueError("key 'accumulator': svrg supports full (SVRG) and low (LP-SVRG), not vc")
+    if mode == "svrg" and precision.accumulator == "low" and precision.weight.is_identity:
+        raise ValueError("LP-SVRG (accumulator: low) needs a low-precision weight format")
+
+
 class VarianceReduced:
     """SVRG / LP-SVRG / HALP on a weight tensor ``w`` (updated in place).
 
@@ -68,26 +95,13 @@ class VarianceReduced:
         mu: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"key 'sampler': {mode!r} is not one of {', '.join(MODES)}")
         if inner_steps < 1:
             raise ValueError(f"key 'inner_steps': must be >= 1, got {inner_steps!r}")
         if batch_size < 1 or num_data < 1:
             raise ValueError(f"batch_size and num_data must be >= 1, got {batch_size}, {num_data}")
-        if mode == "halp":
-            if not mu > 0:
-                raise ValueError(f"key 'halp_mu': HALP needs μ > 0, got {mu!r}")
-            if precision.weight.is_identity:
-                raise ValueError(
-                    "sampler 'halp' stores its offsets in the weight format's bits: set a "
-                    "low-precision weight format (e.g. format: fixed, bits: 8)"
-                )
-        if mode == "svrg" and precision.accumulator == "vc":
-            raise ValueError(
-                "key 'accumulator': svrg supports full (SVRG) and low (LP-SVRG), not vc"
-            )
-        if mode == "svrg" and precision.accumulator == "low" and precision.weight.is_identity:
-            raise ValueError("LP-SVRG (accumulator: low) needs a low-precision weight format")
+        if mode == "halp" and not mu > 0:
+            raise ValueError(f"key 'halp_mu': HALP needs μ > 0, got {mu!r}")
+        check_method(mode, precision)
         self.w = w
         self.grad_fn = grad_fn
         self.num_data = int(num_data)

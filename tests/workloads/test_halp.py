@@ -43,7 +43,7 @@ def _loss(**extra) -> float:
 @pytest.mark.slow
 def test_halp_reaches_svrg_where_low_precision_stalls() -> None:
     svrg = _loss(sampler="svrg", steps=20_000)
-    halp = _loss(sampler="halp", steps=40_000)
+    halp = _loss(sampler="halp", accumulator="low", steps=40_000)
     lp_svrg = _loss(sampler="svrg", accumulator="low", steps=20_000)
     lp_sgd = _loss(sampler="sgd", accumulator="low", steps=20_000)
     assert svrg == pytest.approx(0.0640858, abs=1e-6)
@@ -51,3 +51,9 @@ def test_halp_reaches_svrg_where_low_precision_stalls() -> None:
     assert abs(halp - svrg) < 1e-6  # and in fact to float32 resolution
     assert lp_svrg - svrg > 1e-5  # stalls above
     assert lp_sgd - svrg > 5e-4
+
+
+@pytest.mark.parametrize("accumulator", ["full", "vc"])
+def test_halp_needs_low_precision_offsets(accumulator: str) -> None:
+    with pytest.raises(ValueError, match="accumulator"):
+        _loss(sampler="halp", accumulator=accumulator, steps=10)

@@ -63,7 +63,14 @@ def test_gradient_matches_autograd(classes: int) -> None:
         {"sampler": "sghmc", "format": "fixed", "bits": 8, "accumulator": "vc"},
         {"sampler": "sgd", "format": "block", "bits": 8, "accumulator": "low"},
         {"sampler": "svrg", "batch_size": 1, "inner_steps": 50},
-        {"sampler": "halp", "format": "fixed", "bits": 8, "tensors": "W", "batch_size": 1},
+        {
+            "sampler": "halp",
+            "format": "fixed",
+            "bits": 8,
+            "tensors": "W",
+            "accumulator": "low",
+            "batch_size": 1,
+        },
     ],
 )
 def test_result_contract(extra: dict) -> None:
@@ -115,6 +122,7 @@ def test_same_seed_same_numbers() -> None:
             "format": "fixed",
             "bits": 8,
             "tensors": "W",
+            "accumulator": "low",
             "batch_size": 1,
             "inner_steps": 50,
         },
@@ -157,7 +165,11 @@ def test_diverges_cleanly() -> None:
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        ({"sampler": "halp", "format": "fixed", "prior_std": None}, "halp_mu"),
+        (
+            {"sampler": "halp", "format": "fixed", "accumulator": "low", "prior_std": None},
+            "halp_mu",
+        ),
+        ({"sampler": "halp", "format": "fixed"}, "accumulator"),
         ({"sampler": "halp"}, "weight format"),
         ({"sampler": "svrg", "format": "fixed", "accumulator": "vc"}, "accumulator"),
         ({"burn_in": 1000}, "burn_in"),
