@@ -15,28 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
+from bench.timing import device_name, side_by_side
 from lowprec import quantize
 from lowprec.formats import FixedPoint
-
-
-def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
-    def run(fn: Callable[[], object]) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    return run
 
 
 def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[str, object]:
@@ -65,21 +50,12 @@ def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[s
         "block<8,32> sr": lambda: quantize(x, "block<8,32>", "stochastic", g),
         "float<4,3> sr": lambda: quantize(x, "float<4,3>", "stochastic", g),
     }
-    timer = _timer(device)
-    for fn in methods.values():  # warm-up (allocator, kernels)
-        timer(fn)
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            times[name].append(timer(fn))
-    median = {name: statistics.median(t) for name, t in times.items()}
+    median = side_by_side(methods, device, repeats, warmup=1)
     gbps = {name: 8 * n / t / 1e9 for name, t in median.items()}
     return {
         "n": n,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "torch": torch.__version__,

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from bench.timing import device_name, side_by_side
 from lowprec import samplers
 from workloads.keys import resolve_config
 from workloads.resnet import ResNet18
@@ -74,29 +72,11 @@ def measure(batch: int, device: torch.device, repeats: int, seed: int = 0) -> di
     """Median seconds per step of each set-up over ``repeats`` alternating rounds."""
     steps = {name: _step_fn(extra, batch, device, seed) for name, extra in SETUPS.items()}
 
-    def timed(fn: Callable[[], None]) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    for fn in steps.values():  # warm-up: allocator, cuDNN autotuning, lazy kernels
-        timed(fn)
-        timed(fn)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, fn in steps.items():
-            times[name].append(timed(fn))
-    median = {name: statistics.median(t) for name, t in times.items()}
+    median = side_by_side(steps, device, repeats)
     return {
         "batch": batch,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "ms_per_step": {name: 1e3 * t for name, t in median.items()},

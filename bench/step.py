@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from typing import Any
 
 import torch
 from torch import nn
 
+from bench.timing import side_by_side
 from lowprec import samplers
 
 FP32 = {"sampler": "sgld", "lr": 0.01, "temperature": 1.0, "accumulator": "full"}
@@ -48,28 +47,12 @@ def _setup(config: dict[str, Any], device: torch.device, seed: int = 0):
     return step
 
 
-def _time(step, steps: int, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
-
-
 def measure(rounds: int = 7, steps: int = 20, device: str = "cpu") -> dict[str, Any]:
     """Median seconds per step of each variant over ``rounds`` alternating rounds."""
     dev = torch.device(device)
     runs = {"fp32": _setup(FP32, dev), "lp": _setup(LP, dev)}
-    for step in runs.values():  # warm-up
-        _time(step, 3, dev)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, step in runs.items():
-            times[name].append(_time(step, steps, dev))
-    fp32_s, lp_s = statistics.median(times["fp32"]), statistics.median(times["lp"])
+    median = side_by_side(runs, dev, rounds, calls=steps, warmup=3)
+    fp32_s, lp_s = median["fp32"], median["lp"]
     return {
         "model": "784-100-10 MLP, batch 128",
         "lp": "block<8> W and G, accumulator vc (VC SGLDLP-L)",
@@ -83,23 +66,29 @@ def measure(rounds: int = 7, steps: int = 20, device: str = "cpu") -> dict[str, 
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.step", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--json", action="store_true", help="end with one JSON object")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=20, help="steps per round")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     torch.set_num_threads(args.threads)
     out = measure(args.rounds, args.steps, args.device)
-    if args.json:
-        print(json.dumps(out))
-        return
     print(f"one SGLD step, {out['model']}, {out['device']}, {out['threads']} thread(s)")
     print(f"  fp32                 {out['fp32_ms']:8.3f} ms")
     print(f"  {out['lp']:<20} {out['lp_ms']:8.3f} ms")
     print(f"  lp_over_fp32         {out['lp_over_fp32']:8.2f}")
+    if args.json:
+        print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
