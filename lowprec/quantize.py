@@ -11,6 +11,8 @@ Rounding, with Δ the grid step of the element and y = x/Δ (exact: Δ is a powe
   which equals floor(y + u)·Δ for every real u in [0, 1) but has no rounding error in the
   float32 sum y + u (that sum rounds up whenever it lands within half an ulp below an integer:
   a bias of up to Δ/2 once |y| ≥ 2^22, e.g. for fixed point with more than 24 bits).
+  Dim-0 block formats (wl ≤ 25) compute the same values in units of Δ: floor(y) + [u < y -
+  floor(y)], with y = x/Δ clamped to ±(2^(wl-1) - 1) (y - floor(y) = δ/Δ, exact).
 
 Values outside the range are clamped to it before rounding (both range ends lie on the grid, so
 the result stays in range); ±inf saturate, NaN stays NaN. Randomness comes only from the
@@ -24,9 +26,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowprec.formats import Format, parse_format
+from lowprec.formats import BlockFloat, Format, parse_format
 
-__all__ = ["ROUNDINGS", "Quantizer", "quantize", "quantize_act_error", "uniform"]
+__all__ = [
+    "ROUNDINGS",
+    "Quantizer",
+    "block_grid",
+    "check_generator",
+    "quantize",
+    "quantize_act_error",
+    "uniform",
+]
 
 ROUNDINGS = ("stochastic", "nearest")
 #: u·Δ is exact for uniforms on a 2^-24 grid when 2^-24·Δ is still a float32 (Δ >= 2^-125)
@@ -42,6 +52,14 @@ def uniform(
     like: torch.Tensor, generator: torch.Generator | None, high: float = 1.0
 ) -> torch.Tensor:
     """u ~ U[0, high) of ``like``'s shape, float32, on its device, from ``generator`` only."""
+    check_generator(like, generator)
+    if high == 1.0:
+        return torch.rand(like.shape, generator=generator, device=like.device, dtype=torch.float32)
+    return torch.empty_like(like, dtype=torch.float32).uniform_(0.0, high, generator=generator)
+
+
+def check_generator(like: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Raise ``ValueError`` unless ``generator`` is a generator on ``like``'s device type."""
     if generator is None:
         raise ValueError(
             "stochastic rounding needs an explicit torch.Generator (pass generator=...); "
@@ -52,9 +70,6 @@ def uniform(
             f"generator is on {generator.device} but the tensor is on {like.device}: "
             f"create the generator with torch.Generator(device={str(like.device)!r})"
         )
-    if high == 1.0:
-        return torch.rand(like.shape, generator=generator, device=like.device, dtype=torch.float32)
-    return torch.empty_like(like, dtype=torch.float32).uniform_(0.0, high, generator=generator)
 
 
 def quantize(
@@ -87,7 +102,13 @@ def _round(
     x: torch.Tensor, fmt: Format, rounding: str, generator: torch.Generator | None
 ) -> torch.Tensor:
     xf = x if x.dtype == torch.float32 else x.float()
-    xf, delta, lo, hi, restore = fmt._prepare(xf)
+    grid = block_grid(fmt, xf)
+    if grid is not None:
+        delta, lo, hi, restore = (*grid, None)
+        if rounding == "stochastic" and isinstance(fmt, BlockFloat) and fmt.wl <= 25:
+            return _restore(_round_block_units(xf, fmt, delta, generator), None, x.dtype)
+    else:
+        xf, delta, lo, hi, restore = fmt._prepare(xf)
     xc = torch.clamp(xf, lo, hi)
     if rounding == "nearest":
         out = xc.div_(delta).round_().mul_(delta)  # exact scalings; round half to even
@@ -104,6 +125,34 @@ def _round(
         up = u.lt_(rem.div_(delta))  # [u < δ/Δ]
         out = out.add_(up, alpha=delta) if isinstance(delta, float) else out.addcmul_(up, delta)
     return _restore(out, restore, x.dtype)
+
+
+def _round_block_units(
+    x: torch.Tensor, fmt: Any, delta: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Stochastic rounding for dim-0 blocks (wl <= 25), in units of Δ: y = x/Δ clamped to
+    ±max_units (the range ±max_units·Δ; Δ a power of two, so these are the values of
+    clamp(x)/Δ), then (floor(y) + [u < y - floor(y)])·Δ; y - floor(y) = δ/Δ exactly."""
+    y = torch.div(x, delta).clamp_(-fmt.max_units, fmt.max_units)
+    out = torch.floor(y)
+    frac = y.sub_(out)  # δ/Δ
+    up = torch.lt(uniform(frac, generator), frac, out=frac)  # [u < δ/Δ]
+    return out.add_(up).mul_(delta)
+
+
+def block_grid(
+    fmt: Format, x: torch.Tensor, absolute: bool = True
+) -> tuple[torch.Tensor, ...] | None:
+    """``fmt._grid(x)`` (Δ, lo, hi) for dim-0 block formats and a non-empty ``x`` with at least one
+    dim, else None: the block maximum max|x| as ``amax`` of ``|x|`` (the same value as the
+    format's inf-norm, NaN included, in cheaper passes); Δ and the range as the format's.
+    ``absolute=False`` when ``x`` is known to be >= 0 (or NaN): |x| is not taken."""
+    if not (isinstance(fmt, BlockFloat) and fmt.block_size is None and x.dim() and x.numel()):
+        return None
+    top = (x.abs() if absolute else x).reshape(x.shape[0], -1).amax(dim=1)
+    delta = fmt._delta(top).reshape((x.shape[0],) + (1,) * (x.dim() - 1))
+    hi = delta * fmt.max_units
+    return delta, -hi, hi
 
 
 def _restore(out: torch.Tensor, restore: Any, dtype: torch.dtype) -> torch.Tensor:
