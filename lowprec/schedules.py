@@ -151,6 +151,20 @@ class Schedule:
         done = k + 1
         return done > burn_in and (done - burn_in) % thin == 0
 
+    def collects_any(self, burn_in: int = 0, thin: int = 1) -> bool:
+        """Whether any step of the run is a sample step (:meth:`is_sample_step`), in O(cycles).
+
+        Not cyclical: the first sample step is k = burn_in + thin - 1, so iff that is < K.
+        Cyclical: a cycle's last step has its largest position r, so a cycle holds a sample
+        point iff its last step is in the sampling stage.
+        """
+        if self.kind != "cyclical":
+            return burn_in + thin - 1 < self.total_steps
+        ends = range(
+            self.cycle_length - 1, self.total_steps + self.cycle_length - 1, self.cycle_length
+        )
+        return any(self.is_sample_step(min(end, self.total_steps - 1)) for end in ends)
+
     def __repr__(self) -> str:
         extra = (
             f", cycles={self.cycles}, explore_fraction={self.explore_fraction}"

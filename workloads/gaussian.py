@@ -28,6 +28,7 @@ from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
 from workloads.keys import Key
 from workloads.synthetic import CHAIN_KEYS, bits_metrics, run_chains
+from workloads.synthetic import validate as validate
 
 KEYS: dict[str, Key] = {
     **CHAIN_KEYS,

@@ -40,6 +40,7 @@ from lowprec import metrics as lm
 from lowprec import samplers as lp_samplers
 from lowprec.samplers.halp import MODES as VARIANCE_REDUCED
 from lowprec.samplers.halp import check_method
+from workloads import synthetic
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import mnist5k_arrays
 from workloads.keys import Key
@@ -70,9 +71,12 @@ SAMPLERS = ("sgld", "sghmc", *OPTIMISERS)
 
 
 def validate(config: dict[str, Any]) -> None:
-    """Reject, before anything runs, SVRG/HALP combinations that cannot run (check_method)."""
+    """Reject, before anything runs, SVRG/HALP combinations that cannot run (check_method) and
+    burn-in/thinning that leave no sample to collect."""
     if config["sampler"] in VARIANCE_REDUCED:
         check_method(config["sampler"], PrecisionSpec.from_config(config))
+    elif config["sampler"] not in OPTIMISERS:  # a sampler's ensemble needs a collected sample
+        synthetic.validate(config)
 
 
 @cache

@@ -22,6 +22,7 @@ from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
 from workloads.keys import Key
 from workloads.synthetic import CHAIN_KEYS, bits_metrics, run_chains
+from workloads.synthetic import validate as validate
 
 WEIGHTS = (1.0 / 3.0, 2.0 / 3.0)
 MEANS = (-1.5, 1.5)

@@ -31,6 +31,7 @@ from workloads import data as data_mod
 from workloads.base import DataUnavailable, TrialContext, WorkloadResult
 from workloads.keys import Key
 from workloads.train import DATA_KEYS, precision_and_quantizer, train_classifier
+from workloads.train import validate as validate
 
 KEYS: dict[str, Key] = {
     "dataset": Key(

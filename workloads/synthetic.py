@@ -91,6 +91,19 @@ def _sample_capacity(config: dict[str, Any], sched: schedules.Schedule, values_p
     return max(1, min(int(cap), upper))
 
 
+def validate(config: dict[str, Any]) -> None:
+    """Before anything runs: ``burn_in`` and ``thin`` (or the cyclical schedule) must leave at
+    least one of the ``steps`` steps to collect a sample."""
+    sched = schedules.from_config(config, int(config["steps"]))
+    if not sched.collects_any(int(config["burn_in"]), int(config["thin"])):
+        key = "explore_fraction" if sched.kind == "cyclical" else "burn_in"
+        raise ValueError(
+            f"key {key!r}: burn_in={config['burn_in']}, thin={config['thin']} "
+            f"(schedule {sched.kind}) leave none of the {config['steps']} steps to collect a "
+            "sample; lower burn_in or explore_fraction, or raise steps"
+        )
+
+
 def run_chains(
     config: dict[str, Any],
     ctx: TrialContext,

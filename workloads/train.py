@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowprec import samplers, schedules
+from lowprec.metrics import classification_metrics, entropy, ood_auroc
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import ImageData, augment_crop_flip, minibatches, normalize
 from workloads.keys import Key
@@ -107,6 +109,32 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                     p.copy_((2.0 * u - 1.0) * bound)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_parameters()
+
+
+#: steps per epoch assumed when a cyclical run is validated before its data are loaded (the
+#: real one is within a factor of a few of this for the bundled data sets; the run re-checks)
+_VALIDATION_STEPS_PER_EPOCH = 100
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Before anything runs: cyclical ``epochs`` must be a multiple of ``cycles``, and the
+    schedule must collect a sample. Exact for constant and decay schedules (their sample epochs
+    do not depend on the steps per epoch); cyclical ones are checked at
+    ``_VALIDATION_STEPS_PER_EPOCH`` steps per epoch, and :func:`train_classifier` re-checks with
+    the real number."""
+    epochs = int(config["epochs"])
+    if config["schedule"] == "cyclical" and epochs % config["cycles"]:
+        raise ValueError(
+            f"key 'cycles': epochs ({epochs}) must be a multiple of cycles ({config['cycles']}) "
+            "so that every cycle ends at the end of an epoch"
+        )
+    spe = _VALIDATION_STEPS_PER_EPOCH if config["schedule"] == "cyclical" else 1
+    schedule = schedules.from_config(
+        config, epochs * spe, steps_per_epoch=spe, samples_per_cycle=config["samples_per_cycle"]
+    )
+    collection_epochs(
+        schedule, epochs, spe, config["burn_in"], config["thin"], config["num_samples"]
+    )
 
 
 def collection_epochs(
@@ -208,9 +236,6 @@ def train_classifier(
     ``augment`` turns on the CIFAR crop-and-flip augmentation for training batches; ``ood``
     (test images of another data set of the same shape) adds ``ood_auroc``.
     """
-    from lowprec import samplers, schedules
-    from lowprec.metrics import classification_metrics, entropy, ood_auroc
-
     started = time.perf_counter()
     device, gen = torch.device(ctx.device), ctx.generator
     if gen.device.type != device.type:

@@ -110,3 +110,27 @@ def test_bad_values_name_the_key(kwargs: dict, key: str) -> None:
 def test_step_out_of_range() -> None:
     with pytest.raises(ValueError, match="outside"):
         Schedule(1.0, 10).lr(10)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"schedule": "constant"},
+        {"schedule": "decay"},
+        {"schedule": "cyclical", "cycles": 3, "explore_fraction": 0.0},
+        {"schedule": "cyclical", "cycles": 3, "explore_fraction": 0.8},
+        {"schedule": "cyclical", "cycles": 4, "explore_fraction": 0.97},
+        {"schedule": "cyclical", "cycles": 7, "explore_fraction": 1.0},
+    ],
+)
+def test_collects_any_agrees_with_every_step(config: dict) -> None:
+    """collects_any (O(cycles)) against the brute force over every step."""
+    for total in (1, 5, 37, 100):
+        if total < config.get("cycles", 1):
+            continue  # more cycles than steps is rejected by from_config
+        for burn_in, thin in ((0, 1), (3, 2), (36, 1), (99, 1), (10, 30)):
+            sched = schedules.from_config(
+                {"lr": 0.1, "cycles": 1, "explore_fraction": 0.0, **config}, total
+            )
+            brute = any(sched.is_sample_step(k, burn_in, thin) for k in range(total))
+            assert sched.collects_any(burn_in, thin) == brute, (total, burn_in, thin)

@@ -34,8 +34,27 @@ def test_ints_become_floats_for_float_keys() -> None:
         ({"workload": "mnist_mlp", "sampler": "halp"}, "sampler"),
         ({"workload": "gaussian", "accumulator": "vc"}, "accumulator"),  # vc needs low-precision W
         ({"workload": "logreg", "sampler": "halp", "format": "fixed"}, "accumulator"),
+        # nothing would be collected: caught before the run, not after it
+        ({"workload": "gaussian", "steps": 200, "burn_in": 300}, "burn_in"),
+        ({"workload": "gaussian", "steps": 200, "burn_in": 150, "thin": 51}, "burn_in"),
+        ({"workload": "logreg", "steps": 100, "burn_in": 200}, "burn_in"),
+        ({"workload": "mnist_mlp", "epochs": 1, "burn_in": 5}, "burn_in"),
+        ({"workload": "mnist_mlp", "schedule": "cyclical", "cycles": 4, "epochs": 2}, "cycles"),
+        (
+            {"workload": "mixture", "schedule": "cyclical", "cycles": 2, "explore_fraction": 1.0},
+            "explore_fraction",
+        ),
     ],
 )
 def test_errors_name_the_key(raw: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         resolve_config(raw)
+
+
+def test_an_optimiser_needs_no_collected_sample() -> None:
+    resolve_config({"workload": "logreg", "sampler": "sgd", "steps": 100, "burn_in": 200})
+
+
+def test_the_last_possible_sample_is_accepted() -> None:
+    resolve_config({"workload": "gaussian", "steps": 200, "burn_in": 150, "thin": 50})
+    resolve_config({"workload": "mnist_mlp", "epochs": 5, "burn_in": 4})
