@@ -79,7 +79,7 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
         "std": float(math.sqrt(max(np.mean(np.diag(cov)), 0.0))),
         "target_std": float(math.sqrt(np.mean(np.diag(target_cov)))),
         "ess": lm.ess(samples),
-        "num_samples": int(samples.shape[0]),
+        "samples": int(samples.shape[0]),
         "collected": int(chains.collected),
     }
     if temperature > 0:

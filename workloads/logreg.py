@@ -237,7 +237,7 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     metrics: dict[str, Any] = lm.classification_metrics(probs, labels, "test_")
     metrics.update(lm.classification_metrics(ensemble.last.cpu().numpy(), labels, "last_test_"))
     metrics["train_loss"] = objective(final)
-    metrics["num_samples"] = ensemble.size()
+    metrics["samples"] = ensemble.size()
     if not math.isfinite(metrics["train_loss"]):
         raise Diverged("training loss is non-finite", {"step": steps})
     metrics.update(bits_metrics(precision, [tuple(final.shape)]))

@@ -71,7 +71,7 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
         "ess": lm.ess(samples),
         "weight_right": float(np.mean(samples > 0)),
         "target_weight_right": float(1.0 - ref.cdf(0.0)),
-        "num_samples": int(samples.shape[0]),
+        "samples": int(samples.shape[0]),
         "collected": int(chains.collected),
     }
     if float(config["temperature"]) == 1.0:

@@ -88,7 +88,7 @@ def test_result_contract(extra: dict) -> None:
         "train_loss",
         "bits",
         "bits_per_param",
-        "num_samples",
+        "samples",
     ):
         assert isinstance(res.metrics[key], float | int), key
     assert res.metrics["test_error"] < 0.15  # a working classifier (majority class: 0.37)
@@ -96,12 +96,12 @@ def test_result_contract(extra: dict) -> None:
 
 def test_ensemble_counts_and_optimisers_use_the_final_iterate() -> None:
     res = _run(SMALL)
-    assert res.metrics["num_samples"] == 20  # steps 110, 120, ..., 300
+    assert res.metrics["samples"] == 20  # steps 110, 120, ..., 300
     capped = _run({**SMALL, "num_samples": 5})
-    assert capped.metrics["num_samples"] == 5
+    assert capped.metrics["samples"] == 5
     assert capped.metrics["last_test_nll"] == res.metrics["last_test_nll"]
     sgd = _run({**SMALL, "sampler": "sgd"})
-    assert sgd.metrics["num_samples"] == 1
+    assert sgd.metrics["samples"] == 1
     assert sgd.metrics["test_nll"] == sgd.metrics["last_test_nll"]
 
 
