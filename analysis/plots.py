@@ -4,9 +4,10 @@ Figures are built as ``matplotlib.figure.Figure`` objects, not through pyplot, s
 GUI backend, leave pyplot's state alone and are safe to draw in worker threads; a notebook shows
 them with ``display(fig)``, :func:`save` writes them with the Agg renderer.
 
-- :func:`plot_metric_vs_bits`: a metric (test error, NLL, ECE) against bits, every ok trial as a
-  point (mean ± std over seeds), the Pareto front of (metric, bits) per accumulator mode in one
-  panel and per format family in the other, drawn as staircases.
+- :func:`plot_metric_vs_bits`: a metric (test error, NLL, ECE) against a bits column (``bits``,
+  the word length, or ``bits_per_param``, the storage bits per weight), every ok trial as a
+  point (mean ± std over seeds), the Pareto front of (metric, that column) per accumulator mode
+  in one panel and per format family in the other, drawn as staircases.
 - :func:`plot_sample_histograms`: the Gaussian experiment of the low-precision SGLD paper
   (Zhang, Wilson, De Sa, ICML 2022, fig. 1): histograms of the collected samples against the
   target density, one panel per accumulator mode.
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.pareto import aggregate_seeds, pareto_front
 
@@ -36,6 +38,27 @@ LABELS: dict[str, str] = {
     "low": "low (naive LP-L)",
     "vc": "vc (VC LP-L)",
 }
+
+#: axis labels of the bits-like columns: what a value on that axis means
+AXIS_LABELS: dict[str, str] = {
+    "bits": "bits (word length of the weight format)",
+    "bits_per_param": "bits_per_param: storage bits per weight\n"
+    "(accumulator full: its float32 master copy, 32)",
+}
+
+
+def axis_label(column: str) -> str:
+    """The label of an axis showing ``column``: its meaning for the bits-like columns."""
+    return AXIS_LABELS.get(column, column)
+
+
+def integer_ticks(ax: Axes, values: pd.Series | np.ndarray, axis: str = "x") -> None:
+    """Integer tick positions on ``axis`` when every finite value is a whole number (word
+    lengths), so that the axis reads 4, 6, 8 rather than 4.0, 4.5, 5.0."""
+    values = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(float)
+    values = values[np.isfinite(values)]
+    if values.size and np.all(values == np.round(values)):
+        (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
 
 
 def _ordered(values: Sequence[object], preferred: Sequence[str]) -> list[object]:
@@ -69,9 +92,12 @@ def plot_metric_vs_bits(
     direction: str = "min",
     title: str | None = None,
 ) -> Figure:
-    """``metric`` against ``bits``: seed means with std error bars, fronts per accumulator (left)
-    and per format family (right). Fronts are over the seed means, objectives
-    ``{metric: direction, bits: min}``."""
+    """``metric`` against ``bits`` (the column on the x-axis: ``bits`` or ``bits_per_param``):
+    seed means with std error bars, fronts per accumulator (left) and per format family
+    (right). Fronts are over the seed means, objectives ``{metric: direction, bits: min}``;
+    the x-axis gets integer ticks when every value of ``bits`` is a whole number."""
+    if metric == bits:
+        raise ValueError(f"metric {metric!r}: is the x-axis itself; plot another metric")
     pooled = aggregate_seeds(trials, config_keys, [metric, bits]) if len(trials) else trials
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
@@ -79,8 +105,10 @@ def plot_metric_vs_bits(
     for ax, by, preferred in zip(
         axes, ("accumulator", "family"), (ACCUMULATORS, FAMILIES), strict=True
     ):
-        ax.set_xlabel(f"{bits} (weight word length)")
+        ax.set_xlabel(axis_label(bits), fontsize=9)
         ax.grid(alpha=0.3)
+        if bits in pooled.columns:
+            integer_ticks(ax, pooled[bits])
         if by not in pooled.columns or pooled.empty or pooled[metric].notna().sum() == 0:
             ax.set_title(f"by {by}: no ok trial with {metric}")
             continue
@@ -283,6 +311,7 @@ def plot_hypervolume_history(history: pd.DataFrame, title: str = "hypervolume") 
         )
         ax.legend(fontsize=8)
     ax.set_xlabel("trials (in start order)")
+    integer_ticks(ax, history["n_trials"])
     ax.set_ylabel("hypervolume")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)

@@ -14,14 +14,20 @@ writes ``RESULTS/<name>/report/`` (or ``--out``):
 - ``best_per_group.csv``: the best ok trial on the first objective per sampler, accumulator and
   format family;
 - ``summary.json``: trials by status, objectives, reference point, hypervolume, knee;
-- PNGs: ``<metric>_vs_bits.png`` (error, NLL, ECE and every objective other than bits),
-  ``samples.png`` (synthetic targets), ``reliability.png`` (classifiers),
-  ``hypervolume.png`` (optuna sweeps);
+- PNGs: ``<metric>_vs_<axis>.png`` (error, NLL, ECE and every objective that is not a bits
+  column) against ``axis`` = ``bits_per_param`` when that is an objective, else ``bits``
+  (:func:`bits_axis`), ``samples.png`` (synthetic targets), ``reliability.png``
+  (classifiers), ``hypervolume.png`` (optuna sweeps); none of them when no trial is ok;
 - ``index.html`` showing all of it.
+
+PNGs (and ``hypervolume.csv``) that an earlier run wrote into the report directory and this run
+does not are removed. The CLI prints every file written, one per line, on stdout.
 
 With ``--compare`` it also writes ``compare.csv``: every sweep's hypervolume against one shared
 reference point (:func:`compare_sweeps`). It exits 2 with a message when a directory holds no
-``trials.parquet`` or an objective is malformed or not a column. The orchestrator
+``trials.parquet`` or an objective is malformed or not a column (of any of the sweeps, named
+in the message; a sweep where no trial is ok lacks the metric columns, and there a missing
+objective counts as all-NaN: the report still lists the trials and their errors). The orchestrator
 calls :func:`write_report` at the end of a sweep.
 """
 
@@ -67,6 +73,19 @@ from analysis.pareto import (
 #: metrics plotted against bits whenever the sweep reports them
 PLOTTED_METRICS: tuple[str, ...] = ("test_error", "test_nll", "test_ece")
 
+#: bits-like cost columns, in order of preference for the x-axis of the figures: the storage
+#: bits per weight (counts the float32 master copy of ``accumulator: full``), the word length
+BITS_AXES: tuple[str, ...] = ("bits_per_param", "bits")
+
+#: files the report writes besides ``<metric>_vs_<bits axis>.png``, that a run may not produce;
+#: one left over from an earlier run is removed
+OPTIONAL_FILES: tuple[str, ...] = (
+    "samples.png",
+    "reliability.png",
+    "hypervolume.png",
+    "hypervolume.csv",
+)
+
 #: columns that describe a group in "best per group"
 GROUP_COLUMNS: tuple[str, ...] = ("sampler", "accumulator", "family")
 
@@ -101,6 +120,10 @@ class Report:
     pareto_csv: Path
     pareto_mean_csv: Path
     summary: dict[str, Any] = field(default_factory=dict)
+    #: every file written, in the order written (CSVs, summary.json, PNGs, index.html)
+    files: list[Path] = field(default_factory=list)
+    #: files of an earlier run in the report directory that this run did not write, removed
+    removed: list[Path] = field(default_factory=list)
 
     def __fspath__(self) -> str:
         return os.fspath(self.dir)
@@ -116,6 +139,35 @@ def default_objectives(sweep: Sweep) -> dict[str, str]:
     raise ValueError(
         f"{sweep.path / 'spec.yaml'}: no objectives; pass --objectives metric:min,bits:min"
     )
+
+
+def bits_axis(objectives: Mapping[str, str], columns: Sequence[str]) -> str | None:
+    """The column on the x-axis of the figures: the first of :data:`BITS_AXES` that is an
+    objective (``bits_per_param`` before ``bits``), else ``bits`` when it is a column, else
+    None (no figure against bits)."""
+    for axis in BITS_AXES:
+        if axis in objectives and axis in columns:
+            return axis
+    return "bits" if "bits" in columns else None
+
+
+def with_objective_columns(
+    trials: pd.DataFrame, objectives: Mapping[str, str], sweep: str = "the sweep"
+) -> pd.DataFrame:
+    """``trials`` with every objective a column. When no trial is ok (every trial diverged or
+    failed, so the workload never reported its metrics) a missing objective is added as an
+    all-NaN column; when some trial is ok a missing objective is a mistake (a typo in
+    ``--objectives``, a metric the workload does not report) and raises ``ValueError`` naming
+    ``sweep`` and the objective."""
+    missing = [m for m in objectives if m not in trials.columns]
+    if not missing:
+        return trials
+    if (trials["status"] == "ok").any():
+        raise ValueError(
+            f"{sweep}: objective {missing[0]!r}: no such column "
+            f"(columns: {', '.join(map(str, trials.columns))})"
+        )
+    return trials.assign(**dict.fromkeys(missing, np.nan))
 
 
 def _label(row: pd.Series) -> str:
@@ -222,6 +274,7 @@ def _html(
     summary: dict[str, Any],
     tables: Mapping[str, pd.DataFrame],
     pngs: Sequence[Path],
+    notes: Sequence[str] = (),
 ) -> str:
     e = html.escape
     rows = "".join(
@@ -233,6 +286,7 @@ def _html(
         for p in pngs
     )
     sections = "".join(f"<h2>{e(title)}</h2>{_table_html(t)}" for title, t in tables.items())
+    remarks = "".join(f'<p class="note"><em>{e(note)}</em></p>' for note in notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(sweep.name)}: sweep report</title>
 <style>
@@ -252,7 +306,7 @@ over the front. The hypervolume is the volume the front dominates up to the refe
 (higher is better; compare sweeps only under the same reference). The tables leave out the
 config keys that are the same in every trial; the CSV files next to this page have them all.</p>
 <h2>Summary</h2><table>{rows}</table>
-<h2>Figures</h2>{images or "<p><em>no figures</em></p>"}
+<h2>Figures</h2>{remarks}{images or "<p><em>no figures</em></p>"}
 {sections}
 </body></html>
 """
@@ -265,12 +319,18 @@ def write_report(
 ) -> Report:
     """Write the report of the sweep in ``results_dir`` (see the module docstring) and return
     what was written. Raises :class:`analysis.load.NoTrials` without ``trials.parquet`` and
-    ``ValueError`` naming the objective when an objective is not a column."""
+    ``ValueError`` naming the objective when an objective is not a column (unless no trial is
+    ok: then it is taken as all-NaN, see :func:`with_objective_columns`).
+
+    Figures are drawn against the x-axis :func:`bits_axis` picks (``bits_per_param`` when it is
+    an objective, else ``bits``) and named ``<metric>_vs_<axis>.png``. Files of that form, and
+    :data:`OPTIONAL_FILES`, left in the report directory by an earlier run and not written by
+    this one are removed (``Report.removed``)."""
     sweep = load_sweep(results_dir)
     objectives = dict(objectives or default_objectives(sweep))
     out = Path(out_dir) if out_dir is not None else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)
-    trials = sweep.trials
+    trials = with_objective_columns(sweep.trials, objectives, f"sweep {sweep.name} ({sweep.path})")
     split = split_by_status(trials, objectives)
     ok = split["ok"]
     keys = [k for k in sweep.config_keys if k in trials.columns]
@@ -342,27 +402,48 @@ def write_report(
             list(dict.fromkeys([*group_by, "trial_id", *objectives, *shown]))
         ]
     else:
-        best = ok.iloc[:0]
+        best = ok.iloc[:0][list(dict.fromkeys([*group_by, "trial_id", *objectives, *shown]))]
     not_ok = trials[trials["status"] != "ok"]
     not_ok = not_ok[[c for c in ("trial_id", "status", "error", *keys) if c in not_ok.columns]]
 
+    files: list[Path] = []
     pareto_csv = out / "pareto.csv"
     pareto_mean_csv = out / "pareto_mean.csv"
-    front.to_csv(pareto_csv, index=False)
-    front_mean.to_csv(pareto_mean_csv, index=False)
-    front_groups.to_csv(out / "pareto_by_group.csv", index=False)
-    best.to_csv(out / "best_per_group.csv", index=False)
+    for frame, path in (
+        (front, pareto_csv),
+        (front_mean, pareto_mean_csv),
+        (front_groups, out / "pareto_by_group.csv"),
+        (best, out / "best_per_group.csv"),
+    ):
+        frame.to_csv(path, index=False)
+        files.append(path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    files.append(out / "summary.json")
 
     pngs: list[Path] = []
+    notes: list[str] = []
+    x_axis = bits_axis(objectives, list(trials.columns))
     plotted = [m for m in PLOTTED_METRICS if m in trials.columns and ok[m].notna().any()]
-    plotted += [m for m in objectives if m not in plotted and m != "bits"]
-    if "bits" in trials.columns:
+    plotted += [m for m in objectives if m not in plotted]
+    plotted = [m for m in plotted if m not in BITS_AXES]  # never a cost against a cost
+    if not len(ok):
+        notes.append(
+            "No trial is ok (with every objective finite): the figures of metrics against "
+            "bits, the reliability diagrams and the sample histograms need ok trials and are "
+            "not drawn. The trials and their errors are listed below."
+        )
+    elif x_axis is None:
+        notes.append("No bits column: no figure of the metrics against bits.")
+    else:
         for metric in plotted:
             fig = plots.plot_metric_vs_bits(
-                trials, metric, keys or ["trial_id"], direction=objectives.get(metric, "min")
+                trials,
+                metric,
+                keys or ["trial_id"],
+                bits=x_axis,
+                direction=objectives.get(metric, "min"),
             )
-            pngs.append(plots.save(fig, out / f"{metric}_vs_bits.png"))
+            pngs.append(plots.save(fig, out / f"{metric}_vs_{x_axis}.png"))
     for name, figure in (
         ("samples.png", samples_figure(sweep, ok)),
         ("reliability.png", reliability_figure(sweep, ok)),
@@ -373,6 +454,7 @@ def write_report(
     if algorithm == "optuna" and "hypervolume" in summary:
         history = hypervolume_history(trial_order(trials), objectives, ref)
         history.to_csv(out / "hypervolume.csv", index=False)
+        files.append(out / "hypervolume.csv")
         fig = plots.plot_hypervolume_history(
             history, title=f"{sweep.name}: hypervolume of {', '.join(objectives)}"
         )
@@ -389,7 +471,8 @@ def write_report(
     constant = {k for k in keys if trials[k].astype(str).nunique() <= 1 and k not in objectives}
     tables = {t: f[[c for c in f.columns if c not in constant]] for t, f in tables.items()}
     index = out / "index.html"
-    index.write_text(_html(sweep, summary, tables, pngs))
+    index.write_text(_html(sweep, summary, tables, pngs, notes))
+    files += [*pngs, index]
     return Report(
         dir=out,
         pngs=pngs,
@@ -397,7 +480,24 @@ def write_report(
         pareto_csv=pareto_csv,
         pareto_mean_csv=pareto_mean_csv,
         summary=summary,
+        files=files,
+        removed=_remove_stale(out, files),
     )
+
+
+def _remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
+    """Remove the files an earlier report left in ``out`` that this one did not write: only
+    names the report itself writes (``<metric>_vs_<bits axis>.png``, :data:`OPTIONAL_FILES`),
+    never anything else in the directory."""
+    owned = [p for axis in BITS_AXES for p in out.glob(f"*_vs_{axis}.png")]
+    owned += [out / name for name in OPTIONAL_FILES]
+    keep = {p.resolve() for p in written}
+    removed = []
+    for path in sorted(set(owned)):
+        if path.is_file() and path.resolve() not in keep:
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def compare_sweeps(
@@ -414,12 +514,15 @@ def compare_sweeps(
     together (worst value plus ``MARGIN`` times the range,
     :func:`analysis.pareto.reference_point`). One row per sweep:
     ``sweep``, ``path``, ``trials``, ``ok``, ``front_size``, ``hypervolume``; the reference is
-    in ``frame.attrs["reference"]``.
+    in ``frame.attrs["reference"]``. An objective missing from a sweep with ok trials raises
+    ``ValueError`` naming that sweep (:func:`with_objective_columns`).
     """
     sweeps = [load_sweep(d) for d in results_dirs]
     if not sweeps:
         raise ValueError("results_dirs: give at least one sweep directory")
     objectives = dict(objectives or default_objectives(sweeps[0]))
+    for s in sweeps:
+        s.trials = with_objective_columns(s.trials, objectives, f"sweep {s.name} ({s.path})")
     if reference is None:
         references = [
             {m: v for m, v in (reference_from_spec(s.spec) or {}).items() if m in objectives}
@@ -467,19 +570,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         objectives = parse_objectives(args.objectives) if args.objectives else None
         report = write_report(args.results_dir, objectives, args.out)
+        written = list(report.files)
         if args.compare:
             compared = compare_sweeps([args.results_dir, *args.compare], objectives)
             compared.to_csv(report.dir / "compare.csv", index=False)
+            written.append(report.dir / "compare.csv")
             print(f"reference point: {compared.attrs['reference']}", file=sys.stderr)
             print(compared.to_string(index=False), file=sys.stderr)
-            print(report.dir / "compare.csv")
     except NoTrials as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for path in (report.pareto_csv, report.pareto_mean_csv, *report.pngs, report.index):
+    for path in report.removed:
+        print(f"removed stale {path}", file=sys.stderr)
+    for path in written:
         print(path)
     return 0
 

@@ -23,7 +23,8 @@
 # 2. the **Pareto front** of the sweep's objectives over individual trials, and over
 #    configurations averaged over seeds (mean, std and the number of seeds);
 # 3. the **hypervolume** and the **knee** (the trial we would pick);
-# 4. figures: each metric against bits with fronts per accumulator mode and format family,
+# 4. figures: each metric against bits (`bits_per_param` when the objectives use it, else the
+#    word length `bits`) with fronts per accumulator mode and format family,
 #    reliability diagrams (classifiers), sample histograms against the target density
 #    (synthetic targets) and, for optuna sweeps, the hypervolume against the trial count.
 #
@@ -57,14 +58,22 @@ from analysis.pareto import (
     split_by_status,
     trials_hypervolume,
 )
-from analysis.report import default_objectives, reliability_figure, samples_figure
+from analysis.report import (
+    BITS_AXES,
+    bits_axis,
+    default_objectives,
+    reliability_figure,
+    samples_figure,
+    with_objective_columns,
+)
 
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.width", 160)
 
 sweep = load_sweep(Path(results_dir))
 objectives = parse_objectives(objectives) if objectives else default_objectives(sweep)
-trials = sweep.trials
+# a sweep where no trial is ok has no metric columns: its objectives count as all-NaN
+trials = with_objective_columns(sweep.trials, objectives, f"sweep {sweep.name}")
 print(f"sweep {sweep.name}: {len(trials)} trials, objectives {objectives}")
 display(trials["status"].value_counts().rename("trials").to_frame())
 
@@ -131,13 +140,19 @@ display(pareto_front(pooled, objectives))
 if len(split["ok"]):
     given = {m: v for m, v in (reference_from_spec(sweep.spec) or {}).items() if m in objectives}
     reference = reference_point(trials, objectives, given)
-    print("reference (minimisation form):", dict(zip(objectives, reference, strict=True)))
-    print("hypervolume:", trials_hypervolume(trials, objectives, reference))
+    signs = [1.0 if d == "min" else -1.0 for d in objectives.values()]
+    in_units = {m: float(r * s) for m, r, s in zip(objectives, reference, signs, strict=True)}
+    print(f"reference point: {in_units}")
+    print(f"hypervolume: {trials_hypervolume(trials, objectives, reference):.6g}")
+else:
+    print("no ok trial: no reference point and no hypervolume")
 
 # %% [markdown]
 # ## Figures
 #
-# Each metric against bits: every point is a configuration (mean over seeds, bar = std); the
+# Each metric against bits (the x-axis is `bits_per_param`, the storage bits per weight that
+# count the float32 master copy of `full` as 32, when that is an objective; else `bits`, the
+# weight format's word length): every point is a configuration (mean over seeds, bar = std); the
 # staircase of a colour is that group's front, left by accumulator mode (`full` keeps a float32
 # master copy, `low` rounds the stored weights after each update, `vc` uses
 # variance-corrected rounding), right by format family. A staircase lower and further left is
@@ -145,10 +160,15 @@ if len(split["ok"]):
 
 # %%
 ok = split["ok"]
-for metric in [m for m in ("test_error", "test_nll", "test_ece", *objectives) if m != "bits"]:
-    if metric in trials.columns and "bits" in trials.columns and ok[metric].notna().any():
+x_axis = bits_axis(objectives, list(trials.columns))
+if not len(ok):
+    print("no ok trial: no figures (they need ok trials)")
+for metric in dict.fromkeys(("test_error", "test_nll", "test_ece", *objectives)):
+    if metric in BITS_AXES or x_axis is None or metric not in trials.columns:
+        continue
+    if ok[metric].notna().any():
         direction = objectives.get(metric, "min")
-        display(plots.plot_metric_vs_bits(trials, metric, keys, direction=direction))
+        display(plots.plot_metric_vs_bits(trials, metric, keys, bits=x_axis, direction=direction))
 
 # %% [markdown]
 # Reliability diagrams (classifiers): the best trial of each accumulator mode. Bars are the

@@ -8,6 +8,7 @@ import pytest
 
 from tests.analysis.sweep_fixture import (
     write_classifier_sweep,
+    write_failed_sweep,
     write_gaussian_sweep,
     write_optuna_sweep,
 )
@@ -26,3 +27,20 @@ def gaussian_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def optuna_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_optuna_sweep(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="session")
+def failed_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_failed_sweep(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="session")
+def storage_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The classifier grid under the default sweep's objectives {test_error, bits_per_param},
+    with bits_per_param as the workloads report it (32 for accumulator full)."""
+    return write_classifier_sweep(
+        tmp_path_factory.mktemp("results"),
+        name="storage",
+        objectives={"test_error": "min", "bits_per_param": "min"},
+        storage_bits=True,
+    )

@@ -7,7 +7,9 @@
 - :func:`write_gaussian_sweep`: the 1-D N(0, 1) experiment with full / low / vc accumulators and
   per-trial samples; the naive low accumulator's samples have the inflated std sqrt(1 + Δ²/(12α))
   of ALGORITHMS.md §10;
-- :func:`write_optuna_sweep`: a search over lr and bits with trial ids in start order.
+- :func:`write_optuna_sweep`: a search over lr and bits with trial ids in start order;
+- :func:`write_failed_sweep`: a sweep where every trial failed or diverged, so that
+  trials.parquet has no metric columns at all (as the orchestrator writes it).
 """
 
 from __future__ import annotations
@@ -116,8 +118,13 @@ def write_classifier_sweep(
     bits: tuple[int, ...] = (4, 8, 16),
     accumulators: tuple[str, ...] = ("full", "low", "vc"),
     objectives: dict[str, str] | None = None,
+    storage_bits: bool = False,
 ) -> Path:
     """A classifier sweep under ``root/name``: returns the sweep directory.
+
+    ``bits_per_param`` is the word length ``bits``, or with ``storage_bits`` what the workloads
+    report (lowprec.precision): 32 for ``accumulator: full`` (its float32 master copy), the
+    word length plus the shared 8-bit exponent over 32 weights for ``block``.
 
     The ensemble's logits are the one-hot label scaled by a quality that grows with bits (and
     is lower for the naive low accumulator) plus Gaussian noise, so fewer bits cost accuracy.
@@ -202,7 +209,7 @@ def write_classifier_sweep(
                 last_test_error=metrics["test_error"] + 0.01,
                 ood_auroc=0.8,
                 train_loss=0.3,
-                bits_per_param=float(b),
+                bits_per_param=_storage_bits(fmt, b, acc) if storage_bits else float(b),
             )
             row.update(status="ok", error=None, diverged=False, **metrics)
             rows.append(row)
@@ -217,6 +224,53 @@ def write_classifier_sweep(
                         "probs": pa.array(list(probs), pa.list_(pa.float32())),
                     }
                 ),
+            )
+    _write_trials(root, rows)
+    return root
+
+
+def _storage_bits(fmt: str, bits: int, accumulator: str) -> float:
+    if accumulator == "full" or fmt == "fp32":
+        return 32.0
+    return bits + 8 / 32 if fmt == "block" else float(bits)
+
+
+def write_failed_sweep(root: str | Path, name: str = "broken") -> Path:
+    """Every trial failed or diverged before reporting a metric: trials.parquet has the config
+    keys, ``status`` and ``error`` but no ``test_error``, ``bits_per_param``, ... columns. The
+    spec's objectives are the default sweep's, {test_error: min, bits_per_param: min}."""
+    root = Path(root) / name
+    root.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": name,
+        "workload": "mnist_mlp",
+        "objectives": {"test_error": "min", "bits_per_param": "min"},
+        "search": {"algorithm": "grid", "num_samples": 1},
+        "fixed": {"epochs": 2, "sampler": "sgld"},
+        "space": {
+            "format": {"grid": ["fixed", "block"]},
+            "bits": {"grid": [4]},
+            "accumulator": {"grid": ["low", "vc"]},
+        },
+    }
+    (root / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    rows = []
+    for fmt in ("fixed", "block"):
+        for acc in ("low", "vc"):
+            trial_id = f"{name}_{len(rows):05d}"
+            failed = acc == "vc"
+            rows.append(
+                {
+                    **DEFAULTS,
+                    "workload": "mnist_mlp",
+                    "format": fmt,
+                    "bits": 4,
+                    "weight_format": _weight_format(fmt, 4),
+                    "accumulator": acc,
+                    **_bookkeeping(name, trial_id, 0.0),
+                    "status": "failed" if failed else "diverged",
+                    "error": f"RuntimeError: no {fmt} kernel" if failed else "non-finite loss",
+                }
             )
     _write_trials(root, rows)
     return root

@@ -62,9 +62,20 @@ def test_notebook_executes_on_a_classifier_sweep(classifier_sweep, tmp_path):
     assert "knee" in text and "hypervolume:" in text
     assert "simulated failure" in text  # the failed trial is listed
     assert images >= 4  # error, NLL, ECE against bits and the reliability diagrams
+    assert "np.float64" not in text  # numbers print as numbers, not as numpy reprs
+    assert "reference point: {'test_error': " in text
 
 
 def test_notebook_executes_on_a_gaussian_sweep(gaussian_sweep, tmp_path):
     text, images = _outputs(_execute(gaussian_sweep, tmp_path / "out.ipynb"))
     assert "objectives {'w2': 'min', 'bits': 'min'}" in text
     assert images >= 2  # w2 against bits and the sample histograms
+
+
+def test_notebook_executes_when_no_trial_is_ok(failed_sweep, tmp_path):
+    """Every trial failed or diverged and trials.parquet has no metric columns."""
+    text, images = _outputs(_execute(failed_sweep, tmp_path / "out.ipynb"))
+    assert "sweep broken: 4 trials" in text
+    assert "RuntimeError: no block kernel" in text and "non-finite loss" in text
+    assert "no ok trial" in text
+    assert images == 0

@@ -95,3 +95,31 @@ def test_figures_save_as_non_blank_pngs(tmp_path):
         path = plots.save(figure, tmp_path / "sub" / name)
         image = mpimg.imread(path)[..., :3]
         assert image.shape[0] > 200 and float(image.std()) > 0.02, name
+
+
+def test_integer_axes_get_integer_ticks():
+    """bits 4, 5, 6, 8 (the default sweep's grid): ticks at whole bits, not 4.5; fractional
+    bits_per_param (block formats) keep the default ticks."""
+    trials = pd.DataFrame(
+        {
+            "trial_id": [f"t{i}" for i in range(4)],
+            "status": "ok",
+            "accumulator": ["low", "low", "vc", "vc"],
+            "family": "fixed",
+            "bits": [4, 5, 6, 8],
+            "bits_per_param": [4.25, 5.25, 6.25, 8.25],
+            "test_error": [0.3, 0.2, 0.15, 0.1],
+        }
+    )
+    fig = plots.plot_metric_vs_bits(trials, "test_error", ["accumulator", "family", "bits"])
+    for ax in fig.axes:
+        ax.get_xlim()
+        ticks = ax.get_xticks()
+        assert len(ticks) > 1 and np.all(ticks == np.round(ticks)), ticks
+        assert "word length" in ax.get_xlabel()
+    fig = plots.plot_metric_vs_bits(
+        trials, "test_error", ["accumulator", "family", "bits"], bits="bits_per_param"
+    )
+    assert "storage bits per weight" in fig.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="x-axis itself"):
+        plots.plot_metric_vs_bits(trials, "bits", ["accumulator", "family"])

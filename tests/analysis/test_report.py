@@ -271,3 +271,126 @@ def test_spec_reference_is_used_and_filtered_to_the_objectives(classifier_sweep,
     other = write_report(sweep, {"test_error": "min", "test_nll": "min"}, tmp_path / "r2")
     assert other.summary["reference point"]["test_error"] == 1.0
     assert other.summary["reference point"]["test_nll"] > ok["test_nll"].max()
+
+
+def _line_points(ax, label: str) -> set[tuple[float, float]]:
+    """The (x, y) points of the staircase labelled ``label`` in ``ax``."""
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return set(zip(line.get_xdata().tolist(), line.get_ydata().tolist(), strict=True))
+
+
+def test_figures_use_bits_per_param_when_it_is_an_objective(storage_sweep, tmp_path, monkeypatch):
+    """objectives {test_error, bits_per_param}: x is bits_per_param (full at 32, not at its
+    word length), the fronts are on that axis, and no objective is plotted against itself."""
+    from analysis import plots
+    from analysis.pareto import aggregate_seeds, pareto_front
+
+    figures = {}
+    save = plots.save
+
+    def keep(fig, path):
+        figures[Path(path).name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", keep)
+    report = write_report(storage_sweep, out_dir=tmp_path / "r")
+    names = {p.name for p in report.pngs}
+    assert {
+        "test_error_vs_bits_per_param.png",
+        "test_nll_vs_bits_per_param.png",
+        "test_ece_vs_bits_per_param.png",
+    } <= names
+    assert not any(n.startswith(("bits_per_param_vs", "bits_vs")) for n in names), names
+    assert not any(n.endswith("_vs_bits.png") for n in names), names
+    left = figures["test_error_vs_bits_per_param.png"].axes[0]
+    assert "bits_per_param" in left.get_xlabel() and "master copy" in left.get_xlabel()
+    # the full accumulator's front sits at 32 bits per param, not at its word length
+    full = _line_points(left, "full (LP-F)")
+    assert {x for x, _ in full} == {32.0}
+    # every staircase is the group's front of seed means under the report's objectives
+    objectives = {"test_error": "min", "bits_per_param": "min"}
+    sweep = load_sweep(storage_sweep)
+    pooled = aggregate_seeds(sweep.trials, sweep.config_keys, list(objectives))
+    for mode, label in (
+        ("full", "full (LP-F)"),
+        ("low", "low (naive LP-L)"),
+        ("vc", "vc (VC LP-L)"),
+    ):
+        front = pareto_front(pooled[pooled["accumulator"] == mode], objectives)
+        expected = set(zip(front["bits_per_param"], front["test_error"], strict=True))
+        assert _line_points(left, label) == expected, mode
+    # the overall front (pareto.csv) is the front of the same points the figure shows
+    front = pd.read_csv(report.pareto_csv)
+    ok = sweep.trials[sweep.trials["status"] == "ok"]
+    assert set(front["trial_id"]) == _brute_front(ok, objectives)
+    assert (front.loc[front["accumulator"] == "full", "bits_per_param"] == 32.0).all()
+
+
+def test_stale_pngs_are_removed_and_stdout_lists_every_file(storage_sweep, tmp_path, capsys):
+    out = tmp_path / "r"
+    # an earlier run under other objectives wrote figures against bits (and one of
+    # bits_per_param against bits); a file the report does not own is left alone
+    assert (
+        main([str(storage_sweep), "--out", str(out), "--objectives", "test_error:min,bits:min"])
+        == 0
+    )
+    capsys.readouterr()
+    (out / "bits_per_param_vs_bits.png").write_bytes(b"old")
+    (out / "hypervolume.png").write_bytes(b"old")
+    (out / "my_notes.png").write_bytes(b"mine")
+    assert (out / "test_error_vs_bits.png").is_file()
+    assert main([str(storage_sweep), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out.split()
+    left = {p.name for p in out.iterdir()}
+    assert not {n for n in left if n.endswith("_vs_bits.png")}, left
+    assert "hypervolume.png" not in left and "my_notes.png" in left
+    assert "removed stale" in captured.err
+    # stdout names every file the run wrote, and nothing else
+    assert sorted(printed) == sorted(str(out / n) for n in left if n != "my_notes.png")
+    for name in ("pareto_by_group.csv", "best_per_group.csv", "summary.json", "index.html"):
+        assert str(out / name) in printed
+
+
+def test_report_when_every_trial_failed_and_metrics_are_absent(failed_sweep, tmp_path, capsys):
+    """No trial is ok and trials.parquet has no metric columns (as the orchestrator writes it):
+    the report is still written, with the errors, empty fronts with headers and no figures."""
+    trials = pd.read_parquet(failed_sweep / "trials.parquet")
+    assert "test_error" not in trials and "bits_per_param" not in trials
+    out = tmp_path / "r"
+    assert main([str(failed_sweep), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status ok"], summary["status diverged"], summary["status failed"]) == (
+        0,
+        2,
+        2,
+    )
+    assert summary["front size"] == 0 and "hypervolume" not in summary
+    pareto = pd.read_csv(out / "pareto.csv")
+    assert pareto.empty
+    assert list(pareto.columns[:4]) == ["trial_id", "knee", "test_error", "bits_per_param"]
+    mean = pd.read_csv(out / "pareto_mean.csv")
+    assert mean.empty and {"test_error", "test_error_std", "n_seeds", "trial_ids"} <= set(
+        mean.columns
+    )
+    best = pd.read_csv(out / "best_per_group.csv")
+    assert best.empty and {"trial_id", "test_error", "bits_per_param"} <= set(best.columns)
+    assert pd.read_csv(out / "pareto_by_group.csv").empty
+    assert not list(out.glob("*.png"))
+    page = (out / "index.html").read_text()
+    for text in ("RuntimeError: no block kernel", "non-finite loss", "No trial is ok", "failed"):
+        assert text in page
+    assert str(out / "index.html") in printed and str(out / "summary.json") in printed
+
+
+def test_compare_names_the_sweep_lacking_an_objective(classifier_sweep, tmp_path, capsys):
+    other = _shifted_copy(classifier_sweep, tmp_path, "no_nll", 0.0)
+    trials = pd.read_parquet(other / "trials.parquet").drop(columns=["test_nll"])
+    trials.to_parquet(other / "trials.parquet")
+    with pytest.raises(ValueError, match=r"no_nll.*'test_nll'"):
+        compare_sweeps([classifier_sweep, other], {"test_nll": "min", "bits": "min"})
+    argv = [str(classifier_sweep), "--out", str(tmp_path / "r"), "--compare", str(other)]
+    assert main([*argv, "--objectives", "test_nll:min,bits:min"]) == 2
+    err = capsys.readouterr().err
+    assert "no_nll" in err and str(other) in err and "'test_nll'" in err
