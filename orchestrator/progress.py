@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -157,4 +159,56 @@ class SweepProgress(Callback):
             f"{counts['diverged']}, failed {counts['failed']}) | {len(self.running)} running{best}",
             file=self.stream,
             flush=True,
+        )
+
+
+class InterruptWatch(Callback):
+    """Whether the driver got a SIGINT while Tune ran.
+
+    Tune's ``fit`` installs its own SIGINT handler: the first SIGINT stops the trials gracefully
+    (they end TERMINATED, as if they had finished), puts back the handler it found and returns
+    normally. So: :meth:`install` puts ours in place before ``fit`` (it notes a SIGINT that
+    reaches it, and raises ``KeyboardInterrupt`` as Python's default does); at every step the
+    callback notes the handler Tune installed; after ``fit``, our handler back in place of Tune's
+    means Tune got the SIGINT.
+    """
+
+    def __init__(self) -> None:
+        self.signalled = False
+        self.tune_handler: Any = None
+        self.previous: Any = None
+        self.installed = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config (callbacks included): leave the handlers out."""
+        return {"signalled": False, "tune_handler": None, "previous": None, "installed": False}
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.signalled = True
+        raise KeyboardInterrupt
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handler)
+            self.installed = True
+
+    def uninstall(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+            self.installed = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.tune_handler is None and self.installed:
+            current = signal.getsignal(signal.SIGINT)
+            if current != self.handler:
+                self.tune_handler = current
+
+    def interrupted(self) -> bool:
+        """True when a SIGINT reached our handler or Tune's (call before :meth:`uninstall`)."""
+        if self.signalled:
+            return True
+        return (
+            self.installed
+            and self.tune_handler is not None
+            and signal.getsignal(signal.SIGINT) == self.handler
         )

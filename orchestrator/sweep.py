@@ -32,6 +32,8 @@ import math
 import os
 import sys
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,7 +157,7 @@ def _init_ray(address: str | None) -> bool:
 
 
 def dry_run(spec: Spec, out: TextIO) -> None:
-    """Print the number of trials and the first few."""
+    """Print the number of trials and the first few (optuna: the space it proposes from)."""
     n = spec.num_trials()
     print(
         f"{spec.file}: {n} trial{'s' if n != 1 else ''} of workload {spec.workload!r} "
@@ -163,6 +165,17 @@ def dry_run(spec: Spec, out: TextIO) -> None:
         f"{', '.join(f'{k}: {v}' for k, v in spec.objectives.items())})",
         file=out,
     )
+    if spec.algorithm == "optuna":
+        # Optuna proposes each trial from the results so far: there is no list to show
+        (template,) = spec.preview(1)
+        axes = [a.key for a in spec.space.values()]
+        print(
+            f"  {n} trial{'s' if n != 1 else ''} proposed by Optuna over: "
+            f"{', '.join(axes) if axes else '(no searched keys)'}",
+            file=out,
+        )
+        print("  space: " + " ".join(f"{k}={v}" for k, v in template.items()), file=out)
+        return
     for i, config in enumerate(spec.preview(5)):
         shown = " ".join(f"{k}={v}" for k, v in config.items())
         print(f"  [{i}] {shown}", file=out)
@@ -277,7 +290,7 @@ def _fit(
     """Build (or restore) the Tuner and fit it; True when every trial ended."""
     from ray import tune
 
-    from orchestrator.progress import SweepProgress
+    from orchestrator.progress import InterruptWatch, SweepProgress
 
     # grid/random: unlimited unless asked (Tune fits trials to the resources, and an autoscaling
     # cluster grows); optuna: a Searcher proposes one trial at a time unless told otherwise
@@ -294,12 +307,13 @@ def _fit(
         tracking=(context.tracking_uri, context.experiment_id, context.parent_run_id),
         stream=err,
     )
+    watch = InterruptWatch()
     run_config = tune.RunConfig(
         name="tune",
         storage_path=store.sweep_uri(),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[progress],
+        callbacks=[progress, watch],
         verbose=0,
     )
     trainable = _trainable(spec, context)
@@ -316,7 +330,7 @@ def _fit(
             store.tune_uri(), trainable, resume_errored=True, restart_errored=False
         )
         with contextlib.suppress(AttributeError):
-            tuner._local_tuner._run_config.callbacks = [progress]
+            tuner._local_tuner._run_config.callbacks = [progress, watch]
         for trial_id in store.trial_row_ids():
             row = store.read_trial_row(trial_id) or {}
             if row.get("status") in ("ok", "diverged"):
@@ -342,22 +356,34 @@ def _fit(
         file=err,
         flush=True,
     )
+    watch.install()
     try:
         grid = tuner.fit()
+        interrupted = watch.interrupted()
     except KeyboardInterrupt:
+        return False
+    finally:
+        watch.uninstall()
+    if interrupted:
+        print(f"[{spec.name}] interrupted (SIGINT): Tune stopped the trials", file=err)
         return False
     return _all_ended(grid, spec, store)
 
 
 def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:
-    """Every trial Tune knows TERMINATED or ERROR, and (grid/random) as many as the spec asks."""
+    """Every trial Tune knows TERMINATED or ERROR, (grid/random) as many as the spec asks, and
+    every TERMINATED one with its row: a trial Tune stopped on an interruption also ends
+    TERMINATED, but wrote no row (a trial writes its row as it ends, and so does the progress
+    callback for one a scheduler stopped)."""
+    rows = set(store.trial_row_ids())
     try:
         trials = grid._experiment_analysis.trials
-        statuses = [t.status for t in trials]
+        statuses = [(t.trial_id, t.status) for t in trials]
     except AttributeError:
-        return len(store.trial_row_ids()) >= spec.num_trials()
-    ended = all(s in ("TERMINATED", "ERROR") for s in statuses)
-    return ended and len(statuses) >= spec.num_trials()
+        return len(rows) >= spec.num_trials()
+    ended = all(s in ("TERMINATED", "ERROR") for _, s in statuses)
+    recorded = all(t in rows for t, s in statuses if s == "TERMINATED")
+    return ended and recorded and len(statuses) >= spec.num_trials()
 
 
 def summarize(outcome: SweepOutcome, out: TextIO) -> None:
@@ -385,10 +411,29 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
 
             table_sorted = table.take(sorted(range(table.num_rows), key=key))
         print(table_to_text(table_sorted, list(dict.fromkeys(columns))), file=out)
+    if outcome.complete and statuses and counts["ok"] == 0:
+        column = table.column("error").to_pylist() if "error" in table.column_names else []
+        errors = [e for e in column if e]
+        first = f"first error: {errors[0].strip().splitlines()[-1]}" if errors else "no error given"
+        print(
+            f"NO TRIAL SUCCEEDED: all {len(statuses)} trials failed or diverged; see the error "
+            f"column of trials.parquet ({first})",
+            file=out,
+        )
+    elif outcome.complete and not statuses:
+        print("NO TRIAL SUCCEEDED: no trial recorded a result", file=out)
     ui = outcome.tracking_uri or ""
+    local = local_path(outcome.sweep_uri)
     print(f"results:  {outcome.sweep_uri}/trials.parquet", file=out)
     print(f"mlflow:   mlflow ui --backend-store-uri {ui}", file=out)
-    print(f"analysis: python -m analysis.report {outcome.sweep_uri}", file=out)
+    if local is not None:
+        print(f"analysis: python -m analysis.report {local}", file=out)
+    else:
+        print(
+            f"analysis: copy {outcome.sweep_uri} to a local directory DIR, then "
+            "python -m analysis.report DIR",
+            file=out,
+        )
     if not outcome.complete:
         print(
             f"resume:   python -m orchestrator.sweep {spec.file} --resume",
@@ -398,18 +443,29 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
 
 def _analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
     """Write the analysis report and log its PNGs to the parent run (when analysis exists)."""
-    if "://" in outcome.sweep_uri:
-        return  # the report reads a local directory
+    sweep_dir = local_path(outcome.sweep_uri)
+    if sweep_dir is None:  # the report reads a local directory
+        print(
+            f"analysis report skipped: {outcome.sweep_uri} is not a local directory; copy it to "
+            "one (DIR) and run python -m analysis.report DIR",
+            file=err,
+        )
+        return
+    table = outcome.table
+    statuses = table.column("status").to_pylist() if table is not None and table.num_rows else []
+    if "ok" not in statuses:
+        print("analysis report skipped: no trial succeeded (nothing to analyse)", file=err)
+        return
     try:
         from analysis.report import write_report
     except ImportError:
         return
     try:
-        report = write_report(outcome.sweep_uri)
+        report = write_report(sweep_dir)
     except Exception as exc:  # the sweep's results stand without the report
         print(f"analysis report skipped: {type(exc).__name__}: {exc}", file=err)
         return
-    out_dir = os.path.join(outcome.sweep_uri, "report")
+    out_dir = os.path.join(sweep_dir, "report")
     print(f"report:   {out_dir}", file=err)
     try:
         for png in getattr(report, "pngs", []):
@@ -418,6 +474,17 @@ def _analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
             )
     except Exception as exc:
         print(f"could not log the report to MLflow: {exc}", file=err)
+
+
+def local_path(uri: str) -> str | None:
+    """The local directory of a sweep URI: a path as it is, ``file:///dir`` as ``/dir``; None
+    for remote storage (``s3://``, ``gs://`` ...)."""
+    if "://" not in uri:
+        return uri
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return urllib.request.url2pathname(parsed.path)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -93,3 +93,35 @@ def test_interrupted_then_killed_then_resumed(fake_env: dict[str, str], tmp_path
     assert all(c.info.status == "FINISHED" for c in children)
     parent = tracking.client(meta["tracking_uri"]).get_run(meta["parent_run_id"])
     assert parent.info.status == "FINISHED"  # the same parent run, reopened and finished
+
+
+def test_sigint_to_the_driver_alone_is_an_interruption(
+    fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``kill -INT <driver>`` (not its group): Tune stops the trials gracefully, so they end
+    TERMINATED; the driver must still report an interruption, not a finished sweep."""
+    # every trial running at once, so that none is left PENDING when Tune stops
+    spec = write_spec(tmp_path, SPEC.replace("reports: 3", "reports: 5").replace(
+        "[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]", "[0.1, 0.2]"
+    ))  # fmt: skip
+    proc = _start(spec, tmp_path, {**fake_env, "RAY_AIR_NEW_OUTPUT": "0"})
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # wait for both trials to run
+        seen.append(line)
+        if "| 2 running" in line:
+            break
+    os.kill(proc.pid, signal.SIGINT)
+    rest, _ = proc.communicate(timeout=180)
+    output = "".join(seen) + rest
+    assert proc.returncode == 130, output
+    assert "sweep resumable interrupted" in output and "--resume" in output, output
+    assert "interrupted (SIGINT)" in output, output  # seen as such, not only by missing rows
+    assert "analysis report skipped" not in output, output
+    assert len(_rows(tmp_path)) < 2
+    meta = json.loads((tmp_path / "results" / "resumable" / "sweep.json").read_text())
+    parent = tracking.client(meta["tracking_uri"]).get_run(meta["parent_run_id"])
+    assert parent.info.status == "KILLED"
+    # Tune saved the stopped trials as unfinished: --resume runs them to the end
+    output, _ = _start(spec, tmp_path, fake_env, "--resume").communicate(timeout=240)
+    assert "sweep resumable finished: 2/2 trials recorded (ok 2," in output, output
