@@ -435,10 +435,9 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
             file=out,
         )
     if not outcome.complete:
-        print(
-            f"resume:   python -m orchestrator.sweep {spec.file} --resume",
-            file=out,
-        )
+        root = outcome.sweep_uri.rstrip("/").rsplit("/", 1)[0]  # the sweep is ROOT/<name>
+        where = f"--results {local_path(root)}" if local is not None else f"--storage {root}"
+        print(f"resume:   python -m orchestrator.sweep {spec.file} --resume {where}", file=out)
 
 
 def _analysis_report(outcome: SweepOutcome, err: TextIO) -> None:

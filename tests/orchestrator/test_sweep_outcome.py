@@ -127,3 +127,21 @@ def test_optuna_dry_run_says_what_optuna_does() -> None:
     assert "o.yaml: 6 trials of workload 'gaussian'" in text
     assert "6 trials proposed by Optuna over: weight_format, accumulator, lr" in text
     assert "more" not in text and "[0]" not in text
+
+
+@pytest.mark.parametrize(
+    ("uri", "where"),
+    [
+        ("/data/results/t", "--results /data/results"),
+        ("file:///data/results/t", "--results /data/results"),
+        ("s3://bucket/results/t", "--storage s3://bucket/results"),
+    ],
+)
+def test_printed_resume_command_names_where_the_sweep_is(
+    tmp_path: Path, uri: str, where: str
+) -> None:
+    outcome = _outcome(tmp_path, [_row("a_0", "ok")], sweep_uri=uri)
+    outcome.complete = False
+    out = io.StringIO()
+    summarize(outcome, out)
+    assert f"resume:   python -m orchestrator.sweep t.yaml --resume {where}\n" in out.getvalue()
