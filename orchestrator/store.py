@@ -187,10 +187,6 @@ class ResultsStore:
         self.write_table("trials.parquet", table)
         return table
 
-    def read_trials(self) -> pa.Table | None:
-        """``trials.parquet`` (None before the first consolidation)."""
-        return self.read_table("trials.parquet")
-
 
 # ----------------------------------------------------------------------------------------------
 # tables
