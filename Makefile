@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPEC   ?= search_spaces/bits.yaml
 
-.PHONY: install system-deps test test-fast sweep smoke lint format bench clean
+.PHONY: install system-deps test test-fast sweep smoke lint format bench clean faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench: install
 	$(BIN)/python -m bench.quantize
 	$(BIN)/python -m bench.step
 	$(BIN)/python -m bench.resnet
+
+# Every injected fault and bad input (tests/faults), then the README's "Reliability" table.
+FAULTS_LOG ?= results/faults.jsonl
+faults: install
+	mkdir -p $(dir $(FAULTS_LOG)) && rm -f $(FAULTS_LOG)
+	FAULTS_LOG=$(abspath $(FAULTS_LOG)) $(BIN)/python -m pytest tests/faults -m faults -q -p no:cacheprovider
+	$(BIN)/python -m tests.faults.conftest $(FAULTS_LOG)
 
 clean:
 	rm -rf $(VENV) results mlflow.db .pytest_cache

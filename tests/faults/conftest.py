@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -62,3 +63,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _ROWS:
         terminalreporter.write_sep("-", "faults and bad inputs tried")
         terminalreporter.write_line(table(_ROWS))
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.faults.conftest FAULTS_LOG``: the table from a JSON-lines log."""
+    if len(argv) != 1:
+        print("usage: python -m tests.faults.conftest FAULTS_LOG", file=sys.stderr)
+        return 2
+    try:
+        with open(argv[0]) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError) as err:
+        print(f"{argv[0]}: cannot read the faults log ({err}); run `make faults`", file=sys.stderr)
+        return 2
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
