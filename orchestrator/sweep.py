@@ -78,17 +78,27 @@ class SweepOutcome:
 # ----------------------------------------------------------------------------------------------
 
 
-def _searcher(spec: Spec, max_concurrent: int | None) -> Any:
+def _searcher(spec: Spec, max_concurrent: int | None, storage: str | None = None) -> Any:
+    """grid/random: Tune's variant generator; optuna: TPE (one objective) or NSGA-II (several)
+    on the study ``spec.name`` in ``storage`` (an Optuna storage URL, :mod:`orchestrator.study`;
+    None: in memory)."""
     if spec.algorithm == "optuna":
         import optuna
-        from ray.tune.search.optuna import OptunaSearch
+
+        from orchestrator.study import StudySearch, open_storage
 
         metrics, modes = spec.optimisation_target()
+        kwargs: dict[str, Any] = {}
+        if storage is not None:
+            kwargs = {"study_name": spec.name, "storage": open_storage(storage)}
+        space = spec.optuna_space() if hasattr(spec, "optuna_space") else None
+        if space is not None:
+            kwargs["space"] = space
         if len(metrics) == 1:
             sampler = optuna.samplers.TPESampler(seed=spec.search_seed)
-            return OptunaSearch(metric=metrics[0], mode=modes[0], sampler=sampler)
+            return StudySearch(metric=metrics[0], mode=modes[0], sampler=sampler, **kwargs)
         sampler = optuna.samplers.NSGAIISampler(seed=spec.search_seed)
-        return OptunaSearch(metric=metrics, mode=modes, sampler=sampler)
+        return StudySearch(metric=metrics, mode=modes, sampler=sampler, **kwargs)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     return BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.search_seed)
@@ -192,6 +202,7 @@ def run_sweep(
     address: str | None = None,
     resume: bool = False,
     max_concurrent: int | None = None,
+    optuna_storage: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
     analysis_report: bool = True,
@@ -242,6 +253,7 @@ def run_sweep(
             "parent_run_id": parent,
             "git_commit": commit,
             "tune_path": store.tune_uri(),
+            **_study_meta(spec, store, optuna_storage),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         store.write_spec(spec.text)
@@ -262,7 +274,8 @@ def run_sweep(
 
     started_ray = _init_ray(address)
     try:
-        complete = _fit(spec, store, context, resume, max_concurrent, err)
+        study_url = _study_url(spec, store, meta, optuna_storage)
+        complete = _fit(spec, store, context, resume, max_concurrent, err, study_url=study_url)
     finally:
         table = store.consolidate()
         if started_ray:
@@ -279,6 +292,37 @@ def run_sweep(
     return outcome
 
 
+def _study_meta(spec: Spec, store: ResultsStore, override: str | None) -> dict[str, Any]:
+    """sweep.json's ``optuna_storage`` (password left out) and ``optuna_study`` of a new optuna
+    sweep; refuses a storage that already holds a study of this name with trials."""
+    if spec.algorithm != "optuna":
+        return {}
+    from orchestrator import study
+
+    url = study.storage_url(local_path(store.sweep_uri()), spec.name, override)
+    held = study.existing_trials(url, spec.name)
+    if held:
+        raise SweepUsageError(
+            f"--optuna-storage {study.redact(url)} already holds study {spec.name!r} with "
+            f"{held} trials: give the sweep another name, another storage, or delete it "
+            f"(optuna delete-study --study-name {spec.name} --storage URL)"
+        )
+    return {"optuna_storage": study.redact(url), "optuna_study": spec.name}
+
+
+def _study_url(
+    spec: Spec, store: ResultsStore, meta: dict[str, Any], override: str | None
+) -> str | None:
+    """The study's storage URL of this run: ``--optuna-storage``, ``$LOWPREC_OPTUNA_STORAGE``,
+    else the one sweep.json records (without a password: libpq takes it from PGPASSWORD)."""
+    if spec.algorithm != "optuna":
+        return None
+    from orchestrator import study
+
+    given = override or os.environ.get(study.ENV_STORAGE) or meta.get("optuna_storage")
+    return study.storage_url(local_path(store.sweep_uri()), spec.name, given)
+
+
 def _fit(
     spec: Spec,
     store: ResultsStore,
@@ -286,6 +330,7 @@ def _fit(
     resume: bool,
     max_concurrent: int | None,
     err: TextIO,
+    study_url: str | None = None,
 ) -> bool:
     """Build (or restore) the Tuner and fit it; True when every trial ended."""
     from ray import tune
@@ -341,7 +386,7 @@ def _fit(
             param_space=spec.param_space(),
             tune_config=tune.TuneConfig(
                 num_samples=spec.num_samples,
-                search_alg=_searcher(spec, concurrency),
+                search_alg=_searcher(spec, concurrency, study_url),
                 scheduler=_scheduler(spec),
                 # the variant generator limits itself; a Searcher (optuna) needs Tune to
                 max_concurrent_trials=concurrency if spec.algorithm == "optuna" else None,
@@ -508,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--address", help="join a Ray cluster: auto or ray://host:10001")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default: what fits)")
+    parser.add_argument(
+        "--optuna-storage",
+        help="optuna: the study's storage URL (default sqlite:///RESULTS/NAME/optuna.db; "
+        "postgresql://user@head/optuna on a cluster, the password in PGPASSWORD)",
+    )
     return parser
 
 
@@ -529,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             address=args.address,
             resume=args.resume,
             max_concurrent=args.max_concurrent,
+            optuna_storage=args.optuna_storage,
         )
     except (SpecError, SweepUsageError, tracking.TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,165 @@
+"""The Optuna study lives in a real storage (orchestrator/study.py): the searcher on its own
+(no Ray run) for the states it leaves, then a sweep killed mid-way and resumed (slow): the study
+holds exactly ``num_samples`` completed trials, one per Tune trial, with the sweep's values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from orchestrator import study
+from tests.orchestrator.helpers import write_spec
+
+SPACE = {"lr": FloatDistribution(0.01, 1.0)}
+
+
+def _search(url: str, metric: str | list[str], mode: str | list[str]) -> study.StudySearch:
+    return study.StudySearch(
+        space=SPACE,
+        metric=metric,
+        mode=mode,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name="s",
+        storage=study.open_storage(url),
+    )
+
+
+def _states(url: str) -> list[TrialState]:
+    return [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
+
+
+def test_early_stopped_multi_objective_trial_is_not_left_running(tmp_path: Path) -> None:
+    """ASHA stops a trial whose intermediate reports carry no objective: Ray's OptunaSearch
+    would ``tell`` [None, None], which Optuna refuses, leaving the trial RUNNING forever."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = _search(url, ["test_error", "bits"], ["min", "min"])
+    for trial_id in ("a", "b", "c"):
+        assert 0.01 <= search.suggest(trial_id)["lr"] <= 1.0
+    search.on_trial_complete("a", {"test_error": 0.1, "bits": 8.0})
+    search.on_trial_complete("b", {"train_loss": 0.3, "training_iteration": 2})  # stopped early
+    search.on_trial_complete("c", None, error=True)
+    assert _states(url) == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    stored = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.user_attrs[study.USER_ATTR_TRIAL] for t in stored] == ["a", "b", "c"]
+    assert stored[0].values == [0.1, 8.0]
+
+
+def test_restore_fails_orphans_and_the_sampler_sees_the_history(tmp_path: Path) -> None:
+    """A searcher saved after two trials, then a third asked by the 'killed' driver: restoring
+    the saved searcher closes the orphan as FAIL; new proposals continue the same study."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = _search(url, "test_error", "min")
+    search.suggest("a")
+    search.on_trial_complete("a", {"test_error": 0.2})
+    search.suggest("b")  # running when the searcher's state is saved
+    search.save(str(tmp_path / "searcher.pkl"))
+    search.suggest("orphan")  # asked after the last save: no Tune trial will ever hold it
+    assert _states(url) == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.RUNNING]
+
+    restored = _search(url, "test_error", "min")
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert _states(url) == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
+    restored.on_trial_complete("b", {"test_error": 0.1})  # the in-flight trial, re-run
+    restored.suggest("d")
+    restored.on_trial_complete("d", {"test_error": 0.3})
+    loaded = optuna.load_study(study_name="s", storage=url)
+    assert [t.state for t in loaded.trials] == [
+        TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
+    ]  # fmt: skip
+    assert [t.number for t in loaded.trials] == [0, 1, 2, 3]  # one study, numbered on
+    assert loaded.best_value == pytest.approx(0.1)
+
+
+def test_storage_url_and_redaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(study.ENV_STORAGE, raising=False)
+    sweep = tmp_path / "results" / "x"
+    assert study.storage_url(str(sweep), "x") == f"sqlite:///{sweep}/optuna.db"
+    assert study.storage_url(None, "x").endswith("/optuna-x.db")
+    assert study.storage_url(None, "x", "study.log") == f"journal:{os.path.abspath('study.log')}"
+    monkeypatch.setenv(study.ENV_STORAGE, "postgresql://u:secret@h:5432/optuna")
+    url = study.storage_url(str(sweep), "x")
+    assert url == "postgresql://u:secret@h:5432/optuna"
+    assert study.redact(url) == "postgresql://u:***@h:5432/optuna"
+    assert study.redact("sqlite:////a/b.db") == "sqlite:////a/b.db"
+
+
+def test_journal_storage_holds_the_study(tmp_path: Path) -> None:
+    url = f"journal:{tmp_path / 'study.log'}"
+    search = _search(url, "test_error", "min")
+    search.suggest("a")
+    search.on_trial_complete("a", {"test_error": 0.5})
+    assert study.existing_trials(url, "s") == 1
+    assert study.existing_trials(url, "other") == 0
+
+
+SPEC = """\
+name: tpe
+workload: fake
+objectives: {test_error: min}
+search: {algorithm: optuna, num_samples: NUM, max_concurrent: 2, seed: 3}
+fixed: {reports: 2, sleep_s: 0.5}
+space:
+  lr: {uniform: [0.01, 1.0]}
+"""
+NUM = 8
+
+
+def _rows(sweep: Path) -> int:
+    directory = sweep / "trials"
+    return len(list(directory.glob("*.parquet"))) if directory.exists() else 0
+
+
+@pytest.mark.slow
+def test_killed_optuna_sweep_resumes_the_same_study(
+    fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, SPEC.replace("NUM", str(NUM)))
+    sweep = tmp_path / "results" / "tpe"
+    env = {**fake_env, "RAY_AIR_NEW_OUTPUT": "0"}
+    env.pop(study.ENV_STORAGE, None)
+    command = [sys.executable, "-m", "orchestrator.sweep", str(spec)]
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while _rows(sweep) < 3 and time.monotonic() < deadline:
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.2)
+    assert _rows(sweep) >= 3
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and its Ray, mid-sweep
+    first.communicate(timeout=60)
+    assert _rows(sweep) < NUM, "the sweep ended before it could be killed"
+
+    second = subprocess.run(
+        [*command, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=400,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    table = pq.read_table(sweep / "trials.parquet").to_pylist()
+    assert len(table) == NUM and all(r["status"] == "ok" for r in table)
+
+    meta = json.loads((sweep / "sweep.json").read_text())
+    assert meta["optuna_storage"] == f"sqlite:///{sweep}/optuna.db"
+    loaded = optuna.load_study(study_name=meta["optuna_study"], storage=meta["optuna_storage"])
+    complete = [t for t in loaded.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == NUM
+    assert not [t for t in loaded.trials if t.state == TrialState.RUNNING]
+    by_trial = {t.user_attrs[study.USER_ATTR_TRIAL]: t for t in complete}
+    assert sorted(by_trial) == sorted(r["trial_id"] for r in table)  # one per Tune trial
+    for row in table:
+        stored = by_trial[row["trial_id"]]
+        assert stored.value == pytest.approx(row["test_error"])
+        assert stored.params["lr"] == pytest.approx(row["lr"])
+    assert len({t.params["lr"] for t in complete}) == NUM  # nothing proposed twice
