@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from orchestrator.trial import YamlLoader
+from orchestrator.yamlio import load_yaml, read_text
 
 #: metrics an objective may name: DESIGN.md's list, ``bits``, ``mean``, ``train_loss``, and the
 #: ``last_*`` (last single sample) variant of each
@@ -188,46 +186,15 @@ class Spec:
 # ----------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(YamlLoader):
-    """``YamlLoader`` that refuses a key written twice in one mapping."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} written twice in one mapping", key_node.start_mark
-            )
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load_spec(path: str | Path) -> Spec:
     """Read and validate the search-space file at ``path``; :class:`SpecError` on any problem."""
     file = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
-    return parse_spec(text, file)
+    return parse_spec(read_text(path, file), file)
 
 
 def parse_spec(text: str, file: str = "<spec>") -> Spec:
     """Validate the YAML ``text`` of a search-space file (``file`` names it in errors)."""
-    try:
-        doc = yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        problem = exc.problem or exc.context or "syntax error"
-        raise SpecError(file, line, f"YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(file, "", f"YAML syntax error: {exc}") from None
+    doc = load_yaml(text, file)  # the safe loader: any YAML problem is one SpecError line
     return _Validator(file, text).validate(doc)
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import sys
 import time
 import traceback
@@ -37,8 +36,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
+from orchestrator.yamlio import YamlLoader, parse_scalar  # noqa: F401 (re-exported)
 from workloads import get_workload
 from workloads.base import DataUnavailable, Diverged, TrialContext
 
@@ -50,42 +49,9 @@ class TrialConfigError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
-# YAML scalars: PyYAML follows YAML 1.1, where `1e-3` (no dot) is a *string*. Researchers write
-# step sizes that way, so the loader used for key=value arguments and for search-space files
-# reads any decimal float spelling as a float.
+# key=value arguments: each value is one YAML scalar, read by the project's safe loader
+# (orchestrator.yamlio: `1e-3` is a float, tags refused, no recursion); not YAML -> the string
 # ----------------------------------------------------------------------------------------------
-
-
-class YamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose floats also match ``1e-3``, ``5E+2`` and ``.5``."""
-
-
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_scalar(text: str) -> Any:
-    """``text`` as one YAML scalar: ``0.002`` -> float, ``true`` -> bool, ``fixed<8,3>`` -> str.
-
-    A value that is not a scalar (a list or a mapping) is kept as the string it was written as.
-    """
-    try:
-        value = yaml.load(text, Loader=YamlLoader)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, list | dict):
-        return text
-    return value
 
 
 def parse_assignments(args: Sequence[str]) -> dict[str, Any]:
