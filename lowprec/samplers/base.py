@@ -1,4 +1,15 @@
-"""What every update rule shares: the master copy, the accumulator modes and the quantizers.
+"""What every update rule shares: the accumulator, the executor, the prior and the protocol.
+
+A sampler is three parts (DESIGN.md, "the shape to grow into"):
+
+- the **update rule** (:class:`SGLD`, :class:`SGHMC`): the equation, written once, as the
+  scalar coefficients of one step (:meth:`Sampler.coefficients`) and the per-tensor update
+  that reads as the equation (:meth:`Sampler._update`);
+- the **accumulator** (``full`` / ``low`` / ``vc``, :mod:`lowprec.samplers.accumulators`): how
+  θ is stored and rounded, a strategy the rule calls ("draw N(mean, var) and keep it");
+- the **executor** (:mod:`lowprec.samplers.executors`): ``eager`` runs the rule per tensor
+  with torch ops (the readable reference); ``fused`` runs the same equation over flat buffers
+  in one kernel launch per step (numba on CPU, Triton on GPU).
 
 A sampler owns a list of tensors ``params`` (the ``torch.nn.Parameter`` s of a model, or one
 plain ``[chains, dim]`` tensor for batched synthetic chains) whose ``.grad`` the caller fills.
@@ -23,13 +34,18 @@ from typing import Any
 
 import torch
 
-from lowprec import Format, PrecisionSpec, quantize, vc_quantize
+from lowprec import Format, PrecisionSpec
+from lowprec.samplers.accumulators import ACCUMULATORS, Accumulator, make_accumulator
+from lowprec.samplers.rounding import Rounding
 
-ACCUMULATORS = ("full", "low", "vc")
+__all__ = ["ACCUMULATORS", "EXECUTORS", "Sampler"]
+
+EXECUTORS = ("auto", "fused", "eager")
 
 
 class Sampler:
-    """Base class: state handling, quantizers and the prior. Subclasses implement ``_update``.
+    """Base class: state, accumulator, executor and the prior. Subclasses (the update rules)
+    implement :meth:`coefficients` and :meth:`_update`.
 
     Args:
         params: tensors updated in place (their ``.data``); their ``.grad`` is read by ``step``.
@@ -39,6 +55,9 @@ class Sampler:
         temperature: T.
         prior_std: σ of a Gaussian prior N(0, σ²) on every parameter; None is a flat prior.
         generator: the only source of randomness (quantization and Langevin noise).
+        executor: ``auto`` (fused when a fused step exists for this device and precision, else
+            eager with one line on stderr), ``fused`` (ValueError naming ``kernels`` when it
+            cannot run) or ``eager``. ``executor_name`` says which one runs.
     """
 
     #: the name used in configs (``sampler: ...``)
@@ -55,6 +74,7 @@ class Sampler:
         temperature: float = 1.0,
         prior_std: float | None = None,
         generator: torch.Generator | None = None,
+        executor: str = "auto",
     ) -> None:
         self.params: list[torch.Tensor] = list(params)
         if not self.params:
@@ -80,6 +100,8 @@ class Sampler:
             raise ValueError(
                 f"key 'prior_std': must be > 0 (or unset for a flat prior), got {prior_std!r}"
             )
+        if executor not in EXECUTORS:
+            raise ValueError(f"key 'kernels': {executor!r} is not one of {', '.join(EXECUTORS)}")
         self.precision = precision
         self.accumulator: str = precision.accumulator
         self.rounding: str = precision.rounding
@@ -89,53 +111,79 @@ class Sampler:
         #: weight decay 1/(N σ²) of the Gaussian prior, 0 for a flat prior
         self.weight_decay = 0.0 if prior_std is None else 1.0 / (num_data * prior_std**2)
         self.generator = generator
+        self.executor_mode = executor
+        #: the quantizers and noise of the eager update
+        self.q = Rounding(self.rounding, generator, "eager" if executor == "eager" else "auto")
+        self.acc: Accumulator = self._make_accumulator()
         # the accumulator θ: float32 master copy (full) or values on W's grid (low, vc)
         with torch.no_grad():
-            if self.accumulator == "full":
-                self.theta = [p.detach().clone() for p in self.params]
-            else:
-                self.theta = [self.q_weight(p.detach().clone()) for p in self.params]
+            w = self.precision.weight
+            self.theta = [self.acc.store(p.detach().clone(), w) for p in self.params]
         self._prepared = False
         self.steps_done = 0
+        self._init_state()
+        from lowprec.samplers.executors import build_executor
 
-    # -- quantizers ------------------------------------------------------------------------
-    def _q(self, x: torch.Tensor, fmt: Format) -> torch.Tensor:
-        if fmt.is_identity:
-            return x
-        return quantize(x, fmt, rounding=self.rounding, generator=self.generator)
+        self._executor = build_executor(self, executor)
 
+    def _init_state(self) -> None:
+        """Extra state of the rule (SGHMC's momentum), created before the executor."""
+        return None
+
+    def _make_accumulator(self) -> Accumulator:
+        return make_accumulator(self.accumulator, self.q)
+
+    @property
+    def executor_name(self) -> str:
+        """``fused`` or ``eager``: the executor that runs this sampler's steps."""
+        return self._executor.name
+
+    # -- quantizers (eager reference) --------------------------------------------------------
     def q_weight(self, x: torch.Tensor) -> torch.Tensor:
         """Q_W(x) with the configured rounding."""
-        return self._q(x, self.precision.weight)
+        return self.q.quantize(x, self.precision.weight)
 
     def q_grad(self, g: torch.Tensor) -> torch.Tensor:
         """Q_G(g) with the configured rounding."""
-        return self._q(g, self.precision.grad)
+        return self.q.quantize(g, self.precision.grad)
 
-    def q_vc(self, mean: torch.Tensor, var: float | torch.Tensor, fmt: Format) -> torch.Tensor:
+    def q_vc(self, mean: torch.Tensor, var: float, fmt: Format) -> torch.Tensor:
         """Q_vc(mean, var) on ``fmt``'s grid (ALGORITHMS.md §4); stochastic rounding if var = 0."""
-        if isinstance(var, float | int) and var == 0:
-            return quantize(mean, fmt, rounding="stochastic", generator=self.generator)
-        return vc_quantize(mean, var, fmt, generator=self.generator)
+        return self.q.vc(mean, var, fmt)
 
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
         """ξ ~ N(0, I) of x's shape, from the sampler's generator."""
-        return torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return self.q.randn_like(x)
 
     # -- gradients and the prior -----------------------------------------------------------
-    def gradients(self) -> list[torch.Tensor]:
-        """g = Q_G(∇L̄(θ̂)) + ∇(-log p(θ))/N = Q_G(p.grad) + θ/(N σ²) for every parameter."""
+    def check_grads(self) -> list[torch.Tensor]:
+        """The params' ``.grad`` (detached); ValueError naming the parameter without one."""
         out = []
-        for i, (p, th) in enumerate(zip(self.params, self.theta, strict=True)):
+        for i, p in enumerate(self.params):
             if p.grad is None:
                 raise ValueError(
                     f"parameter {i} has no .grad: run backward (or fill .grad) before step()"
                 )
-            g = self.q_grad(p.grad.detach())
+            out.append(p.grad.detach())
+        return out
+
+    def gradients(self) -> list[torch.Tensor]:
+        """g = Q_G(∇L̄(θ̂)) + ∇(-log p(θ))/N = Q_G(p.grad) + θ/(N σ²) for every parameter."""
+        out = []
+        for grad, th in zip(self.check_grads(), self.theta, strict=True):
+            g = self.q_grad(grad)
             if self.weight_decay:
                 g = g + self.weight_decay * th
             out.append(g)
         return out
+
+    # -- the rule: its coefficients and its per-tensor update ---------------------------------
+    def coefficients(self, lr: float, noise: bool) -> Any:
+        """The scalars of one step (the equation's coefficients), shared by both executors."""
+        raise NotImplementedError
+
+    def _update(self, lr: float, grads: list[torch.Tensor], noise: bool) -> None:
+        raise NotImplementedError
 
     # -- protocol --------------------------------------------------------------------------
     @torch.no_grad()
@@ -144,7 +192,9 @@ class Sampler:
         if self._prepared:
             return
         for p, th in zip(self.params, self.theta, strict=True):
-            p.data.copy_(self.q_weight(th) if self.accumulator == "full" else th)
+            hat = self.acc.hat(th, self.precision.weight)
+            if hat.data_ptr() != p.data_ptr():
+                p.data.copy_(hat)
         self._prepared = True
 
     @torch.no_grad()
@@ -153,14 +203,10 @@ class Sampler:
         ``noise`` (and the sampler adds noise at all, and T > 0). Leaves θ̂ in the params."""
         if not lr >= 0 or not math.isfinite(lr):
             raise ValueError(f"step size must be finite and >= 0, got {lr!r}")
-        grads = self.gradients()
-        self._update(lr, grads, noise and self.adds_noise and self.temperature > 0)
+        noise = noise and self.adds_noise and self.temperature > 0
+        self._prepared = self._executor.step(lr, noise)
         self.steps_done += 1
-        self._prepared = False
         self.prepare()
-
-    def _update(self, lr: float, grads: list[torch.Tensor], noise: bool) -> None:
-        raise NotImplementedError
 
     @torch.no_grad()
     def sample(self) -> list[torch.Tensor]:
@@ -176,7 +222,8 @@ class Sampler:
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        """θ, θ̂ (so a resumed run computes with the same weights), momentum, step count."""
+        """θ, θ̂ (so a resumed run computes with the same weights), momentum, step count.
+        The same layout for both executors: a checkpoint of one resumes on the other."""
         return {
             "sampler": self.name,
             "accumulator": self.accumulator,
@@ -209,5 +256,5 @@ class Sampler:
         return (
             f"{type(self).__name__}(accumulator={self.accumulator}, "
             f"W={self.precision.weight}, G={self.precision.grad}, T={self.temperature}, "
-            f"N={self.num_data}, prior_std={self.prior_std})"
+            f"N={self.num_data}, prior_std={self.prior_std}, executor={self.executor_mode})"
         )

@@ -13,6 +13,8 @@ with (ξ_v, ξ_θ) one correlated Gaussian pair, all variances × T/N:
 
 drawn through the 2×2 Cholesky factor L = [[√Var_v, 0], [Cov/√Var_v, √(Var_θ - Cov²/Var_v)]].
 
+The rule hands (mean_v, Var_v, mean_θ, Var_θ, Cov) to the accumulator's ``draw_pair``
+(:mod:`lowprec.samplers.accumulators`), which draws v' and then θ' given v'.
 Accumulators: ``full`` keeps θ and v in float32; ``low`` rounds v' with Q_M and θ' with Q_W;
 ``vc`` draws them with Q_vc, either ``joint`` (v' = Q_vc(mean_v, Var_v), then
 θ' = Q_vc(mean_θ + (Cov/Var_v)(v' - mean_v), Var_θ - Cov²/Var_v): the conditional law of θ'
@@ -32,12 +34,12 @@ module keeps γ and η (``friction``, ``lr``).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from lowprec import Format, PrecisionSpec
-from lowprec.formats import FixedPoint
+from lowprec.samplers.accumulators import Accumulator, make_accumulator
 from lowprec.samplers.base import Sampler
 
 VC_MODES = ("joint", "independent")
@@ -74,6 +76,21 @@ def sghmc_coefficients(
     }
 
 
+class SGHMCCoefficients(NamedTuple):
+    """One exact underdamped step (ALGORITHMS.md §6): the drift coefficients of
+    :func:`sghmc_coefficients`, the weight decay, and the noise law (var_v, var_θ, cov; all 0
+    without noise)."""
+
+    decay: float
+    v_from_g: float
+    theta_from_v: float
+    theta_from_g: float
+    weight_decay: float
+    var_v: float
+    var_theta: float
+    cov: float
+
+
 class SGHMC(Sampler):
     """Stochastic gradient HMC with the exact underdamped step, full / low / vc accumulators.
 
@@ -100,90 +117,57 @@ class SGHMC(Sampler):
             raise ValueError(f"key 'inverse_mass': SGHMC needs u > 0, got {inverse_mass!r}")
         if vc_mode not in VC_MODES:
             raise ValueError(f"key 'vc_mode': {vc_mode!r} is not one of {', '.join(VC_MODES)}")
-        super().__init__(params, precision, **kwargs)
         self.friction = float(friction)
         self.inverse_mass = float(inverse_mass)
         self.vc_mode = vc_mode
-        self.momentum_rescale = bool(momentum_rescale) and self.accumulator != "full"
+        self.momentum_rescale = bool(momentum_rescale) and precision.accumulator != "full"
         #: the format v is stored in (low, vc); PrecisionSpec gives M W's format by default
         self.momentum_format: Format = precision.momentum
+        super().__init__(params, precision, **kwargs)
+
+    def _make_accumulator(self) -> Accumulator:
+        return make_accumulator(self.accumulator, self.q, joint=self.vc_mode == "joint")
+
+    def _init_state(self) -> None:
         # stored momentum (scaled by 1/S when rescaling) and the per-tensor scales S
         self.momentum = [torch.zeros_like(t) for t in self.theta]
         self.momentum_scale = [1.0 for _ in self.theta]
 
-    # -- momentum storage ------------------------------------------------------------------
-    def _scale_for(self, x: torch.Tensor) -> float:
-        """S = max|x| / (largest value of Q_M); 1 when not rescaling, when x is all zero, or
-        when Q_M is not fixed point (block and float formats scale themselves)."""
-        if not (self.momentum_rescale and isinstance(self.momentum_format, FixedPoint)):
-            return 1.0
-        top = float(self.momentum_format.max_value)
-        peak = float(x.abs().max())
-        if not (math.isfinite(top) and top > 0 and peak > 0 and math.isfinite(peak)):
-            return 1.0
-        return peak / top
-
-    def _q_momentum(self, x: torch.Tensor) -> torch.Tensor:
-        return self._q(x, self.momentum_format)
-
     # -- the update ------------------------------------------------------------------------
-    def _update(self, lr: float, grads: list[torch.Tensor], noise: bool) -> None:
+    def coefficients(self, lr: float, noise: bool) -> SGHMCCoefficients:
         scale = self.temperature / self.num_data if noise else 0.0
         c = sghmc_coefficients(lr, self.friction, self.inverse_mass, scale)
-        var_v, var_th, cov = c["var_v"], c["var_theta"], c["cov"]
-        noise = noise and var_v > 0
-        if noise:  # Cholesky factor of [[Var_v, Cov], [Cov, Var_θ]]
-            l11 = math.sqrt(var_v)
-            l21 = cov / l11
-            l22 = math.sqrt(max(var_th - l21**2, 0.0))
+        return SGHMCCoefficients(
+            c["decay"],
+            c["v_from_g"],
+            c["theta_from_v"],
+            c["theta_from_g"],
+            self.weight_decay,
+            c["var_v"],
+            c["var_theta"],
+            c["cov"],
+        )
+
+    def _update(self, lr: float, grads: list[torch.Tensor], noise: bool) -> None:
+        c = self.coefficients(lr, noise)
         for i, (th, g) in enumerate(zip(self.theta, grads, strict=True)):
             v = self.momentum[i] * self.momentum_scale[i]  # the momentum in its own units
-            mean_v = c["decay"] * v - c["v_from_g"] * g
-            mean_th = th + c["theta_from_v"] * v - c["theta_from_g"] * g
-            if self.accumulator == "vc":
-                th_new, v_stored, s = self._vc_step(mean_th, mean_v, var_v, var_th, cov, noise)
-            else:
-                if noise:
-                    z1, z2 = self.randn_like(th), self.randn_like(th)
-                    v_new = mean_v + l11 * z1
-                    th_new = mean_th + l21 * z1 + l22 * z2
-                else:
-                    v_new, th_new = mean_v, mean_th
-                if self.accumulator == "full":
-                    v_stored, s = v_new, 1.0
-                else:  # low: round both with their formats
-                    s = self._scale_for(v_new)
-                    v_stored = self._q_momentum(v_new / s)
-                    th_new = self.q_weight(th_new)
-            th.copy_(th_new)
-            self.momentum[i].copy_(v_stored)
-            self.momentum_scale[i] = s
-
-    def _vc_step(
-        self,
-        mean_th: torch.Tensor,
-        mean_v: torch.Tensor,
-        var_v: float,
-        var_th: float,
-        cov: float,
-        noise: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """(θ', stored v'/S, S) drawn with Q_vc, jointly or independently."""
-        s = self._scale_for(mean_v)
-        if not noise:
-            v_scaled = self.q_vc(mean_v / s, 0.0, self.momentum_format)
-            return self.q_vc(mean_th, 0.0, self.precision.weight), v_scaled, s
-        # v' = S · Q_vc(mean_v / S, Var_v / S²)
-        v_scaled = self.q_vc(mean_v / s, var_v / s**2, self.momentum_format)
-        v_new = v_scaled * s
-        if self.vc_mode == "joint":
-            # θ' | v' ~ N(mean_θ + (Cov/Var_v)(v' - mean_v), Var_θ - Cov²/Var_v)
-            cond_mean = mean_th + (cov / var_v) * (v_new - mean_v)
-            cond_var = max(var_th - cov**2 / var_v, 0.0)
-            th_new = self.q_vc(cond_mean, cond_var, self.precision.weight)
-        else:
-            th_new = self.q_vc(mean_th, var_th, self.precision.weight)
-        return th_new, v_scaled, s
+            # v' = e·v - u γ⁻¹ (1 - e) g + ξ_v;  θ' = θ + γ⁻¹ (1 - e) v - u γ⁻² (γη + e - 1) g + ξ_θ
+            mean_v = c.decay * v - c.v_from_g * g
+            mean_th = th + c.theta_from_v * v - c.theta_from_g * g
+            v_new, th_new = self.acc.draw_pair(
+                mean_v,
+                c.var_v,
+                mean_th,
+                c.var_theta,
+                c.cov,
+                self.momentum_format,
+                self.precision.weight,
+                rescale_v=self.momentum_rescale,
+            )
+            th.copy_(th_new.stored)
+            self.momentum[i].copy_(v_new.stored)
+            self.momentum_scale[i] = v_new.scale
 
     # -- checkpoints and samples -----------------------------------------------------------
     def velocity(self) -> list[torch.Tensor]:
