@@ -14,8 +14,10 @@ values and state) in an Optuna storage instead of the driver's memory:
   (TPE, NSGA-II) reads every trial from the storage, those of the interrupted run included,
   and proposes nothing twice. Trials the killed driver had asked for but Tune never recorded
   (asked after Tune's last snapshot) are told FAIL on restore, so none stays RUNNING.
-- :class:`StudySearch` is Ray's ``OptunaSearch`` with two fixes: every study trial carries the
-  Tune ``trial_id`` as a user attribute (one Optuna trial per Tune trial, traceable), and a trial
+- :class:`StudySearch` is Ray's ``OptunaSearch`` with three fixes: every study trial carries the
+  Tune ``trial_id`` as a user attribute (one Optuna trial per Tune trial, traceable); an
+  intermediate report without the objective is not given to the study (Ray's raises KeyError
+  on it, ending the sweep); and a trial
   that ends without all its objective values -- stopped early by ASHA in a multi-objective study,
   whose intermediate reports carry no objective -- is told PRUNED (FAIL when it raised) rather
   than left RUNNING by a failing ``tell``.
@@ -23,6 +25,7 @@ values and state) in an Optuna storage instead of the driver's memory:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import urllib.parse
@@ -97,6 +100,16 @@ class StudySearch(OptunaSearch):
         if fresh and trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(USER_ATTR_TRIAL, trial_id)
         return params
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """An intermediate report: given to the study only when it carries the objective (a
+        trial's per-step reports need not; Ray's OptunaSearch raises KeyError on them)."""
+        if isinstance(self.metric, str) and self.metric in result:
+            from optuna.exceptions import UpdateFinishedTrialError
+
+            # a resumed trial that ended before the kill re-reports its final result
+            with contextlib.suppress(UpdateFinishedTrialError):
+                super().on_trial_result(trial_id, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False

@@ -46,6 +46,7 @@ def test_early_stopped_multi_objective_trial_is_not_left_running(tmp_path: Path)
     search = _search(url, ["test_error", "bits"], ["min", "min"])
     for trial_id in ("a", "b", "c"):
         assert 0.01 <= search.suggest(trial_id)["lr"] <= 1.0
+    search.on_trial_result("a", {"train_loss": 0.5, "training_iteration": 1})  # no objective
     search.on_trial_complete("a", {"test_error": 0.1, "bits": 8.0})
     search.on_trial_complete("b", {"train_loss": 0.3, "training_iteration": 2})  # stopped early
     search.on_trial_complete("c", None, error=True)
@@ -61,6 +62,8 @@ def test_restore_fails_orphans_and_the_sampler_sees_the_history(tmp_path: Path) 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     search = _search(url, "test_error", "min")
     search.suggest("a")
+    search.on_trial_result("a", {"train_loss": 0.5, "training_iteration": 1})  # no objective
+    search.on_trial_result("a", {"test_error": 0.25, "training_iteration": 2})
     search.on_trial_complete("a", {"test_error": 0.2})
     search.suggest("b")  # running when the searcher's state is saved
     search.save(str(tmp_path / "searcher.pkl"))
@@ -79,6 +82,7 @@ def test_restore_fails_orphans_and_the_sampler_sees_the_history(tmp_path: Path) 
     ]  # fmt: skip
     assert [t.number for t in loaded.trials] == [0, 1, 2, 3]  # one study, numbered on
     assert loaded.best_value == pytest.approx(0.1)
+    assert loaded.trials[0].intermediate_values == {2: 0.25}
 
 
 def test_storage_url_and_redaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
