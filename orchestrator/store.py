@@ -15,16 +15,24 @@ ends, so a driver crash loses nothing; :meth:`ResultsStore.consolidate` gathers 
 ``trials.parquet``, one row per ``trial_id`` (a retried trial overwrites its own file: the last
 attempt wins).
 
+A write killed half-way (SIGKILL, a full disk) leaves at most a hidden ``.NAME.HEX.tmp`` file,
+which nothing reads (Parquet datasets skip hidden files too); :meth:`ResultsStore.repair`, run
+by the sweep before any trial starts, removes them and sets aside row files that cannot be read,
+saying so on stderr. A write that fails raises :class:`ResultsWriteError` naming the file.
+
 ``RESULTS`` is a local path or any URI ``pyarrow.fs.FileSystem.from_uri`` understands
 (``s3://bucket/prefix``, ``gs://...``, ``file:///mnt/shared``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
 import posixpath
+import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -46,6 +54,26 @@ PREDICTIONS_SCHEMA = pa.schema(
 SAMPLES_SCHEMA = pa.schema(
     [("sample", pa.int32()), ("chain", pa.int32()), ("x", pa.list_(pa.float32()))]
 )
+
+
+class ResultsWriteError(OSError):
+    """A results file could not be written (a full disk, no permission ...): names the file.
+    Whatever was there before is untouched (the write went to a temporary name)."""
+
+    def __init__(self, path: str, cause: BaseException):
+        code = getattr(cause, "errno", None)
+        if code is None and "no space left" in str(cause).lower():
+            code = errno.ENOSPC
+        reason = os.strerror(code) if code else str(cause).strip().splitlines()[-1]
+        super().__init__(code, f"cannot write {path}: {reason}")
+        self.filename = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def resolve_uri(uri: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
@@ -98,9 +126,12 @@ class ResultsStore:
         try:
             write(tmp)
             self.fs.move(tmp, final)
-        except BaseException:
-            if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
-                self.fs.delete_file(tmp)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                if self.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                    self.fs.delete_file(tmp)
+            if isinstance(exc, OSError) and not isinstance(exc, ResultsWriteError):
+                raise ResultsWriteError(final, exc) from exc
             raise
         return final
 
@@ -149,7 +180,12 @@ class ResultsStore:
         return self.write_table(f"trials/{trial_id}.parquet", rows_to_table([row]))
 
     def read_trial_row(self, trial_id: str) -> dict[str, Any] | None:
-        table = self.read_table(f"trials/{trial_id}.parquet")
+        """The trial's row; None when it has none, or when its file cannot be read (damaged:
+        never read back; :meth:`repair` sets it aside)."""
+        try:
+            table = self.read_table(f"trials/{trial_id}.parquet")
+        except (OSError, pa.ArrowInvalid):
+            return None
         return None if table is None or table.num_rows == 0 else table.to_pylist()[-1]
 
     def trial_row_ids(self) -> list[str]:
@@ -174,15 +210,71 @@ class ResultsStore:
             f"samples/trial_id={trial_id}/part-0.parquet", samples_table(samples)
         )
 
+    # ------------------------------------------------------------------ repair
+    def _listing(self, relpath: str) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(self.join(relpath), allow_not_found=True)
+        return self.fs.get_file_info(selector)
+
+    def repair(self, say: Any = _say) -> list[str]:
+        """Undo what an interrupted run left (call it while no trial of this sweep runs):
+        remove unfinished writes (hidden ``*.tmp`` files: never read, but they take space) and
+        set aside row files that cannot be read (renamed ``trials/.ID.parquet.damaged``: their
+        trials are not recorded and run again). Says each on stderr; returns the messages."""
+        said: list[str] = []
+        places = ["", "trials"]
+        for top in ("predictions", "samples"):
+            places += [
+                posixpath.relpath(i.path, self.path)
+                for i in self._listing(top)
+                if i.type == pafs.FileType.Directory
+            ]
+        stale = [
+            i.path
+            for place in places
+            for i in self._listing(place)
+            if i.type == pafs.FileType.File
+            and posixpath.basename(i.path).startswith(".")
+            and i.path.endswith(".tmp")
+        ]
+        for path in stale:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(path)
+        if stale:
+            said.append(
+                f"[{self.name}] removed {len(stale)} unfinished write(s) an interrupted run left "
+                f"(e.g. {stale[0]}); nothing read them"
+            )
+        for trial_id in self.trial_row_ids():
+            path = self.join("trials", f"{trial_id}.parquet")
+            try:
+                pq.read_metadata(path, filesystem=self.fs)
+            except (OSError, pa.ArrowInvalid) as exc:
+                aside = self.join("trials", f".{trial_id}.parquet.damaged")
+                self.fs.move(path, aside)
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc)
+                said.append(
+                    f"[{self.name}] {path} cannot be read ({reason}): set aside as {aside}; "
+                    "that trial is not recorded"
+                )
+        for message in said:
+            say(message)
+        return said
+
     # ------------------------------------------------------------------ consolidation
     def consolidate(self) -> pa.Table:
         """Gather every ``trials/<id>.parquet`` into ``trials.parquet`` (atomically), one row
-        per trial id sorted by it, and return the table."""
+        per trial id sorted by it, and return the table. A row file that cannot be read is
+        left out, with a line on stderr (never read back half-written)."""
         rows: dict[str, dict[str, Any]] = {}
         for trial_id in self.trial_row_ids():
             row = self.read_trial_row(trial_id)
             if row is not None:
                 rows[str(row["trial_id"])] = row
+            elif self.exists("trials", f"{trial_id}.parquet"):
+                _say(
+                    f"[{self.name}] {self.join('trials', trial_id + '.parquet')} cannot be "
+                    "read: left out of trials.parquet"
+                )
         table = rows_to_table([rows[k] for k in sorted(rows)])
         self.write_table("trials.parquet", table)
         return table
