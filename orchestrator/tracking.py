@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -57,6 +58,30 @@ def resolve_tracking_uri(uri: str | None, cwd: str | os.PathLike[str] | None = N
     if "://" not in uri:
         return f"sqlite:///{(base / uri).resolve()}"
     return uri
+
+
+#: seconds a SQLite connection waits for another writer's lock before "database is locked"
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def prepare_sqlite(tracking_uri: str) -> None:
+    """A local SQLite tracking store in WAL mode, before MLflow creates its schema.
+
+    Write-ahead logging lets readers (the UI, the driver's queries) go on while a trial writes,
+    and writers queue on the lock instead of failing: every connection waits for it (MLflow's
+    sessions set ``PRAGMA busy_timeout = 20000``; this one :data:`SQLITE_BUSY_TIMEOUT_S`), and
+    :func:`retry` backs off beyond that. The mode is a property of the file, set once here.
+    WAL needs a local disk (not NFS): on a cluster use the PostgreSQL server (cluster.yaml).
+    No-op for other URIs.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import sqlite3
+
+    path = Path(tracking_uri[len("sqlite:///") :])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -102,6 +127,7 @@ def git_commit(path: str | os.PathLike[str] | None = None) -> str:
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name``, created (with its database) when missing."""
+    prepare_sqlite(tracking_uri)
     mlflow = client(tracking_uri)
     experiment = retry(lambda: mlflow.get_experiment_by_name(name))
     if experiment is not None:
