@@ -116,9 +116,9 @@ def weight_bits(config: Mapping[str, Any]) -> int:
     """The metric ``bits``: word bits of the weights' format, as
     ``lowprec.precision.PrecisionSpec.from_config(config).weight`` derives it (``weight_format``,
     else ``format`` + ``bits`` when ``tensors`` holds W, else fp32 -> 32)."""
-    from lowprec.precision import PrecisionSpec
+    from workloads.keys import precision_of
 
-    return format_word_bits(PrecisionSpec.from_config(config).weight)
+    return format_word_bits(precision_of(config).weight)
 
 
 # ----------------------------------------------------------------------------------------------

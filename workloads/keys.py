@@ -1,24 +1,60 @@
-"""Every config key a trial understands: one name everywhere (YAML, Ray config, MLflow param,
-Parquet column). ``COMMON_KEYS`` holds the keys shared by all workloads; a workload module adds
-its own in its ``KEYS``. ``resolve_config`` validates a flat dict and fills in the defaults.
+"""Every config key a trial understands: the one table of names, types, defaults, choices,
+bounds and relevance (one name everywhere: YAML, Ray config, MLflow param, Parquet column).
+
+``COMMON_KEYS`` holds the keys shared by all workloads; a workload module adds its own in its
+``KEYS`` and overrides defaults in its ``DEFAULTS`` (``keys_for``). Each key states once, in
+its ``applies`` rule, when it has an effect on a trial; the rule returns None when the key
+applies and otherwise a one-line reason (``"sampler sgld has no friction"``).
+
+- :func:`resolve_config`: a raw flat config validated, every (per-workload) default filled in,
+  and every key that has no effect on the trial set to None.
+- :func:`irrelevant_keys`: key -> the reason it has no effect on a (filled) config.
+- :func:`effective_params`: the record of one trial: the relevant keys, the effective format
+  string of every tensor kind the trial has, and ``bits_per_param``.
+
+A workload module describes what its trials have (read by the rules):
+
+    RUN_LENGTH: "steps" | "epochs"   # how the run length is counted (default "steps")
+    TENSORS: str                     # tensor kinds besides momentum: "WG", or "WGAE" for networks
+    MINIBATCHES: bool                # whether it draws minibatches of ``batch_size``
+    HAS_PRIOR: bool                  # whether ``prior_std`` adds a prior (False: U is the target)
+    OPTIMISERS: tuple[str, ...]      # samplers whose ensemble is their final iterate (no samples)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from workloads import WORKLOADS, get_workload
 
+#: a relevance rule: the (filled) config -> None when the key has an effect, else why not
+Rule = Callable[[Mapping[str, Any]], str | None]
+
+#: longest string a str key takes (format strings, hidden widths, paths)
+MAX_STR_LEN = 4096
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a user's value for a one-line message."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 @dataclass(frozen=True)
 class Key:
-    """One config key: its type, default, allowed values and meaning.
+    """One config key: its type, default, allowed values, bounds, meaning and relevance.
 
     ``type`` is one of int, float, str, bool. ``default=None`` with ``optional=True`` means
-    "not set" (the workload or the precision spec decides). ``choices`` limits a str key;
-    ``min``/``max`` bound a number (inclusive).
+    "not set" (the workload or the precision derivation decides). ``choices`` limits a str key;
+    ``min``/``max`` bound a number (inclusive; ``min_open``: strictly above ``min``); floats
+    must be finite. ``applies`` is the key's relevance rule (None: always has an effect).
     """
 
     type: type
@@ -28,6 +64,8 @@ class Key:
     min: float | None = None
     max: float | None = None
     optional: bool = False
+    applies: Rule | None = None
+    min_open: bool = False
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` as this key's type; ``ValueError`` naming ``name`` when it can't be."""
@@ -37,29 +75,261 @@ class Key:
             raise ValueError(f"key {name!r}: a value is required ({self.help})")
         if self.type is bool:
             if not isinstance(value, bool):
-                raise ValueError(f"key {name!r}: expected true or false, got {value!r}")
+                raise ValueError(f"key {name!r}: expected true or false, got {_show(value)}")
         elif self.type is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"key {name!r}: expected an integer, got {value!r}")
+                raise ValueError(f"key {name!r}: expected an integer, got {_show(value)}")
         elif self.type is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"key {name!r}: expected a number, got {value!r}")
-            value = float(value)
-        elif self.type is str and not isinstance(value, str):
-            raise ValueError(f"key {name!r}: expected a string, got {value!r}")
+                raise ValueError(f"key {name!r}: expected a number, got {_show(value)}")
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ValueError(f"key {name!r}: {_show(value)} is not a usable number") from None
+            if not math.isfinite(value):
+                raise ValueError(f"key {name!r}: expected a finite number, got {value!r}")
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise ValueError(f"key {name!r}: expected a string, got {_show(value)}")
+            if len(value) > MAX_STR_LEN:
+                raise ValueError(f"key {name!r}: longer than {MAX_STR_LEN} characters")
         if self.choices is not None and value not in self.choices:
             raise ValueError(
-                f"key {name!r}: {value!r} is not one of {', '.join(map(str, self.choices))}"
+                f"key {name!r}: {_show(value)} is not one of {', '.join(map(str, self.choices))}"
             )
-        if self.min is not None and value < self.min:
-            raise ValueError(f"key {name!r}: {value!r} is below the minimum {self.min}")
+        if self.min is not None and (value <= self.min if self.min_open else value < self.min):
+            below = "not above" if self.min_open else "below"
+            raise ValueError(f"key {name!r}: {_show(value)} is {below} the minimum {self.min:g}")
         if self.max is not None and value > self.max:
-            raise ValueError(f"key {name!r}: {value!r} is above the maximum {self.max}")
+            raise ValueError(f"key {name!r}: {_show(value)} is above the maximum {self.max:g}")
         return value
 
+    @property
+    def numeric(self) -> bool:
+        return self.type in (int, float)
 
-def _fmt(help: str) -> Key:
-    return Key(str, None, help, optional=True)
+
+# ----------------------------------------------------------------------------------------------
+# what a workload's trials have (module attributes, with the defaults of a step-based workload)
+# ----------------------------------------------------------------------------------------------
+
+
+def _module(config: Mapping[str, Any]) -> ModuleType:
+    return get_workload(config["workload"])
+
+
+def run_length_key(workload: str) -> str:
+    """``steps`` or ``epochs``: how ``workload`` counts its run length."""
+    return getattr(get_workload(workload), "RUN_LENGTH", "steps")
+
+
+def tensor_kinds(config: Mapping[str, Any]) -> str:
+    """The tensor kinds this trial has, in the order W G A E M: weights and gradients always,
+    activations and errors for networks (the workload's ``TENSORS``), momentum for sghmc."""
+    kinds = getattr(_module(config), "TENSORS", "WG")
+    if config.get("sampler") == "sghmc":
+        kinds += "M"
+    return "".join(k for k in "WGAEM" if k in kinds)
+
+
+def _collects_samples(config: Mapping[str, Any]) -> bool:
+    return config.get("sampler") not in getattr(_module(config), "OPTIMISERS", ())
+
+
+# ----------------------------------------------------------------------------------------------
+# relevance rules (each key's rule is stated once, in the table below)
+# ----------------------------------------------------------------------------------------------
+
+
+def _sghmc(what: str) -> Rule:
+    def rule(c: Mapping[str, Any]) -> str | None:
+        return None if c["sampler"] == "sghmc" else f"sampler {c['sampler']} has no {what}"
+
+    return rule
+
+
+def _vc_mode(c: Mapping[str, Any]) -> str | None:
+    if c["sampler"] != "sghmc":
+        return f"sampler {c['sampler']} has no momentum"
+    return None if c["accumulator"] == "vc" else f"accumulator is {c['accumulator']}, not vc"
+
+
+def _momentum_rescale(c: Mapping[str, Any]) -> str | None:
+    if c["sampler"] != "sghmc":
+        return f"sampler {c['sampler']} has no momentum"
+    if c["accumulator"] == "full":
+        return "accumulator is full: the momentum is float32"
+    return None
+
+
+def _temperature(c: Mapping[str, Any]) -> str | None:
+    if c["sampler"] in ("sgd", "svrg", "halp"):
+        return f"sampler {c['sampler']} is an optimiser: it adds no noise"
+    return None
+
+
+def _prior(c: Mapping[str, Any]) -> str | None:
+    if getattr(_module(c), "HAS_PRIOR", True):
+        return None
+    return f"workload {c['workload']} defines the whole potential U (no prior)"
+
+
+def _cyclical(c: Mapping[str, Any]) -> str | None:
+    return None if c["schedule"] == "cyclical" else f"schedule is {c['schedule']}, not cyclical"
+
+
+def _collection(c: Mapping[str, Any]) -> str | None:
+    if not _collects_samples(c):
+        return f"sampler {c['sampler']} is an optimiser: its ensemble is its final iterate"
+    return None
+
+
+def _burn_in_thin(c: Mapping[str, Any]) -> str | None:
+    if c["schedule"] == "cyclical":
+        return "schedule cyclical collects at its cycles' sample points"
+    return _collection(c)
+
+
+def _run_length(name: str) -> Rule:
+    def rule(c: Mapping[str, Any]) -> str | None:
+        counted = run_length_key(c["workload"])
+        return None if counted == name else f"workload {c['workload']} counts {counted}"
+
+    return rule
+
+
+def _minibatches(c: Mapping[str, Any]) -> str | None:
+    if getattr(_module(c), "MINIBATCHES", True):
+        return None
+    return f"workload {c['workload']} draws no minibatches"
+
+
+def _has_kind(letter: str, what: str) -> Rule:
+    def rule(c: Mapping[str, Any]) -> str | None:
+        if letter in tensor_kinds(c):
+            return None
+        if letter == "M":
+            return f"sampler {c['sampler']} has no momentum"
+        return f"workload {c['workload']} has no {what}"
+
+    return rule
+
+
+#: tensor kind letter -> its override key
+KIND_KEYS: dict[str, str] = {
+    "W": "weight_format",
+    "G": "grad_format",
+    "A": "act_format",
+    "E": "error_format",
+    "M": "momentum_format",
+}
+FAMILIES: tuple[str, ...] = ("fixed", "block", "float", "fp32")
+#: the family key that only that family reads
+FAMILY_KEYS: dict[str, str] = {"frac_bits": "fixed", "exp_bits": "float", "block_size": "block"}
+
+
+def format_takers(c: Mapping[str, Any]) -> str:
+    """The kinds that take ``format`` (+ ``bits``): those in ``tensors`` that this trial has
+    and that no ``*_format`` key overrides."""
+    tensors = c.get("tensors") or ""
+    return "".join(k for k in tensor_kinds(c) if k in tensors and c.get(KIND_KEYS[k]) is None)
+
+
+def family(c: Mapping[str, Any]) -> str | None:
+    """``format``'s family when it is one (fixed, block, float, fp32), else None (a full
+    format string)."""
+    value = c.get("format")
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower()
+    return name if name in FAMILIES else None
+
+
+def _format(c: Mapping[str, Any]) -> str | None:
+    if format_takers(c):
+        return None
+    tensors = "".join(k for k in tensor_kinds(c) if k in (c.get("tensors") or ""))
+    if not tensors:
+        return f"tensors names no tensor kind this trial has ({tensor_kinds(c)})"
+    return f"every kind in tensors ({tensors}) is overridden by its *_format key"
+
+
+def _bits(c: Mapping[str, Any]) -> str | None:
+    why = _format(c)
+    if why is not None:
+        return f"format has no effect: {why}"
+    fam = family(c)
+    if fam is None:
+        return f"format {c.get('format')!r} is a full format string"
+    if fam == "fp32":
+        return "format is fp32"
+    return None
+
+
+def _family_key(name: str) -> Rule:
+    def rule(c: Mapping[str, Any]) -> str | None:
+        why = _bits(c)
+        if why is not None:
+            return why
+        fam = family(c)
+        return None if fam == FAMILY_KEYS[name] else f"format is {fam}, not {FAMILY_KEYS[name]}"
+
+    return rule
+
+
+def _tensors(c: Mapping[str, Any]) -> str | None:
+    if all(c.get(KIND_KEYS[k]) is not None for k in tensor_kinds(c)):
+        return "every tensor kind is overridden by its *_format key"
+    if not format_takers(c):  # tensors itself leaves format without effect: it decides
+        return None
+    if family(c) != "fp32":
+        return None
+    # fp32 for the kinds in tensors; but momentum not in tensors takes the low-precision
+    # weight format under low/vc, so then tensors still decides M
+    if "M" in tensor_kinds(c) and c["accumulator"] != "full" and c.get("momentum_format") is None:
+        return None
+    return "format is fp32: every kind it names stays fp32"
+
+
+def _rounding(c: Mapping[str, Any]) -> str | None:
+    if any(not f.is_identity for f in _formats(c).values()):
+        return None
+    return "every tensor kind is fp32: nothing is rounded"
+
+
+def precision_of(config: Mapping[str, Any]) -> Any:
+    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None)."""
+    from lowprec.precision import PrecisionSpec
+
+    return PrecisionSpec.from_config(_derivation_view(config))
+
+
+def _formats(c: Mapping[str, Any]) -> dict[str, Any]:
+    """kind letter -> the effective Format, for the kinds this trial has."""
+    from lowprec.precision import TENSOR_KINDS
+
+    spec = precision_of(c)
+    return {k: getattr(spec, TENSOR_KINDS[k][0]) for k in tensor_kinds(c)}
+
+
+def _derivation_view(c: Mapping[str, Any]) -> dict[str, Any]:
+    """``c`` with the precision keys set to None (irrelevant) replaced by values that derive the
+    same formats: no format taker -> fp32, nothing rounded -> stochastic. Missing keys take
+    their defaults."""
+    view = {k: v for k, v in c.items() if not (k == "bits" and v is None)}
+    for key, stands_in in (("format", "fp32"), ("tensors", ""), ("rounding", "stochastic")):
+        if key in view and view[key] is None:
+            view[key] = stands_in
+    return view
+
+
+# ----------------------------------------------------------------------------------------------
+# the table
+# ----------------------------------------------------------------------------------------------
+
+
+def _fmt(help: str, applies: Rule | None = None) -> Key:
+    return Key(str, None, help, optional=True, applies=applies)
 
 
 COMMON_KEYS: dict[str, Key] = {
@@ -71,22 +341,52 @@ COMMON_KEYS: dict[str, Key] = {
         "update rule: SG-MCMC samplers or optimisation baselines",
         choices=("sgld", "sghmc", "sgd", "svrg", "halp"),
     ),
-    "seed": Key(int, 0, "seed of the trial's one generator", min=0),
+    "seed": Key(int, 0, "seed of the trial's one generator", min=0, max=2**32 - 1),
     "device": Key(
         str, "auto", "auto (cuda when present), cpu or cuda", choices=("auto", "cpu", "cuda")
     ),
-    # precision (lowprec.precision.PrecisionSpec.from_config reads these)
+    "kernels": Key(
+        str,
+        "auto",
+        "code path of the quantizers and sampler steps: auto (fused when the device has one), "
+        "fused or eager",
+        choices=("auto", "fused", "eager"),
+    ),
+    "variant": Key(
+        str, None, "name of the spec's variant this trial belongs to (set by sweeps)", optional=True
+    ),
+    # precision (workloads.trialspec derives the PrecisionSpec from these)
     "format": Key(
         str,
         "fp32",
         "format family (fixed, block, float, fp32) combined with `bits`, or a full format string",
+        applies=_format,
     ),
     "bits": Key(
-        int, 8, "word length for `format` (fixed/block: wl; float: 1+exp+man)", min=2, max=32
+        int,
+        8,
+        "word length for `format` (fixed/block: wl; float: 1+exp+man)",
+        min=2,
+        max=32,
+        applies=_bits,
     ),
-    "frac_bits": Key(int, None, "fixed point: fractional bits (default bits - 2)", optional=True),
+    "frac_bits": Key(
+        int,
+        None,
+        "fixed point: fractional bits (default bits - 2)",
+        optional=True,
+        min=0,
+        max=64,
+        applies=_family_key("frac_bits"),
+    ),
     "exp_bits": Key(
-        int, None, "small float: exponent bits (default from `bits`)", optional=True, min=2, max=8
+        int,
+        None,
+        "small float: exponent bits (default from `bits`)",
+        optional=True,
+        min=2,
+        max=8,
+        applies=_family_key("exp_bits"),
     ),
     "block_size": Key(
         int,
@@ -94,67 +394,122 @@ COMMON_KEYS: dict[str, Key] = {
         "block fp: values sharing one exponent (default: per row, dim 0)",
         optional=True,
         min=1,
+        max=2**30,
+        applies=_family_key("block_size"),
     ),
     "tensors": Key(
-        str, "WG", "which tensor kinds `format`+`bits` quantize: letters of W, G, A, E, M"
+        str,
+        "WG",
+        "which tensor kinds `format`+`bits` quantize: letters of W, G, A, E, M",
+        applies=_tensors,
     ),
     "weight_format": _fmt("format string for weights W (overrides format+bits)"),
     "grad_format": _fmt("format string for gradients G"),
-    "act_format": _fmt("format string for activations A (forward)"),
-    "error_format": _fmt("format string for errors E (backward)"),
-    "momentum_format": _fmt("format string for SGHMC momentum M"),
+    "act_format": _fmt(
+        "format string for activations A (forward)", _has_kind("A", "activations")
+    ),
+    "error_format": _fmt("format string for errors E (backward)", _has_kind("E", "activations")),
+    "momentum_format": _fmt("format string for SGHMC momentum M", _has_kind("M", "momentum")),
     "accumulator": Key(
         str,
         "full",
         "full (LP-F), low (naive LP-L) or vc (variance-corrected LP-L)",
         choices=("full", "low", "vc"),
     ),
-    "rounding": Key(str, "stochastic", "rounding of quantizers", choices=("stochastic", "nearest")),
+    "rounding": Key(
+        str,
+        "stochastic",
+        "rounding of quantizers",
+        choices=("stochastic", "nearest"),
+        applies=_rounding,
+    ),
     "vc_mode": Key(
         str,
         "joint",
         "SGHMC vc: joint (keeps the stationary law) or independent (the paper's form)",
         choices=("joint", "independent"),
+        applies=_vc_mode,
     ),
     "momentum_rescale": Key(
         bool,
-        None,
-        "SGHMC low/vc: keep momentum rescaled per layer (default: on for deep workloads)",
-        optional=True,
+        False,
+        "SGHMC low/vc: keep momentum rescaled per layer (the deep workloads default to true)",
+        applies=_momentum_rescale,
     ),
     # step sizes and schedules
     "lr": Key(
-        float, 1e-3, "step size on the mean loss (deep convention, ALGORITHMS.md §5)", min=0.0
+        float,
+        1e-3,
+        "step size on the mean loss (deep convention, ALGORITHMS.md §5)",
+        min=0.0,
+        max=1e3,
     ),
     "schedule": Key(
         str, "constant", "step-size schedule", choices=("constant", "decay", "cyclical")
     ),
-    "cycles": Key(int, 1, "cyclical schedule: number of cycles M", min=1),
-    "explore_fraction": Key(
-        float, 0.0, "cyclical schedule: fraction β of each cycle without noise", min=0.0, max=1.0
+    "cycles": Key(
+        int, 1, "cyclical schedule: number of cycles M", min=1, max=10_000, applies=_cyclical
     ),
-    "temperature": Key(float, 1.0, "posterior temperature T", min=0.0),
-    "friction": Key(float, 3.0, "SGHMC friction γ", min=0.0),
-    "inverse_mass": Key(float, 1.0, "SGHMC inverse mass u", min=0.0),
+    "explore_fraction": Key(
+        float,
+        0.0,
+        "cyclical schedule: fraction β of each cycle without noise",
+        min=0.0,
+        max=1.0,
+        applies=_cyclical,
+    ),
+    "temperature": Key(
+        float, 1.0, "posterior temperature T", min=0.0, max=1e6, applies=_temperature
+    ),
+    "friction": Key(
+        float, 3.0, "SGHMC friction γ", min=0.0, max=1e6, applies=_sghmc("friction")
+    ),
+    "inverse_mass": Key(
+        float,
+        1.0,
+        "SGHMC inverse mass u",
+        min=0.0,
+        max=1e6,
+        min_open=True,
+        applies=_sghmc("momentum"),
+    ),
     "prior_std": Key(
         float,
         None,
         "Gaussian prior std σ (weight decay 1/(Nσ²)); unset = flat",
         optional=True,
         min=0.0,
+        max=1e6,
+        min_open=True,
+        applies=_prior,
     ),
     # run length and sample collection
-    "steps": Key(int, 10000, "synthetic and logreg workloads: number of steps", min=1),
-    "epochs": Key(int, 10, "deep workloads: number of epochs", min=1),
-    "batch_size": Key(int, 128, "minibatch size", min=1),
+    "steps": Key(
+        int, 10000, "number of steps (step-based workloads)", min=1, max=10**9,
+        applies=_run_length("steps"),
+    ),
+    "epochs": Key(
+        int, 10, "number of epochs (deep workloads)", min=1, max=10_000,
+        applies=_run_length("epochs"),
+    ),
+    "batch_size": Key(
+        int, 128, "minibatch size", min=1, max=2**16, applies=_minibatches
+    ),
     "burn_in": Key(
-        int, 0, "steps (synthetic and logreg) or epochs (deep) before samples are collected", min=0
+        int,
+        0,
+        "steps (step-based workloads) or epochs (deep) before samples are collected",
+        min=0,
+        max=10**9,
+        applies=_burn_in_thin,
     ),
     "thin": Key(
         int,
         1,
-        "collect one sample every `thin` steps (synthetic and logreg) or epochs (deep)",
+        "collect one sample every `thin` steps (step-based workloads) or epochs (deep)",
         min=1,
+        max=10**9,
+        applies=_burn_in_thin,
     ),
     "num_samples": Key(
         int,
@@ -162,8 +517,10 @@ COMMON_KEYS: dict[str, Key] = {
         "cap on collected samples kept in the ensemble (latest kept)",
         optional=True,
         min=1,
+        max=10**6,
+        applies=_collection,
     ),
-}
+}  # fmt: skip
 
 
 #: the samplers a workload runs unless its module says otherwise (``SAMPLERS``)
@@ -171,29 +528,80 @@ DEEP_SAMPLERS: tuple[str, ...] = ("sgld", "sghmc", "sgd")
 
 
 def keys_for(workload: str) -> dict[str, Key]:
-    """The keys ``workload`` understands: the common ones plus its own."""
-    return {**COMMON_KEYS, **getattr(get_workload(workload), "KEYS", {})}
+    """The keys ``workload`` understands: the common ones plus its own (``KEYS``), with the
+    workload's defaults (``DEFAULTS``) in place of the common ones."""
+    module = get_workload(workload)
+    keys = {**COMMON_KEYS, **getattr(module, "KEYS", {})}
+    for name, value in getattr(module, "DEFAULTS", {}).items():
+        keys[name] = dataclasses.replace(keys[name], default=value)
+    return keys
 
 
-def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``raw`` validated against the keys of its workload, with every default filled in.
+def defaults_for(workload: str) -> dict[str, Any]:
+    """Every key of ``workload`` with its default (``workload`` itself set)."""
+    out = {name: key.default for name, key in keys_for(workload).items()}
+    out["workload"] = workload
+    return out
 
-    Raises ``ValueError`` naming the first offending key: unknown keys, wrong types, values out
-    of range, a sampler the workload does not run (its module's ``SAMPLERS``), impossible
-    precision combinations (checked by building the PrecisionSpec), and whatever the workload's
-    optional ``validate(config)`` rejects.
-    """
-    if "workload" not in raw:
+
+def _fill(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Key]]:
+    """``raw`` type-checked with every default filled in. A None for a key that is not
+    optional means "not set" (so a resolved config resolves to itself)."""
+    if "workload" not in raw or raw["workload"] is None:
         raise ValueError(f"key 'workload': missing; choose one of {', '.join(WORKLOADS)}")
     workload = COMMON_KEYS["workload"].check("workload", raw["workload"])
     known = keys_for(workload)
-    unknown = sorted(set(raw) - set(known))
+    unknown = sorted(set(raw) - set(known), key=str)
     if unknown:
         raise ValueError(
-            f"key {unknown[0]!r}: unknown for workload {workload!r} "
+            f"key {str(unknown[0])!r:.80}: unknown for workload {workload!r} "
             f"(known keys: {', '.join(sorted(known))})"
         )
-    config = {name: key.check(name, raw.get(name, key.default)) for name, key in known.items()}
+    config: dict[str, Any] = {}
+    for name, key in known.items():
+        value = raw.get(name)
+        if value is None and not (key.optional and name in raw):
+            value = key.default
+        config[name] = key.check(name, value)
+    return config, known
+
+
+def _normalise_tensors(config: dict[str, Any]) -> None:
+    """``tensors`` validated and written as the kinds it names that this trial has, in the
+    order W G A E M (``WGAE`` on a Gaussian is ``WG``: the same trial)."""
+    tensors = config.get("tensors")
+    bad = sorted(set(tensors) - set(KIND_KEYS))
+    if bad:
+        raise ValueError(
+            f"key 'tensors': {tensors!r:.80} has unknown letter(s) {', '.join(bad)[:40]}; use W "
+            "(weights), G (gradients), A (activations), E (errors), M (momentum), e.g. 'WG'"
+        )
+    config["tensors"] = "".join(k for k in tensor_kinds(config) if k in tensors)
+
+
+def irrelevant_keys(config: Mapping[str, Any]) -> dict[str, str]:
+    """key -> the one-line reason it has no effect on the trial ``config`` (defaults filled,
+    e.g. ``resolve_config``'s output), for every key of the workload whose rule says so."""
+    out: dict[str, str] = {}
+    for name, key in keys_for(config["workload"]).items():
+        if key.applies is not None:
+            why = key.applies(config)
+            if why is not None:
+                out[name] = why
+    return out
+
+
+def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` validated against the keys of its workload, every default filled in, and every
+    key that has no effect on this trial (:func:`irrelevant_keys`) set to None.
+
+    Raises ``ValueError`` naming the first offending key: unknown keys, wrong types, values out
+    of bounds, a sampler the workload does not run (its module's ``SAMPLERS``), impossible
+    precision combinations, and whatever the workload's optional ``validate(config)`` rejects.
+    Resolving a resolved config gives it back unchanged.
+    """
+    config, _ = _fill(raw)
+    workload = config["workload"]
     module = get_workload(workload)
     samplers = getattr(module, "SAMPLERS", DEEP_SAMPLERS)
     if config["sampler"] not in samplers:
@@ -201,10 +609,39 @@ def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
             f"key 'sampler': {config['sampler']!r} does not run on workload {workload!r} "
             f"(choose one of {', '.join(samplers)})"
         )
-    from lowprec.precision import PrecisionSpec  # validates formats and their combinations
-
-    PrecisionSpec.from_config(config)
+    _normalise_tensors(config)
+    _formats(config)  # validates formats and their combinations
     validate = getattr(module, "validate", None)
     if validate is not None:
-        validate(config)
+        validate(dict(config))
+    for name in irrelevant_keys(config):
+        config[name] = None
     return config
+
+
+def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved ``config`` with its irrelevant keys (None) back at their defaults: the values
+    code that runs the trial may read without effect (optional keys stay None)."""
+    keys = keys_for(config["workload"])
+    return {
+        name: key.default if config.get(name) is None and not key.optional else config.get(name)
+        for name, key in keys.items()
+    }
+
+
+def effective_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of one trial (Parquet columns, MLflow params): the keys that have an effect
+    on it (no None values), the effective format string of each tensor kind it has
+    (``weight_format``, ``grad_format``, and ``act_format``/``error_format`` for networks,
+    ``momentum_format`` for sghmc), and ``bits_per_param`` (the stored weights' bits: the
+    weight format's, 32 for the float32 master copy of ``full``). ``format``, ``bits``,
+    ``frac_bits``, ``exp_bits`` and ``block_size`` appear only where they applied."""
+    config = resolve_config(config)
+    out = {k: v for k, v in config.items() if v is not None and k not in KIND_KEYS.values()}
+    formats = _formats(config)
+    for letter, fmt in formats.items():
+        out[KIND_KEYS[letter]] = str(fmt)
+    weight = formats["W"]
+    full = config["accumulator"] == "full" or weight.is_identity
+    out["bits_per_param"] = 32.0 if full else float(weight.bits)
+    return out

@@ -43,8 +43,27 @@ from lowprec.samplers.halp import check_method
 from workloads import synthetic
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import mnist5k_arrays
-from workloads.keys import Key
+from workloads.keys import Key, with_defaults
 from workloads.synthetic import bits_metrics
+
+OPTIMISERS = ("sgd", "svrg", "halp")
+SAMPLERS = ("sgld", "sghmc", *OPTIMISERS)
+#: what its trials have (``workloads.keys``)
+RUN_LENGTH = "steps"
+TENSORS = "WG"
+MINIBATCHES = True
+HAS_PRIOR = True
+
+
+def _variance_reduced(c: Any) -> str | None:
+    if c["sampler"] in VARIANCE_REDUCED:
+        return None
+    return f"sampler {c['sampler']} has no epochs of inner steps (only svrg, halp)"
+
+
+def _halp(c: Any) -> str | None:
+    return None if c["sampler"] == "halp" else f"sampler {c['sampler']} is not halp"
+
 
 KEYS: dict[str, Key] = {
     "dataset": Key(str, "breast_cancer", "data set", choices=("breast_cancer", "mnist5k")),
@@ -54,6 +73,8 @@ KEYS: dict[str, Key] = {
         "svrg/halp: inner steps per epoch (default: one pass, ceil(N/batch_size))",
         optional=True,
         min=1,
+        max=10**9,
+        applies=_variance_reduced,
     ),
     "halp_mu": Key(
         float,
@@ -61,13 +82,16 @@ KEYS: dict[str, Key] = {
         "halp: strong-convexity constant μ of the bit-centering scale (default: λ = 1/(Nσ²))",
         optional=True,
         min=0.0,
+        max=1e6,
+        applies=_halp,
     ),
-    "init_std": Key(float, 0.0, "std of the Gaussian initial weights (0: start at zero)", min=0.0),
-    "report_every": Key(int, 1000, "steps between ctx.report calls (and checkpoints)", min=1),
+    "init_std": Key(
+        float, 0.0, "std of the Gaussian initial weights (0: start at zero)", min=0.0, max=1e3
+    ),
+    "report_every": Key(
+        int, 1000, "steps between ctx.report calls (and checkpoints)", min=1, max=10**9
+    ),
 }
-
-OPTIMISERS = ("sgd", "svrg", "halp")
-SAMPLERS = ("sgld", "sghmc", *OPTIMISERS)
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -195,6 +219,7 @@ def _check_finite(w: torch.Tensor, step: int) -> None:
 
 def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Train or sample logistic regression with the config's sampler; see the module docstring."""
+    config = with_defaults(config)
     device, gen = ctx.device, ctx.generator
     data = load_data(str(config["dataset"]), device)
     xtr, ytr, xte, yte = data["x_train"], data["y_train"], data["x_test"], data["y_test"]

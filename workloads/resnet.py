@@ -29,8 +29,12 @@ from torch import nn
 
 from workloads import data as data_mod
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key
+from workloads.keys import Key, with_defaults
 from workloads.train import DATA_KEYS, precision_and_quantizer, train_classifier
+from workloads.train import HAS_PRIOR as HAS_PRIOR
+from workloads.train import MINIBATCHES as MINIBATCHES
+from workloads.train import RUN_LENGTH as RUN_LENGTH
+from workloads.train import TENSORS as TENSORS
 from workloads.train import validate as validate
 
 KEYS: dict[str, Key] = {
@@ -38,6 +42,19 @@ KEYS: dict[str, Key] = {
         str, "cifar10", "cifar10 or cifar100 (from data_dir)", choices=data_mod.CIFAR_DATASETS
     ),
     **DATA_KEYS,
+}
+#: the low-precision SGLD/SGHMC papers' CIFAR settings (ALGORITHMS.md §10): batch 128, lr 0.5,
+#: T = 0.001, the decay schedule, weight decay 5e-4 as the prior (σ = 1/√(N·5e-4) = 0.2 with
+#: N = 50,000), 245 epochs, the last 50 collected
+DEFAULTS: dict[str, Any] = {
+    "lr": 0.5,
+    "temperature": 0.001,
+    "schedule": "decay",
+    "prior_std": 0.2,
+    "batch_size": 128,
+    "epochs": 245,
+    "burn_in": 195,
+    "momentum_rescale": True,
 }
 
 QuantizerFactory = Callable[[], nn.Module] | None
@@ -113,6 +130,7 @@ class ResNet18(nn.Module):
 
 def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Sample ResNet-18's posterior on CIFAR (see the module docstring)."""
+    config = with_defaults(config)
     dataset = data_mod.load_dataset(config["dataset"], config["data_dir"], config["download"])
     dataset = data_mod.subset(dataset, config["train_size"], config["test_size"])
     _, quantizer = precision_and_quantizer(config, ctx.generator)

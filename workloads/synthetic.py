@@ -26,10 +26,20 @@ from workloads.keys import Key
 
 #: keys shared by the synthetic workloads (each module adds its own)
 CHAIN_KEYS: dict[str, Key] = {
-    "chains": Key(int, 1, "independent chains, run as one batched [chains, dim] tensor", min=1),
-    "init": Key(float, 0.0, "initial value of every coordinate of every chain"),
-    "report_every": Key(int, 5000, "steps between ctx.report calls (and checkpoints)", min=1),
+    "chains": Key(
+        int, 1, "independent chains, run as one batched [chains, dim] tensor", min=1, max=2**20
+    ),
+    "init": Key(float, 0.0, "initial value of every coordinate of every chain", min=-1e6, max=1e6),
+    "report_every": Key(
+        int, 5000, "steps between ctx.report calls (and checkpoints)", min=1, max=10**9
+    ),
 }
+#: what the synthetic targets' trials have (``workloads.keys``): a step count, weights and
+#: gradients only, no minibatches, and U is the whole target (no prior)
+RUN_LENGTH = "steps"
+TENSORS = "WG"
+MINIBATCHES = False
+HAS_PRIOR = False
 
 #: without ``num_samples``, keep at most this many collected values (samples × chains × dim)
 DEFAULT_KEPT_VALUES = 2_000_000
@@ -115,10 +125,6 @@ def run_chains(
     stochastic gradient is ``grad_fn``; see the module docstring."""
     chains, steps = int(config["chains"]), int(config["steps"])
     burn_in, thin = int(config["burn_in"]), int(config["thin"])
-    if config.get("prior_std") is not None:
-        raise ValueError(
-            "key 'prior_std': the synthetic targets define the whole potential U; unset prior_std"
-        )
     device, gen = ctx.device, ctx.generator
     theta = torch.full((chains, dim), float(config["init"]), dtype=torch.float32, device=device)
     sampler = lp_samplers.from_config(config, [theta], num_data=1, generator=gen)

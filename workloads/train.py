@@ -45,17 +45,41 @@ from workloads.keys import Key
 from workloads.synthetic import bits_metrics
 
 #: keys of the deep workloads beyond ``workloads.keys.COMMON_KEYS`` (each adds ``dataset``)
+#: what the deep workloads' trials have (``workloads.keys``): epochs, activations and errors
+RUN_LENGTH = "epochs"
+TENSORS = "WGAE"
+MINIBATCHES = True
+HAS_PRIOR = True
+
+
+def _reads_files(c: Any) -> str | None:
+    if c["dataset"] != "mnist5k" or c.get("ood"):
+        return None
+    return "dataset mnist5k is bundled (no files to read)"
+
+
+def _cyclical(c: Any) -> str | None:
+    return None if c["schedule"] == "cyclical" else f"schedule is {c['schedule']}, not cyclical"
+
+
 DATA_KEYS: dict[str, Key] = {
     "data_dir": Key(
-        str, None, "directory holding the data files (see docs/deep.md)", optional=True
+        str,
+        None,
+        "directory holding the data files (see docs/deep.md)",
+        optional=True,
+        applies=_reads_files,
     ),
-    "download": Key(bool, False, "let torchvision download missing data into data_dir"),
+    "download": Key(
+        bool, False, "let torchvision download missing data into data_dir", applies=_reads_files
+    ),
     "train_size": Key(
         int,
         None,
         "use only this many training images (a fixed subset; unset = all)",
         optional=True,
         min=1,
+        max=10**8,
     ),
     "test_size": Key(
         int,
@@ -63,12 +87,15 @@ DATA_KEYS: dict[str, Key] = {
         "use only this many test images (a fixed subset; unset = all)",
         optional=True,
         min=1,
+        max=10**8,
     ),
     "samples_per_cycle": Key(
         int,
         3,
         "cyclical schedule: samples at the last epoch ends of each cycle's sampling stage",
         min=1,
+        max=10_000,
+        applies=_cyclical,
     ),
 }
 
@@ -83,9 +110,10 @@ def precision_and_quantizer(
 ) -> tuple[Any, Callable[[], nn.Module] | None]:
     """The trial's PrecisionSpec and a factory of Quantizer(A, E) modules for the network;
     the factory is None when activations and errors are both fp32 (nothing to insert)."""
-    from lowprec import PrecisionSpec, Quantizer
+    from lowprec import Quantizer
+    from workloads.keys import precision_of
 
-    precision = PrecisionSpec.from_config(config)
+    precision = precision_of(config)
     if precision.act.is_identity and precision.error.is_identity:
         return precision, None
 

@@ -95,6 +95,7 @@ def _run(monkeypatch, **extra):
     config = resolve_config(
         {
             "workload": "mnist_mlp",
+            "burn_in": 0,
             "train_size": 100,
             "test_size": 50,
             "batch_size": 25,

@@ -105,9 +105,14 @@ def test_bits_metrics() -> None:
     assert full.metrics["bits"] == 32 and full.metrics["bits_per_param"] == 32.0
 
 
-def test_prior_std_is_rejected() -> None:
-    with pytest.raises(ValueError, match="prior_std"):
-        _run({**SMALL, "prior_std": 1.0})
+def test_prior_std_has_no_effect() -> None:
+    """U is the whole target: prior_std is resolved to None, with the reason, and ignored."""
+    from workloads.keys import irrelevant_keys
+
+    raw = {**SMALL, "prior_std": 1.0}
+    assert resolve_config(raw)["prior_std"] is None
+    assert "no prior" in irrelevant_keys(resolve_config(raw))["prior_std"]
+    assert _run(raw).metrics["std"] == _run(SMALL).metrics["std"]
 
 
 def test_no_samples_is_a_clear_error() -> None:

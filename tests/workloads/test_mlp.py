@@ -22,7 +22,7 @@ from workloads.train import precision_and_quantizer
 
 
 def _config(**extra) -> dict:
-    return resolve_config({"workload": "mnist_mlp", **extra})
+    return resolve_config({"workload": "mnist_mlp", "burn_in": 0, **extra})
 
 
 def _run(config: dict, seed: int = 0, restored=None) -> tuple[WorkloadResult, list]:
@@ -145,7 +145,7 @@ def test_resume_from_a_report_replays_the_uninterrupted_run(extra: dict):
 
 
 def test_diverging_run_raises_diverged():
-    config = _config(epochs=2, **{**QUICK, "lr": 1e12})
+    config = _config(epochs=2, **{**QUICK, "lr": 1e3, "prior_std": 1e-4})
     with pytest.raises(Diverged, match="non-finite") as err:
         _run(config)
     assert err.value.metrics["epoch"] == 1

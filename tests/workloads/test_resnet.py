@@ -36,7 +36,7 @@ def call_order(model: nn.Module, x: torch.Tensor) -> list[nn.Module]:
 
 
 def _config(**extra) -> dict:
-    return resolve_config({"workload": "cifar_resnet18", **extra})
+    return resolve_config({"workload": "cifar_resnet18", "burn_in": 0, **extra})
 
 
 def test_resnet18_is_the_kuangliu_layout():

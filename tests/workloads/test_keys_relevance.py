@@ -1,0 +1,203 @@
+"""The key table's relevance rules, bounds and the record of a trial (workloads/keys.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from workloads import WORKLOADS
+from workloads.keys import (
+    effective_params,
+    irrelevant_keys,
+    keys_for,
+    resolve_config,
+    with_defaults,
+)
+
+# (raw config, key, words of the reason it has no effect)
+NO_EFFECT = [
+    ({"workload": "gaussian", "bits": 4}, "bits", "format is fp32"),
+    ({"workload": "gaussian", "format": "fixed<8,3>", "bits": 4}, "bits", "full format string"),
+    ({"workload": "gaussian", "format": "fixed", "frac_bits": 3}, "exp_bits", "not float"),
+    ({"workload": "gaussian", "format": "float", "exp_bits": 3}, "frac_bits", "not fixed"),
+    ({"workload": "gaussian", "format": "fixed"}, "block_size", "not block"),
+    (
+        {"workload": "gaussian", "format": "fixed", "weight_format": "fp32", "grad_format": "fp32"},
+        "format",
+        "overridden",
+    ),
+    (
+        {"workload": "gaussian", "format": "fixed", "weight_format": "fp32", "grad_format": "fp32"},
+        "bits",
+        "overridden",
+    ),
+    ({"workload": "gaussian", "format": "fixed", "tensors": "AE"}, "format", "no tensor kind"),
+    ({"workload": "gaussian", "tensors": "W"}, "tensors", "format is fp32"),
+    ({"workload": "gaussian"}, "rounding", "nothing is rounded"),
+    ({"workload": "gaussian", "friction": 2.0}, "friction", "sampler sgld has no friction"),
+    ({"workload": "gaussian", "sampler": "sghmc"}, "vc_mode", "not vc"),
+    ({"workload": "gaussian", "sampler": "sghmc"}, "momentum_rescale", "accumulator is full"),
+    ({"workload": "gaussian", "sampler": "sgld"}, "momentum_format", "has no momentum"),
+    ({"workload": "gaussian", "act_format": "fixed<8,3>"}, "act_format", "no activations"),
+    ({"workload": "logreg", "error_format": "fixed<8,3>"}, "error_format", "no activations"),
+    ({"workload": "logreg", "sampler": "sgd"}, "temperature", "optimiser"),
+    ({"workload": "logreg", "sampler": "svrg"}, "temperature", "optimiser"),
+    ({"workload": "logreg", "sampler": "sgd"}, "burn_in", "final iterate"),
+    ({"workload": "logreg", "sampler": "sgld"}, "inner_steps", "only svrg, halp"),
+    ({"workload": "logreg", "sampler": "svrg"}, "halp_mu", "not halp"),
+    ({"workload": "gaussian", "cycles": 4}, "cycles", "not cyclical"),
+    ({"workload": "gaussian"}, "explore_fraction", "not cyclical"),
+    ({"workload": "gaussian", "schedule": "cyclical", "cycles": 2}, "burn_in", "cyclical"),
+    ({"workload": "gaussian", "steps": 100}, "epochs", "counts steps"),
+    ({"workload": "mnist_mlp", "steps": 100}, "steps", "counts epochs"),
+    ({"workload": "gaussian"}, "batch_size", "no minibatches"),
+    ({"workload": "gaussian", "prior_std": 1.0}, "prior_std", "no prior"),
+    ({"workload": "gaussian", "condition": 5.0}, "condition", "dim is 1"),
+    ({"workload": "mnist_mlp", "data_dir": "/x"}, "data_dir", "bundled"),
+    ({"workload": "mnist_mlp"}, "samples_per_cycle", "not cyclical"),
+]
+
+
+@pytest.mark.parametrize(("raw", "key", "why"), NO_EFFECT)
+def test_a_key_without_effect_is_none_with_its_reason(raw: dict, key: str, why: str) -> None:
+    config = resolve_config(raw)
+    assert config[key] is None
+    assert why in irrelevant_keys(with_defaults(config))[key]
+    assert key not in effective_params(raw) or key.endswith("_format")
+
+
+# (raw config, key that must have an effect)
+EFFECT = [
+    ({"workload": "gaussian", "format": "fixed"}, "bits"),
+    ({"workload": "gaussian", "format": "fixed"}, "tensors"),
+    ({"workload": "gaussian", "format": "fixed"}, "rounding"),
+    ({"workload": "gaussian", "weight_format": "fixed<8,3>", "accumulator": "low"}, "rounding"),
+    ({"workload": "gaussian", "format": "block"}, "block_size"),
+    ({"workload": "gaussian", "sampler": "sghmc"}, "friction"),
+    (
+        {"workload": "gaussian", "sampler": "sghmc", "format": "fixed", "accumulator": "vc"},
+        "vc_mode",
+    ),
+    (
+        {"workload": "gaussian", "sampler": "sghmc", "format": "fixed", "accumulator": "low"},
+        "momentum_rescale",
+    ),
+    ({"workload": "gaussian", "sampler": "sghmc"}, "momentum_format"),
+    # fp32 for W and G from format, but tensors decides whether M takes the low weights
+    (
+        {
+            "workload": "gaussian",
+            "sampler": "sghmc",
+            "weight_format": "fixed<8,3>",
+            "accumulator": "low",
+        },
+        "tensors",
+    ),
+    ({"workload": "mnist_mlp"}, "act_format"),
+    ({"workload": "mnist_mlp", "dataset": "mnist"}, "data_dir"),
+    ({"workload": "mnist_mlp", "ood": True}, "data_dir"),
+    ({"workload": "mnist_mlp", "sampler": "sgd"}, "burn_in"),  # a deep SGD ensemble collects
+    ({"workload": "logreg", "sampler": "halp", "format": "fixed", "accumulator": "low"}, "halp_mu"),
+    ({"workload": "gaussian", "dim": 3}, "condition"),
+]
+
+
+@pytest.mark.parametrize(("raw", "key"), EFFECT)
+def test_a_key_with_an_effect_is_kept(raw: dict, key: str) -> None:
+    assert key not in irrelevant_keys(with_defaults(resolve_config(raw)))
+
+
+def test_tensors_is_written_as_the_kinds_the_trial_has() -> None:
+    gaussian = resolve_config({"workload": "gaussian", "format": "fixed", "tensors": "EGAW"})
+    assert gaussian["tensors"] == "WG"
+    mlp = resolve_config({"workload": "mnist_mlp", "format": "fixed", "tensors": "EGAW"})
+    assert mlp["tensors"] == "WGAE"
+    with pytest.raises(ValueError, match="key 'tensors'"):
+        resolve_config({"workload": "gaussian", "tensors": "WX"})
+
+
+CONFIGS = [raw for raw, _, _ in NO_EFFECT] + [raw for raw, _ in EFFECT]
+
+
+@pytest.mark.parametrize("raw", CONFIGS)
+def test_resolving_a_resolved_config_changes_nothing(raw: dict) -> None:
+    once = resolve_config(raw)
+    assert resolve_config(once) == once
+    assert effective_params(once) == effective_params(raw)
+
+
+def test_trials_that_differ_only_in_ignored_keys_have_one_record() -> None:
+    base = {"workload": "gaussian", "format": "fp32"}
+    records = {
+        tuple(sorted(effective_params({**base, "bits": b, "friction": f}).items()))
+        for b in (4, 8)
+        for f in (1.0, 2.0)
+    }
+    assert len(records) == 1
+
+
+def test_effective_params_hold_the_format_of_each_kind_and_no_unused_key() -> None:
+    fixed = effective_params({"workload": "gaussian", "format": "fixed", "bits": 8})
+    assert fixed["format"] == "fixed" and fixed["bits"] == 8
+    assert fixed["weight_format"] == fixed["grad_format"] == "fixed<8,6>"
+    assert fixed["bits_per_param"] == 32.0  # accumulator full: a float32 master copy
+    assert not {"act_format", "error_format", "momentum_format", "epochs", "friction"} & set(fixed)
+    assert None not in fixed.values()
+
+    low = effective_params(
+        {"workload": "gaussian", "weight_format": "fixed<8,3>", "grad_format": "fixed<8,3>",
+         "accumulator": "low", "sampler": "sghmc", "format": "fixed", "bits": 4}
+    )  # fmt: skip
+    assert "format" not in low and "bits" not in low  # W and G overridden; M follows W
+    assert low["momentum_format"] == "fixed<8,3>" and low["bits_per_param"] == 8.0
+
+    mlp = effective_params({"workload": "mnist_mlp", "format": "block", "tensors": "WGAE"})
+    assert mlp["act_format"] == mlp["error_format"] == "block<8>"
+    assert "steps" not in mlp and mlp["epochs"] == 10
+
+
+def test_kernels_and_variant_keys() -> None:
+    config = resolve_config({"workload": "gaussian"})
+    assert config["kernels"] == "auto" and config["variant"] is None
+    record = effective_params({"workload": "gaussian", "variant": "lowprec", "kernels": "eager"})
+    assert record["variant"] == "lowprec" and record["kernels"] == "eager"
+    with pytest.raises(ValueError, match="key 'kernels'"):
+        resolve_config({"workload": "gaussian", "kernels": "gpu"})
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_every_number_has_bounds_a_real_run_could_use(workload: str) -> None:
+    for name, key in keys_for(workload).items():
+        if key.numeric:
+            assert key.min is not None and key.max is not None, name
+            assert key.max <= 10**9 or key.type is float or name in ("seed", "block_size"), name
+
+
+ABSURD = [2**63, 10**400, -(2**63), float("inf"), float("nan"), 1e308]
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_absurd_numbers_are_refused_at_once(workload: str) -> None:
+    keys = keys_for(workload)
+    started = time.perf_counter()
+    for name, key in keys.items():
+        if not key.numeric:
+            continue
+        for value in ABSURD:
+            if key.type is int and isinstance(value, float):
+                continue
+            with pytest.raises(ValueError, match=f"key '{name}'"):
+                resolve_config({"workload": workload, name: value})
+    assert time.perf_counter() - started < 2.0
+
+
+def test_workload_defaults_are_valid_keys() -> None:
+    from workloads import get_workload
+
+    for workload in WORKLOADS:
+        defaults = getattr(get_workload(workload), "DEFAULTS", {})
+        keys = keys_for(workload)
+        assert set(defaults) <= set(keys), workload
+        for name, value in defaults.items():
+            assert keys[name].check(name, value) == value
