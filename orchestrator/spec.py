@@ -1,24 +1,37 @@
 """The search-space file: its schema, its validation, and what Ray Tune is given.
 
     name: bits                      # MLflow experiment and RESULTS/<name>/
-    workload: logreg
-    objectives: {test_error: min, bits: min}
+    workload: mnist_mlp
+    objectives: {test_error: min, bits_per_param: min}
     search: {algorithm: grid, num_samples: 1, max_concurrent: 2}   # grid | random | optuna
     scheduler: none                 # or asha, or {type: asha, grace_period: 1, max_t: 20}
     resources: {cpu: 1, gpu: 0}     # per trial; fractions allowed; custom: {name: amount}
     max_failures: 1                 # retries of a trial that raises (diverged: never retried)
-    fixed: {steps: 2000, sampler: sgld}
+    fixed: {sampler: sgld, epochs: 10}
     space:
-      format: {grid: [fixed, float]}
-      bits: {grid: [4, 8]}
+      seed: {grid: [0, 1, 2]}
       lr: {loguniform: [1.0e-3, 0.5]}   # also uniform: [lo, hi], randint: [lo, hi) , choice: [...]
+    variants:                       # optional: sub-spaces, each a name and keys (values or axes)
+      - name: fp32
+        format: fp32
+        accumulator: full
+      - name: lowprec
+        format: {grid: [fixed, block]}
+        bits: {grid: [4, 8]}
+        accumulator: {grid: [full, low, vc]}
 
-Trials: grid and random search cross every ``grid`` axis and draw the other axes ``num_samples``
-times per grid point (Ray Tune's variant generator), so ``grid`` x ``num_samples`` trials;
-optuna draws ``num_samples`` trials, a ``grid`` axis becoming a categorical choice.
+Trials: the union over the variants of (variant x space x fixed) (no ``variants``: one unnamed
+variant, space x fixed). Grid and random search cross every ``grid`` axis and draw the other
+axes ``num_samples`` times per grid point, from ``search.seed`` (default 0), so the list is
+known before anything runs (:mod:`orchestrator.expand`); a key that has no effect on a trial
+(``bits`` with ``format: fp32``) is left out of it, and trials that differ only in such keys
+run once. Optuna proposes ``num_samples`` trials from a define-by-run space: the variant, then
+that variant's keys.
 
 :func:`load_spec` validates the whole file before anything runs and raises :class:`SpecError`,
-whose message names the file, the key path (``space.bits.grid[2]``) and the reason.
+whose message names the file, the key path (``space.bits.grid[2]``,
+``variants.lowprec.bits``) and the reason; a key that has no effect in any trial is refused
+(``space.bits: no effect: format is fp32 in every trial``).
 """
 
 from __future__ import annotations
@@ -47,7 +60,7 @@ RANGE_KINDS = ("uniform", "loguniform", "randint")
 LIST_KINDS = ("grid", "choice")
 TOP_KEYS = (
     "name", "description", "workload", "objectives", "search", "scheduler", "resources",
-    "max_failures", "fixed", "space",
+    "max_failures", "fixed", "space", "variants",
 )  # fmt: skip
 #: above this many grid/choice combinations only each value is checked, not every combination
 MAX_COMBINATIONS_CHECKED = 4096
@@ -59,7 +72,8 @@ class SpecError(ValueError):
     def __init__(self, file: str, path: str, reason: str):
         self.file, self.path, self.reason = file, path, reason
         where = f"{file}: {path}" if path else file
-        super().__init__(f"{where}: {reason}")
+        # always one line, whatever a key or value holds
+        super().__init__(f"{where}: {reason}".replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,15 @@ class Axis:
     def first(self) -> Any:
         """A representative value (the first listed, or ``low``)."""
         return self.values[0] if self.kind in LIST_KINDS else self.low
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One entry of ``variants:``: its name, the keys it fixes and the keys it searches."""
+
+    name: str | None
+    fixed: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Axis] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,60 +133,89 @@ class Spec:
     description: str = ""
     reference: dict[str, float] = field(default_factory=dict)
 
+    #: the sub-spaces of ``variants:`` (empty: the spec has none)
+    subspaces: list[Variant] = field(default_factory=list)
+    _expansion: Any = field(default=None, repr=False, compare=False)
+
     # ------------------------------------------------------------------ what runs
+    @property
+    def variants(self) -> list[str]:
+        """The variants' names, in file order (empty when the spec has no ``variants:``)."""
+        return [str(v.name) for v in self.subspaces]
+
+    def parts(self) -> list[Variant]:
+        """The variants, or one unnamed variant without keys when the spec has none."""
+        return list(self.subspaces) or [Variant(None)]
+
     def base_config(self) -> dict[str, Any]:
         """``workload`` and the fixed keys: the part of every trial's config that never varies."""
         return {"workload": self.workload, **self.fixed}
 
-    @property
-    def grid_axes(self) -> list[Axis]:
-        return [a for a in self.space.values() if a.kind == "grid"]
+    def part_fixed(self, part: Variant) -> dict[str, Any]:
+        """The constant keys of every trial of ``part``: workload, ``fixed``, the variant's own
+        values and ``variant`` (its name, when the spec has variants)."""
+        named = {"variant": part.name} if part.name is not None else {}
+        return {**self.base_config(), **part.fixed, **named}
+
+    def part_axes(self, part: Variant) -> dict[str, Axis]:
+        """The searched keys of the trials of ``part``: ``space``, then the variant's axes."""
+        return {**self.space, **part.space}
+
+    def expansion(self) -> Any:
+        """The deduplicated trial list (:func:`orchestrator.expand.expand`), computed once."""
+        if self._expansion is None:
+            from orchestrator.expand import expand
+
+            self._expansion = expand(self)
+        return self._expansion
+
+    def trial_configs(self) -> list[dict[str, Any]]:
+        """Grid/random: every trial's config, in the order Tune runs them (deduplicated; the keys
+        that have an effect only; ``variant`` when the spec has variants). Optuna proposes its
+        trials as it goes: ``ValueError``."""
+        if self.algorithm == "optuna":
+            raise ValueError("optuna proposes its trials as the sweep runs: there is no list")
+        return [dict(t.config) for t in self.expansion().trials]
 
     def num_trials(self) -> int:
-        """Trials the sweep will run: grid points x num_samples (optuna: num_samples)."""
+        """Trials the sweep will run: the listed trials (grid/random), ``num_samples`` (optuna)."""
         if self.algorithm == "optuna":
             return self.num_samples
-        return math.prod(len(a.values) for a in self.grid_axes) * self.num_samples
+        return len(self.expansion().trials)
 
-    def preview(self, limit: int = 5) -> list[dict[str, Any]]:
-        """Up to ``limit`` trial configs; axes not on a grid are shown as their distribution."""
-        sampled = {a.key: a.describe() for a in self.space.values() if a.kind != "grid"}
-        if self.algorithm == "optuna":
-            sampled.update({a.key: f"choice{list(a.values)}" for a in self.grid_axes})
-            return [{**self.base_config(), **sampled}][:limit]
-        grids = self.grid_axes
-        out = []
-        for values in itertools.product(*(a.values for a in grids)):
-            for _ in range(self.num_samples):
-                out.append(
-                    {
-                        **self.base_config(),
-                        **dict(zip([a.key for a in grids], values, strict=True)),
-                        **sampled,
-                    }
-                )
-                if len(out) >= limit:
-                    return out
-        return out
+    def trials_per_variant(self) -> dict[str | None, int]:
+        """Grid/random: variant name (None without variants) -> its number of trials."""
+        return self.expansion().per_variant()
 
     def param_space(self) -> dict[str, Any]:
-        """The Ray Tune ``param_space``: fixed values as they are, axes as Tune domains
-        (optuna: a grid axis becomes ``tune.choice``, since Optuna does not cross grids)."""
-        from ray import tune
+        """The Ray Tune ``param_space``: empty. Every config comes whole from the searcher
+        (grid/random: ``orchestrator.trial_list.TrialList(spec.trial_configs())``; optuna:
+        ``OptunaSearch(space=spec.optuna_space())``), so that each trial holds exactly its keys."""
+        return {}
 
-        space: dict[str, Any] = self.base_config()
-        for axis in self.space.values():
-            if axis.kind == "grid" and self.algorithm != "optuna":
-                space[axis.key] = tune.grid_search(list(axis.values))
-            elif axis.kind in LIST_KINDS:
-                space[axis.key] = tune.choice(list(axis.values))
-            elif axis.kind == "uniform":
-                space[axis.key] = tune.uniform(axis.low, axis.high)
-            elif axis.kind == "loguniform":
-                space[axis.key] = tune.loguniform(axis.low, axis.high)
-            else:
-                space[axis.key] = tune.randint(int(axis.low), int(axis.high))
-        return space
+    def optuna_space(self) -> Any:
+        """Optuna: the define-by-run space (:class:`orchestrator.expand.OptunaSpace`) for
+        ``OptunaSearch(space=...)``: ``variant`` as a categorical choice, then that variant's
+        keys. None for grid and random search."""
+        if self.algorithm != "optuna":
+            return None
+        from orchestrator.expand import OptunaSpace
+
+        return OptunaSpace.of(self)
+
+    def searched_keys(self) -> list[str]:
+        """Keys whose value varies within the sweep: every axis of ``space`` and of the
+        variants, and each key a variant fixes that not all variants fix to the same value
+        (``variant`` itself not included)."""
+        keys = list(self.space)
+        for part in self.subspaces:
+            keys += list(part.space)
+        missing = object()
+        for key in dict.fromkeys(k for part in self.subspaces for k in part.fixed):
+            values = {repr(part.fixed.get(key, missing)) for part in self.subspaces}
+            if len(values) > 1:
+                keys.append(key)
+        return list(dict.fromkeys(keys))
 
     def optimisation_target(self) -> tuple[list[str], list[str]]:
         """Metric(s) and mode(s) Optuna optimises: ``search.metric``/``mode``, else every
@@ -179,6 +231,41 @@ class Spec:
             return self.scheduler_metric, self.objectives.get(self.scheduler_metric, "min")
         metric = next(iter(self.objectives))
         return metric, self.objectives[metric]
+
+
+def check_data(spec: Spec) -> None:
+    """Refuse, with :class:`SpecError`, a spec whose trials need data that is not on this machine
+    (:func:`workloads.datacheck.check_data`, once per distinct data set): the message names the
+    key, the directory and the files expected."""
+    from orchestrator.expand import configs_with_parts
+    from workloads.datacheck import MissingData, data_needs
+    from workloads.datacheck import check_data as check_config
+    from workloads.keys import resolve_config
+
+    seen: set[Any] = set()
+    for part, config in configs_with_parts(spec):
+        resolved = resolve_config(config)
+        need = data_needs(resolved)
+        if need is None or need in seen:
+            continue
+        seen.add(need)
+        try:
+            check_config(resolved)
+        except MissingData as exc:
+            if exc.key in part.fixed or exc.key in part.space:
+                path = f"variants.{part.name}.{exc.key}"
+            elif exc.key in spec.fixed:
+                path = f"fixed.{exc.key}"
+            elif exc.key in spec.space:
+                path = f"space.{exc.key}"
+            else:
+                path = ""
+            reason = " ".join(str(exc).split())
+            raise SpecError(
+                spec.file,
+                path,
+                f"{reason} (--skip-data-check when the data is only on the cluster's workers)",
+            ) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,7 +306,8 @@ class _Validator:
     def known(self, value: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
         for key in value:
             if key not in allowed:
-                where = f"{path}.{key}" if path else key
+                shown = key if re.fullmatch(r"[\w.-]+", key) else repr(key)
+                where = f"{path}.{shown}" if path else shown
                 raise self.error(where, f"unknown key; allowed: {', '.join(allowed)}")
 
     def integer(self, value: Any, path: str, minimum: int) -> int:
@@ -277,7 +365,7 @@ class _Validator:
         self.resources(spec, doc.get("resources"))
         if "max_failures" in doc:
             spec.max_failures = self.integer(doc["max_failures"], "max_failures", 0)
-        self.keys(spec, doc.get("fixed"), doc.get("space"))
+        self.keys(spec, doc.get("fixed"), doc.get("space"), doc.get("variants"))
         return spec
 
     def objectives(self, spec: Spec, value: Any) -> None:
@@ -366,48 +454,111 @@ class _Validator:
             k: self.number(v, f"resources.custom.{k}", 0.0, strict=True) for k, v in custom.items()
         }
 
-    def keys(self, spec: Spec, fixed_value: Any, space_value: Any) -> None:
-        from workloads.keys import keys_for, resolve_config
+    def keys(self, spec: Spec, fixed_value: Any, space_value: Any, variants_value: Any) -> None:
+        from workloads.keys import keys_for
 
         known = keys_for(spec.workload)
         fixed = self.mapping(fixed_value, "fixed", required=False)
         space = self.mapping(space_value, "space", required=False)
         for section, mapping in (("fixed", fixed), ("space", space)):
             for key in mapping:
-                if key == "workload":
-                    raise self.error(f"{section}.workload", "set the workload at the top level")
-                if key not in known:
-                    raise self.error(
-                        f"{section}.{key}",
-                        f"unknown key for workload {spec.workload!r}; known keys: "
-                        f"{', '.join(sorted(k for k in known if k != 'workload'))}",
-                    )
+                self.settable(spec, known, key, f"{section}.{key}")
         for key in fixed:
             if key in space:
                 raise self.error(f"space.{key}", "is also in fixed: a key is fixed or searched")
             spec.fixed[key] = self.value(known[key], key, fixed[key], f"fixed.{key}")
         for key, raw in space.items():
-            spec.space[key] = self.axis(known[key], key, raw)
+            spec.space[key] = self.axis(known[key], key, raw, f"space.{key}")
+        if variants_value is not None:
+            spec.subspaces = self.variants(spec, known, variants_value)
+        for part in spec.parts():
+            self.combinations(spec, part)
+        self.expand(spec)
 
-        # impossible combinations: a representative config per listed value, then (when few
-        # enough) every combination of the grid/choice axes
-        base = {**spec.base_config(), **{k: a.first() for k, a in spec.space.items()}}
+    def settable(self, spec: Spec, known: Mapping[str, Any], key: str, path: str) -> None:
+        """``key`` may be set in a spec: a key of the workload, not workload or variant."""
+        if key == "workload":
+            raise self.error(path, "set the workload at the top level")
+        if key == "variant":
+            raise self.error(path, "set by variants: (each entry's name); not a key to set")
+        if key not in known:
+            shown = sorted(k for k in known if k not in ("workload", "variant"))
+            raise self.error(
+                path,
+                f"unknown key for workload {spec.workload!r}; known keys: {', '.join(shown)}",
+            )
+
+    def variants(self, spec: Spec, known: Mapping[str, Any], value: Any) -> list[Variant]:
+        """``variants:``: a non-empty list of mappings, each a unique ``name`` and keys set to a
+        value or an axis; a key is in a variant or in fixed/space, not both."""
+        if not isinstance(value, list) or not value:
+            raise self.error(
+                "variants",
+                f"expected a list of entries (- name: NAME, then keys), got {value!r:.80}",
+            )
+        out: list[Variant] = []
+        for i, entry in enumerate(value):
+            entry = self.mapping(entry, f"variants[{i}]")
+            if "name" not in entry:
+                raise self.error(f"variants[{i}]", "missing name: (each variant is named)")
+            name = self.string(entry["name"], f"variants[{i}].name")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+                raise self.error(
+                    f"variants[{i}].name", f"{name!r}: use letters, digits, '_', '.', '+', '-'"
+                )
+            if name in {v.name for v in out}:
+                raise self.error(f"variants[{i}].name", f"{name!r} names two variants")
+            part = Variant(name)
+            for key, raw in entry.items():
+                if key == "name":
+                    continue
+                path = f"variants.{name}.{key}"
+                self.settable(spec, known, key, path)
+                for section, mapping in (("fixed", spec.fixed), ("space", spec.space)):
+                    if key in mapping:
+                        raise self.error(
+                            path,
+                            f"is also in {section}: a key is set in the variants or in "
+                            "fixed/space, not both",
+                        )
+                if isinstance(raw, dict):
+                    part.space[key] = self.axis(known[key], key, raw, path)
+                else:
+                    part.fixed[key] = self.value(known[key], key, raw, path)
+            out.append(part)
+        return out
+
+    def combinations(self, spec: Spec, part: Variant) -> None:
+        """Impossible combinations within ``part``: a representative config per listed value,
+        then (when few enough) every combination of the grid/choice axes."""
+        from workloads.keys import resolve_config
+
+        axes = spec.part_axes(part)
+        fixed = spec.part_fixed(part)
+        base = {**fixed, **{k: a.first() for k, a in axes.items()}}
+        within = f" (variant {part.name})" if part.name is not None else ""
 
         def check(config: dict[str, Any], path: str) -> None:
             try:
                 resolve_config(config)
             except (ValueError, TypeError) as exc:
-                raise self.error(path, str(exc)) from None
+                raise self.error(path, f"{exc}{within}") from None
 
-        check(base, "fixed" if not spec.space else "space")
-        lists = [a for a in spec.space.values() if a.kind in LIST_KINDS]
-        for axis in spec.space.values():
+        if part.name is not None and not part.space:
+            check(base, f"variants.{part.name}")
+        else:
+            first = next(iter(axes), None)
+            check(base, "fixed" if first is None else self.axis_path(spec, part, first))
+        lists = [a for a in axes.values() if a.kind in LIST_KINDS]
+        for axis in axes.values():
             values = axis.values if axis.kind in LIST_KINDS else (axis.low, axis.high)
-            label = axis.kind
             for i, value in enumerate(values):
                 if axis.kind == "randint" and i == 1:
                     value = int(value) - 1
-                check({**base, axis.key: value}, f"space.{axis.key}.{label}[{i}]")
+                check(
+                    {**base, axis.key: value},
+                    f"{self.axis_path(spec, part, axis.key)}.{axis.kind}[{i}]",
+                )
         combos = math.prod(len(a.values) for a in lists)
         if 1 < combos <= MAX_COMBINATIONS_CHECKED and len(lists) > 1:
             for values in itertools.product(*(a.values for a in lists)):
@@ -416,9 +567,38 @@ class _Validator:
                     resolve_config({**base, **combo})
                 except (ValueError, TypeError) as exc:
                     shown = ", ".join(f"{k}={v!r}" for k, v in combo.items())
-                    raise self.error(
-                        "space", f"the combination {shown} cannot run: {exc}"
-                    ) from None
+                    where = "space" if part.name is None else f"variants.{part.name}"
+                    raise self.error(where, f"the combination {shown} cannot run: {exc}") from None
+
+    @staticmethod
+    def axis_path(spec: Spec, part: Variant, key: str) -> str:
+        return f"variants.{part.name}.{key}" if key in part.space else f"space.{key}"
+
+    def expand(self, spec: Spec) -> None:
+        """List the trials (grid/random: what will run; optuna: every combination of the
+        categorical values) to refuse keys without effect and oversized sweeps."""
+        from orchestrator import expand
+
+        finite = spec.algorithm == "optuna"
+        listed = expand.listed_count(spec, finite=finite)
+        if listed > expand.MAX_TRIALS:
+            if finite:
+                return  # optuna samples such a space; the per-value checks above stand
+            raise self.error(
+                "space" if not spec.subspaces else "variants",
+                f"{listed:,} trials: more than {expand.MAX_TRIALS:,}; split the sweep or draw "
+                "from ranges with algorithm: random / optuna",
+            )
+        try:
+            expansion = expand.expand(spec, finite=finite)
+        except expand.NoEffect as exc:
+            raise self.error(exc.path, exc.reason) from None
+        except expand.BadCombination as exc:
+            shown = ", ".join(f"{k}={v!r}" for k, v in exc.config.items() if k != "workload")
+            where = "space" if exc.variant is None else f"variants.{exc.variant}"
+            raise self.error(where, f"the trial {shown} cannot run: {exc.error}") from None
+        if not finite:
+            spec._expansion = expansion
 
     def value(self, key_def: Any, key: str, value: Any, path: str) -> Any:
         try:
@@ -426,8 +606,7 @@ class _Validator:
         except ValueError as exc:
             raise self.error(path, str(exc)) from None
 
-    def axis(self, key_def: Any, key: str, raw: Any) -> Axis:
-        path = f"space.{key}"
+    def axis(self, key_def: Any, key: str, raw: Any, path: str) -> Axis:
         if not isinstance(raw, dict) or len(raw) != 1:
             raise self.error(
                 path,
@@ -449,7 +628,7 @@ class _Validator:
             return Axis(key, kind, values=checked)
         if kind not in RANGE_KINDS:
             raise self.error(
-                f"space.{key}",
+                path.rsplit(".", 1)[0],
                 f"unknown kind {kind!r}; use one of {', '.join(LIST_KINDS + RANGE_KINDS)}",
             )
         if not isinstance(values, list) or len(values) != 2:

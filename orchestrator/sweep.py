@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from orchestrator import tracking
-from orchestrator.spec import Spec, SpecError, load_spec
+from orchestrator.spec import Spec, SpecError, check_data, load_spec
 from orchestrator.store import ResultsStore, storage_uri, table_to_text
 from orchestrator.trainable import SweepContext, tune_trainable
 
@@ -99,9 +99,10 @@ def _searcher(spec: Spec, max_concurrent: int | None, storage: str | None = None
             return StudySearch(metric=metrics[0], mode=modes[0], sampler=sampler, **kwargs)
         sampler = optuna.samplers.NSGAIISampler(seed=spec.search_seed)
         return StudySearch(metric=metrics, mode=modes, sampler=sampler, **kwargs)
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from orchestrator.trial_list import TrialList
 
-    return BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=spec.search_seed)
+    # the explicit, deduplicated list (variants x space x fixed, drawn from search.seed)
+    return TrialList(spec.trial_configs())
 
 
 def _scheduler(spec: Spec) -> Any:
@@ -166,8 +167,9 @@ def _init_ray(address: str | None) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-def dry_run(spec: Spec, out: TextIO) -> None:
-    """Print the number of trials and the first few (optuna: the space it proposes from)."""
+def dry_run(spec: Spec, out: TextIO, limit: int = 5) -> None:
+    """Print the number of trials, per variant with its first ``limit`` trials (the keys that
+    are not the same in every trial); optuna: the space each variant proposes from."""
     n = spec.num_trials()
     print(
         f"{spec.file}: {n} trial{'s' if n != 1 else ''} of workload {spec.workload!r} "
@@ -175,22 +177,40 @@ def dry_run(spec: Spec, out: TextIO) -> None:
         f"{', '.join(f'{k}: {v}' for k, v in spec.objectives.items())})",
         file=out,
     )
+    shared = spec.base_config()
+    print("  fixed: " + " ".join(f"{k}={v}" for k, v in shared.items()), file=out)
     if spec.algorithm == "optuna":
         # Optuna proposes each trial from the results so far: there is no list to show
-        (template,) = spec.preview(1)
-        axes = [a.key for a in spec.space.values()]
-        print(
-            f"  {n} trial{'s' if n != 1 else ''} proposed by Optuna over: "
-            f"{', '.join(axes) if axes else '(no searched keys)'}",
-            file=out,
-        )
-        print("  space: " + " ".join(f"{k}={v}" for k, v in template.items()), file=out)
+        for part in spec.parts():
+            keys = [f"{k}={v}" for k, v in part.fixed.items()]
+            keys += [f"{k}={a.describe()}" for k, a in spec.part_axes(part).items()]
+            label = f"variant {part.name}" if part.name is not None else "space"
+            print(f"  {label}: {' '.join(keys) if keys else '(no searched keys)'}", file=out)
+        chosen = "the variant, then its keys" if spec.variants else "the keys above"
+        print(f"  {n} trial{'s' if n != 1 else ''} proposed by Optuna ({chosen})", file=out)
         return
-    for i, config in enumerate(spec.preview(5)):
-        shown = " ".join(f"{k}={v}" for k, v in config.items())
-        print(f"  [{i}] {shown}", file=out)
-    if n > 5:
-        print(f"  ... {n - 5} more", file=out)
+    expansion = spec.expansion()
+    index = 0
+    for part in spec.parts():
+        trials = [t for t in expansion.trials if t.variant == part.name]
+        merged = expansion.merged.get(part.name, 0)
+        note = f" ({merged} more differ only in keys without effect: run once)" if merged else ""
+        indent = "  "
+        if part.name is not None:
+            count = f"{len(trials)} trial{'s' if len(trials) != 1 else ''}"
+            print(f"  variant {part.name}: {count}{note}", file=out)
+            indent = "    "
+        elif note:
+            print(f"  {note.strip()[1:-1]}", file=out)
+        for trial in trials[:limit]:
+            shown = " ".join(
+                f"{k}={v}" for k, v in trial.config.items() if k not in shared and k != "variant"
+            )
+            print(f"{indent}[{index}] {shown or '(the fixed keys only)'}", file=out)
+            index += 1
+        if len(trials) > limit:
+            print(f"{indent}... {len(trials) - limit} more", file=out)
+        index += max(0, len(trials) - limit)
 
 
 def run_sweep(
@@ -206,6 +226,7 @@ def run_sweep(
     out: TextIO | None = None,
     err: TextIO | None = None,
     analysis_report: bool = True,
+    data_check: bool = True,
 ) -> SweepOutcome:
     """Run (or resume) the sweep of ``spec_file``; see the module docstring.
 
@@ -215,6 +236,8 @@ def run_sweep(
     out = out or sys.stdout
     err = err or sys.stderr
     spec = load_spec(spec_file)
+    if data_check:  # missing data: refused before anything starts (--skip-data-check)
+        check_data(spec)
     store = ResultsStore(storage or results, spec.name)
     meta = store.read_meta()
     if resume:
@@ -385,11 +408,11 @@ def _fit(
             trainable,
             param_space=spec.param_space(),
             tune_config=tune.TuneConfig(
-                num_samples=spec.num_samples,
+                num_samples=spec.num_trials(),
                 search_alg=_searcher(spec, concurrency, study_url),
                 scheduler=_scheduler(spec),
-                # the variant generator limits itself; a Searcher (optuna) needs Tune to
-                max_concurrent_trials=concurrency if spec.algorithm == "optuna" else None,
+                # both searchers (the trial list, optuna) need Tune to limit concurrency
+                max_concurrent_trials=concurrency,
                 reuse_actors=True,
             ),
             run_config=run_config,
@@ -554,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", help="join a Ray cluster: auto or ray://host:10001")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default: what fits)")
     parser.add_argument(
+        "--skip-data-check",
+        action="store_true",
+        help="do not check here that the trials' data sets are present (data only on workers)",
+    )
+    parser.add_argument(
         "--optuna-storage",
         help="optuna: the study's storage URL (default sqlite:///RESULTS/NAME/optuna.db; "
         "postgresql://user@head/optuna on a cluster, the password in PGPASSWORD)",
@@ -569,7 +597,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.dry_run:
-            dry_run(load_spec(args.file), sys.stdout)
+            spec = load_spec(args.file)
+            if not args.skip_data_check:
+                check_data(spec)
+            dry_run(spec, sys.stdout)
             return 0
         outcome = run_sweep(
             args.file,
@@ -580,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
+            data_check=not args.skip_data_check,
         )
     except (SpecError, SweepUsageError, tracking.TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -30,24 +30,38 @@ space:
 """
 
 
-def test_valid_spec_counts_and_param_space() -> None:
+def test_valid_spec_counts_and_lists_its_trials() -> None:
     spec = parse_spec(VALID, "t.yaml")
     assert spec.num_trials() == 3 * 2 * 2  # grid points x num_samples
     assert spec.objectives == {"w2": "min", "bits": "min"}
     assert spec.fixed == {"sampler": "sgld", "steps": 100}
-    preview = spec.preview(100)
-    assert len(preview) == spec.num_trials()
-    assert preview[0]["lr"] == "loguniform(0.0001, 0.01)"
-    space = spec.param_space()
-    assert space["workload"] == "gaussian" and space["steps"] == 100
-    assert space["accumulator"] == {"grid_search": ["full", "low"]}
+    configs = spec.trial_configs()
+    assert len(configs) == spec.num_trials()
+    # every grid point twice, lr drawn within its range: 12 distinct trials
+    points = [(c["weight_format"], c["accumulator"]) for c in configs]
+    assert {p: points.count(p) for p in points} == {
+        (w, a): 2 for w in ("fixed<8,3>", "fixed<6,3>", "fixed<4,2>") for a in ("full", "low")
+    }
+    assert all(1e-4 <= c["lr"] <= 1e-2 and c["steps"] == 100 for c in configs)
+    assert len({c["lr"] for c in configs}) == 12
+    assert all(c["workload"] == "gaussian" and "variant" not in c for c in configs)
+    assert spec.param_space() == {}  # the configs come whole from the searcher
+    assert spec.optuna_space() is None
+    assert spec.searched_keys() == ["weight_format", "accumulator", "lr"]
+    # the list is the same on every parse (drawn from search.seed, default 0)
+    assert parse_spec(VALID, "t.yaml").trial_configs() == configs
+    reseeded = parse_spec(VALID.replace("max_concurrent: 2", "max_concurrent: 2, seed: 5"))
+    assert [c["lr"] for c in reseeded.trial_configs()] != [c["lr"] for c in configs]
 
 
-def test_optuna_counts_num_samples_and_turns_grids_into_choices() -> None:
+def test_optuna_counts_num_samples() -> None:
     text = VALID.replace("algorithm: grid, num_samples: 2", "algorithm: optuna, num_samples: 7")
     spec = parse_spec(text)
     assert spec.num_trials() == 7
-    assert not isinstance(spec.param_space()["accumulator"], dict)  # a tune.choice domain
+    assert spec.param_space() == {}
+    assert callable(spec.optuna_space())
+    with pytest.raises(ValueError, match="optuna"):
+        spec.trial_configs()
     assert spec.optimisation_target() == (["w2", "bits"], ["min", "min"])
 
 
