@@ -55,6 +55,10 @@ WORKER_ENV = {
 }
 
 
+#: the key of the parent run's queued MLflow writes (orchestrator.outbox)
+PARENT_KEY = "_sweep"
+
+
 class SweepUsageError(ValueError):
     """Options that cannot work together (exit status 2), e.g. resuming a sweep that never ran."""
 
@@ -293,6 +297,7 @@ def run_sweep(
         parent_run_id=parent,
         git_commit=meta.get("git_commit", commit),
         spec_text=spec.text,
+        name_keys=_name_keys(spec),
     )
 
     started_ray = _init_ray(address)
@@ -305,14 +310,67 @@ def run_sweep(
             import ray
 
             ray.shutdown()
-    tracking.finish_run(tracking_uri, parent, "FINISHED" if complete else "KILLED")
+    if not complete:  # stopped trials' child runs: KILLED now, RUNNING again on --resume
+        _kill_running_children(tracking_uri, experiment_id, parent, err)
+    status = "FINISHED" if complete else "KILLED"
+    _queue_parent(store, parent, {"op": "terminate", "status": status})
     outcome = SweepOutcome(
         spec, store.sweep_uri(), table, complete, tracking_uri, experiment_id, parent
     )
     summarize(outcome, out)
     if complete and analysis_report:
         _analysis_report(outcome, err)
+    _mlflow_catch_up(outcome, store, err)
     return outcome
+
+
+def _name_keys(spec: Spec) -> tuple[str, ...]:
+    """The keys that vary within the sweep: a child run is named by their values."""
+    if hasattr(spec, "searched_keys"):
+        return tuple(spec.searched_keys())
+    return tuple(axis.key for axis in spec.space.values())
+
+
+def _kill_running_children(uri: str, experiment_id: str, parent: str, err: TextIO) -> None:
+    try:
+        killed = tracking.kill_running_children(uri, experiment_id, parent)
+    except Exception as exc:
+        print(f"MLflow: could not mark the stopped trials' runs KILLED ({exc})", file=err)
+        return
+    if killed:
+        print(f"MLflow: {killed} stopped trial run(s) marked KILLED", file=err)
+
+
+def _queue_parent(store: ResultsStore, parent: str, *ops: dict[str, Any]) -> None:
+    """Writes to the parent run, sent with the trials' by :func:`_mlflow_catch_up`."""
+    from orchestrator.outbox import load_pending, save_pending
+
+    earlier = load_pending(store, PARENT_KEY) or {}
+    queued = [*earlier.get("ops", []), *ops]
+    save_pending(store, PARENT_KEY, parent, queued, final=True)
+
+
+def _mlflow_catch_up(outcome: SweepOutcome, store: ResultsStore, err: TextIO) -> None:
+    """Send what MLflow has not got yet (the server away meanwhile), waiting for it up to
+    ``$LOWPREC_MLFLOW_WAIT_S`` seconds (60); if it stays away, one line says what it missed and
+    how to back-fill it from the results."""
+    from orchestrator.outbox import catch_up, pending_keys
+
+    uri = outcome.tracking_uri or ""
+    wait_s = float(os.environ.get("LOWPREC_MLFLOW_WAIT_S", "60"))
+    left = catch_up(store, lambda: tracking.client(uri), wait_s)
+    if not left:
+        return
+    keys = pending_keys(store)
+    trials = [k for k in keys if k != PARENT_KEY]
+    where = local_path(outcome.sweep_uri) or outcome.sweep_uri
+    print(
+        f"MLFLOW INCOMPLETE: {uri} did not answer; it is missing the writes of {len(trials)} "
+        f"trial(s){' and of the sweep run' if PARENT_KEY in keys else ''} (trials.parquet "
+        f"holds every result). When it is back: python -m orchestrator.backfill {where} "
+        f"--mlflow-uri {uri}",
+        file=err,
+    )
 
 
 def _study_meta(spec: Spec, store: ResultsStore, override: str | None) -> dict[str, Any]:
@@ -374,6 +432,7 @@ def _fit(
         store=store,
         tracking=(context.tracking_uri, context.experiment_id, context.parent_run_id),
         stream=err,
+        name_keys=context.name_keys,
     )
     watch = InterruptWatch()
     run_config = tune.RunConfig(
@@ -432,6 +491,7 @@ def _fit(
         return False
     finally:
         watch.uninstall()
+        progress.close()
     if interrupted:
         print(f"[{spec.name}] interrupted (SIGINT): Tune stopped the trials", file=err)
         return False
@@ -493,7 +553,10 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
     ui = outcome.tracking_uri or ""
     local = local_path(outcome.sweep_uri)
     print(f"results:  {outcome.sweep_uri}/trials.parquet", file=out)
-    print(f"mlflow:   mlflow ui --backend-store-uri {ui}", file=out)
+    print(f"mlflow:   {tracking.ui_command(ui)}", file=out)
+    if outcome.experiment_id is not None:
+        url = tracking.experiment_url(ui, outcome.experiment_id)
+        print(f"          then open {url} (the runs table of experiment {spec.name})", file=out)
     if local is not None:
         print(f"analysis: python -m analysis.report {local}", file=out)
     else:
@@ -534,13 +597,34 @@ def _analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
         return
     out_dir = os.path.join(sweep_dir, "report")
     print(f"report:   {out_dir}", file=err)
-    try:
-        for png in getattr(report, "pngs", []):
-            tracking.client(outcome.tracking_uri).log_artifact(
-                outcome.parent_run_id, os.fspath(png), "report"
-            )
-    except Exception as exc:
-        print(f"could not log the report to MLflow: {exc}", file=err)
+    ops: list[dict[str, Any]] = [
+        {"op": "artifact", "local_path": os.fspath(png), "artifact_path": "report"}
+        for png in getattr(report, "pngs", [])
+    ]
+    for csv in ("pareto.csv", "pareto_mean.csv"):
+        path = os.path.join(out_dir, csv)
+        if os.path.exists(path):
+            ops.append({"op": "artifact", "local_path": path, "artifact_path": "report"})
+            ops.append(_table_op(path, f"report/{csv[:-4]}_table.json"))
+    _queue_parent(store_of(outcome), outcome.parent_run_id or "", *ops)
+
+
+def _table_op(csv_path: str, artifact_file: str) -> dict[str, Any]:
+    """The CSV as an MLflow table artifact (the run's Artifacts tab shows it as a table)."""
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(csv_path)
+    data = {
+        name: [None if isinstance(v, float) and math.isnan(v) else v for v in column.to_pylist()]
+        for name, column in zip(table.column_names, table.columns, strict=True)
+    }
+    return {"op": "table", "data": data, "path": artifact_file}
+
+
+def store_of(outcome: SweepOutcome) -> ResultsStore:
+    """The results store of an outcome's sweep directory (``ROOT/<name>``)."""
+    root, name = outcome.sweep_uri.rstrip("/").rsplit("/", 1)
+    return ResultsStore(root, name)
 
 
 def local_path(uri: str) -> str | None:

@@ -103,7 +103,13 @@ def test_smoke_sweep_reads_back_and_its_report_is_complete(smoke_sweep):
     assert checked["abs_diff"].max() < 1e-5, checked
     # the orchestrator wrote the report at the end of the sweep
     report = smoke_sweep / "report"
-    for name in ("index.html", "pareto.csv", "pareto_mean.csv", "samples.png", "w2_vs_bits.png"):
+    for name in (
+        "index.html",
+        "pareto.csv",
+        "pareto_mean.csv",
+        "samples.png",
+        "w2_vs_bits_per_param.png",
+    ):
         assert (report / name).is_file(), name
     front = pd.read_csv(report / "pareto.csv")
     assert set(front["trial_id"]) == set(pareto_front(trials, sweep.objectives)["trial_id"])
