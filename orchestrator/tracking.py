@@ -5,12 +5,19 @@
   it to an absolute ``sqlite:////abs/path/mlflow.db`` (workers run elsewhere) and hands it to
   the trials. MLflow 3.17 disables plain-directory stores; a directory is refused with the fix.
 - The driver creates the database and the experiment (= the spec's ``name``) before any trial
-  starts: SQLite schema creation from several workers at once races.
+  starts: SQLite schema creation from several workers at once races. The experiment carries
+  ``mlflow.experimentKind = custom_model_development`` (set again on ``--resume``), the kind
+  MLflow 3.17's UI gives model-training experiments: it opens them on the runs table, not on
+  the GenAI traces overview.
 - Parent run: one per sweep, its id kept in ``RESULTS/<name>/sweep.json`` so ``--resume``
-  reuses it. Child run: one per trial, run name = trial id, tags ``mlflow.parentRunId``,
-  ``trial_id``, ``sweep_id``, ``mlflow.source.git.commit``; params = the flat resolved config;
-  metrics at every report step and final; artifacts ``spec.yaml`` and ``trial_config.json``.
-  A retried or resumed trial finds its child by the ``trial_id`` tag and continues it.
+  reuses it. Child run: one per trial, named by what distinguishes it in the sweep
+  (:func:`run_name`: ``block<8> vc seed=1``), tags ``mlflow.parentRunId``, ``trial_id``,
+  ``sweep_id``, ``variant``, ``mlflow.source.git.commit``; params = the trial's effective
+  configuration only (:func:`trial_params`: no unset keys, no overridden ones); metrics at every
+  report's step (so MLflow's charts draw curves) and final; artifacts ``spec.yaml`` and
+  ``trial_config.json``. A retried or resumed trial finds its child by the ``trial_id`` tag.
+- A trial's writes go through an :class:`orchestrator.outbox.Outbox`: a server outage never
+  stalls a trial; what could not be sent is saved beside the results and caught up later.
 - Only ``MlflowClient`` with explicit run ids: no global active-run state in workers.
 """
 
@@ -21,14 +28,27 @@ import math
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 #: tag keys (besides mlflow.parentRunId)
-TAG_TRIAL, TAG_SWEEP, TAG_STATUS = "trial_id", "sweep_id", "status"
+TAG_TRIAL, TAG_SWEEP, TAG_STATUS, TAG_VARIANT = "trial_id", "sweep_id", "status", "variant"
 MAX_TAG = 5000
+#: the experiment tag MLflow 3.17's UI reads to choose an experiment's landing page, and the
+#: value it gives model-training experiments (``ExperimentKind.CUSTOM_MODEL_DEVELOPMENT`` in
+#: mlflow/server/js): the runs table ("Machine learning"), not the GenAI "Overview" of traces
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+#: the precision keys a run name shows as one effective weight format (``block<8>``)
+FORMAT_KEYS = ("format", "bits", "frac_bits", "exp_bits", "block_size")
+#: MLflow's own HTTP retries (default: 7, with minutes of back-off per call) kept short: the
+#: outbox retries instead, without stalling the trial
+HTTP_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 class TrackingError(ValueError):
@@ -110,6 +130,9 @@ def client(tracking_uri: str) -> Any:
     """An ``MlflowClient`` on ``tracking_uri`` (MLflow imported lazily: it is slow to import)."""
     from mlflow.tracking import MlflowClient
 
+    if tracking_uri.startswith(("http://", "https://")):
+        for key, value in HTTP_ENV.items():
+            os.environ.setdefault(key, value)
     return MlflowClient(tracking_uri=tracking_uri)
 
 
@@ -126,21 +149,122 @@ def git_commit(path: str | os.PathLike[str] | None = None) -> str:
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with its database) when missing."""
+    """The id of experiment ``name``, created (with its database) when missing, and tagged as a
+    model-training experiment (:data:`EXPERIMENT_KIND_TAG`) whether new or found."""
     prepare_sqlite(tracking_uri)
     mlflow = client(tracking_uri)
-    experiment = retry(lambda: mlflow.get_experiment_by_name(name))
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            retry(lambda: mlflow.restore_experiment(experiment.experiment_id))
-        return experiment.experiment_id
     try:
-        return mlflow.create_experiment(name, artifact_location=artifact_location(tracking_uri))
-    except Exception:  # created meanwhile by someone else
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+        experiment = retry(lambda: mlflow.get_experiment_by_name(name), attempts=3)
+    except Exception as exc:
+        raise TrackingError(
+            f"MLflow at {tracking_uri} does not answer ({type(exc).__name__}); start the "
+            "tracking server, or pass --mlflow-uri sqlite:///mlflow.db to track in a local file"
+        ) from exc
+    if experiment is None:
+        try:
+            experiment_id = mlflow.create_experiment(
+                name,
+                artifact_location=artifact_location(tracking_uri),
+                tags={EXPERIMENT_KIND_TAG: TRAINING_KIND},
+            )
+        except Exception:  # created meanwhile by someone else
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            retry(lambda: mlflow.restore_experiment(experiment_id))
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+            retry(
+                lambda: mlflow.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+            )
+    return experiment_id
+
+
+def experiment_url(tracking_uri: str, experiment_id: str, ui: str | None = None) -> str:
+    """The experiment's runs table in the MLflow UI: the server itself for an ``http(s)`` URI,
+    else ``ui`` (where ``mlflow ui`` listens, default ``http://127.0.0.1:5000``)."""
+    base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
+    return f"{(base or 'http://127.0.0.1:5000').rstrip('/')}/#/experiments/{experiment_id}"
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that opens the MLflow UI on this store (a server URI needs none)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} (the tracking server serves the UI)"
+    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+
+
+# ----------------------------------------------------------------------------------------------
+# what a child run shows: its name and its params
+# ----------------------------------------------------------------------------------------------
+
+
+def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's effective configuration: ``workloads.keys.effective_params`` (the relevant
+    keys, the effective per-tensor formats, ``bits_per_param``), never a ``None``."""
+    try:
+        from workloads.keys import effective_params
+    except ImportError:  # before the schema's table offers it: at least no unset keys
+        effective_params = None
+    params: Mapping[str, Any] = config
+    if effective_params is not None:
+        try:
+            params = effective_params(config)
+        except (ValueError, KeyError, TypeError):
+            params = config
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _weight_format(config: Mapping[str, Any]) -> str | None:
+    params = trial_params(config)
+    if params.get("weight_format") is not None:
+        return str(params["weight_format"])
+    try:
+        from lowprec.precision import PrecisionSpec
+
+        return str(PrecisionSpec.from_config(dict(config)).weight)
+    except Exception:
+        return None
+
+
+def _name_part(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    if isinstance(value, float):
+        return f"{key}={value:.4g}"
+    if isinstance(value, int):
+        return f"{key}={value}"
+    return str(value)  # choices and format strings say what they are: sgld, vc, fixed<8,3>
+
+
+def run_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
+    """What distinguishes a trial within its sweep: its variant, then the value of every
+    searched key that applies to it (``None`` ones skipped), the precision keys
+    (``format``, ``bits`` ...) shown as the one weight format they make:
+
+        run_name({"format": "block", "bits": 8, "accumulator": "vc", "seed": 1, ...},
+                 ["format", "bits", "accumulator", "seed"]) == "block<8> vc seed=1"
+    """
+    parts: list[str] = []
+    if config.get("variant"):
+        parts.append(str(config["variant"]))
+    shown_format = False
+    for key in keys:
+        value = config.get(key)
+        if key == "variant" or value is None:
+            continue
+        if key in FORMAT_KEYS:
+            if shown_format:
+                continue
+            shown_format = True
+            weight = _weight_format(config)
+            if weight is not None:
+                parts.append(weight)
+                continue
+        parts.append(_name_part(key, value))
+    return " ".join(parts) or "trial"
 
 
 def start_parent_run(
@@ -200,8 +324,38 @@ def find_child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -
     )
 
 
+def kill_running_children(tracking_uri: str, experiment_id: str, parent_run_id: str) -> int:
+    """Mark every child run of the parent still RUNNING as KILLED (an interrupted sweep: Tune
+    stopped those trials); a resumed trial finds its child again and sets it RUNNING. Returns
+    how many were marked."""
+    mlflow = client(tracking_uri)
+    runs = retry(
+        lambda: mlflow.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+            ),
+            max_results=10000,
+        ),
+        attempts=3,
+    )
+    for run in runs:
+        retry(lambda run=run: mlflow.set_terminated(run.info.run_id, status="KILLED"), attempts=3)
+    return len(runs)
+
+
 class TrialTracker:
-    """The child run of one trial, driven with explicit run ids."""
+    """The child run of one trial, its writes sent through an :class:`Outbox` (a server outage
+    never stalls the trial; see :mod:`orchestrator.outbox`).
+
+    ``store`` (the sweep's :class:`orchestrator.store.ResultsStore`) is where writes still
+    unsent when the trial ends are saved (``mlflow_pending/<trial_id>.json``), and where an
+    earlier attempt's unsent writes are picked up from.
+    """
+
+    #: seconds ``start`` waits for the child run's id; ``finish`` for the last writes
+    START_WAIT_S = 15.0
+    FINISH_WAIT_S = 5.0
 
     def __init__(
         self,
@@ -211,29 +365,30 @@ class TrialTracker:
         trial_id: str,
         sweep_id: str,
         commit: str,
+        store: Any = None,
+        name_keys: Sequence[str] = (),
     ):
+        from orchestrator.outbox import Outbox, load_pending
+
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
         self.trial_id, self.sweep_id, self.commit = trial_id, sweep_id, commit
-        self.client = client(tracking_uri)
-        self.run_id: str | None = None
+        self.store, self.name_keys = store, tuple(name_keys)
+        earlier = load_pending(store, trial_id) if store is not None else None
+        self.outbox = Outbox(
+            lambda: client(tracking_uri),
+            run_id=(earlier or {}).get("run_id"),
+            ops=(earlier or {}).get("ops", ()),
+        )
         self.last_step = -1
 
-    def start(self, config: Mapping[str, Any], spec_text: str | None = None) -> str:
-        """Find this trial's child run (a retry or resume) or create it; log params once."""
-        found = retry(
-            lambda: self.client.search_runs(
-                [self.experiment_id],
-                filter_string=(
-                    f"tags.mlflow.parentRunId = '{self.parent}' and tags.{TAG_TRIAL} = "
-                    f"'{self.trial_id}'"
-                ),
-                max_results=1,
-            )
-        )
-        if found:
-            self.run_id = found[0].info.run_id
-            retry(lambda: self.client.update_run(self.run_id, status="RUNNING"))
-            return self.run_id
+    @property
+    def run_id(self) -> str | None:
+        return self.outbox.run_id
+
+    def start(self, config: Mapping[str, Any], spec_text: str | None = None) -> str | None:
+        """Find this trial's child run (a retry or resume) or create it; log params once.
+        Returns its id, or None when the server did not answer within :data:`START_WAIT_S`
+        (the writes stay queued)."""
         tags = {
             "mlflow.parentRunId": self.parent,
             TAG_TRIAL: self.trial_id,
@@ -241,50 +396,71 @@ class TrialTracker:
             "mlflow.source.git.commit": self.commit,
             "git_commit": self.commit,
         }
-        run = retry(
-            lambda: self.client.create_run(self.experiment_id, run_name=self.trial_id, tags=tags)
+        if config.get("variant"):
+            tags[TAG_VARIANT] = str(config["variant"])
+        self.outbox.put(
+            {
+                "op": "start",
+                "experiment_id": self.experiment_id,
+                "parent": self.parent,
+                "trial_id": self.trial_id,
+                "name": run_name(config, self.name_keys),
+                "tags": tags,
+                "params": {k: _param_value(v) for k, v in trial_params(config).items()},
+                "config": {k: _param_value(v) for k, v in config.items()},
+                "spec_text": spec_text,
+            }
         )
-        self.run_id = run.info.run_id
-        from mlflow.entities import Param
-
-        params = [Param(k, str(v)) for k, v in sorted(config.items())]
-        for i in range(0, len(params), 100):
-            retry(lambda i=i: self.client.log_batch(self.run_id, params=params[i : i + 100]))
-        retry(lambda: self.client.log_dict(self.run_id, dict(config), "trial_config.json"))
-        if spec_text is not None:
-            retry(lambda: self.client.log_text(self.run_id, spec_text, "spec.yaml"))
+        self.outbox.drain(self.START_WAIT_S)
         return self.run_id
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log a report: ``step`` (else the report's ``step``/``epoch``, else the next index)."""
-        from mlflow.entities import Metric
-
         if step is None:
             step = metrics.get("step", metrics.get("epoch"))
             step = int(step) if isinstance(step, int | float) and math.isfinite(step) else None
         if step is None:
             step = self.last_step + 1
         self.last_step = max(self.last_step, step)
-        now = int(time.time() * 1000)
-        values = [Metric(k, v, now, step) for k, v in numeric_metrics(metrics).items()]
+        values = numeric_metrics(metrics)
         if values:
-            retry(lambda: self.client.log_batch(self.run_id, metrics=values))
+            self.outbox.put(
+                {
+                    "op": "metrics",
+                    "metrics": values,
+                    "step": step,
+                    "timestamp": int(time.time() * 1000),
+                }
+            )
 
     def finish(
         self, status: str, metrics: Mapping[str, Any], error: str | None, traceback: str | None
-    ) -> None:
+    ) -> bool:
         """Final metrics (at the last step), tags ``status``/``error``, end the run (FAILED for
-        status ``failed``, else FINISHED)."""
+        status ``failed``, else FINISHED). Returns True when everything reached MLflow; else the
+        rest is saved in the sweep's ``mlflow_pending/`` for the driver to catch up."""
+        from orchestrator.outbox import save_pending
+
         self.log_metrics(metrics, step=max(self.last_step, 0))
         tags = {TAG_STATUS: status}
         if error:
             tags["error"] = error[:MAX_TAG]
-        for key, value in tags.items():
-            retry(lambda key=key, value=value: self.client.set_tag(self.run_id, key, value))
-        if traceback:
-            retry(lambda: self.client.log_text(self.run_id, traceback, "traceback.txt"))
-        retry(
-            lambda: self.client.set_terminated(
-                self.run_id, status="FAILED" if status == "failed" else "FINISHED"
-            )
+        self.outbox.put(
+            {
+                "op": "finish",
+                "status": "FAILED" if status == "failed" else "FINISHED",
+                "tags": tags,
+                "traceback": traceback,
+            }
         )
+        left = self.outbox.close(self.FINISH_WAIT_S)
+        if self.store is not None:
+            save_pending(
+                self.store, self.trial_id, self.run_id, left, final=True, trial_id=self.trial_id
+            )
+        return not left
+
+
+def _param_value(value: Any) -> Any:
+    """A JSON-able param value (numbers and strings as they are, anything else as text)."""
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)

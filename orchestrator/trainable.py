@@ -51,6 +51,8 @@ class SweepContext:
     parent_run_id: str
     git_commit: str
     spec_text: str
+    #: the sweep's searched keys: a child run is named by their values (tracking.run_name)
+    name_keys: tuple[str, ...] = ()
 
 
 def _restored_state() -> dict[str, Any] | None:
@@ -97,6 +99,8 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         trial_id,
         sweep.sweep_id,
         sweep.git_commit,
+        store=store,
+        name_keys=sweep.name_keys,
     )
     try:
         resolved = resolve(config)

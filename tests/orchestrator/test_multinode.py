@@ -74,7 +74,10 @@ def test_trials_land_on_both_workers(cluster: dict[str, Any], tmp_path: Path) ->
     assert {r["node"] for r in rows} == worker_ids  # the column `node`: the Ray node id
 
 
-def test_worker_removed_mid_sweep_loses_nothing(cluster: dict[str, Any], tmp_path: Path) -> None:
+def test_worker_removed_mid_sweep_loses_nothing(
+    cluster: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOWPREC_HEARTBEAT_S", "1")  # "| 2 running" in a heartbeat line
     err = io.StringIO()
     outcome: dict[str, Any] = {}
 

@@ -89,7 +89,7 @@ def test_interrupted_then_killed_then_resumed(fake_env: dict[str, str], tmp_path
     children = tracking.find_child_runs(
         meta["tracking_uri"], meta["experiment_id"], meta["parent_run_id"]
     )
-    assert sorted(c.info.run_name for c in children) == sorted(r["trial_id"] for r in table)
+    assert sorted(c.data.tags["trial_id"] for c in children) == sorted(r["trial_id"] for r in table)
     assert all(c.info.status == "FINISHED" for c in children)
     parent = tracking.client(meta["tracking_uri"]).get_run(meta["parent_run_id"])
     assert parent.info.status == "FINISHED"  # the same parent run, reopened and finished
@@ -104,7 +104,9 @@ def test_sigint_to_the_driver_alone_is_an_interruption(
     spec = write_spec(tmp_path, SPEC.replace("reports: 3", "reports: 5").replace(
         "[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]", "[0.1, 0.2]"
     ))  # fmt: skip
-    proc = _start(spec, tmp_path, {**fake_env, "RAY_AIR_NEW_OUTPUT": "0"})
+    # not on a terminal the sweep prints a line per ended trial, and a heartbeat (every 1 s here)
+    heartbeat = {"LOWPREC_HEARTBEAT_S": "1"}
+    proc = _start(spec, tmp_path, {**fake_env, "RAY_AIR_NEW_OUTPUT": "0", **heartbeat})
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:  # wait for both trials to run

@@ -66,7 +66,11 @@ def test_smoke_end_to_end(local_ray: None, tmp_path: Path) -> None:
     assert samples.num_rows % 64 == 0
     # MLflow: one parent, one finished child per trial, linked by tag
     children = _children(outcome)
-    assert sorted(c.info.run_name for c in children) == sorted(r["trial_id"] for r in rows)
+    assert sorted(c.data.tags["trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
+    # named by the searched keys' values (orchestrator.tracking.run_name)
+    assert {c.info.run_name for c in children} == {
+        f"{w} {a}" for w in ("fixed<8,3>", "fixed<6,3>") for a in ("full", "low")
+    }
     assert all(c.info.status == "FINISHED" for c in children)
     assert {c.info.run_id for c in children} == {r["mlflow_run_id"] for r in rows}
     assert all(c.data.params["accumulator"] in ("full", "low") for c in children)

@@ -1,0 +1,189 @@
+"""MLflow as a comparison tool (orchestrator.tracking, orchestrator.outbox): the experiment kind
+that makes MLflow 3.17's UI open on the runs table, child runs named by what distinguishes them,
+params without unset keys, metrics at their steps, and writes that outlive an unreachable
+server (queued, saved, replayed), all against real SQLite stores."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import tracking
+from orchestrator.outbox import load_pending, pending_keys, replay_pending
+from orchestrator.store import ResultsStore
+from workloads.keys import resolve_config
+
+SEARCHED = ["format", "bits", "accumulator", "seed"]
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module (creating one takes seconds); tests use own names."""
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    return tracking.resolve_tracking_uri(str(path))
+
+
+def _mlp(**keys: object) -> dict:
+    return resolve_config({"workload": "mnist_mlp", **keys})
+
+
+def test_experiment_kind_is_training_new_and_on_resume(uri: str) -> None:
+    experiment_id = tracking.ensure_experiment(uri, "bits")
+    mlflow = tracking.client(uri)
+    tags = mlflow.get_experiment(experiment_id).tags
+    assert tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # an experiment made before the tag existed (or by hand) gets it when the sweep resumes
+    other = mlflow.create_experiment("older")
+    assert tracking.EXPERIMENT_KIND_TAG not in mlflow.get_experiment(other).tags
+    assert tracking.ensure_experiment(uri, "older") == other
+    assert mlflow.get_experiment(other).tags[tracking.EXPERIMENT_KIND_TAG] == (
+        "custom_model_development"
+    )
+
+
+def test_the_kind_is_the_one_mlflow_ui_knows_as_machine_learning() -> None:
+    """The value is read from the installed UI bundle, not assumed."""
+    import mlflow
+
+    js = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    bundle = "".join(p.read_text(errors="ignore") for p in js.glob("main.*.js"))
+    assert 'CUSTOM_MODEL_DEVELOPMENT="custom_model_development"' in bundle
+
+
+def test_run_names_known_answers() -> None:
+    assert tracking.run_name(_mlp(format="block", bits=8, accumulator="vc", seed=1), SEARCHED) == (
+        "block<8> vc seed=1"
+    )
+    assert tracking.run_name(_mlp(format="fixed", bits=6, accumulator="low", seed=0), SEARCHED) == (
+        "fixed<6,4> low seed=0"
+    )
+    # a key that does not apply to the trial is left out; floats with 4 significant digits
+    fp32 = _mlp(format="fp32", accumulator="full", lr=0.0123456)
+    assert tracking.run_name(fp32, ["format", "bits", "lr"]) == "fp32 lr=0.01235"
+    assert tracking.run_name({"variant": "halp", "seed": 2, "x": None}, ["seed", "x"]) == (
+        "halp seed=2"
+    )
+    assert tracking.run_name({"lr": 0.1}, []) == "trial"
+
+
+def test_run_names_of_the_default_sweep_are_distinct() -> None:
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import _name_keys
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "search_spaces" / "bits.yaml")
+    keys = _name_keys(spec)
+    configs = spec.trial_configs() if hasattr(spec, "trial_configs") else None
+    if configs is None:  # the grid by hand
+        import itertools
+
+        axes = {a.key: list(a.values) for a in spec.space.values()}
+        configs = [
+            {**spec.base_config(), **dict(zip(axes, values, strict=True))}
+            for values in itertools.product(*axes.values())
+        ]
+    names = [tracking.run_name(resolve_config(c), keys) for c in configs]
+    assert len(names) == spec.num_trials() == len(set(names))
+    assert all("None" not in n and n != "trial" for n in names)
+
+
+def test_params_hold_no_unset_keys() -> None:
+    params = tracking.trial_params(_mlp(format="fixed", bits=8, accumulator="low"))
+    assert params and all(v is not None for v in params.values())
+    assert "weight_format" not in params or params["weight_format"] == "fixed<8,6>"
+    assert "friction" not in params  # SGLD has no friction
+
+
+def test_child_run_name_params_and_metric_steps(uri: str, tmp_path: Path) -> None:
+    experiment_id = tracking.ensure_experiment(uri, "steps")
+    parent = tracking.start_parent_run(uri, experiment_id, "x", "s1", "abc", "name: x\n")
+    store = ResultsStore(tmp_path / "results", "x")
+    tracker = tracking.TrialTracker(
+        uri, experiment_id, parent, "t_00001", "s1", "abc", store=store, name_keys=SEARCHED
+    )
+    config = _mlp(format="block", bits=8, accumulator="vc", seed=1)
+    run_id = tracker.start(config, "name: x\n")
+    for epoch in (1, 2, 3):
+        tracker.log_metrics({"epoch": epoch, "test_error": 0.5 / epoch, "note": "text"})
+    assert tracker.finish("ok", {"test_error": 0.1, "bits_per_param": 8.0}, None, None)
+    mlflow = tracking.client(uri)
+    run = mlflow.get_run(run_id)
+    assert run.info.run_name == "block<8> vc seed=1" and run.info.status == "FINISHED"
+    assert run.data.tags["trial_id"] == "t_00001"
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert "None" not in run.data.params.values()
+    assert run.data.params["accumulator"] == "vc"
+    history = mlflow.get_metric_history(run_id, "test_error")
+    assert sorted((m.step, m.value) for m in history) == [
+        (1, 0.5),
+        (2, 0.25),
+        (3, 0.1),
+        (3, 0.5 / 3),
+    ]
+    assert not pending_keys(store)  # nothing left to send
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_never_stalls_the_trial_and_its_writes_are_saved(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes to a server that does not answer are queued (each call returns at once), saved
+    beside the results when the trial ends, and replayed in order once a store answers."""
+    monkeypatch.setattr(tracking.TrialTracker, "START_WAIT_S", 0.5)
+    monkeypatch.setattr(tracking.TrialTracker, "FINISH_WAIT_S", 0.5)
+    down = f"http://127.0.0.1:{_closed_port()}"
+    store = ResultsStore(tmp_path / "results", "x")
+    # the real store the writes end up in, and its parent run
+    experiment_id = tracking.ensure_experiment(uri, "outage")
+    parent = tracking.start_parent_run(uri, experiment_id, "x", "s1", "abc", "name: x\n")
+    tracker = tracking.TrialTracker(
+        down, experiment_id, parent, "t_00002", "s1", "abc", store=store, name_keys=SEARCHED
+    )
+    config = _mlp(format="fixed", bits=6, accumulator="low", seed=0)
+    assert tracker.start(config) is None  # no run id: the server is away
+    began = time.monotonic()
+    for epoch in range(1, 21):
+        tracker.log_metrics({"epoch": epoch, "train_loss": 1.0 / epoch})
+    assert time.monotonic() - began < 0.5  # queued, not sent: the trial goes on
+    assert not tracker.finish("ok", {"test_error": 0.2}, None, None)
+    saved = load_pending(store, "t_00002")
+    assert saved is not None and saved["final"] and saved["run_id"] is None
+    assert [op["op"] for op in saved["ops"]] == ["start", *["metrics"] * 21, "finish"]
+    # the server back (here: the SQLite store): everything lands, in order, and the file goes
+    done, left, created = replay_pending(store, tracking.client(uri))
+    assert (done, left) == (1, 0) and set(created) == {"t_00002"}
+    mlflow = tracking.client(uri)
+    run = mlflow.get_run(created["t_00002"])
+    assert run.info.run_name == "fixed<6,4> low seed=0" and run.info.status == "FINISHED"
+    steps = [m.step for m in mlflow.get_metric_history(run.info.run_id, "train_loss")]
+    assert steps == list(range(1, 21))
+    assert not pending_keys(store)
+
+
+def test_kill_running_children(uri: str) -> None:
+    experiment_id = tracking.ensure_experiment(uri, "killed")
+    parent = tracking.start_parent_run(uri, experiment_id, "x", "s1", "abc", "")
+    ids = []
+    for trial in ("a", "b"):
+        tracker = tracking.TrialTracker(uri, experiment_id, parent, trial, "s1", "abc")
+        ids.append(tracker.start({"workload": "gaussian", "seed": 0}))
+    tracker.finish("ok", {}, None, None)  # b finished, a still RUNNING (its trial stopped)
+    assert tracking.kill_running_children(uri, experiment_id, parent) == 1
+    mlflow = tracking.client(uri)
+    assert [mlflow.get_run(i).info.status for i in ids] == ["KILLED", "FINISHED"]
+
+
+def test_experiment_url_and_ui_command() -> None:
+    uri = "sqlite:////tmp/m.db"
+    assert tracking.ui_command(uri) == (
+        "mlflow ui --backend-store-uri sqlite:////tmp/m.db --host 127.0.0.1 --port 5000"
+    )
+    assert tracking.experiment_url(uri, "3") == "http://127.0.0.1:5000/#/experiments/3"
+    assert tracking.experiment_url("http://head:5000/", "3") == "http://head:5000/#/experiments/3"
