@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from lowprec.formats import BlockFloat, Format, parse_format
+from lowprec.kernels import resolve as resolve_kernels
+from lowprec.kernels.fused import quantize_fused
 
 __all__ = [
     "ROUNDINGS",
@@ -77,6 +79,7 @@ def quantize(
     fmt: Format | str,
     rounding: str = "stochastic",
     generator: torch.Generator | None = None,
+    kernels: str = "auto",
 ) -> torch.Tensor:
     """Q(x): ``x`` rounded onto ``fmt``'s grid, clamped to its range (module docstring).
 
@@ -85,16 +88,26 @@ def quantize(
     is required for stochastic rounding; the same generator state gives the same output.
     The result carries no autograd history (rounding has no useful derivative); for a
     straight-through gradient use :func:`quantize_act_error` / :class:`Quantizer`.
+
+    ``kernels`` (auto | fused | eager, :func:`lowprec.kernels.resolve`): the code path. The
+    fused kernels (numba on the CPU, Triton on CUDA) give the same nearest results bit for bit
+    and the same stochastic laws, from counter-based bits keyed by one draw from ``generator``
+    (lowprec/kernels/rng.py); the eager code below is the readable reference.
     """
     fmt = parse_format(fmt)
     _check_rounding(rounding)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"quantize: expected a floating-point torch.Tensor, got {type(x)}")
+    path = resolve_kernels(kernels, x.device)
     if fmt.is_identity:
         return x
     if x.numel() == 0:
         return x.detach().clone()
     with torch.no_grad():
+        if path == "fused":
+            if rounding == "stochastic":
+                check_generator(x, generator)
+            return quantize_fused(x, fmt, rounding, generator)
         return _round(x, fmt, rounding, generator)
 
 

@@ -1,0 +1,380 @@
+"""CPU kernels in numba: the counter-based bits and the fused quantizers (issue 13, items 1-2).
+
+Device-level building blocks (``@njit(inline="always")``; call them from your own ``@njit``
+kernels; every float is float32, every Philox word a uint64 holding 32 bits):
+
+    philox4x32(c0, c1, c2, c3, k0, k1) -> (w0, w1, w2, w3)    ten rounds (lowprec.kernels.rng)
+    group_words(g, k0, k1, stream) -> (w0, w1, w2, w3)         counter (g lo, g hi, stream, 0)
+    fill_bits16(buf, tile, k0, k1, stream)                     buf: uint16[2048], r16 of tile
+    fill_normals(buf, tile, k0, k1, stream)                    buf: float32[1024], N(0, 1)
+    bits16_at(i, k0, k1, stream) -> r                          r16 of element i (scalar path)
+    threshold16(r) -> (2r + 1)/2^17                            the unbiased midpoint threshold
+    box_muller(wa, wb) -> (z_cos, z_sin)
+    clamp(x, lo, hi)                                           NaN stays NaN
+    round_nearest(x, delta, lo, hi)                            ties to even
+    round_stochastic(x, delta, lo, hi, r)                      up with probability δ/Δ (±2^-17)
+    float_delta(x, emin, emax, man) -> Δ of a float<exp,man> element
+    block_delta(maxbits, wl) -> Δ of a block whose max|x| has the bit pattern maxbits
+    absbits(x) -> bit pattern of |x| (int32; integer max over it is max|x|, NaN-propagating)
+    vc_element(mu, w_units, ...)                               Q_vc of one element (§4)
+
+The tile layout (rng.py) is what makes the loops vectorize: a tile's 256 Philox groups are
+computed in one loop (LLVM turns it into AVX-512 multiplies), their halves land in a 4 KB
+buffer, and the rounding loop then streams through contiguous elements. Kernels take
+``k0``, ``k1`` (the key) and ``stream`` as Python ints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from lowprec.kernels import rng
+
+_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+_INLINE = {**_OPTS, "inline": "always"}
+
+_M0 = np.uint64(rng.M0)
+_M1 = np.uint64(rng.M1)
+_W0 = np.uint64(rng.W0)
+_W1 = np.uint64(rng.W1)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_MASK16 = np.uint64(0xFFFF)
+_S8 = np.uint64(8)
+_S9 = np.uint64(9)
+_S16 = np.uint64(16)
+_S32 = np.uint64(32)
+_G = rng.GROUPS_PER_TILE
+_T16 = rng.TILE16
+_T32 = rng.TILE32
+_F17 = np.float32(2.0**-17)
+_F24 = np.float32(2.0**-24)
+_TWO_PI = np.float32(2.0 * math.pi)
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+_TINY_BITS = 0x00800000  # 2^-126
+_MAX_BITS = 0x7F7FFFFF  # float32 max
+_INF_BITS = 0x7F800000
+
+
+# ---------------------------------------------------------------------------- bit casts
+
+
+@intrinsic
+def f32_as_i32(typingctx, x):  # type: ignore[no-untyped-def]
+    """The bit pattern of a float32 as an int32 (a free register reinterpretation)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def i32_as_f32(typingctx, x):  # type: ignore[no-untyped-def]
+    """The float32 whose bit pattern is the int32 ``x``."""
+    if x != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.int32), codegen
+
+
+# ---------------------------------------------------------------------------- random bits
+
+
+@njit(**_INLINE)
+def philox4x32(c0, c1, c2, c3, k0, k1):  # type: ignore[no-untyped-def]
+    """Philox4x32-10 of counter (c0..c3) and key (k0, k1): uint64 values holding 32 bits."""
+    for _ in range(rng.ROUNDS):
+        p0 = _M0 * c0
+        p1 = _M1 * c2
+        n0 = (p1 >> _S32) ^ c1 ^ k0
+        n2 = (p0 >> _S32) ^ c3 ^ k1
+        c1 = p1 & _MASK32
+        c3 = p0 & _MASK32
+        c0 = n0
+        c2 = n2
+        k0 = (k0 + _W0) & _MASK32
+        k1 = (k1 + _W1) & _MASK32
+    return c0, c1, c2, c3
+
+
+@njit(**_INLINE)
+def group_words(g, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """The four words of Philox group ``g`` (int) under ``stream``: counter (g lo, g hi, s, 0)."""
+    gg = np.uint64(g)
+    return philox4x32(
+        gg & _MASK32, gg >> _S32, np.uint64(stream), np.uint64(0), np.uint64(k0), np.uint64(k1)
+    )
+
+
+@njit(**_OPTS)
+def fill_bits16(buf, tile, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """buf[p] = r16 of element 2048·tile + p, p < 2048 (``buf`` uint16[2048])."""
+    base = tile * _G
+    for gl in range(_G):
+        w0, w1, w2, w3 = group_words(base + gl, k0, k1, stream)
+        buf[gl] = w0 & _MASK16
+        buf[_G + gl] = w0 >> _S16
+        buf[2 * _G + gl] = w1 & _MASK16
+        buf[3 * _G + gl] = w1 >> _S16
+        buf[4 * _G + gl] = w2 & _MASK16
+        buf[5 * _G + gl] = w2 >> _S16
+        buf[6 * _G + gl] = w3 & _MASK16
+        buf[7 * _G + gl] = w3 >> _S16
+
+
+@njit(**_OPTS)
+def fill_words(buf, tile, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """buf[p] = 32-bit word of element 1024·tile + p, p < 1024 (``buf`` uint32[1024])."""
+    base = tile * _G
+    for gl in range(_G):
+        w0, w1, w2, w3 = group_words(base + gl, k0, k1, stream)
+        buf[gl] = w0
+        buf[_G + gl] = w1
+        buf[2 * _G + gl] = w2
+        buf[3 * _G + gl] = w3
+
+
+@njit(**_INLINE)
+def box_muller(wa, wb):  # type: ignore[no-untyped-def]
+    """Two independent N(0, 1) float32 from two words: u1 = (2·(wa >> 9) + 1)·2^-24 in (0, 1),
+    u2 = (wb >> 8)·2^-24; sqrt(-2 ln u1)·(cos 2πu2, sin 2πu2)."""
+    u1 = np.float32(np.int32((wa >> _S9) * np.uint64(2) + np.uint64(1))) * _F24
+    u2 = np.float32(np.int32(wb >> _S8)) * _F24
+    rad = np.sqrt(np.float32(-2.0) * np.log(u1))
+    theta = _TWO_PI * u2
+    return rad * np.cos(theta), rad * np.sin(theta)
+
+
+@njit(**_OPTS)
+def fill_normals(buf, tile, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """buf[p] = N(0, 1) of element 1024·tile + p, p < 1024 (``buf`` float32[1024])."""
+    base = tile * _G
+    for gl in range(_G):
+        w0, w1, w2, w3 = group_words(base + gl, k0, k1, stream)
+        z0, z1 = box_muller(w0, w1)
+        z2, z3 = box_muller(w2, w3)
+        buf[gl] = z0
+        buf[_G + gl] = z1
+        buf[2 * _G + gl] = z2
+        buf[3 * _G + gl] = z3
+
+
+@njit(**_INLINE)
+def bits16_at(i, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """r16 of element ``i`` alone (one Philox call; for scalar paths and rare branches)."""
+    p = i & (_T16 - 1)
+    j = p >> 8
+    w0, w1, w2, w3 = group_words((i >> 11) * _G + (p & (_G - 1)), k0, k1, stream)
+    w = w0
+    if j >= 6:
+        w = w3
+    elif j >= 4:
+        w = w2
+    elif j >= 2:
+        w = w1
+    return (w >> np.uint64(16 * (j & 1))) & _MASK16
+
+
+@njit(**_INLINE)
+def threshold16(r):  # type: ignore[no-untyped-def]
+    """u = (2r + 1)/2^17 for a 16-bit draw r: exact in float32, the midpoint of r's cell."""
+    return np.float32(np.int32(r) * np.int32(2) + np.int32(1)) * _F17
+
+
+# ---------------------------------------------------------------------------- rounding
+
+
+@njit(**_INLINE)
+def clamp(x, lo, hi):  # type: ignore[no-untyped-def]
+    """min(max(x, lo), hi) with NaN kept (as torch.clamp)."""
+    c = lo if x < lo else x
+    return hi if c > hi else c
+
+
+@njit(**_INLINE)
+def round_nearest(x, delta, lo, hi):  # type: ignore[no-untyped-def]
+    """rint(clamp(x)/Δ)·Δ, ties to even: the eager path's operations one for one."""
+    return np.rint(clamp(x, lo, hi) / delta) * delta
+
+
+@njit(**_INLINE)
+def round_stochastic(x, delta, lo, hi, r):  # type: ignore[no-untyped-def]
+    """(floor(y) + [u < y - floor(y)])·Δ, y = clamp(x)/Δ (exact), u = threshold16(r)."""
+    y = clamp(x, lo, hi) / delta
+    f = np.floor(y)
+    up = _ONE if threshold16(r) < y - f else _ZERO
+    return (f + up) * delta
+
+
+@njit(**_INLINE)
+def pow2(k):  # type: ignore[no-untyped-def]
+    """2^k as float32 for an integer k in [-149, 127], from its bit pattern."""
+    if k >= -126:
+        return i32_as_f32(np.int32((k + 127) << 23))
+    return i32_as_f32(np.int32(1 << (k + 149)))
+
+
+@njit(**_INLINE)
+def float_delta(x, emin, emax, man):  # type: ignore[no-untyped-def]
+    """Δ = 2^(clamp(e, emin, emax) - man), e = floor(log2|x|) from x's exponent field (subnormal
+    x and zero give e = -127, NaN and inf 128: both clamped), as SmallFloat._grid."""
+    e = ((f32_as_i32(x) >> 23) & 0xFF) - 127
+    e = emin if e < emin else e
+    e = emax if e > emax else e
+    return pow2(e - man)
+
+
+@njit(**_INLINE)
+def absbits(x):  # type: ignore[no-untyped-def]
+    """The bit pattern of |x|: ordered as |x| for non-NaN, NaN above +inf."""
+    return f32_as_i32(x) & np.int32(0x7FFFFFFF)
+
+
+@njit(**_INLINE)
+def block_delta(maxbits, wl):  # type: ignore[no-untyped-def]
+    """Δ = 2^(e + 2 - wl) of a block whose max|x| has bit pattern ``maxbits`` (BlockFloat._delta):
+    e from max|x| clamped to [2^-126, float32 max]; Δ >= 2^-149; a NaN maximum gives Δ = inf."""
+    if maxbits > _INF_BITS:
+        return np.float32(np.inf)
+    m = _TINY_BITS if maxbits < _TINY_BITS else maxbits
+    m = _MAX_BITS if m > _MAX_BITS else m
+    k = ((m >> 23) & 0xFF) - 127 + 2 - wl
+    return pow2(-149 if k < -149 else k)
+
+
+# ---------------------------------------------------------------------------- quantize kernels
+# The element loops live in their own (not inlined) functions over slices: LLVM vectorizes them
+# there, which it does not inside numba's parallel-loop bodies.
+
+
+@njit(**_OPTS)
+def _sr_fixed_run(x, out, buf, delta, lo, hi):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        out[p] = round_stochastic(x[p], delta, lo, hi, buf[p])
+
+
+@njit(**_OPTS)
+def _nearest_fixed_run(x, out, delta, lo, hi):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        out[p] = round_nearest(x[p], delta, lo, hi)
+
+
+@njit(**_OPTS)
+def _sr_float_run(x, out, buf, emin, emax, man, maxv):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        v = x[p]
+        out[p] = round_stochastic(v, float_delta(v, emin, emax, man), -maxv, maxv, buf[p])
+
+
+@njit(**_OPTS)
+def _nearest_float_run(x, out, emin, emax, man, maxv):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        v = x[p]
+        out[p] = round_nearest(v, float_delta(v, emin, emax, man), -maxv, maxv)
+
+
+@njit(parallel=True, **_OPTS)
+def quantize_fixed(x, out, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) on a fixed grid (Δ, lo, hi scalars); one pass, tiles of 2048 in parallel."""
+    n = x.size
+    ntiles = (n + _T16 - 1) // _T16
+    for t in prange(ntiles):
+        s = t * _T16
+        e = min(n, s + _T16)
+        if stochastic:
+            buf = np.empty(_T16, np.uint16)
+            fill_bits16(buf, t, k0, k1, stream)
+            _sr_fixed_run(x[s:e], out[s:e], buf, delta, lo, hi)
+        else:
+            _nearest_fixed_run(x[s:e], out[s:e], delta, lo, hi)
+
+
+@njit(parallel=True, **_OPTS)
+def quantize_float(x, out, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) for float<exp,man> (Δ per element from x's exponent, range ±maxv)."""
+    n = x.size
+    ntiles = (n + _T16 - 1) // _T16
+    for t in prange(ntiles):
+        s = t * _T16
+        e = min(n, s + _T16)
+        if stochastic:
+            buf = np.empty(_T16, np.uint16)
+            fill_bits16(buf, t, k0, k1, stream)
+            _sr_float_run(x[s:e], out[s:e], buf, emin, emax, man, maxv)
+        else:
+            _nearest_float_run(x[s:e], out[s:e], emin, emax, man, maxv)
+
+
+@njit(**_OPTS)
+def _maxbits_run(x):  # type: ignore[no-untyped-def]
+    acc = np.int32(0)
+    for i in range(x.size):
+        a = absbits(x[i])
+        acc = a if a > acc else acc
+    return acc
+
+
+@njit(parallel=True, **_OPTS)
+def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
+    """maxbits[b] = bit pattern of max|x| over block b (NaN-propagating integer max).
+
+    x is ``rows`` rows of ``length`` values; each row is cut into runs of ``width`` (the last
+    one shorter); block b = row·nb + run, nb = ceil(length/width) (``maxbits`` holds rows·nb)."""
+    nb = (length + width - 1) // width
+    for b in prange(rows * nb):
+        r = b // nb
+        j = b - r * nb
+        s = r * length + j * width
+        maxbits[b] = _maxbits_run(x[s : s + min(width, length - j * width)])
+
+
+@njit(**_OPTS)
+def _block_tile(x, out, buf, s, maxbits, length, width, nb, wl, maxu, stochastic):  # type: ignore[no-untyped-def]
+    """The elements of one tile (x, out: the tile's slices, starting at flat index s), cut into
+    runs inside one block each."""
+    i = 0
+    m = x.size
+    while i < m:
+        r = (s + i) // length
+        c = s + i - r * length
+        j = c // width
+        end = min(m, r * length + min((j + 1) * width, length) - s)
+        delta = block_delta(maxbits[r * nb + j], wl)
+        hi = delta * maxu
+        if stochastic:
+            _sr_fixed_run(x[i:end], out[i:end], buf[i:end], delta, -hi, hi)
+        else:
+            _nearest_fixed_run(x[i:end], out[i:end], delta, -hi, hi)
+        i = end
+
+
+@njit(parallel=True, **_OPTS)
+def quantize_block(x, out, maxbits, rows, length, width, wl, maxu, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) for block formats, Δ per block from ``maxbits`` (block_maxbits), range
+    ±maxu·Δ; tiles of 2048 in parallel, each cut into runs of one block."""
+    n = x.size
+    nb = (length + width - 1) // width
+    ntiles = (n + _T16 - 1) // _T16
+    for t in prange(ntiles):
+        s = t * _T16
+        e = min(n, s + _T16)
+        buf = np.empty(_T16 if stochastic else 1, np.uint16)
+        if stochastic:
+            fill_bits16(buf, t, k0, k1, stream)
+        _block_tile(x[s:e], out[s:e], buf, s, maxbits, length, width, nb, wl, maxu, stochastic)
+
+
+def set_threads(n: int) -> None:
+    """numba's thread count for the next kernels (capped at its pool size)."""
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))

@@ -1,0 +1,140 @@
+"""Launchers of the fused quantizers: a tensor in, the numba (CPU) or Triton kernel run on it.
+
+``quantize_fused(x, fmt, rounding, generator)`` computes the same function as the eager
+``lowprec.quantize._round`` (ALGORITHMS.md §2; the nearest results are bit for bit the same),
+with the random bits of lowprec/kernels/rng.py: the key (two 32-bit words) is the only draw
+from ``generator``. ``backend`` is "numba" or "triton" (default: numba for CPU tensors,
+Triton otherwise; Triton on CPU tensors needs TRITON_INTERPRET=1, which is how CI runs it).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
+from lowprec.kernels.rng import TILE16, draw_key
+
+__all__ = ["block_layout", "quantize_fused"]
+
+#: the stream the quantizers use (others: lowprec/kernels/vc.py)
+QUANTIZE_STREAM = 0
+#: numba's parallel kernels are launched from one Python thread at a time
+NUMBA_LOCK = threading.Lock()
+
+
+def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
+    """(rows, length, width) of a block format over a contiguous tensor of ``shape``: the
+    tensor is ``rows`` rows of ``length`` values, each cut into runs of ``width`` (the last
+    shorter); one exponent per run. Dim-0 blocks: width = length = numel/shape[0]; k-blocks:
+    length = shape[-1], width = k; a 0-d tensor is one block of one value."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    if len(shape) == 0:
+        return 1, 1, 1
+    if fmt.block_size is None:
+        rows = int(shape[0])
+        length = n // rows
+        return rows, length, length
+    length = int(shape[-1])
+    return n // length, length, fmt.block_size
+
+
+def _default_backend(x: torch.Tensor) -> str:
+    return "numba" if x.device.type == "cpu" else "triton"
+
+
+def quantize_fused(
+    x: torch.Tensor,
+    fmt: Format,
+    rounding: str,
+    generator: torch.Generator | None,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Q(x) by the fused kernels: float32 contiguous computation, ``x``'s shape and dtype back.
+
+    ``x`` non-empty, ``fmt`` not fp32, ``generator`` already checked for stochastic rounding.
+    """
+    backend = backend or _default_backend(x)
+    stochastic = rounding == "stochastic"
+    xf = x.detach()
+    xf = (xf if xf.dtype == torch.float32 else xf.float()).contiguous()
+    out = torch.empty_like(xf)
+    key = draw_key(generator) if stochastic else torch.zeros(2, dtype=torch.int64)
+    if backend == "numba":
+        with NUMBA_LOCK:
+            _numba(xf, out, fmt, stochastic, key)
+    elif backend == "triton":
+        _triton(xf, out, fmt, stochastic, key.to(xf.device))
+    else:
+        raise ValueError(f"backend {backend!r}: expected numba or triton")
+    return out if x.dtype == torch.float32 else out.to(x.dtype)
+
+
+def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
+    from lowprec.kernels import cpu
+
+    cpu.set_threads(torch.get_num_threads())
+    k0, k1 = (int(k) for k in key.tolist())
+    xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
+    s = QUANTIZE_STREAM
+    if isinstance(fmt, FixedPoint):
+        f32 = np.float32
+        cpu.quantize_fixed(
+            xn, on, f32(fmt.delta), f32(fmt.min_value), f32(fmt.max_value), stochastic, k0, k1, s
+        )
+    elif isinstance(fmt, SmallFloat):
+        maxv = np.float32(fmt.max_value)
+        cpu.quantize_float(xn, on, fmt.emin, fmt.emax, fmt.man, maxv, stochastic, k0, k1, s)
+    elif isinstance(fmt, BlockFloat):
+        rows, length, width = block_layout(fmt, xf.shape)
+        maxbits = np.empty(rows * -(-length // width), np.int32)
+        cpu.block_maxbits(xn, rows, length, width, maxbits)
+        maxu = np.float32(fmt.max_units)
+        cpu.quantize_block(
+            xn, on, maxbits, rows, length, width, fmt.wl, maxu, stochastic, k0, k1, s
+        )
+    else:
+        raise ValueError(f"no fused kernel for format {fmt}")
+
+
+def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
+    from lowprec.kernels import gpu
+
+    n = xf.numel()
+    grid = (-(-n // TILE16),)
+    s = QUANTIZE_STREAM
+    if isinstance(fmt, FixedPoint):
+        gpu.quantize_fixed_kernel[grid](
+            xf, out, n, key, s, fmt.delta, fmt.min_value, fmt.max_value, STOCHASTIC=stochastic
+        )
+    elif isinstance(fmt, SmallFloat):
+        gpu.quantize_float_kernel[grid](
+            xf, out, n, key, s, fmt.emin, fmt.emax, fmt.man, fmt.max_value, STOCHASTIC=stochastic
+        )
+    elif isinstance(fmt, BlockFloat):
+        rows, length, width = block_layout(fmt, xf.shape)
+        nb = -(-length // width)
+        maxbits = torch.zeros(rows * nb, dtype=torch.int32, device=xf.device)
+        cw = min(1024, 1 << max(0, (width - 1).bit_length()))
+        bb = max(1, 4096 // cw)
+        gpu.block_maxbits_kernel[(-(-rows * nb // bb), -(-width // cw))](
+            xf, maxbits, rows * nb, nb, length, width, BB=bb, CW=cw
+        )
+        gpu.quantize_block_kernel[grid](
+            xf,
+            out,
+            n,
+            maxbits,
+            nb,
+            length,
+            width,
+            fmt.wl,
+            fmt.max_units,
+            key,
+            s,
+            STOCHASTIC=stochastic,
+        )
+    else:
+        raise ValueError(f"no fused kernel for format {fmt}")
