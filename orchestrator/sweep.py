@@ -21,13 +21,16 @@
 ``--resume`` continues an interrupted sweep (Ctrl-C, a killed driver) from Tune's experiment dir
 (``Tuner.restore(..., resume_errored=True)``): finished trials are not run again.
 Exit status: 0 when every trial ended (failed or diverged trials included), 2 for a bad spec or
-options, 130 when interrupted (resume with ``--resume``).
+options, 1 when the sweep directory is in use by another driver, Ray cannot start or join
+(:mod:`orchestrator.raystart`) or a file cannot be written (a full disk: the line names it),
+130 when interrupted (resume with ``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -39,9 +42,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from orchestrator import tracking
+from orchestrator import raystart, tracking
+from orchestrator.raystart import RayStartError
 from orchestrator.spec import Spec, SpecError, check_data, load_spec
 from orchestrator.store import ResultsStore, storage_uri, table_to_text
+from orchestrator.sweeplock import SweepLocked, sweep_lock
 from orchestrator.trainable import SweepContext, tune_trainable
 
 #: environment every trial process gets (Ray workers inherit it from the runtime env)
@@ -159,10 +164,10 @@ def _init_ray(address: str | None) -> bool:
         "log_to_driver": False,
         "runtime_env": {"env_vars": dict(WORKER_ENV)},
     }
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
+    if not address:
+        kwargs.update(num_cpus=os.cpu_count(), include_dashboard=False)
+    # an unreachable address or a port taken by another program: one line, nothing started
+    raystart.start(ray.init, ray.shutdown, address, **kwargs)
     return True
 
 
@@ -217,6 +222,25 @@ def dry_run(spec: Spec, out: TextIO, limit: int = 5) -> None:
         index += max(0, len(trials) - limit)
 
 
+def _one_driver_per_sweep(run: Any) -> Any:
+    """``run_sweep`` under the sweep directory's lock (:mod:`orchestrator.sweeplock`): a second
+    driver on the same directory is refused at once instead of running every trial again."""
+
+    @functools.wraps(run)
+    def locked(spec_file: str, *args: Any, **kwargs: Any) -> SweepOutcome:
+        spec = load_spec(spec_file)
+        root = kwargs.get("storage") or kwargs.get("results") or "results"
+        store = ResultsStore(root, spec.name)
+        with sweep_lock(store):
+            # what an interrupted run left: unfinished writes, unreadable row files
+            err = kwargs.get("err") or sys.stderr
+            store.repair(say=lambda message: print(message, file=err, flush=True))
+            return run(spec_file, *args, **kwargs)
+
+    return locked
+
+
+@_one_driver_per_sweep
 def run_sweep(
     spec_file: str,
     *,
@@ -305,11 +329,13 @@ def run_sweep(
         study_url = _study_url(spec, store, meta, optuna_storage)
         complete = _fit(spec, store, context, resume, max_concurrent, err, study_url=study_url)
     finally:
-        table = store.consolidate()
-        if started_ray:
-            import ray
+        try:  # a SIGINT or a full disk here: Ray still goes down, trials.parquet stays whole
+            table = store.consolidate()
+        finally:
+            if started_ray:
+                import ray
 
-            ray.shutdown()
+                ray.shutdown()
     if not complete:  # stopped trials' child runs: KILLED now, RUNNING again on --resume
         _kill_running_children(tracking_uri, experiment_id, parent, err)
     status = "FINISHED" if complete else "KILLED"
@@ -700,6 +726,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, SweepUsageError, tracking.TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (SweepLocked, RayStartError, OSError) as exc:  # OSError: a full disk, names the file
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; continue with --resume", file=sys.stderr)
         return 130

@@ -1,0 +1,98 @@
+"""Starting or joining Ray, failing in one line.
+
+``ray.init(address=...)`` towards an address where no Ray cluster answers does not fail: it
+retries for minutes, printing C++ warnings. So before joining, :func:`probe` opens a TCP
+connection to ``host:port`` and speaks the first words of HTTP/2 (the transport of Ray's gRPC
+GCS and of the Ray client server): the client preface ``PRI * HTTP/2.0...`` and an empty
+SETTINGS frame (RFC 9113 §3.4). A gRPC server answers with a SETTINGS frame (type 0x4) at
+once; nothing listening (connection refused), no answer, or an answer that is not HTTP/2 (the
+port taken by another program) -> :class:`RayStartError` with one line, before Ray starts
+anything. Whatever else stops ``ray.init`` is caught and said in one line as well, after
+shutting down what it had started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+#: HTTP/2 client connection preface and an empty SETTINGS frame (length 0, type 4, flags 0)
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS = 4
+TIMEOUT_S = float(os.environ.get("LOWPREC_RAY_PROBE_TIMEOUT_S", "5"))
+
+
+class RayStartError(RuntimeError):
+    """Ray could not be started or joined (exit status 1)."""
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto`` and other
+    forms Ray resolves itself."""
+    text = address if "://" in address else f"gcs://{address}"
+    try:
+        parsed = urllib.parse.urlsplit(text)
+        port = parsed.port
+    except ValueError:
+        raise RayStartError(
+            f"--address {address}: not host:port, ray://host:port or auto"
+        ) from None
+    if parsed.scheme not in ("gcs", "ray") or not parsed.hostname or port is None:
+        return None
+    return parsed.hostname, port
+
+
+def probe(address: str, timeout_s: float = TIMEOUT_S) -> None:
+    """Raise :class:`RayStartError` unless a gRPC (HTTP/2) server answers at ``address``."""
+    where = host_port(address)
+    if where is None:
+        return
+    fix = "start one there (ray start --head) or leave --address out for a local Ray"
+    try:
+        conn = socket.create_connection(where, timeout=timeout_s)
+    except TimeoutError:
+        raise RayStartError(
+            f"--address {address}: no Ray cluster answers there (no connection in "
+            f"{timeout_s:g} s); {fix}"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RayStartError(
+            f"--address {address}: no Ray cluster answers there ({reason.lower()}); {fix}"
+        ) from None
+    header = b""
+    with conn, contextlib.suppress(OSError):  # a silent or closing peer: header stays short
+        conn.settimeout(timeout_s)
+        conn.sendall(PREFACE)
+        while len(header) < 9:
+            chunk = conn.recv(9 - len(header))
+            if not chunk:
+                break
+            header += chunk
+    if len(header) < 9 or header[3] != SETTINGS:
+        raise RayStartError(
+            f"--address {address}: the port is taken by a program that is not Ray (no gRPC "
+            f"answer in {timeout_s:g} s); check the Ray head's address and port, or {fix}"
+        )
+
+
+def start(
+    init: Callable[..., Any], shutdown: Callable[[], None], address: str | None, **kwargs: Any
+) -> None:
+    """``init(address=..., **kwargs)`` (``ray.init``) after :func:`probe`; any failure ->
+    ``shutdown()`` (what it had started goes) and :class:`RayStartError` in one line."""
+    if address:
+        probe(address)
+    try:
+        init(address=address, **kwargs) if address else init(**kwargs)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            shutdown()
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        detail = lines[0] if lines else type(exc).__name__
+        where = f"join {address}" if address else "start a local Ray"
+        raise RayStartError(f"Ray: could not {where}: {type(exc).__name__}: {detail}") from None
