@@ -1,9 +1,9 @@
 """A fake workload implementing the ``workloads.base`` contract, for the orchestrator's tests.
 
 It behaves as ``behaviour`` says: ``ok``; ``raise`` (every attempt raises); ``raise_once`` (the
-first attempt of a trial raises after its first checkpoint, later attempts succeed: the marker
-file ``<marker_dir>/<seed>-<lr>`` remembers the attempt); ``diverge`` (raises ``Diverged``);
-``missing_data`` (raises ``DataUnavailable``). It reports ``reports`` times, sleeping ``sleep_s``
+first attempt of a trial raises after its checkpoint of step ``raise_step``, 0 the first; later
+attempts succeed: the marker file ``<marker_dir>/<seed>-<lr>`` remembers the attempt);
+``diverge`` (raises ``Diverged``); ``missing_data`` (raises ``DataUnavailable``). It reports ``reports`` times, sleeping ``sleep_s``
 before each, with a checkpointed state, and resumes from ``ctx.restored``. ``kind`` picks what it
 hands back: class probabilities (``classifier``) or samples (``sampler``).
 
@@ -35,6 +35,8 @@ KEYS: dict[str, Key] = {
     "reports": Key(int, 3, "number of intermediate reports", min=1),
     "kind": Key(str, "classifier", "classifier or sampler", choices=("classifier", "sampler")),
     "marker_dir": Key(str, None, "raise_once: where attempts are remembered", optional=True),
+    "raise_step": Key(int, 0, "raise_once: the step after whose checkpoint it raises", min=0,
+                      max=10_000),
 }  # fmt: skip
 
 
@@ -59,7 +61,7 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
             {"step": step, "train_loss": 1.0 / (step + 1) + u / 100},
             state={"step": step, "generator": ctx.generator.get_state()},
         )
-        if behaviour == "raise_once" and step == 0:
+        if behaviour == "raise_once" and step == config["raise_step"]:
             marker = os.path.join(config["marker_dir"], f"{config['seed']}-{config['lr']}")
             if not os.path.exists(marker):
                 open(marker, "w").close()
