@@ -11,13 +11,14 @@ as a sample (``is_sample_step``).
 - ``cyclical`` cosine (cSG-MCMC, Zhang et al., ICLR 2020): M cycles of C = ceil(K/M) steps,
   lr_k = lr0/2 · (cos(π · (k mod C)/C) + 1); with r = (k mod C)/C, r < β is exploration (no
   noise: an optimiser step), r >= β sampling (noise on, samples collected).
+
+Typed arguments only: the config layer (``workloads.trialspec.ScheduleSpec.build``) calls the
+:class:`Schedule` constructor.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 SCHEDULES = ("constant", "decay", "cyclical")
 
@@ -172,22 +173,3 @@ class Schedule:
             else ""
         )
         return f"Schedule({self.kind}, lr={self.lr0}, total_steps={self.total_steps}{extra})"
-
-
-def from_config(
-    config: Mapping[str, Any],
-    total_steps: int,
-    steps_per_epoch: int | None = None,
-    samples_per_cycle: int = 1,
-) -> Schedule:
-    """The schedule of a flat config (keys ``lr``, ``schedule``, ``cycles``,
-    ``explore_fraction``; missing keys take the defaults of ``workloads/keys.py``)."""
-    return Schedule(
-        lr=float(config.get("lr", 1e-3)),
-        total_steps=total_steps,
-        kind=str(config.get("schedule", "constant")),
-        cycles=int(config.get("cycles", 1)),
-        explore_fraction=float(config.get("explore_fraction", 0.0)),
-        steps_per_epoch=steps_per_epoch,
-        samples_per_cycle=samples_per_cycle,
-    )

@@ -26,13 +26,14 @@ from scipy import stats
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key, with_defaults
+from workloads.keys import Key
 from workloads.synthetic import CHAIN_KEYS, bits_metrics, run_chains
 from workloads.synthetic import HAS_PRIOR as HAS_PRIOR
 from workloads.synthetic import MINIBATCHES as MINIBATCHES
 from workloads.synthetic import RUN_LENGTH as RUN_LENGTH
 from workloads.synthetic import TENSORS as TENSORS
 from workloads.synthetic import validate as validate
+from workloads.trialspec import TrialSpec
 
 
 def _multivariate(c: Any) -> str | None:
@@ -74,9 +75,9 @@ def target_covariance(dim: int, condition: float = 10.0, rotate: bool = True) ->
     return q @ np.diag(variances) @ q.T
 
 
-def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
+def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Sample N(0, T Σ) with the config's sampler; see the module docstring."""
-    config = with_defaults(config)
+    config = TrialSpec.of(config)
     dim, temperature = int(config["dim"]), float(config["temperature"])
     sigma = target_covariance(dim, float(config["condition"]), bool(config["rotate"]))
     precision = torch.from_numpy(np.linalg.inv(sigma)).to(torch.float32).to(ctx.device)

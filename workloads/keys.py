@@ -462,7 +462,13 @@ COMMON_KEYS: dict[str, Key] = {
         float, 1.0, "posterior temperature T", min=0.0, max=1e6, applies=_temperature
     ),
     "friction": Key(
-        float, 3.0, "SGHMC friction γ", min=0.0, max=1e6, applies=_sghmc("friction")
+        float,
+        3.0,
+        "SGHMC friction γ",
+        min=0.0,
+        max=1e6,
+        min_open=True,
+        applies=_sghmc("friction"),
     ),
     "inverse_mass": Key(
         float,

@@ -43,8 +43,9 @@ from lowprec.samplers.halp import check_method
 from workloads import synthetic
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import mnist5k_arrays
-from workloads.keys import Key, with_defaults
+from workloads.keys import Key, precision_of
 from workloads.synthetic import bits_metrics
+from workloads.trialspec import TrialSpec, build_sampler
 
 OPTIMISERS = ("sgd", "svrg", "halp")
 SAMPLERS = ("sgld", "sghmc", *OPTIMISERS)
@@ -98,7 +99,7 @@ def validate(config: dict[str, Any]) -> None:
     """Reject, before anything runs, SVRG/HALP combinations that cannot run (check_method) and
     burn-in/thinning that leave no sample to collect."""
     if config["sampler"] in VARIANCE_REDUCED:
-        check_method(config["sampler"], PrecisionSpec.from_config(config))
+        check_method(config["sampler"], precision_of(config))
     elif config["sampler"] not in OPTIMISERS:  # a sampler's ensemble needs a collected sample
         synthetic.validate(config)
 
@@ -217,9 +218,9 @@ def _check_finite(w: torch.Tensor, step: int) -> None:
         raise Diverged(f"weights went non-finite by step {step}", {"step": step})
 
 
-def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
+def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Train or sample logistic regression with the config's sampler; see the module docstring."""
-    config = with_defaults(config)
+    config = TrialSpec.of(config)
     device, gen = ctx.device, ctx.generator
     data = load_data(str(config["dataset"]), device)
     xtr, ytr, xte, yte = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
@@ -230,8 +231,8 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     lam = 0.0 if prior_std is None else 1.0 / (n_train * prior_std**2)
     steps = int(config["steps"])
     name = str(config["sampler"])
-    precision = PrecisionSpec.from_config(config)
-    sched = schedules.from_config(config, steps)
+    precision = config.precision
+    sched = config.schedule.build(steps)
 
     w = torch.zeros((features, model.columns), dtype=torch.float32, device=device)
     if config["init_std"] > 0:
@@ -270,7 +271,7 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
 
 
 def _run_sampler(
-    config: dict[str, Any],
+    config: TrialSpec,
     ctx: TrialContext,
     model: LogisticModel,
     w: torch.Tensor,
@@ -286,7 +287,7 @@ def _run_sampler(
     n_train = xtr.shape[0]
     batch = min(int(config["batch_size"]), n_train)
     steps, burn_in, thin = int(config["steps"]), int(config["burn_in"]), int(config["thin"])
-    sampler = lp_samplers.from_config(config, [w], num_data=n_train, generator=gen)
+    sampler = build_sampler(config, [w], num_data=n_train, generator=gen)
     perm = torch.randperm(n_train, generator=gen, device=w.device)
     cursor, start = 0, 0
     if ctx.restored is not None:
@@ -325,7 +326,7 @@ def _run_sampler(
 
 
 def _run_variance_reduced(
-    config: dict[str, Any],
+    config: TrialSpec,
     ctx: TrialContext,
     model: LogisticModel,
     w: torch.Tensor,

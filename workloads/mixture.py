@@ -20,13 +20,14 @@ import torch
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key, with_defaults
+from workloads.keys import Key
 from workloads.synthetic import CHAIN_KEYS, bits_metrics, run_chains
 from workloads.synthetic import HAS_PRIOR as HAS_PRIOR
 from workloads.synthetic import MINIBATCHES as MINIBATCHES
 from workloads.synthetic import RUN_LENGTH as RUN_LENGTH
 from workloads.synthetic import TENSORS as TENSORS
 from workloads.synthetic import validate as validate
+from workloads.trialspec import TrialSpec
 
 WEIGHTS = (1.0 / 3.0, 2.0 / 3.0)
 MEANS = (-1.5, 1.5)
@@ -59,9 +60,9 @@ def grad_potential(theta: torch.Tensor) -> torch.Tensor:
     return (resp * z / stds).sum(-1)
 
 
-def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
+def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Sample the mixture with the config's sampler; see the module docstring."""
-    config = with_defaults(config)
+    config = TrialSpec.of(config)
     dim = int(config["dim"])
     noise = float(config["grad_noise"])
 

@@ -29,13 +29,14 @@ from torch import nn
 
 from workloads import data as data_mod
 from workloads.base import DataUnavailable, TrialContext, WorkloadResult
-from workloads.keys import Key, with_defaults
+from workloads.keys import Key
 from workloads.train import DATA_KEYS, precision_and_quantizer, train_classifier
 from workloads.train import HAS_PRIOR as HAS_PRIOR
 from workloads.train import MINIBATCHES as MINIBATCHES
 from workloads.train import RUN_LENGTH as RUN_LENGTH
 from workloads.train import TENSORS as TENSORS
 from workloads.train import validate as validate_training
+from workloads.trialspec import TrialSpec
 
 KEYS: dict[str, Key] = {
     "dataset": Key(
@@ -141,9 +142,9 @@ def _ood_data(config: dict[str, Any]) -> data_mod.ImageData:
         ) from err
 
 
-def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
+def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Sample an MLP's posterior on MNIST-shaped data (see the module docstring)."""
-    config = with_defaults(config)
+    config = TrialSpec.of(config)
     widths = parse_hidden(config["hidden"])
     dataset = data_mod.load_dataset(config["dataset"], config["data_dir"], config["download"])
     dataset = data_mod.subset(dataset, config["train_size"], config["test_size"])

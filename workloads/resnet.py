@@ -29,13 +29,14 @@ from torch import nn
 
 from workloads import data as data_mod
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key, with_defaults
+from workloads.keys import Key
 from workloads.train import DATA_KEYS, precision_and_quantizer, train_classifier
 from workloads.train import HAS_PRIOR as HAS_PRIOR
 from workloads.train import MINIBATCHES as MINIBATCHES
 from workloads.train import RUN_LENGTH as RUN_LENGTH
 from workloads.train import TENSORS as TENSORS
 from workloads.train import validate as validate
+from workloads.trialspec import TrialSpec
 
 KEYS: dict[str, Key] = {
     "dataset": Key(
@@ -128,9 +129,9 @@ class ResNet18(nn.Module):
         return self.q_linear(self.linear(h))
 
 
-def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
+def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     """Sample ResNet-18's posterior on CIFAR (see the module docstring)."""
-    config = with_defaults(config)
+    config = TrialSpec.of(config)
     dataset = data_mod.load_dataset(config["dataset"], config["data_dir"], config["download"])
     dataset = data_mod.subset(dataset, config["train_size"], config["test_size"])
     _, quantizer = precision_and_quantizer(config, ctx.generator)

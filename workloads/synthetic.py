@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from lowprec import PrecisionSpec, schedules
-from lowprec import samplers as lp_samplers
 from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
 from workloads.base import Diverged, TrialContext
 from workloads.keys import Key
+from workloads.trialspec import ScheduleSpec, TrialSpec, build_sampler
 
 #: keys shared by the synthetic workloads (each module adds its own)
 CHAIN_KEYS: dict[str, Key] = {
@@ -91,20 +91,20 @@ class ChainRun:
     precision: PrecisionSpec
 
 
-def _sample_capacity(config: dict[str, Any], sched: schedules.Schedule, values_per: int) -> int:
-    steps = int(config["steps"])
+def _sample_capacity(trial: TrialSpec, sched: schedules.Schedule, values_per: int) -> int:
+    run = trial.run
     if sched.kind == "cyclical":
         upper = sched.cycles * sched.samples_per_cycle
     else:
-        upper = max(steps - int(config["burn_in"]), 0) // int(config["thin"])
-    cap = config.get("num_samples") or max(1, DEFAULT_KEPT_VALUES // values_per)
+        upper = max(sched.total_steps - run.burn_in, 0) // run.thin
+    cap = run.num_samples or max(1, DEFAULT_KEPT_VALUES // values_per)
     return max(1, min(int(cap), upper))
 
 
 def validate(config: dict[str, Any]) -> None:
     """Before anything runs: ``burn_in`` and ``thin`` (or the cyclical schedule) must leave at
     least one of the ``steps`` steps to collect a sample."""
-    sched = schedules.from_config(config, int(config["steps"]))
+    sched = ScheduleSpec.from_values(config).build(int(config["steps"]))
     if not sched.collects_any(int(config["burn_in"]), int(config["thin"])):
         key = "explore_fraction" if sched.kind == "cyclical" else "burn_in"
         raise ValueError(
@@ -115,21 +115,22 @@ def validate(config: dict[str, Any]) -> None:
 
 
 def run_chains(
-    config: dict[str, Any],
+    config: TrialSpec | dict[str, Any],
     ctx: TrialContext,
     grad_fn: GradFn,
     dim: int,
     live_metrics: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None,
 ) -> ChainRun:
-    """Run ``config['chains']`` chains of ``config['steps']`` steps on the potential whose
+    """Run ``trial['chains']`` chains of ``trial.run.steps`` steps on the potential whose
     stochastic gradient is ``grad_fn``; see the module docstring."""
-    chains, steps = int(config["chains"]), int(config["steps"])
-    burn_in, thin = int(config["burn_in"]), int(config["thin"])
+    trial = TrialSpec.of(config)
+    chains, steps = int(trial["chains"]), int(trial.run.steps or 0)
+    burn_in, thin = trial.run.burn_in, trial.run.thin
     device, gen = ctx.device, ctx.generator
-    theta = torch.full((chains, dim), float(config["init"]), dtype=torch.float32, device=device)
-    sampler = lp_samplers.from_config(config, [theta], num_data=1, generator=gen)
-    sched = schedules.from_config(config, steps)
-    cap = _sample_capacity(config, sched, chains * dim)
+    theta = torch.full((chains, dim), float(trial["init"]), dtype=torch.float32, device=device)
+    sampler = build_sampler(trial, [theta], num_data=1, generator=gen)
+    sched = trial.schedule.build(steps)
+    cap = _sample_capacity(trial, sched, chains * dim)
     buffer = torch.zeros((cap, chains, dim), dtype=torch.float32, device=device)
     filled, pos, collected = 0, 0, 0
     total = torch.zeros(dim, dtype=torch.float64, device=device)
@@ -150,7 +151,7 @@ def run_chains(
         m = (total / n).cpu().numpy()
         return m, (total_sq / n).cpu().numpy() - np.outer(m, m)
 
-    report_every = int(config["report_every"])
+    report_every = int(trial["report_every"])
     for k in range(start, steps):
         sampler.prepare()
         theta.grad = grad_fn(theta.detach(), gen)

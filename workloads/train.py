@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,12 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowprec import samplers, schedules
 from lowprec.metrics import classification_metrics, entropy, ood_auroc
+from workloads import trialspec
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import ImageData, augment_crop_flip, minibatches, normalize
 from workloads.keys import Key
 from workloads.synthetic import bits_metrics
+from workloads.trialspec import ScheduleSpec
 
 #: keys of the deep workloads beyond ``workloads.keys.COMMON_KEYS`` (each adds ``dataset``)
 #: what the deep workloads' trials have (``workloads.keys``): epochs, activations and errors
@@ -106,7 +107,7 @@ CHECK_EVERY = 25
 
 
 def precision_and_quantizer(
-    config: dict[str, Any], generator: torch.Generator
+    config: Mapping[str, Any], generator: torch.Generator
 ) -> tuple[Any, Callable[[], nn.Module] | None]:
     """The trial's PrecisionSpec and a factory of Quantizer(A, E) modules for the network;
     the factory is None when activations and errors are both fp32 (nothing to insert)."""
@@ -157,9 +158,7 @@ def validate(config: dict[str, Any]) -> None:
             "so that every cycle ends at the end of an epoch"
         )
     spe = _VALIDATION_STEPS_PER_EPOCH if config["schedule"] == "cyclical" else 1
-    schedule = schedules.from_config(
-        config, epochs * spe, steps_per_epoch=spe, samples_per_cycle=config["samples_per_cycle"]
-    )
+    schedule = ScheduleSpec.from_values(config).build(epochs * spe, steps_per_epoch=spe)
     collection_epochs(
         schedule, epochs, spe, config["burn_in"], config["thin"], config["num_samples"]
     )
@@ -250,7 +249,7 @@ def _check_finite(value: torch.Tensor, what: str, epoch: int) -> None:
 
 
 def train_classifier(
-    config: dict[str, Any],
+    config: trialspec.TrialSpec | dict[str, Any],
     ctx: TrialContext,
     model: nn.Module,
     data: ImageData,
@@ -265,36 +264,31 @@ def train_classifier(
     (test images of another data set of the same shape) adds ``ood_auroc``.
     """
     started = time.perf_counter()
+    trial = trialspec.TrialSpec.of(config)
     device, gen = torch.device(ctx.device), ctx.generator
     if gen.device.type != device.type:
         raise ValueError(f"the trial's generator is on {gen.device}, its device is {device}")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    precision, _ = precision_and_quantizer(config, gen)
+    precision = trial.precision
     data = data.to(device)
     ood = ood.to(device) if ood is not None else None
     model.to(device)
     init_parameters(model, gen)
     params = list(model.parameters())
 
-    n_train, batch_size, epochs = data.num_train, config["batch_size"], config["epochs"]
+    n_train, batch_size, epochs = data.num_train, trial.run.batch_size, trial.run.epochs
     spe = math.ceil(n_train / batch_size)
-    if config["schedule"] == "cyclical" and epochs % config["cycles"]:
+    cycles = trial.schedule.cycles
+    if trial.schedule.kind == "cyclical" and epochs % cycles:
         raise ValueError(
-            f"key 'cycles': epochs ({epochs}) must be a multiple of cycles ({config['cycles']}) "
+            f"key 'cycles': epochs ({epochs}) must be a multiple of cycles ({cycles}) "
             "so that every cycle ends at the end of an epoch"
         )
-    schedule = schedules.from_config(
-        config, epochs * spe, steps_per_epoch=spe, samples_per_cycle=config["samples_per_cycle"]
-    )
-    collect = set(
-        collection_epochs(
-            schedule, epochs, spe, config["burn_in"], config["thin"], config["num_samples"]
-        )
-    )
-    sampler = samplers.from_config(
-        config, params, num_data=n_train, generator=gen, default_momentum_rescale=True
-    )
+    schedule = trial.schedule.build(epochs * spe, steps_per_epoch=spe)
+    run = trial.run
+    collect = set(collection_epochs(schedule, epochs, spe, run.burn_in, run.thin, run.num_samples))
+    sampler = trialspec.build_sampler(trial, params, num_data=n_train, generator=gen)
 
     start_epoch, count = 0, 0
     ens_sum = torch.zeros(data.num_test, data.num_classes, dtype=torch.float64, device=device)

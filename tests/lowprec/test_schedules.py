@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from lowprec import schedules
 from lowprec.schedules import Schedule
 
 
@@ -84,13 +83,6 @@ def test_burn_in_and_thin() -> None:
     assert [k for k in range(5) if s.is_sample_step(k)] == [0, 1, 2, 3, 4]
 
 
-def test_from_config_reads_keys() -> None:
-    cfg = {"lr": 0.2, "schedule": "cyclical", "cycles": 2, "explore_fraction": 0.5}
-    s = schedules.from_config(cfg, 40)
-    assert (s.kind, s.cycles, s.cycle_length, s.explore_fraction) == ("cyclical", 2, 20, 0.5)
-    assert s.lr(10) == pytest.approx(0.1)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
@@ -127,10 +119,9 @@ def test_collects_any_agrees_with_every_step(config: dict) -> None:
     """collects_any (O(cycles)) against the brute force over every step."""
     for total in (1, 5, 37, 100):
         if total < config.get("cycles", 1):
-            continue  # more cycles than steps is rejected by from_config
+            continue  # more cycles than steps is rejected by Schedule
         for burn_in, thin in ((0, 1), (3, 2), (36, 1), (99, 1), (10, 30)):
-            sched = schedules.from_config(
-                {"lr": 0.1, "cycles": 1, "explore_fraction": 0.0, **config}, total
-            )
+            kw = {"cycles": 1, "explore_fraction": 0.0, **config}
+            sched = Schedule(0.1, total, kw.pop("schedule"), **kw)
             brute = any(sched.is_sample_step(k, burn_in, thin) for k in range(total))
             assert sched.collects_any(burn_in, thin) == brute, (total, burn_in, thin)

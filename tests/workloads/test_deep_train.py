@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lowprec import samplers, schedules
-from workloads import mlp
+from workloads import mlp, trialspec
 from workloads.base import TrialContext
 from workloads.keys import resolve_config
 from workloads.train import collection_epochs, init_parameters
@@ -74,7 +74,7 @@ class _Spy:
 
     def __init__(self, monkeypatch):
         self.calls: list[tuple[float, bool]] = []
-        real = samplers.from_config
+        real = trialspec.build_sampler
 
         def build(*args, **kwargs):
             sampler = real(*args, **kwargs)
@@ -87,7 +87,7 @@ class _Spy:
             sampler.step = spy_step
             return sampler
 
-        monkeypatch.setattr(samplers, "from_config", build)
+        monkeypatch.setattr(trialspec, "build_sampler", build)
 
 
 def _run(monkeypatch, **extra):
