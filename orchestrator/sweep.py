@@ -235,7 +235,15 @@ def _one_driver_per_sweep(run: Any) -> Any:
             # what an interrupted run left: unfinished writes, unreadable row files
             err = kwargs.get("err") or sys.stderr
             store.repair(say=lambda message: print(message, file=err, flush=True))
-            return run(spec_file, *args, **kwargs)
+            # Ray first: when it cannot start, nothing else (MLflow runs, sweep.json) is made
+            started_ray = _init_ray(kwargs.get("address"))
+            try:
+                return run(spec_file, *args, **kwargs)
+            finally:
+                if started_ray:
+                    import ray
+
+                    ray.shutdown()
 
     return locked
 

@@ -13,11 +13,32 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.faults import harness
+from tests.orchestrator.conftest import (  # noqa: F401 (fixtures the fault tests use)
+    fake_env,
+    fake_registered,
+    ray_env,
+)
+
+SITECUSTOMIZE = """\
+try:
+    import tests.orchestrator.fake_registry as _fake
+    _fake.register()
+    import tests.faults.pause as _pause
+    _pause.install_from_env()
+except Exception as _exc:  # never break an unrelated interpreter
+    import sys as _sys
+    print(f"sitecustomize: fault set-up failed: {_exc}", file=_sys.stderr)
+"""
 
 _ROWS: list[dict[str, Any]] = []
 COLUMNS = ("tried", "recorded", "duplicates", "lost", "tracebacks")
@@ -39,6 +60,56 @@ def fault_log(request: pytest.FixtureRequest) -> Callable[..., None]:
                 f.write(json.dumps(row) + "\n")
 
     return record
+
+
+@pytest.fixture(scope="session")
+def fault_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory whose ``sitecustomize`` registers the fake workload and the injection
+    points (:mod:`tests.faults.pause`) in every Python process started from the tests."""
+    site = tmp_path_factory.mktemp("fault-site")
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return site
+
+
+@pytest.fixture
+def fault_env(fault_site: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of the processes a fault test starts, tagged (``LOWPREC_FAULT_TAG``)
+    so that whatever they leave running is found afterwards: the test fails, naming it, when
+    a tagged process outlives it by 30 s (it is killed then). This process's environment
+    carries the tag too while the test runs (Ray started in-process inherits it)."""
+    tag = uuid.uuid4().hex
+    pause_dir = tmp_path / "fault-points"
+    pause_dir.mkdir()
+    env = dict(os.environ)
+    parts = [str(fault_site), str(harness.REPO)]
+    parts += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update(
+        PYTHONPATH=os.pathsep.join(parts),
+        RAY_AUTH_MODE="disabled",
+        RAY_AIR_NEW_OUTPUT="0",
+        LOWPREC_FAULT_DIR=str(pause_dir),
+        LOWPREC_MLFLOW_WAIT_S="5",
+        **{harness.TAG: tag},
+    )
+    env.pop("LOWPREC_FAULT_PAUSE", None)
+    saved = os.environ.get(harness.TAG)
+    os.environ[harness.TAG] = tag
+    try:
+        yield env
+    finally:
+        if saved is None:
+            os.environ.pop(harness.TAG, None)
+        else:
+            os.environ[harness.TAG] = saved
+    strays = harness.strays_after(tag)
+    assert not strays, f"processes left running after the test (now killed): {strays}"
+
+
+@pytest.fixture
+def fault_rng(request: pytest.FixtureRequest) -> random.Random:
+    """The RNG of this test's injection points: the recorded seed (``FAULTS_SEED``, default
+    in :mod:`tests.faults.harness`) and the test's id; never tuned to pass."""
+    return harness.rng_for(request.node.nodeid)
 
 
 def table(rows: list[dict[str, Any]]) -> str:

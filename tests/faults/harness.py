@@ -1,0 +1,169 @@
+"""What the fault tests share: the sweep CLI in its own process group, stray-process checks,
+the recorded RNG of injection points, and the exactly-once audit of a sweep directory.
+
+Stray processes: every process a test starts (the sweep driver, Ray's GCS, raylet and workers,
+their helpers) inherits ``LOWPREC_FAULT_TAG=<uuid>`` from the environment; after the test, a
+scan of ``/proc/*/environ`` for that tag finds whatever it left behind.
+
+Injection points (``LOWPREC_FAULT_PAUSE``, read by :mod:`tests.faults.sitecustomize` in every
+process and by :mod:`tests.faults.driver`): ``row`` (a trial writing its row file), ``consolidate``
+(the driver writing ``trials.parquet``) and ``report`` (the driver writing the analysis report)
+pause there, with the temporary file half written, after creating ``$LOWPREC_FAULT_DIR/paused``;
+the test then sends its signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+TAG = "LOWPREC_FAULT_TAG"
+#: the recorded seed of every random injection point (override: FAULTS_SEED=N make faults)
+SEED = int(os.environ.get("FAULTS_SEED", "20261202"))
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def rng_for(nodeid: str) -> random.Random:
+    """The injection points' RNG of one test: seeded by the recorded seed and the test's id."""
+    return random.Random(f"{SEED}:{nodeid}")
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Processes (other than this one) whose environment carries ``TAG=tag``."""
+    needle = f"{TAG}={tag}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read():
+                    found.append(int(entry))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read().replace(b"\0", b" ").decode(errors="replace")
+        return f"{pid} {command[:120]}"
+    except OSError:
+        return str(pid)
+
+
+def strays_after(tag: str, grace_s: float = 30.0) -> list[str]:
+    """Wait up to ``grace_s`` for the tagged processes to end; those still there are killed
+    (they are this test's) and described."""
+    deadline = time.monotonic() + grace_s
+    while (left := tagged_pids(tag)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    described = [describe(pid) for pid in left]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return described
+
+
+def start(
+    args: list[str], cwd: Path, env: dict[str, str], driver: str | None = None
+) -> subprocess.Popen:
+    """``python -m orchestrator.sweep ARGS`` (or, with ``driver``, the pausing wrapper
+    :mod:`tests.faults.driver`) in its own process group, output captured."""
+    module = ["-m", "tests.faults.driver", driver] if driver else ["-m", "orchestrator.sweep"]
+    return subprocess.Popen(
+        [sys.executable, *module, *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_for(predicate: Any, proc: subprocess.Popen | None, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"ended (rc {proc.returncode}) before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def tracebacks(text: str) -> int:
+    return text.count("Traceback (most recent call last)")
+
+
+def row_files(sweep: Path) -> dict[str, tuple[int, int]]:
+    """trial id -> (inode, mtime_ns) of its row file: a rewritten row gets a new inode."""
+    directory = sweep / "trials"
+    if not directory.exists():
+        return {}
+    out = {}
+    for path in directory.glob("*.parquet"):
+        st = path.stat()
+        out[path.stem] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def audit(sweep: Path, expected: int) -> dict[str, Any]:
+    """Count each trial in trials.parquet, the predictions dataset and MLflow (one FINISHED
+    child run per trial): ``recorded`` (distinct trials in trials.parquet), ``duplicates`` (extra
+    rows, extra prediction partitions' rows, extra or unfinished child runs) and ``lost``
+    (expected trials missing anywhere)."""
+    from orchestrator import tracking
+
+    table = pq.read_table(sweep / "trials.parquet").to_pylist()
+    ids = [r["trial_id"] for r in table]
+    counts = Counter(ids)
+    duplicates = sum(n - 1 for n in counts.values())
+    ok_ids = {r["trial_id"] for r in table if r["status"] == "ok"}
+    lost = max(0, expected - len(counts))
+    problems: list[str] = []
+    predictions = sweep / "predictions"
+    if ok_ids:
+        pred = ds.dataset(predictions, format="parquet", partitioning="hive").to_table()
+        per_trial = Counter(pred.column("trial_id").to_pylist())
+        extra = {t: n for t, n in per_trial.items() if n != 10}  # the fake: 10 test examples
+        duplicates += sum(max(0, n - 10) for n in per_trial.values())
+        missing = ok_ids - set(per_trial)
+        lost += len(missing)
+        if extra or missing:
+            problems.append(f"predictions: rows per trial {extra}, missing {sorted(missing)}")
+    meta = json.loads((sweep / "sweep.json").read_text())
+    children = tracking.find_child_runs(
+        meta["tracking_uri"], meta["experiment_id"], meta["parent_run_id"]
+    )
+    names = Counter(c.info.run_name for c in children)
+    unfinished = [c.info.run_name for c in children if c.info.status != "FINISHED"]
+    duplicates += sum(n - 1 for n in names.values())
+    missing_runs = set(ids) - set(names)
+    lost += len(missing_runs)
+    if unfinished or missing_runs or len(names) != len(counts):
+        problems.append(
+            f"mlflow: unfinished {unfinished}, missing {sorted(missing_runs)}, {len(names)} "
+            f"child runs for {len(counts)} trials"
+        )
+    parent = tracking.client(meta["tracking_uri"]).get_run(meta["parent_run_id"])
+    return {
+        "recorded": len(counts),
+        "duplicates": duplicates,
+        "lost": lost,
+        "problems": problems,
+        "rows": table,
+        "parent_status": parent.info.status,
+        "unfinished": unfinished,
+    }
