@@ -31,9 +31,11 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import math
 import os
 import pickle
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -146,8 +148,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the suffix
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+            raw = _gunzip(raw, path)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataUnavailable(f"cannot read {path}: {err}; replace the file") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DataUnavailable(
@@ -159,13 +161,29 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < header:
         raise DataUnavailable(f"{path}: truncated IDX header; replace the file")
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python ints: a forged header cannot wrap around
     if len(raw) - header != expected:
         raise DataUnavailable(
             f"{path}: header says shape {shape} ({expected} bytes) but the file holds "
             f"{len(raw) - header} bytes of data; replace the file"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+#: most bytes a gzipped IDX file may expand to (MNIST's largest is 47 MB): a gzip bomb stops here
+MAX_IDX_BYTES = 1 << 30
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """``raw`` gunzipped, refusing more than :data:`MAX_IDX_BYTES` of output."""
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+        out = f.read(MAX_IDX_BYTES + 1)
+    if len(out) > MAX_IDX_BYTES:
+        raise DataUnavailable(
+            f"{path}: expands to more than {MAX_IDX_BYTES} bytes, more than any IDX data set; "
+            "replace the file"
+        )
+    return out
 
 
 def _find_idx_dir(name: str, data_dir: Path | None) -> tuple[Path, dict[str, Path]]:
@@ -322,8 +340,14 @@ def _unpickle_batch(
             f"{where}: a CIFAR batch needs the keys 'data' and {label_key.decode()!r}; "
             f"found {sorted(k.decode() if isinstance(k, bytes) else k for k in batch)}; replace it"
         )
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+    try:
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[label_key], dtype=np.int64)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise DataUnavailable(
+            f"{where}: 'data' or {label_key.decode()!r} is not an array of numbers ({err}); "
+            "replace it"
+        ) from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataUnavailable(
             f"{where}: 'data' is {data.dtype} {data.shape}; expected uint8 [n, 3072]; replace it"
@@ -332,7 +356,7 @@ def _unpickle_batch(
         labels.size and not 0 <= labels.min() <= labels.max() < classes
     ):
         raise DataUnavailable(
-            f"{where}: {labels.shape[0]} labels for {data.shape[0]} images or labels outside "
+            f"{where}: labels of shape {labels.shape} for {data.shape[0]} images or outside "
             f"0..{classes - 1}; replace it"
         )
     return data.reshape(-1, 3, 32, 32), labels
@@ -355,7 +379,10 @@ def load_cifar(name: str, data_dir: str | os.PathLike | None) -> ImageData:
     if all((root / dirname / m).is_file() for m in members):
         for m in members:
             path = root / dirname / m
-            raws[m] = (path.read_bytes(), str(path))
+            try:
+                raws[m] = (path.read_bytes(), str(path))
+            except OSError as err:
+                raise DataUnavailable(f"{name}: cannot read {path} ({err}); replace it") from err
     elif (root / archive).is_file():
         path = root / archive
         try:
