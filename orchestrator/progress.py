@@ -199,6 +199,7 @@ class SweepProgress(Callback):
         if self.first_start is None:
             self.first_start = now
             self.ended_before = len(self.outcomes)
+        self.label(trial)  # the run name, shown on its line from the start
         with self.lock:
             self.running[trial.trial_id] = {"fraction": 0.0, "where": "starting"}
         self.open()

@@ -589,7 +589,7 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
     print(f"results:  {outcome.sweep_uri}/trials.parquet", file=out)
     print(f"mlflow:   {tracking.ui_command(ui)}", file=out)
     if outcome.experiment_id is not None:
-        url = tracking.experiment_url(ui, outcome.experiment_id)
+        url = tracking.experiment_url(ui, outcome.experiment_id, sort=spec.primary_objective())
         print(f"          then open {url} (the runs table of experiment {spec.name})", file=out)
     if local is not None:
         print(f"analysis: python -m analysis.report {local}", file=out)

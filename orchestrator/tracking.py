@@ -28,6 +28,7 @@ import math
 import os
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +47,7 @@ FORMAT_KEYS = ("format", "bits", "frac_bits", "exp_bits", "block_size")
 #: outbox retries instead, without stalling the trial
 HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # an int: MLflow 3.17 parses it with int()
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
 }
 
@@ -182,11 +183,28 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     return experiment_id
 
 
-def experiment_url(tracking_uri: str, experiment_id: str, ui: str | None = None) -> str:
-    """The experiment's runs table in the MLflow UI: the server itself for an ``http(s)`` URI,
-    else ``ui`` (where ``mlflow ui`` listens, default ``http://127.0.0.1:5000``)."""
+def experiment_url(
+    tracking_uri: str,
+    experiment_id: str,
+    ui: str | None = None,
+    sort: tuple[str, str] | None = None,
+) -> str:
+    """The experiment's runs table in the MLflow UI: on the server itself for an ``http(s)``
+    URI, else on ``ui`` (where ``mlflow ui`` listens, default ``http://127.0.0.1:5000``).
+
+    MLflow 3.17.2's UI picks an experiment's landing page from its own GenAI / Model training
+    switch (kept per browser, GenAI until the user flips it), not from the experiment's kind
+    tag, so the URL names the runs tab and ``workflowType=machine_learning``; ``sort`` =
+    ``(metric, "min"|"max")`` orders the runs by that metric, which also lists the children
+    flat (the UI nests them under their parent, collapsed, only when sorted by date)."""
     base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
-    return f"{(base or 'http://127.0.0.1:5000').rstrip('/')}/#/experiments/{experiment_id}"
+    query = "workflowType=machine_learning"
+    if sort is not None:
+        metric, mode = sort
+        key = urllib.parse.quote(f"metrics.`{metric}`", safe="")
+        query += f"&orderByKey={key}&orderByAsc={'true' if mode == 'min' else 'false'}"
+    root = (base or "http://127.0.0.1:5000").rstrip("/")
+    return f"{root}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def ui_command(tracking_uri: str) -> str:

@@ -185,5 +185,9 @@ def test_experiment_url_and_ui_command() -> None:
     assert tracking.ui_command(uri) == (
         "mlflow ui --backend-store-uri sqlite:////tmp/m.db --host 127.0.0.1 --port 5000"
     )
-    assert tracking.experiment_url(uri, "3") == "http://127.0.0.1:5000/#/experiments/3"
-    assert tracking.experiment_url("http://head:5000/", "3") == "http://head:5000/#/experiments/3"
+    runs = "#/experiments/3/runs?workflowType=machine_learning"
+    assert tracking.experiment_url(uri, "3") == f"http://127.0.0.1:5000/{runs}"
+    assert tracking.experiment_url("http://head:5000/", "3") == f"http://head:5000/{runs}"
+    assert tracking.experiment_url(uri, "3", sort=("test_error", "min")).endswith(
+        f"{runs}&orderByKey=metrics.%60test_error%60&orderByAsc=true"
+    )

@@ -1,0 +1,106 @@
+"""One small real sweep run as a user runs it, on a pseudo-terminal, shared (cached for the test
+session) by the progress test (its live line) and the MLflow UI test (its SQLite store).
+
+The fake workload (tests/orchestrator/fake_workload.py), 4 trials, 2 at a time, each reporting
+3 times a second apart: the runs are named by the searched keys (weight format and lr)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SPEC = """\
+name: ui
+workload: fake
+objectives: {test_error: min}
+search: {max_concurrent: 2}
+fixed: {reports: 3, sleep_s: 1.0}
+space:
+  weight_format: {grid: ['fixed<8,3>', 'fixed<6,3>']}
+  lr: {grid: [0.1, 0.2]}
+"""
+#: the runs' names: the searched keys' values (orchestrator.tracking.run_name)
+NAMES = {f"{w} lr={lr}" for w in ("fixed<8,3>", "fixed<6,3>") for lr in (0.1, 0.2)}
+COLUMNS, ROWS = 150, 40
+
+
+@dataclass(frozen=True)
+class PtySweep:
+    directory: Path
+    output: str  # everything the terminal received (escape sequences included)
+    returncode: int
+    seconds: float
+
+    @property
+    def meta(self) -> dict:
+        return json.loads((self.directory / "results" / "ui" / "sweep.json").read_text())
+
+
+_CACHE: dict[str, PtySweep] = {}
+
+
+def run_on_pty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[str, int]:
+    """Run ``argv`` with a pseudo-terminal (COLUMNS x ROWS) as stdin/stdout/stderr; returns what
+    it wrote and its exit status."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        else:
+            proc.kill()
+        returncode = proc.wait(timeout=60)
+    finally:
+        os.close(master)
+    return b"".join(chunks).decode(errors="replace"), returncode
+
+
+def pty_sweep(fake_env: dict[str, str], root: Path) -> PtySweep:
+    """The sweep, run once per test session under ``root``."""
+    if "sweep" not in _CACHE:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "ui.yaml").write_text(textwrap.dedent(SPEC))
+        env = {
+            **fake_env,
+            "RAY_AIR_NEW_OUTPUT": "0",
+            "TERM": "xterm-256color",
+            "COLUMNS": str(COLUMNS),
+            "LINES": str(ROWS),
+            "LOWPREC_PROGRESS": "",  # the terminal decides
+        }
+        began = time.monotonic()
+        output, code = run_on_pty(
+            [sys.executable, "-m", "orchestrator.sweep", "ui.yaml", "--max-concurrent", "2"],
+            root,
+            env,
+            timeout=400,
+        )
+        _CACHE["sweep"] = PtySweep(root, output, code, time.monotonic() - began)
+    return _CACHE["sweep"]
