@@ -29,7 +29,7 @@ import os
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,6 +127,25 @@ def retry(fn: Callable[[], T], attempts: int = 8, first_wait: float = 0.2) -> T:
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def _first_use_lock(tracking_uri: str) -> Iterator[None]:
+    """For a SQLite store, an exclusive ``flock`` on ``.<db>.init-lock`` beside it while a client
+    is first made: MLflow creates and migrates the tables then, and two processes doing so at
+    once fail ("duplicate column name"). Other stores: nothing."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(tracking_uri[len("sqlite:///") :])
+    fd = os.open(db.parent / f".{db.name}.init-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def client(tracking_uri: str) -> Any:
     """An ``MlflowClient`` on ``tracking_uri`` (MLflow imported lazily: it is slow to import)."""
     from mlflow.tracking import MlflowClient
@@ -153,7 +172,8 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     """The id of experiment ``name``, created (with its database) when missing, and tagged as a
     model-training experiment (:data:`EXPERIMENT_KIND_TAG`) whether new or found."""
     prepare_sqlite(tracking_uri)
-    mlflow = client(tracking_uri)
+    with _first_use_lock(tracking_uri):  # two sweeps making one new database: one at a time
+        mlflow = client(tracking_uri)
     try:
         experiment = retry(lambda: mlflow.get_experiment_by_name(name), attempts=3)
     except Exception as exc:
