@@ -391,8 +391,9 @@ class TrialTracker:
     earlier attempt's unsent writes are picked up from.
     """
 
-    #: seconds ``start`` waits for the child run's id; ``finish`` for the last writes
-    START_WAIT_S = 15.0
+    #: seconds ``start`` waits for the child run's id (a server away: the trial goes on and its
+    #: row takes the id when it ends); ``finish`` waits for the last writes
+    START_WAIT_S = 2.0
     FINISH_WAIT_S = 5.0
 
     def __init__(

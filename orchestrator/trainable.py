@@ -140,7 +140,7 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         status=result.status,
         error=result.error,
         trial_id=trial_id,
-        mlflow_run_id=run_id,
+        mlflow_run_id=tracker.run_id or run_id,  # known by now even if the start was slow
         sweep_id=sweep.sweep_id,
         git_commit=sweep.git_commit,
         node=node,
