@@ -88,6 +88,40 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise TrialConfigError(str(exc)) from exc
 
 
+def trial_spec(raw: Mapping[str, Any]) -> Any:
+    """``workloads.trialspec.TrialSpec.from_config(raw)``, built once per trial; its
+    ``ValueError`` becomes ``TrialConfigError``."""
+    from workloads.trialspec import TrialSpec
+
+    try:
+        return TrialSpec.from_config(dict(raw))
+    except TrialConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise TrialConfigError(str(exc)) from exc
+
+
+def resolve_kernels(mode: str, device: torch.device) -> str:
+    """The code path that runs: ``lowprec.kernels.resolve(mode, device)`` ("fused" or
+    "eager"); ``TrialConfigError`` when ``fused`` is asked for and cannot run here."""
+    try:
+        from lowprec.kernels import resolve as resolve_mode
+    except ImportError:  # no kernels package: the eager reference runs
+        return "eager"
+    try:
+        return resolve_mode(mode, device)
+    except ValueError as exc:
+        raise TrialConfigError(str(exc)) from exc
+
+
+def ignored_keys(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The keys set in ``raw`` (not None) that have no effect on its trial, with the reason."""
+    from workloads.keys import irrelevant_keys, with_defaults
+
+    why = irrelevant_keys(with_defaults(resolve(raw)))
+    return {k: why[k] for k in raw if raw[k] is not None and k in why}
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when ``torch.cuda.is_available()``, else cpu; ``cuda`` must exist."""
     if name == "auto":
@@ -193,11 +227,13 @@ def run_trial(
     while the workload starts; any other exception of the workload is caught and returned as
     status ``failed`` (``result.exception`` holds it for callers that retry).
     """
-    config = resolve(raw)
-    device = resolve_device(config["device"])
+    trial = trial_spec(raw)
+    config = dict(trial.resolved)
+    device = resolve_device(trial.device)
+    kernels = resolve_kernels(trial.sampler.kernels, device)
     generator = torch.Generator(device=device)
-    generator.manual_seed(int(config["seed"]))
-    module = get_workload(config["workload"])
+    generator.manual_seed(trial.seed)
+    module = get_workload(trial.workload)
     ctx = TrialContext(generator=generator, device=device, restored=restored)
     if report is not None:
         ctx.report = report
@@ -205,7 +241,7 @@ def run_trial(
     result = TrialResult(config=config, status="ok")
     start = time.perf_counter()
     try:
-        out = module.run(config, ctx)
+        out = module.run(trial, ctx)
     except DataUnavailable:
         raise
     except Diverged as exc:
@@ -222,7 +258,10 @@ def run_trial(
         result.labels, result.probs, result.samples = out.labels, out.probs, out.samples
     wall_s = time.perf_counter() - start
     result.metrics.update(
-        wall_s=wall_s, bits=weight_bits(config), diverged=result.status == "diverged"
+        wall_s=wall_s,
+        bits=format_word_bits(trial.precision.weight),
+        diverged=result.status == "diverged",
+        kernels=kernels,
     )
     return result
 
@@ -246,23 +285,26 @@ def _progress(metrics: Mapping[str, Any], state: dict[str, Any] | None = None) -
 USAGE = """usage: python -m orchestrator.trial key=value [key=value ...]
 
 Runs one trial in this process (no Ray) with the keys of a search-space file; values are YAML
-scalars (lr=0.002, weight_format='fixed<8,3>', prior_std=null). Progress goes to stderr, the
-metrics as one JSON object to the last line of stdout. `python -m orchestrator.trial --keys
-workload=NAME` lists the keys of a workload.
+scalars (lr=0.002, weight_format='fixed<8,3>', prior_std=null); every key not given takes the
+workload's default (`workload=mnist_mlp` alone runs the README's MNIST settings). Progress goes
+to stderr, the metrics as one JSON object to the last line of stdout. `--keys` lists the
+workloads; `--keys workload=NAME` lists a workload's keys with its defaults and when each has
+an effect (a key without effect on the trial is ignored, with a note on stderr).
 Exit status: 0 ok or diverged, 1 failed, 2 bad keys/values or missing data."""
 
 
 def _list_keys(raw: Mapping[str, Any]) -> int:
-    from workloads.keys import keys_for
+    from workloads.keysdoc import render_text, render_workloads
 
     name = raw.get("workload")
+    if name is None:
+        print(render_workloads())
+        return 0
     try:
-        keys = keys_for(str(name))
+        print(render_text(str(name)))
     except ValueError as exc:
         print(f"error: key 'workload': {exc}", file=sys.stderr)
         return 2
-    for key_name, key in sorted(keys.items()):
-        print(f"{key_name:18s} {key.type.__name__:5s} default={key.default!r:14s} {key.help}")
     return 0
 
 
@@ -277,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw = parse_assignments(args[1:] if list_keys else args)
         if list_keys:
             return _list_keys(raw)
+        for key, why in ignored_keys(raw).items():
+            print(f"note: key {key!r} has no effect: {why}", file=sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON line
             result = run_trial(raw, report=_progress)
     except (TrialConfigError, DataUnavailable) as exc:

@@ -37,6 +37,7 @@ from workloads.trialspec import TrialSpec
 
 
 def _multivariate(c: Any) -> str | None:
+    """Has an effect with: dim > 1."""
     return None if c["dim"] > 1 else "dim is 1: the target is N(0, 1)"
 
 

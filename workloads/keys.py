@@ -145,16 +145,19 @@ def _sghmc(what: str) -> Rule:
     def rule(c: Mapping[str, Any]) -> str | None:
         return None if c["sampler"] == "sghmc" else f"sampler {c['sampler']} has no {what}"
 
+    rule.__doc__ = "Has an effect with: sampler sghmc."
     return rule
 
 
 def _vc_mode(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: sampler sghmc with accumulator vc."""
     if c["sampler"] != "sghmc":
         return f"sampler {c['sampler']} has no momentum"
     return None if c["accumulator"] == "vc" else f"accumulator is {c['accumulator']}, not vc"
 
 
 def _momentum_rescale(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: sampler sghmc with accumulator low or vc."""
     if c["sampler"] != "sghmc":
         return f"sampler {c['sampler']} has no momentum"
     if c["accumulator"] == "full":
@@ -163,28 +166,33 @@ def _momentum_rescale(c: Mapping[str, Any]) -> str | None:
 
 
 def _temperature(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: samplers that add noise (not sgd, svrg, halp)."""
     if c["sampler"] in ("sgd", "svrg", "halp"):
         return f"sampler {c['sampler']} is an optimiser: it adds no noise"
     return None
 
 
 def _prior(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: workloads with a prior (not the synthetic targets)."""
     if getattr(_module(c), "HAS_PRIOR", True):
         return None
     return f"workload {c['workload']} defines the whole potential U (no prior)"
 
 
 def _cyclical(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: schedule cyclical."""
     return None if c["schedule"] == "cyclical" else f"schedule is {c['schedule']}, not cyclical"
 
 
 def _collection(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: samplers that collect samples (not logreg's optimisers)."""
     if not _collects_samples(c):
         return f"sampler {c['sampler']} is an optimiser: its ensemble is its final iterate"
     return None
 
 
 def _burn_in_thin(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: schedules other than cyclical, samplers that collect samples."""
     if c["schedule"] == "cyclical":
         return "schedule cyclical collects at its cycles' sample points"
     return _collection(c)
@@ -195,10 +203,12 @@ def _run_length(name: str) -> Rule:
         counted = run_length_key(c["workload"])
         return None if counted == name else f"workload {c['workload']} counts {counted}"
 
+    rule.__doc__ = f"Has an effect with: workloads that count {name}."
     return rule
 
 
 def _minibatches(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: workloads that draw minibatches."""
     if getattr(_module(c), "MINIBATCHES", True):
         return None
     return f"workload {c['workload']} draws no minibatches"
@@ -212,6 +222,11 @@ def _has_kind(letter: str, what: str) -> Rule:
             return f"sampler {c['sampler']} has no momentum"
         return f"workload {c['workload']} has no {what}"
 
+    rule.__doc__ = (
+        "Has an effect with: sampler sghmc."
+        if letter == "M"
+        else f"Has an effect with: workloads with {what} (networks)."
+    )
     return rule
 
 
@@ -246,6 +261,7 @@ def family(c: Mapping[str, Any]) -> str | None:
 
 
 def _format(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: a kind in tensors that the trial has and no *_format overrides."""
     if format_takers(c):
         return None
     tensors = "".join(k for k in tensor_kinds(c) if k in (c.get("tensors") or ""))
@@ -255,6 +271,7 @@ def _format(c: Mapping[str, Any]) -> str | None:
 
 
 def _bits(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: format is a family fixed, block or float (and has an effect)."""
     why = _format(c)
     if why is not None:
         return f"format has no effect: {why}"
@@ -274,10 +291,12 @@ def _family_key(name: str) -> Rule:
         fam = family(c)
         return None if fam == FAMILY_KEYS[name] else f"format is {fam}, not {FAMILY_KEYS[name]}"
 
+    rule.__doc__ = f"Has an effect with: format family {FAMILY_KEYS[name]}."
     return rule
 
 
 def _tensors(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: format has an effect and is not fp32 (or M follows low weights)."""
     if all(c.get(KIND_KEYS[k]) is not None for k in tensor_kinds(c)):
         return "every tensor kind is overridden by its *_format key"
     if not format_takers(c):  # tensors itself leaves format without effect: it decides
@@ -292,6 +311,7 @@ def _tensors(c: Mapping[str, Any]) -> str | None:
 
 
 def _rounding(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: some tensor kind is not fp32."""
     if any(not f.is_identity for f in _formats(c).values()):
         return None
     return "every tensor kind is fp32: nothing is rounded"

@@ -57,12 +57,14 @@ HAS_PRIOR = True
 
 
 def _variance_reduced(c: Any) -> str | None:
+    """Has an effect with: sampler svrg or halp."""
     if c["sampler"] in VARIANCE_REDUCED:
         return None
     return f"sampler {c['sampler']} has no epochs of inner steps (only svrg, halp)"
 
 
 def _halp(c: Any) -> str | None:
+    """Has an effect with: sampler halp."""
     return None if c["sampler"] == "halp" else f"sampler {c['sampler']} is not halp"
 
 

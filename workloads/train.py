@@ -54,12 +54,14 @@ HAS_PRIOR = True
 
 
 def _reads_files(c: Any) -> str | None:
+    """Has an effect with: a dataset read from files (not mnist5k), or ood."""
     if c["dataset"] != "mnist5k" or c.get("ood"):
         return None
     return "dataset mnist5k is bundled (no files to read)"
 
 
 def _cyclical(c: Any) -> str | None:
+    """Has an effect with: schedule cyclical."""
     return None if c["schedule"] == "cyclical" else f"schedule is {c['schedule']}, not cyclical"
 
 
