@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from workloads.keys import COMMON_KEYS
+from analysis.calibration import classification_metrics
 
 #: trial statuses the orchestrator writes; only ``ok`` trials can be on a front
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
@@ -42,6 +42,48 @@ NOT_CONFIGURATION: frozenset[str] = frozenset({"seed", "device"})
 
 #: columns, in order of preference, that give the order in which trials started
 START_TIME_COLUMNS: tuple[str, ...] = ("start_time", "started_at", "timestamp")
+
+#: the names of ``workloads.keys.COMMON_KEYS`` (analysis imports neither workloads nor torch;
+#: tests/analysis/test_imports.py holds this list to the key table)
+COMMON_KEY_NAMES: frozenset[str] = frozenset(
+    [
+        "workload",
+        "sampler",
+        "seed",
+        "device",
+        "kernels",
+        "variant",
+        "format",
+        "bits",
+        "frac_bits",
+        "exp_bits",
+        "block_size",
+        "tensors",
+        "weight_format",
+        "grad_format",
+        "act_format",
+        "error_format",
+        "momentum_format",
+        "accumulator",
+        "rounding",
+        "vc_mode",
+        "momentum_rescale",
+        "lr",
+        "schedule",
+        "cycles",
+        "explore_fraction",
+        "temperature",
+        "friction",
+        "inverse_mass",
+        "prior_std",
+        "steps",
+        "epochs",
+        "batch_size",
+        "burn_in",
+        "thin",
+        "num_samples",
+    ]
+)
 
 #: format families, as derived by :func:`format_family`
 FAMILIES: tuple[str, ...] = ("fixed", "block", "float", "fp32")
@@ -168,7 +210,7 @@ def config_keys(trials: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
     searches (a workload's own keys); ``seed`` and ``device`` are excluded, so that grouping by
     these columns pools a configuration's seeds.
     """
-    names = set(COMMON_KEYS) | set(spec.get("fixed") or {}) | set(spec.get("space") or {})
+    names = set(COMMON_KEY_NAMES) | set(spec.get("fixed") or {}) | set(spec.get("space") or {})
     names |= {"workload"}
     return [c for c in trials.columns if c in names and c not in NOT_CONFIGURATION]
 
@@ -263,19 +305,19 @@ def load_samples(results_dir: str | Path, trial_id: str) -> np.ndarray:
 
 
 def recompute_metrics(results_dir: str | Path, trial_id: str) -> dict[str, float]:
-    """A trial's metrics recomputed from its stored files, with ``lowprec.metrics``'s
-    definitions (ALGORITHMS.md §8): from predictions ``test_error``, ``test_nll``, ``test_ece``
-    (15 bins) and ``test_brier`` of the ensemble; from samples the ``mean`` and ``std`` of all
-    values pooled. ``FileNotFoundError`` when the trial stored neither."""
-    from lowprec import metrics
-
+    """A trial's metrics recomputed from its stored files, with the trials' definitions
+    (ALGORITHMS.md §8; :mod:`analysis.calibration`): from predictions ``test_error``,
+    ``test_nll``, ``test_ece`` (15 bins) and ``test_brier`` of the ensemble; from samples the
+    ``mean`` and ``std`` of all finite values pooled. ``FileNotFoundError`` when the trial
+    stored neither."""
     folder = Path(results_dir)
     if (folder / "predictions" / f"trial_id={trial_id}").is_dir():
         labels, probs = load_predictions(folder, trial_id)
-        return metrics.classification_metrics(probs, labels, prefix="test_")
+        return classification_metrics(probs, labels, prefix="test_")
     if (folder / "samples" / f"trial_id={trial_id}").is_dir():
-        x = load_samples(folder, trial_id)
-        return {"mean": metrics.mean(x), "std": metrics.std(x)}
+        x = np.asarray(load_samples(folder, trial_id), dtype=np.float64)
+        x = x[np.isfinite(x)]
+        return {"mean": float(x.mean()), "std": float(x.std())}
     raise FileNotFoundError(f"{folder}: trial {trial_id!r} stored neither predictions nor samples")
 
 
