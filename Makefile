@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Optional Debian packages: Chromium (the report's browser test) and Fashion-MNIST (OOD checks).
+# Optional Debian packages: Chromium (the report's browser test), Fashion-MNIST (OOD checks) and
+# PostgreSQL (the cluster's tracking server, tests/orchestrator/test_postgres_tracking.py).
 # Tests that need them skip cleanly without them; CI installs them.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  dpkg -s chromium dataset-fashion-mnist >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; }; \
-	else echo "system-deps: not root or no apt-get; skipping (browser and Fashion-MNIST tests will skip)"; fi
+	  dpkg -s chromium dataset-fashion-mnist postgresql >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }; \
+	else echo "system-deps: not root or no apt-get; skipping (browser, Fashion-MNIST and PostgreSQL tests will skip)"; fi
 
 test: install
 	$(BIN)/python -m pytest
@@ -48,6 +49,8 @@ bench: install
 	$(BIN)/python -m bench.quantize
 	$(BIN)/python -m bench.step
 	$(BIN)/python -m bench.resnet
+	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.scale
 
 # Every injected fault and bad input (tests/faults), then the README's "Reliability" table.
 FAULTS_LOG ?= results/faults.jsonl
