@@ -172,7 +172,7 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
     outcome.sent_files, outcome.left_files, created = replay_pending(
         store, mlflow, final_only=False
     )
-    fill_run_ids(store, created)
+    filled = fill_run_ids(store, created)
     if outcome.left_files:
         return outcome
 
@@ -207,8 +207,8 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
         tracking.retry(lambda t=tracker: mlflow.set_tag(t.run_id, "backfilled", "true"))
         made[trial_id] = str(tracker.run_id)
         outcome.created += 1
-    fill_run_ids(store, made)
-    if made:
+    filled += fill_run_ids(store, made)
+    if filled:  # trials.parquet names every trial's run
         store.consolidate()
     return outcome
 

@@ -67,9 +67,12 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
         if found:
             run_id = found[0].info.run_id
             client.update_run(run_id, status="RUNNING")
-            return run_id
-        run = client.create_run(op["experiment_id"], run_name=op["name"], tags=op["tags"])
-        run_id = run.info.run_id
+            if found[0].data.params:
+                return run_id
+            # made by an attempt the server dropped half-way: finish what it began
+        else:
+            run = client.create_run(op["experiment_id"], run_name=op["name"], tags=op["tags"])
+            run_id = run.info.run_id
         params = [Param(k, str(v)) for k, v in sorted(op["params"].items())]
         for i in range(0, len(params), 100):
             client.log_batch(run_id, params=params[i : i + 100])
@@ -272,29 +275,33 @@ def replay_pending(
     return done, left, created
 
 
-def fill_run_ids(store: Any, created: Mapping[str, str]) -> None:
+def fill_run_ids(store: Any, created: Mapping[str, str]) -> int:
     """Rows written while the server was away have no ``mlflow_run_id``: fill it in from the
-    runs the catch-up created (trial id -> run id)."""
+    runs the catch-up created (trial id -> run id). Returns how many rows changed."""
+    filled = 0
     for trial_id, run_id in created.items():
         row = store.read_trial_row(trial_id)
         if row is not None and not row.get("mlflow_run_id"):
             row["mlflow_run_id"] = run_id
             store.write_trial_row(row)
+            filled += 1
+    return filled
 
 
-def catch_up(store: Any, make_client: Callable[[], Any], wait_s: float) -> int:
+def catch_up(store: Any, make_client: Callable[[], Any], wait_s: float) -> tuple[int, int]:
     """The driver at the end of a sweep: replay every saved file (ended trials, the parent's),
-    trying again for up to ``wait_s`` seconds while the server is away. Returns how many files
-    are still unsent (0: MLflow holds everything)."""
+    trying again for up to ``wait_s`` seconds while the server is away. Returns (files still
+    unsent (0: MLflow holds everything), rows whose ``mlflow_run_id`` was filled in)."""
     deadline = time.monotonic() + wait_s
+    filled = 0
     while True:
         if not pending_keys(store):
-            return 0
+            return 0, filled
         try:
             _, left, created = replay_pending(store, make_client(), final_only=False)
-            fill_run_ids(store, created)
+            filled += fill_run_ids(store, created)
         except Exception:
             left = len(pending_keys(store))
         if left == 0 or time.monotonic() >= deadline:
-            return left
+            return left, filled
         time.sleep(min(RETRY_EVERY_S, max(deadline - time.monotonic(), 0.0)))

@@ -392,7 +392,9 @@ def _mlflow_catch_up(outcome: SweepOutcome, store: ResultsStore, err: TextIO) ->
 
     uri = outcome.tracking_uri or ""
     wait_s = float(os.environ.get("LOWPREC_MLFLOW_WAIT_S", "60"))
-    left = catch_up(store, lambda: tracking.client(uri), wait_s)
+    left, filled = catch_up(store, lambda: tracking.client(uri), wait_s)
+    if filled:  # rows written while the server was away now name their runs
+        outcome.table = store.consolidate()
     if not left:
         return
     keys = pending_keys(store)
