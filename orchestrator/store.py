@@ -183,10 +183,13 @@ class ResultsStore:
         """The trial's row; None when it has none, or when its file cannot be read (damaged:
         never read back; :meth:`repair` sets it aside)."""
         try:
-            table = self.read_table(f"trials/{trial_id}.parquet")
-        except (OSError, pa.ArrowInvalid):
+            with self.fs.open_input_file(self.join("trials", f"{trial_id}.parquet")) as stream:
+                # one small file: ParquetFile.read, without read_table's dataset discovery
+                # (2-4x faster; consolidating 10,000 rows reads 10,000 files: bench.scale)
+                table = pq.ParquetFile(stream).read(use_threads=False)
+        except (OSError, pa.ArrowInvalid):  # missing (FileNotFoundError) or damaged
             return None
-        return None if table is None or table.num_rows == 0 else table.to_pylist()[-1]
+        return None if table.num_rows == 0 else table.to_pylist()[-1]
 
     def trial_row_ids(self) -> list[str]:
         """Trial ids with a row file."""
@@ -298,9 +301,10 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     ints mixed with floats become float64.
     """
     rows = [{k: _plain(v) for k, v in row.items()} for row in rows]
-    names: list[str] = []
+    seen: dict[str, None] = {}  # ordered set: first appearance order, O(1) membership
     for row in rows:
-        names.extend(k for k in row if k not in names)
+        seen.update(dict.fromkeys(row))
+    names = list(seen)
     ordered = [c for c in ID_COLUMNS if c in names] + sorted(
         c for c in names if c not in ID_COLUMNS
     )
