@@ -80,16 +80,38 @@ def strays_after(tag: str, grace_s: float = 30.0) -> list[str]:
 
 
 def start(
-    args: list[str], cwd: Path, env: dict[str, str], driver: str | None = None
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    driver: bool = False,
+    log: Path | None = None,
 ) -> subprocess.Popen:
-    """``python -m orchestrator.sweep ARGS`` (or, with ``driver``, the pausing wrapper
-    :mod:`tests.faults.driver`) in its own process group, output captured."""
-    module = ["-m", "tests.faults.driver", driver] if driver else ["-m", "orchestrator.sweep"]
-    return subprocess.Popen(
-        [sys.executable, *module, *args],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    """``python -m orchestrator.sweep ARGS`` (``driver``: through :mod:`tests.faults.driver`,
+    which adds the ``report`` pause point) in its own process group. Output: captured (read it
+    with ``communicate``), or with ``log`` into ``LOG.out`` / ``LOG.err`` (read by
+    :func:`output`), for a process that runs while the test waits on something else."""
+    module = "tests.faults.driver" if driver else "orchestrator.sweep"
+    if log is None:
+        streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    else:
+        streams = {
+            "stdout": open(f"{log}.out", "w"),  # noqa: SIM115 (the child holds them)
+            "stderr": open(f"{log}.err", "w"),  # noqa: SIM115
+        }
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=cwd, env=env, text=True, start_new_session=True, **streams,
+        )  # fmt: skip
+    finally:
+        if log is not None:
+            streams["stdout"].close()
+            streams["stderr"].close()
+
+
+def output(log: Path) -> tuple[str, str]:
+    """``(stdout, stderr)`` of a process started with ``log``."""
+    return Path(f"{log}.out").read_text(), Path(f"{log}.err").read_text()
 
 
 def wait_for(predicate: Any, proc: subprocess.Popen | None, timeout: float, what: str) -> None:
@@ -120,10 +142,10 @@ def row_files(sweep: Path) -> dict[str, tuple[int, int]]:
 
 
 def audit(sweep: Path, expected: int) -> dict[str, Any]:
-    """Count each trial in trials.parquet, the predictions dataset and MLflow (one FINISHED
-    child run per trial): ``recorded`` (distinct trials in trials.parquet), ``duplicates`` (extra
-    rows, extra prediction partitions' rows, extra or unfinished child runs) and ``lost``
-    (expected trials missing anywhere)."""
+    """Count each trial in trials.parquet, the predictions dataset and MLflow (one ended child
+    run per trial: FINISHED, or FAILED for a failed trial): ``recorded`` (distinct trials in
+    trials.parquet), ``duplicates`` (extra rows, extra prediction rows, extra child runs) and
+    ``lost`` (expected trials missing anywhere); ``problems`` says what is wrong."""
     from orchestrator import tracking
 
     table = pq.read_table(sweep / "trials.parquet").to_pylist()
@@ -147,15 +169,22 @@ def audit(sweep: Path, expected: int) -> dict[str, Any]:
     children = tracking.find_child_runs(
         meta["tracking_uri"], meta["experiment_id"], meta["parent_run_id"]
     )
-    names = Counter(c.info.run_name for c in children)
-    unfinished = [c.info.run_name for c in children if c.info.status != "FINISHED"]
-    duplicates += sum(n - 1 for n in names.values())
-    missing_runs = set(ids) - set(names)
+    # a child run per trial (its tag trial_id), none left over, each ended as its trial did:
+    # FINISHED (ok, diverged) or FAILED (failed); never left RUNNING
+    by_trial = Counter(c.data.tags.get("trial_id") for c in children)
+    want = {r["trial_id"]: "FAILED" if r["status"] == "failed" else "FINISHED" for r in table}
+    unfinished = [
+        f"{c.data.tags.get('trial_id')}: {c.info.status}"
+        for c in children
+        if c.info.status != want.get(c.data.tags.get("trial_id"), "FINISHED")
+    ]
+    duplicates += sum(n - 1 for n in by_trial.values()) + len(set(by_trial) - set(counts))
+    missing_runs = set(counts) - set(by_trial)
     lost += len(missing_runs)
-    if unfinished or missing_runs or len(names) != len(counts):
+    if unfinished or missing_runs or len(children) != len(counts):
         problems.append(
-            f"mlflow: unfinished {unfinished}, missing {sorted(missing_runs)}, {len(names)} "
-            f"child runs for {len(counts)} trials"
+            f"mlflow: not ended as their trial {unfinished}, trials without a child run "
+            f"{sorted(missing_runs)}, {len(children)} child runs for {len(counts)} trials"
         )
     parent = tracking.client(meta["tracking_uri"]).get_run(meta["parent_run_id"])
     return {
