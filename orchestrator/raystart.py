@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -81,18 +82,29 @@ def probe(address: str, timeout_s: float = TIMEOUT_S) -> None:
 
 
 def start(
-    init: Callable[..., Any], shutdown: Callable[[], None], address: str | None, **kwargs: Any
+    init: Callable[..., Any],
+    shutdown: Callable[[], None],
+    address: str | None,
+    attempts: int = 2,
+    **kwargs: Any,
 ) -> None:
     """``init(address=..., **kwargs)`` (``ray.init``) after :func:`probe`; any failure ->
-    ``shutdown()`` (what it had started goes) and :class:`RayStartError` in one line."""
+    ``shutdown()`` (what it had started goes) and :class:`RayStartError` in one line. A local
+    start that timed out (Ray gives its raylet 30 s, which a loaded machine can miss) is tried
+    again, ``attempts`` times in all, saying so on stderr."""
     if address:
         probe(address)
-    try:
-        init(address=address, **kwargs) if address else init(**kwargs)
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            shutdown()
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        detail = lines[0] if lines else type(exc).__name__
-        where = f"join {address}" if address else "start a local Ray"
-        raise RayStartError(f"Ray: could not {where}: {type(exc).__name__}: {detail}") from None
+    for attempt in range(1, attempts + 1):
+        try:
+            init(address=address, **kwargs) if address else init(**kwargs)
+            return
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                shutdown()
+            lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+            detail = lines[0] if lines else type(exc).__name__
+            if not address and "timed out during startup" in detail and attempt < attempts:
+                print(f"Ray: the local start timed out ({detail}); trying again", file=sys.stderr)
+                continue
+            where = f"join {address}" if address else "start a local Ray"
+            raise RayStartError(f"Ray: could not {where}: {type(exc).__name__}: {detail}") from None

@@ -114,11 +114,19 @@ def output(log: Path) -> tuple[str, str]:
     return Path(f"{log}.out").read_text(), Path(f"{log}.err").read_text()
 
 
-def wait_for(predicate: Any, proc: subprocess.Popen | None, timeout: float, what: str) -> None:
+def wait_for(
+    predicate: Any,
+    proc: subprocess.Popen | None,
+    timeout: float,
+    what: str,
+    log: Path | None = None,
+) -> None:
+    """Poll ``predicate`` until true; fail (with the process's output) if ``proc`` ends first
+    or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
+            out, err = output(log) if log is not None else proc.communicate()
             raise AssertionError(f"ended (rc {proc.returncode}) before {what}:\n{out}\n{err}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,159 @@
+"""Fault 3 (and 4 inside a sweep): the driver stopped by SIGINT, and its process group killed by
+SIGKILL, at several moments, each followed by ``--resume``, until the sweep ends.
+
+One sweep of 6 trials goes through seven stops, in this order:
+
+====================  ========  ===========================================================
+moment                signal    how the moment is reached
+====================  ========  ===========================================================
+mid-trials            SIGINT    after 1 or 2 more rows landed, then U(0, 0.8) s
+mid-trials            SIGKILL   after 1 more row landed, then U(0, 0.8) s
+a trial's row write   SIGKILL   the trials pause with their row file half written
+consolidation         SIGINT    the driver pauses with trials.parquet half written
+consolidation         SIGKILL   the same
+the report            SIGINT    the driver pauses inside the analysis report
+the report            SIGKILL   the same
+====================  ========  ===========================================================
+
+(random draws: the recorded RNG). After each: the exit status is 130 (SIGINT) or the kill; a
+SIGINT leaves no MLflow child run RUNNING; no trial whose row said ``ok`` ran again (its row
+file is never rewritten); a half-written file is never read and the next run says it removed
+it. At the end: every trial exactly once in trials.parquet, the predictions dataset and MLflow
+(one FINISHED child run per trial), the parent run FINISHED, no process left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import tracking
+from tests.faults import harness
+from tests.orchestrator.helpers import write_spec
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+TRIALS = 6
+SPEC = """\
+name: stopped
+workload: fake
+objectives: {test_error: min}
+search: {max_concurrent: 2}
+resources: {cpu: 0.5}
+fixed: {reports: 3, sleep_s: 0.4}
+space:
+  lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}
+"""
+STAGES = [
+    ("mid-trials", signal.SIGINT),
+    ("mid-trials", signal.SIGKILL),
+    ("row", signal.SIGKILL),
+    ("consolidate", signal.SIGINT),
+    ("consolidate", signal.SIGKILL),
+    ("report", signal.SIGINT),
+    ("report", signal.SIGKILL),
+]
+
+
+def _running_children(sweep: Path) -> list[str]:
+    import json
+
+    meta = json.loads((sweep / "sweep.json").read_text())
+    children = tracking.find_child_runs(
+        meta["tracking_uri"], meta["experiment_id"], meta["parent_run_id"]
+    )
+    return [c.data.tags.get("trial_id", c.info.run_name) for c in children
+            if c.info.status == "RUNNING"]  # fmt: skip
+
+
+def _ok_rows(sweep: Path) -> dict[str, tuple[int, int]]:
+    """Row files (inode, mtime) of trials whose row says ok."""
+    import pyarrow.parquet as pq
+
+    files = harness.row_files(sweep)
+    return {
+        t: v
+        for t, v in files.items()
+        if pq.read_table(sweep / "trials" / f"{t}.parquet").column("status")[0].as_py() == "ok"
+    }
+
+
+def test_driver_stopped_at_random_moments_then_resumed(
+    fault_env: dict[str, str], tmp_path: Path, fault_rng, fault_log
+) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    sweep = tmp_path / "results" / "stopped"
+    paused = Path(fault_env["LOWPREC_FAULT_DIR"]) / "paused"
+    finished: dict[str, tuple[int, int]] = {}  # ok rows so far: never rewritten
+    said_removed = tracebacks = 0
+    notes = []
+    for index, (moment, sig) in enumerate(STAGES):
+        env = dict(fault_env)
+        if moment != "mid-trials":
+            env["LOWPREC_FAULT_PAUSE"] = moment
+        paused.unlink(missing_ok=True)
+        log = tmp_path / f"run{index}"
+        args = [str(spec), *(["--resume"] if index else [])]
+        proc = harness.start(args, tmp_path, env, driver=True, log=log)
+        before = len(harness.row_files(sweep))
+        if moment == "mid-trials":
+            more = fault_rng.randint(1, 2) if sig == signal.SIGINT else 1
+            harness.wait_for(
+                lambda b=before, m=more: len(harness.row_files(sweep)) >= b + m,
+                proc, 300, f"{more} more row(s)", log,
+            )  # fmt: skip
+            time.sleep(fault_rng.uniform(0.0, 0.8))
+        else:
+            harness.wait_for(paused.exists, proc, 300, f"the pause at {moment}", log)
+        assert proc.poll() is None, harness.output(log)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=180)
+        out, err = harness.output(log)
+        tracebacks += harness.tracebacks(out + err)
+        said_removed += "unfinished write" in err
+        expected = 130 if sig == signal.SIGINT else -signal.SIGKILL
+        assert proc.returncode == expected, (moment, sig, proc.returncode, out, err)
+        if sig == signal.SIGINT:
+            assert "--resume" in out + err, (moment, out, err)
+            assert not _running_children(sweep), f"RUNNING after SIGINT at {moment}"
+        if moment in ("row", "consolidate") and sig == signal.SIGKILL:
+            half = list(sweep.rglob(".*.tmp"))
+            assert half, f"no half-written file left by the kill at {moment}"
+        rows = _ok_rows(sweep)
+        rewritten = [t for t, v in finished.items() if rows.get(t) != v]
+        assert not rewritten, f"finished trials ran again after stop {index}: {rewritten}"
+        finished = rows
+        notes.append(f"{moment}/{signal.Signals(sig).name}: {len(rows)} ok")
+        if moment == "mid-trials":
+            assert len(rows) < TRIALS, "the sweep ended before it could be stopped"
+
+    log = tmp_path / "final"
+    proc = harness.start([str(spec), "--resume"], tmp_path, fault_env, log=log)
+    proc.wait(timeout=400)
+    out, err = harness.output(log)
+    tracebacks += harness.tracebacks(out + err)
+    assert proc.returncode == 0, (out, err)
+    assert f"{TRIALS}/{TRIALS} trials recorded (ok {TRIALS}," in out, out
+    rows = _ok_rows(sweep)
+    assert not [t for t, v in finished.items() if rows.get(t) != v], "a finished trial reran"
+    audit = harness.audit(sweep, expected=TRIALS)
+    fault_log(
+        "driver SIGINT / SIGKILL (mid-trials, row write, consolidation, report), then --resume",
+        tried=len(STAGES),
+        recorded=audit["recorded"],
+        duplicates=audit["duplicates"],
+        lost=audit["lost"],
+        tracebacks=tracebacks,
+        outcome="no finished trial rerun; each trial once in trials.parquet, predictions and "
+        "MLflow; no child RUNNING after a SIGINT; half-written files removed and said",
+    )
+    assert not audit["problems"], audit["problems"]
+    assert (audit["recorded"], audit["duplicates"], audit["lost"]) == (TRIALS, 0, 0)
+    assert sorted(r["lr"] for r in audit["rows"]) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert audit["parent_status"] == "FINISHED"
+    assert said_removed >= 1, "no run said it removed the half-written files"
+    assert tracebacks == 0
