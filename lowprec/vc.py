@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat, parse_format
+from lowprec.kernels import resolve as resolve_kernels
+from lowprec.kernels.fused import vc_quantize_fused
 from lowprec.quantize import block_grid, check_generator, quantize, uniform
 
 __all__ = ["vc_quantize"]
@@ -36,6 +38,7 @@ def vc_quantize(
     fmt: Format | str,
     generator: torch.Generator | None = None,
     return_variance: bool = False,
+    kernels: str = "auto",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Q_vc(μ, v): a value on ``fmt``'s grid with mean μ and variance v (ALGORITHMS.md §4).
 
@@ -77,6 +80,11 @@ def vc_quantize(
     ``var``: a float or a tensor broadcastable to ``mu``; negative values act as 0.
     ``generator`` (on ``mu``'s device) is required. With ``return_variance`` returns
     (value, variance delivered before clamping: v, or v_s where v < v_s).
+
+    ``kernels`` (auto | fused | eager, :func:`lowprec.kernels.resolve`): the fused kernels
+    (lowprec/kernels/cpu.py, gpu.py: ``vc_element``) compute this same law in one pass (two
+    for block formats) from counter-based bits keyed by one draw from ``generator``; ``fp32``
+    and ``return_variance`` always run the eager code below, the readable reference.
     """
     fmt = parse_format(fmt)
     if not isinstance(mu, torch.Tensor) or not mu.is_floating_point():
@@ -85,6 +93,11 @@ def vc_quantize(
         raise ValueError(f"vc_quantize: var must be a finite number >= 0, got {var!r}")
     mu32 = mu if mu.dtype == torch.float32 else mu.float()
     check_generator(mu32, generator)
+    fused = resolve_kernels(kernels, mu.device) == "fused"
+    if fused and not fmt.is_identity and not return_variance and mu.numel():
+        if isinstance(var, torch.Tensor):
+            var.expand(mu.shape)  # raises unless var broadcasts to mu
+        return vc_quantize_fused(mu, var, fmt, generator)
     # v stays in its own (broadcastable) shape: with a scalar v and per-block or fixed Δ the
     # per-Δ quantities below (w, the branch, the Gaussian scale) are computed once per block
     v = _scalar_tensor(var, mu.device)

@@ -10,6 +10,10 @@ import torch
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Without a GPU the Triton kernels run under Triton's interpreter (on CPU tensors); it must be
+# chosen before triton is first imported (its standard library is jit-decorated at import)
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -378,3 +378,197 @@ def quantize_block(x, out, maxbits, rows, length, width, wl, maxu, stochastic, k
 def set_threads(n: int) -> None:
     """numba's thread count for the next kernels (capped at its pool size)."""
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+# ---------------------------------------------------------------------------- VC quantizer
+# Streams under one call's key: Cat draw, stochastic rounding of μ, normals, float re-rounding.
+VC_CAT, VC_SR, VC_NORMAL, VC_REROUND = 0, 1, 2, 3
+_QUARTER = np.float32(0.25)
+_TWO = np.float32(2.0)
+_FOUR = np.float32(4.0)
+
+
+@njit(**_INLINE)
+def vc_element(mu, v, delta, lo, hi, z, r_sr, r_cat):  # type: ignore[no-untyped-def]
+    """Q_vc(μ, v) of one element on the Δ-lattice (ALGORITHMS.md §4; lowprec/vc.py), in units
+    of Δ: m = clamp(μ)/Δ, w = v/Δ², v0 = 1/4.
+
+    w > v0: x = m + sqrt(w - v0)·z, q = rint(x), a = x - q, c = v0;
+    else:   q = floor(m) + [u_sr < f] (f = m - floor(m)), a = 0, c = clamp(w - f(1 - f), 0, 1);
+    then q + Cat(a, c) with Cat = [2u < c + a² + a] - [2u >= 2 - (c + a² - a)], u = u_cat;
+    returned as clamp((q + Cat)·Δ, lo, hi). ``z`` is used only when w > v0, ``r_sr`` only
+    when w <= v0."""
+    m = clamp(mu, lo, hi) / delta
+    w = v / delta / delta
+    if w > _QUARTER:
+        d = w - _QUARTER
+        x = m + np.sqrt(d if d > _ZERO else _ZERO) * z
+        q = np.rint(x)
+        a = x - q
+        second = _QUARTER + a * a
+    else:
+        fl = np.floor(m)
+        f = m - fl
+        q = fl + (_ONE if threshold16(r_sr) < f else _ZERO)
+        a = _ZERO
+        second = clamp(w - f * (_ONE - f), _ZERO, _ONE)
+    u2 = _TWO * threshold16(r_cat)
+    cat = (_ONE if u2 < second + a else _ZERO) - (_ONE if u2 >= _TWO - (second - a) else _ZERO)
+    return clamp((q + cat) * delta, lo, hi)
+
+
+@njit(**_INLINE)
+def vc_reach(mu, v, sd, per_element_var):  # type: ignore[no-untyped-def]
+    """|μ| + 4·sqrt(v): the magnitude whose grid the draw lands on (sd: the scalar sqrt(v))."""
+    if per_element_var:
+        sd = np.sqrt(v if v > _ZERO else _ZERO)
+    return np.abs(mu) + sd * _FOUR
+
+
+@njit(parallel=True, **_OPTS)
+def vc_block_maxbits(mu, var, vmask, sd, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
+    """maxbits[b] = bit pattern of max over block b of vc_reach (as block_maxbits)."""
+    nb = (length + width - 1) // width
+    per = vmask != 0
+    for b in prange(rows * nb):
+        r = b // nb
+        j = b - r * nb
+        s = r * length + j * width
+        acc = np.int32(0)
+        for i in range(s, s + min(width, length - j * width)):
+            a = absbits(vc_reach(mu[i], var[i & vmask], sd, per))
+            acc = a if a > acc else acc
+        maxbits[b] = acc
+
+
+@njit(**_OPTS)
+def _vc_tile(  # type: ignore[no-untyped-def]
+    mu,
+    var,
+    vmask,
+    sd,
+    out,
+    s,
+    kind,
+    delta,
+    lo,
+    hi,
+    emin,
+    emax,
+    man,
+    maxbits,
+    length,
+    width,
+    wl,
+    maxu,
+    k0,
+    k1,
+):
+    """One tile (mu, out: its slices, flat start s) of vc_quantize_kernel."""
+    m = mu.size
+    t = s // _T16
+    per = vmask != 0
+    dbuf = np.empty(m, np.float32)  # Δ per element
+    hbuf = np.empty(m, np.float32)  # the range's upper end per element
+    if kind == 0:  # fixed point
+        for p in range(m):
+            dbuf[p] = delta
+            hbuf[p] = hi
+    elif kind == 1:  # float<exp,man>: Δ from the binade of the reach
+        for p in range(m):
+            dbuf[p] = float_delta(vc_reach(mu[p], var[(s + p) & vmask], sd, per), emin, emax, man)
+            hbuf[p] = hi
+    else:  # block: Δ per block, runs as in quantize_block
+        nb = (length + width - 1) // width
+        i = 0
+        while i < m:
+            r = (s + i) // length
+            c = s + i - r * length
+            j = c // width
+            end = min(m, r * length + min((j + 1) * width, length) - s)
+            d = block_delta(maxbits[r * nb + j], wl)
+            for p in range(i, end):
+                dbuf[p] = d
+                hbuf[p] = d * maxu
+            i = end
+    any_big = False
+    any_small = False
+    for p in range(m):
+        big = var[(s + p) & vmask] / dbuf[p] / dbuf[p] > _QUARTER
+        any_big |= big
+        any_small |= not big
+    cat = np.empty(_T16, np.uint16)
+    fill_bits16(cat, t, k0, k1, VC_CAT)
+    sr = np.zeros(_T16, np.uint16)
+    if any_small:
+        fill_bits16(sr, t, k0, k1, VC_SR)
+    z = np.zeros(_T16, np.float32)
+    if any_big:
+        fill_normals(z[:_T32], 2 * t, k0, k1, VC_NORMAL)
+        fill_normals(z[_T32:], 2 * t + 1, k0, k1, VC_NORMAL)
+    for p in range(m):
+        h = hbuf[p]
+        v = var[(s + p) & vmask]
+        out[p] = vc_element(mu[p], v, dbuf[p], lo if kind == 0 else -h, h, z[p], sr[p], cat[p])
+    if kind == 1:  # results in a coarser binade than Δ's: stochastic rounding onto the grid
+        rr = np.empty(_T16, np.uint16)
+        fill_bits16(rr, t, k0, k1, VC_REROUND)
+        for p in range(m):
+            o = out[p]
+            out[p] = round_stochastic(o, float_delta(o, emin, emax, man), -hi, hi, rr[p])
+
+
+@njit(parallel=True, **_OPTS)
+def vc_quantize_kernel(  # type: ignore[no-untyped-def]
+    mu,
+    var,
+    vmask,
+    sd,
+    out,
+    kind,
+    delta,
+    lo,
+    hi,
+    emin,
+    emax,
+    man,
+    maxbits,
+    length,
+    width,
+    wl,
+    maxu,
+    k0,
+    k1,
+):
+    """out = Q_vc(mu, var) (vc_element per element), tiles of 2048 in parallel.
+
+    ``var``: float32 array, read at index i & vmask (vmask 0: one scalar, -1: per element);
+    ``sd``: sqrt of the scalar var. ``kind`` 0 fixed (Δ, lo, hi), 1 float (emin, emax, man,
+    range ±hi), 2 block (maxbits from vc_block_maxbits, length, width, wl, maxu)."""
+    n = mu.size
+    ntiles = (n + _T16 - 1) // _T16
+    for t in prange(ntiles):
+        s = t * _T16
+        e = min(n, s + _T16)
+        _vc_tile(
+            mu[s:e],
+            var,
+            vmask,
+            sd,
+            out[s:e],
+            s,
+            kind,
+            delta,
+            lo,
+            hi,
+            emin,
+            emax,
+            man,
+            maxbits,
+            length,
+            width,
+            wl,
+            maxu,
+            k0,
+            k1,
+        )

@@ -138,3 +138,123 @@ def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, 
         )
     else:
         raise ValueError(f"no fused kernel for format {fmt}")
+
+
+def vc_quantize_fused(
+    mu: torch.Tensor,
+    var: torch.Tensor | float,
+    fmt: Format,
+    generator: torch.Generator,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Q_vc(mu, var) by the fused kernels (lowprec/vc.py's law, ALGORITHMS.md §4): one kernel
+    for fixed and float formats, two for block formats (the maxima of |μ| + 4·sqrt(v) per
+    block, then the draw). ``fmt`` not fp32; ``var`` a number >= 0 or a tensor broadcastable
+    to ``mu`` (negative entries act as 0). The key is the only draw from ``generator``."""
+    backend = backend or _default_backend(mu)
+    m32 = mu.detach()
+    m32 = (m32 if m32.dtype == torch.float32 else m32.float()).contiguous()
+    out = torch.empty_like(m32)
+    if isinstance(var, torch.Tensor):
+        v = var.detach().to(device=m32.device, dtype=torch.float32).expand(m32.shape)
+        v, vscalar, sd, per = v.contiguous(), 0.0, 0.0, True
+    else:
+        vscalar = float(np.float32(var))
+        sd = float(np.float32(np.sqrt(np.float32(var))))
+        v, per = torch.zeros(1, dtype=torch.float32, device=m32.device), False
+    key = draw_key(generator)
+    if isinstance(fmt, FixedPoint):
+        kind, delta, lo, hi = 0, fmt.delta, fmt.min_value, fmt.max_value
+    elif isinstance(fmt, SmallFloat):
+        kind, delta, lo, hi = 1, 0.0, -fmt.max_value, fmt.max_value
+    elif isinstance(fmt, BlockFloat):
+        kind, delta, lo, hi = 2, 0.0, 0.0, 0.0
+    else:
+        raise ValueError(f"no fused VC kernel for format {fmt}")
+    emin, emax, man = (fmt.emin, fmt.emax, fmt.man) if kind == 1 else (0, 0, 0)
+    wl, maxu = (fmt.wl, fmt.max_units) if kind == 2 else (0, 0.0)
+    rows, length, width = block_layout(fmt, m32.shape) if kind == 2 else (1, 1, 1)
+    nb = -(-length // width)
+    if backend == "numba":
+        from lowprec.kernels import cpu
+
+        f32 = np.float32
+        with NUMBA_LOCK:
+            cpu.set_threads(torch.get_num_threads())
+            k0, k1 = (int(k) for k in key.tolist())
+            mn, on = m32.numpy().reshape(-1), out.numpy().reshape(-1)
+            vn = v.numpy().reshape(-1) if per else np.full(1, vscalar, np.float32)
+            vmask = -1 if per else 0
+            maxbits = np.zeros(rows * nb if kind == 2 else 1, np.int32)
+            if kind == 2:
+                cpu.vc_block_maxbits(mn, vn, vmask, f32(sd), rows, length, width, maxbits)
+            cpu.vc_quantize_kernel(
+                mn,
+                vn,
+                vmask,
+                f32(sd),
+                on,
+                kind,
+                f32(delta),
+                f32(lo),
+                f32(hi),
+                emin,
+                emax,
+                man,
+                maxbits,
+                length,
+                width,
+                wl,
+                f32(maxu),
+                k0,
+                k1,
+            )
+    elif backend == "triton":
+        from lowprec.kernels import gpu
+
+        key = key.to(m32.device)
+        maxbits = torch.zeros(rows * nb if kind == 2 else 1, dtype=torch.int32, device=m32.device)
+        if kind == 2:
+            cw = min(1024, 1 << max(0, (width - 1).bit_length()))
+            bb = max(1, 4096 // cw)
+            gpu.vc_block_maxbits_kernel[(-(-rows * nb // bb), -(-width // cw))](
+                m32,
+                v,
+                vscalar,
+                sd,
+                maxbits,
+                rows * nb,
+                nb,
+                length,
+                width,
+                VAR_PER=per,
+                BB=bb,
+                CW=cw,
+            )
+        n = m32.numel()
+        gpu.vc_quantize_kernel[(-(-n // TILE16),)](
+            m32,
+            v,
+            vscalar,
+            sd,
+            out,
+            n,
+            key,
+            delta,
+            lo,
+            hi,
+            emin,
+            emax,
+            man,
+            maxbits,
+            nb,
+            length,
+            width,
+            wl,
+            maxu,
+            KIND=kind,
+            VAR_PER=per,
+        )
+    else:
+        raise ValueError(f"backend {backend!r}: expected numba or triton")
+    return out if mu.dtype == torch.float32 else out.to(mu.dtype)

@@ -193,6 +193,7 @@ def quantize_fixed_kernel(
     x_ptr, out_ptr, n, key_ptr, stream, delta, lo, hi, STOCHASTIC: tl.constexpr
 ):
     """One tile of 2048 elements: Q(x) on a fixed grid (Δ, lo, hi scalars)."""
+    delta, lo, hi = tl.cast(delta, tl.float32), tl.cast(lo, tl.float32), tl.cast(hi, tl.float32)
     tile = tl.program_id(0).to(tl.int64)
     gl = tl.arange(0, G)
     base = tile * TILE16
@@ -216,6 +217,7 @@ def quantize_float_kernel(
     x_ptr, out_ptr, n, key_ptr, stream, emin, emax, man, maxv, STOCHASTIC: tl.constexpr
 ):
     """One tile of 2048 elements: Q(x) for float<exp,man> (Δ per element, range ±maxv)."""
+    maxv = tl.cast(maxv, tl.float32)
     tile = tl.program_id(0).to(tl.int64)
     gl = tl.arange(0, G)
     base = tile * TILE16
@@ -270,6 +272,7 @@ def quantize_block_kernel(
     STOCHASTIC: tl.constexpr,
 ):
     """One tile of 2048 elements: Q(x) for block formats, Δ per element's block."""
+    maxu = tl.cast(maxu, tl.float32)
     tile = tl.program_id(0).to(tl.int64)
     gl = tl.arange(0, G)
     base = tile * TILE16
@@ -303,3 +306,156 @@ def bits16_kernel(out_ptr, n, key_ptr, stream):
         offs = tile * TILE16 + j * G + gl
         r = half16(tile_word(w0, w1, w2, w3, j), j % 2)
         tl.store(out_ptr + offs, r.to(tl.int32), mask=offs < n)
+
+
+# ---------------------------------------------------------------------------- VC quantizer
+# Streams under one call's key (as cpu.py): Cat, rounding of μ, normals, float re-rounding.
+VC_CAT: tl.constexpr = tl.constexpr(0)
+VC_SR: tl.constexpr = tl.constexpr(1)
+VC_NORMAL: tl.constexpr = tl.constexpr(2)
+VC_REROUND: tl.constexpr = tl.constexpr(3)
+
+
+@triton.jit
+def vc_element(mu, v, delta, lo, hi, z, r_sr, r_cat):
+    """Q_vc(μ, v) on the Δ-lattice, element-wise (cpu.vc_element; ALGORITHMS.md §4)."""
+    m = tl.math.div_rn(clamp(mu, lo, hi), delta)
+    w = tl.math.div_rn(tl.math.div_rn(v, delta), delta)
+    big = w > 0.25
+    x = m + tl.sqrt_rn(tl.maximum(w - 0.25, 0.0)) * z
+    q_big = rint(x)
+    a_big = x - q_big
+    fl = tl.floor(m)
+    f = m - fl
+    q_small = fl + tl.where(threshold16(r_sr) < f, 1.0, 0.0)
+    c_small = clamp(w - f * (1.0 - f), 0.0, 1.0)
+    q = tl.where(big, q_big, q_small)
+    a = tl.where(big, a_big, 0.0)
+    second = tl.where(big, 0.25 + a_big * a_big, c_small)
+    u2 = 2.0 * threshold16(r_cat)
+    cat = tl.where(u2 < second + a, 1.0, 0.0) - tl.where(u2 >= 2.0 - (second - a), 1.0, 0.0)
+    return clamp((q + cat) * delta, lo, hi)
+
+
+@triton.jit
+def vc_reach(mu, v, sd, VAR_PER: tl.constexpr):
+    """|μ| + 4·sqrt(v) (sd: the scalar sqrt(v) when v is one number)."""
+    if VAR_PER:
+        return tl.abs(mu) + tl.sqrt_rn(tl.maximum(v, 0.0)) * 4.0
+    else:
+        return tl.abs(mu) + sd * 4.0
+
+
+@triton.jit
+def vc_block_maxbits_kernel(
+    mu_ptr,
+    var_ptr,
+    vscalar,
+    sd,
+    maxbits_ptr,
+    nblocks,
+    nb,
+    length,
+    width,
+    VAR_PER: tl.constexpr,
+    BB: tl.constexpr,
+    CW: tl.constexpr,
+):
+    """maxbits[b] = max over block b of absbits(vc_reach) (as block_maxbits_kernel)."""
+    vscalar, sd = tl.cast(vscalar, tl.float32), tl.cast(sd, tl.float32)
+    b = tl.program_id(0).to(tl.int64) * BB + tl.arange(0, BB)
+    cols = tl.program_id(1).to(tl.int64) * CW + tl.arange(0, CW)
+    r = b // nb
+    j = b - r * nb
+    offs = (r * length + j * width)[:, None] + cols[None, :]
+    valid = b < nblocks
+    mask = valid[:, None] & (cols[None, :] < tl.minimum(width, length - j * width)[:, None])
+    mu = tl.load(mu_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if VAR_PER:  # noqa: SIM108 (a constexpr branch)
+        v = tl.load(var_ptr + offs, mask=mask, other=0.0)
+    else:
+        v = tl.zeros_like(mu) + vscalar
+    reach = tl.where(mask, vc_reach(mu, v, sd, VAR_PER), 0.0)
+    tl.atomic_max(maxbits_ptr + b, tl.max(absbits(reach), axis=1), mask=valid)
+
+
+@triton.jit
+def vc_quantize_kernel(
+    mu_ptr,
+    var_ptr,
+    vscalar,
+    sd,
+    out_ptr,
+    n,
+    key_ptr,
+    delta,
+    lo,
+    hi,
+    emin,
+    emax,
+    man,
+    maxbits_ptr,
+    nb,
+    length,
+    width,
+    wl,
+    maxu,
+    KIND: tl.constexpr,
+    VAR_PER: tl.constexpr,
+):
+    """One tile of 2048 elements of Q_vc(mu, var): KIND 0 fixed (Δ, lo, hi), 1 float (emin,
+    emax, man, range ±hi), 2 block (maxbits, nb, length, width, wl, maxu)."""
+    delta, lo, hi = tl.cast(delta, tl.float32), tl.cast(lo, tl.float32), tl.cast(hi, tl.float32)
+    vscalar, sd, maxu = (
+        tl.cast(vscalar, tl.float32),
+        tl.cast(sd, tl.float32),
+        tl.cast(maxu, tl.float32),
+    )
+    tile = tl.program_id(0).to(tl.int64)
+    gl = tl.arange(0, G)
+    k0, k1 = load_key(key_ptr)
+    groups = tile * G + gl
+    c0, c1, c2, c3 = group_words(groups, k0, k1, VC_CAT)
+    s0, s1, s2, s3 = group_words(groups, k0, k1, VC_SR)
+    if KIND == 1:
+        e0, e1, e2, e3 = group_words(groups, k0, k1, VC_REROUND)
+    na0, na1, na2, na3 = group_words(2 * tile * G + gl, k0, k1, VC_NORMAL)
+    nb0, nb1, nb2, nb3 = group_words((2 * tile + 1) * G + gl, k0, k1, VC_NORMAL)
+    za0, za1 = box_muller(na0, na1)
+    za2, za3 = box_muller(na2, na3)
+    zb0, zb1 = box_muller(nb0, nb1)
+    zb2, zb3 = box_muller(nb2, nb3)
+    for j in tl.static_range(8):
+        offs = tile * TILE16 + j * G + gl
+        mask = offs < n
+        mu = tl.load(mu_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        if VAR_PER:
+            v = tl.load(var_ptr + offs, mask=mask, other=0.0)
+        else:
+            v = tl.zeros_like(mu) + vscalar
+        if KIND == 0:
+            d = tl.zeros_like(mu) + delta
+            lo_e = tl.zeros_like(mu) + lo
+            hi_e = tl.zeros_like(mu) + hi
+        elif KIND == 1:
+            d = float_delta(vc_reach(mu, v, sd, VAR_PER), emin, emax, man)
+            lo_e = tl.zeros_like(mu) - hi
+            hi_e = tl.zeros_like(mu) + hi
+        else:
+            r = offs // length
+            c = offs - r * length
+            mb = tl.load(maxbits_ptr + r * nb + c // width, mask=mask, other=0)
+            d = block_delta(mb, wl)
+            hi_e = d * maxu
+            lo_e = -hi_e
+        if j < 4:
+            z = tile_word(za0, za1, za2, za3, 2 * j)
+        else:
+            z = tile_word(zb0, zb1, zb2, zb3, 2 * (j - 4))
+        r_cat = half16(tile_word(c0, c1, c2, c3, j), j % 2)
+        r_sr = half16(tile_word(s0, s1, s2, s3, j), j % 2)
+        q = vc_element(mu, v, d, lo_e, hi_e, z, r_sr, r_cat)
+        if KIND == 1:
+            r_e = half16(tile_word(e0, e1, e2, e3, j), j % 2)
+            q = round_stochastic(q, float_delta(q, emin, emax, man), -hi, hi, r_e)
+        tl.store(out_ptr + offs, q, mask=mask)
