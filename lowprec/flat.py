@@ -63,7 +63,8 @@ class FlatLayout:
     """Offsets and shapes of the tensors in one flat buffer, and its exponent groups.
 
     ``group_start``/``group_len``: int64 arrays of the runs (flat offsets); ``group_tensor``:
-    the tensor each run belongs to; ``offsets``/``sizes`` per tensor.
+    the tensor each run belongs to; ``task_start``: the tasks (:func:`tasks_of`);
+    ``offsets``/``sizes`` per tensor.
     """
 
     shapes: tuple[tuple[int, ...], ...]
@@ -73,6 +74,7 @@ class FlatLayout:
     group_start: np.ndarray
     group_len: np.ndarray
     group_tensor: np.ndarray
+    task_start: np.ndarray
 
     @classmethod
     def build(
@@ -98,6 +100,7 @@ class FlatLayout:
             np.asarray(starts, dtype=np.int64),
             np.asarray(lens, dtype=np.int64),
             np.asarray(owners, dtype=np.int64),
+            tasks_of(lens, chunk),
         )
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
@@ -110,6 +113,20 @@ class FlatLayout:
             if t.data_ptr() != view.data_ptr():
                 view.copy_(t)
         return out
+
+
+def tasks_of(lengths: Sequence[int], chunk: int = CHUNK) -> np.ndarray:
+    """Task boundaries (indices into the groups, first 0, last len(lengths)): consecutive
+    groups packed until a task holds at least ``chunk`` values, the unit of parallel work."""
+    bounds, total = [0], 0
+    for i, n in enumerate(lengths):
+        total += n
+        if total >= chunk:
+            bounds.append(i + 1)
+            total = 0
+    if bounds[-1] != len(lengths):
+        bounds.append(len(lengths))
+    return np.asarray(bounds, dtype=np.int64)
 
 
 def flat_views(

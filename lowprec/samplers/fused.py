@@ -1,9 +1,220 @@
-"""The fused executor (placeholder until the step kernels land)."""
+"""The fused executor: θ, θ̂, ∇ and the momentum in flat buffers, one kernel launch per step.
+
+Building it moves the model's tensors into flat buffers (:mod:`lowprec.flat`): every parameter
+becomes a view of θ (``low``, ``vc``: θ̂ = θ) or of θ̂ (``full``, whose master copy θ is a
+second flat buffer); the sampler's ``theta`` (and SGHMC's ``momentum``) become views too, so
+``state_dict`` / ``load_state_dict`` and everything that reads them are unchanged. Gradients
+are gathered into a flat buffer each step (a copy, skipped when ``.grad`` already is a view of
+it, as it is after the first step unless the caller sets ``.grad = None``).
+
+Each step draws one 64-bit key from the trial's generator and launches one kernel
+(:mod:`lowprec.kernels.step_cpu` with numba on CPU, :mod:`lowprec.kernels.step_triton` on CUDA)
+that runs the rule's equation with the coefficients of :meth:`Sampler.coefficients`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import torch
+
+from lowprec.flat import FlatLayout, block_structure
+from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat
+from lowprec.kernels.rng import draw_key
+
+__all__ = ["FusedExecutor", "format_params", "unsupported"]
+
+_ACC = {"full": 0, "low": 1, "vc": 2}
+
+
+def _rule(sampler: Any) -> str:
+    from lowprec.samplers.sghmc import SGHMC
+    from lowprec.samplers.sgld import SGLD
+
+    if isinstance(sampler, SGHMC):
+        return "sghmc"
+    if isinstance(sampler, SGLD):
+        return "sgld"
+    return type(sampler).__name__
+
+
+def _formats(sampler: Any) -> list[Format]:
+    fmts = [sampler.precision.grad, sampler.precision.weight]
+    if _rule(sampler) == "sghmc":
+        fmts.append(sampler.momentum_format)
+    return fmts
+
+
+def _backend(device: torch.device) -> str | None:
+    """Why the device has no fused step (None: it has one)."""
+    from lowprec import kernels
+
+    return kernels.available(device)
+
+
+def structure_of(fmts: list[Format]) -> tuple[str | None, tuple[str, int] | None]:
+    """(why not, the shared block structure): the block formats among ``fmts`` must share one
+    exponent-group structure (all dim-0 or all the same k) and have wl <= 25."""
+    structures = {block_structure(f) for f in fmts} - {None}
+    for f in fmts:
+        if isinstance(f, BlockFloat) and f.wl > 25:
+            return f"block formats wider than 25 bits ({f}) run eager", None
+    if len(structures) > 1:
+        names = ", ".join(str(f) for f in fmts)
+        return f"the block formats {names} have different exponent groups", None
+    return None, next(iter(structures), None)
+
 
 def unsupported(sampler: Any) -> str | None:
-    return "no fused step kernel yet"
+    """Why the fused step cannot run ``sampler`` (None when it can)."""
+    rule = _rule(sampler)
+    if rule not in ("sgld", "sghmc"):
+        return f"no fused step for {rule}"
+    params = sampler.params
+    device = params[0].device
+    if any(p.device != device for p in params):
+        return "the parameters are on different devices"
+    if any(p.dtype != torch.float32 for p in params):
+        return "fused steps need float32 parameters"
+    ptrs = [p.data_ptr() for p in params if p.numel()]
+    if len(set(ptrs)) != len(ptrs):
+        return "some parameters share storage (tied weights)"
+    if rule == "sghmc" and sampler.momentum_rescale:
+        return "momentum rescaling (momentum_rescale) runs eager"
+    why, _ = structure_of(_formats(sampler))
+    if why is not None:
+        return why
+    return _backend(device)
+
+
+class FusedExecutor:
+    """Flat buffers and one kernel per step (module docstring)."""
+
+    name = "fused"
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+        self.rule = _rule(sampler)
+        params = sampler.params
+        self.device = params[0].device
+        _, structure = structure_of(_formats(sampler))
+        self.layout = FlatLayout.build([tuple(p.shape) for p in params], structure)
+        n = self.layout.numel
+        with torch.no_grad():
+            theta = torch.empty(n, dtype=torch.float32, device=self.device)
+            self.layout.gather(sampler.theta, theta)
+            if sampler.accumulator == "full":
+                hat = torch.empty(n, dtype=torch.float32, device=self.device)
+                self.layout.gather([p.detach() for p in params], hat)
+            else:
+                hat = theta  # θ̂ = θ: the params are views of θ itself
+            for p, view in zip(params, self.layout.views(hat), strict=True):
+                p.data = view
+            sampler.theta = self.layout.views(theta)
+            self.grad = torch.zeros(n, dtype=torch.float32, device=self.device)
+            if self.rule == "sghmc":
+                self.mom = torch.empty(n, dtype=torch.float32, device=self.device)
+                self.layout.gather(sampler.momentum, self.mom)
+                sampler.momentum = self.layout.views(self.mom)
+        self.theta, self.hat = theta, hat
+        self.formats = [format_params(f) for f in _formats(sampler)]
+        self.acc = _ACC[sampler.accumulator]
+        self.stochastic = sampler.rounding == "stochastic"
+        if self.device.type == "cpu":
+            self._np = {
+                "theta": theta.numpy(),
+                "hat": hat.numpy(),
+                "grad": self.grad.numpy(),
+                "tstart": self.layout.task_start,
+                "gstart": self.layout.group_start,
+                "glen": self.layout.group_len,
+            }
+            if self.rule == "sghmc":
+                self._np["mom"] = self.mom.numpy()
+        else:
+            self._cuda_groups = (
+                torch.as_tensor(self.layout.group_start, device=self.device),
+                torch.as_tensor(self.layout.group_len, device=self.device),
+            )
+
+    def _key(self) -> torch.Tensor:
+        """The step's Philox key (k0, k1), drawn once per step from the trial's generator (the
+        only randomness): an int64 tensor of shape (2,) on the generator's device."""
+        gen = self.sampler.generator
+        if gen is None:
+            raise ValueError(
+                "stochastic rounding and noise need an explicit torch.Generator (pass "
+                "generator=...); randomness never comes from global state"
+            )
+        return draw_key(gen)
+
+    def step(self, lr: float, noise: bool) -> bool:
+        """One step; returns True: θ̂ is in the params."""
+        s = self.sampler
+        grads = s.check_grads()
+        self.layout.gather(grads, self.grad)
+        coef = s.coefficients(lr, noise)
+        if self.rule == "sghmc" and s.accumulator == "vc" and s.vc_mode == "independent":
+            # the paper's literal form is the joint draw of θ' given v' with Cov taken as 0:
+            # θ' = Q_vc(mean_θ, Var_θ), independent of v'
+            coef = coef._replace(cov=0.0)
+        key = self._key()
+        if self.device.type == "cpu":
+            self._step_cpu(coef, key)
+        else:
+            self._step_cuda(coef, key)
+        views = self.layout.views(self.grad)
+        for p, v in zip(s.params, views, strict=True):
+            if p.grad is not None and p.grad.data_ptr() != v.data_ptr():
+                p.grad = v
+        return True
+
+    def _step_cpu(self, coef: Any, key: torch.Tensor) -> None:
+        from lowprec.kernels import step_cpu as k
+
+        a = self._np
+        k0, k1 = (int(w) for w in key.tolist())
+        if self.rule == "sgld":
+            (kg, f_g), (kw, f_w) = self.formats
+            k.sgld_step(
+                a["theta"], a["hat"], a["grad"], a["tstart"], a["gstart"], a["glen"], kg, f_g,
+                kw, f_w, self.acc, self.stochastic, float(coef.lr), float(coef.weight_decay),
+                float(coef.var), k0, k1,
+            )  # fmt: skip
+        else:
+            (kg, f_g), (kw, f_w), (km, f_m) = self.formats
+            c = np.asarray(coef, dtype=np.float64)
+            k.sghmc_step(
+                a["theta"], a["hat"], a["mom"], a["grad"], a["tstart"], a["gstart"], a["glen"],
+                kg, f_g, kw, f_w, km, f_m, self.acc, self.stochastic, c, k0, k1,
+            )  # fmt: skip
+
+    def _step_cuda(self, coef: Any, key: torch.Tensor) -> None:
+        from lowprec.kernels import step_triton as t
+
+        gstart, glen = self._cuda_groups
+        if self.rule == "sgld":
+            t.sgld_step(
+                self.theta, self.hat, self.grad, gstart, glen, self.formats, self.acc,
+                self.stochastic, coef, key,
+            )  # fmt: skip
+        else:
+            t.sghmc_step(
+                self.theta, self.hat, self.mom, self.grad, gstart, glen, self.formats,
+                self.acc, self.stochastic, coef, key,
+            )  # fmt: skip
+
+
+def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
+    """(kind, constants) of ``fmt`` for the kernels: fp32 (0, -); fixed (1, (Δ, lo, hi, 0));
+    block (2, (wl, max_units, 0, 0)); float (3, (emin, emax, man, max_value))."""
+    if isinstance(fmt, FP32) or fmt.is_identity:
+        return 0, (0.0, 0.0, 0.0, 0.0)
+    if isinstance(fmt, FixedPoint):
+        return 1, (fmt.delta, fmt.min_value, fmt.max_value, 0.0)
+    if isinstance(fmt, BlockFloat):
+        return 2, (float(fmt.wl), fmt.max_units, 0.0, 0.0)
+    if isinstance(fmt, SmallFloat):
+        return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), fmt.max_value)
+    raise ValueError(f"no fused kernel for format {fmt}")

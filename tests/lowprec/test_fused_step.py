@@ -1,0 +1,232 @@
+"""The fused executor held to the eager one (ALGORITHMS.md §3-§6): nearest rounding without
+noise gives the same bits; with noise and stochastic rounding, the same laws (one-step moments
+with tolerances from the Monte Carlo standard error); checkpoints, seeds and the executor
+choice. The long-run laws (naive inflation 1.285, full / vc at 1, SGHMC joint vc) are in
+tests/workloads/test_gaussian_stats.py, on both executors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lowprec import PrecisionSpec, parse_format
+from lowprec.samplers import SGD, SGHMC, SGLD, sghmc_coefficients
+
+SHAPES = [(6, 5), (6,), (3, 2, 2), ()]
+
+
+def _spec(fmt: str, accumulator: str, rounding: str = "stochastic", grad: str | None = None):
+    f = parse_format(fmt)
+    g = parse_format(grad) if grad is not None else f
+    m = f if accumulator != "full" else parse_format("fp32")
+    return PrecisionSpec(weight=f, grad=g, momentum=m, accumulator=accumulator, rounding=rounding)
+
+
+def _params(seed: int = 123) -> list[torch.nn.Parameter]:
+    init = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(s, generator=init) * 1.5) for s in SHAPES]
+
+
+def _make(cls, spec, executor, seed=0, **kw):
+    params = _params()
+    gen = torch.Generator().manual_seed(seed)
+    extra = {"friction": 3.0, "inverse_mass": 2.0} if cls is SGHMC else {}
+    s = cls(params, spec, num_data=10, generator=gen, executor=executor, **extra, **kw)
+    return s, params
+
+
+def _run(s, params, steps: int, lr: float = 0.05, noise: bool = True):
+    """Quadratic loss Σ p²/2 plus a fixed tilt: ∇ = θ̂ - 0.3 (deterministic given θ̂)."""
+    for _ in range(steps):
+        s.prepare()
+        for p in params:
+            p.grad = p.detach() - 0.3
+        s.step(lr, noise=noise)
+    return [p.detach().clone() for p in params]
+
+
+NEAREST = [
+    (cls, acc, fmt)
+    for cls in (SGD, SGLD, SGHMC)
+    for acc in ("full", "low")
+    for fmt in ("fixed<8,3>", "block<8>", "block<6,4>", "float<4,3>", "fp32")
+    if not (acc == "low" and fmt == "fp32")
+]
+
+
+@pytest.mark.parametrize(("cls", "accumulator", "fmt"), NEAREST)
+def test_nearest_without_noise_is_the_eager_step_bit_for_bit(cls, accumulator, fmt) -> None:
+    spec = _spec(fmt, accumulator, rounding="nearest")
+    kw = {"prior_std": 2.0, "temperature": 0.0 if cls is not SGD else 1.0}
+    eager, pe = _make(cls, spec, "eager", **kw)
+    fused, pf = _make(cls, spec, "fused", **kw)
+    assert (eager.executor_name, fused.executor_name) == ("eager", "fused")
+    a, b = _run(eager, pe, 6), _run(fused, pf, 6)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(eager.theta, fused.theta, strict=True):
+        assert torch.equal(x, y)
+    if cls is SGHMC:
+        for x, y in zip(eager.momentum, fused.momentum, strict=True):
+            assert torch.equal(x, y)
+    # the steps moved the weights (the check is not vacuous)
+    assert not all(torch.equal(x, y) for x, y in zip(a, _params(), strict=True))
+
+
+@pytest.mark.parametrize("cls", [SGLD, SGHMC])
+@pytest.mark.parametrize("accumulator", ["full", "low", "vc"])
+def test_state_dict_round_trip(cls, accumulator: str) -> None:
+    spec = _spec("block<8>", accumulator)
+    s, params = _make(cls, spec, "fused", temperature=0.5)
+    _run(s, params, 3)
+    state, gen_state = s.state_dict(), s.generator.get_state()
+    straight = _run(s, params, 3)
+    fresh, fp = _make(cls, spec, "fused", seed=7, temperature=0.5)
+    fresh.load_state_dict(state)
+    fresh.generator.set_state(gen_state)
+    resumed = _run(fresh, fp, 3)
+    assert all(torch.equal(a, b) for a, b in zip(straight, resumed, strict=True))
+    # the checkpoint's layout is the executors' common one: the eager sampler takes it
+    eager, _ = _make(cls, spec, "eager", temperature=0.5)
+    eager.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(eager.theta, state["theta"], strict=True))
+
+
+@pytest.mark.parametrize("cls", [SGLD, SGHMC])
+def test_reproducible_from_the_seed(cls) -> None:
+    spec = _spec("fixed<8,4>", "vc")
+    a = _run(*_make(cls, spec, "fused", temperature=0.5), 5)
+    b = _run(*_make(cls, spec, "fused", temperature=0.5), 5)
+    c = _run(*_make(cls, spec, "fused", seed=1, temperature=0.5), 5)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+# -- one-step laws on the fused path ---------------------------------------------------------
+N = 200_000
+
+
+def _one_step(cls, spec, theta0: float, grad: float, lr: float, temperature: float, **kw):
+    """(θ', v' or None) of n independent coordinates after one fused step from θ0."""
+    theta = torch.full((N,), theta0)
+    gen = torch.Generator().manual_seed(0)
+    s = cls([theta], spec, num_data=1, temperature=temperature, generator=gen, **kw)
+    assert s.executor_name == "fused"
+    theta = s.params[0]
+    theta.grad = torch.full((N,), grad)
+    s.step(lr)
+    v = s.velocity()[0].double() if cls is SGHMC else None
+    return theta.detach().double(), v
+
+
+def _assert_moments(x: torch.Tensor, mean: float, var: float) -> None:
+    """Sample mean and variance within 6 standard errors (the variance's SE from the sample's
+    own fourth central moment)."""
+    m, v = float(x.mean()), float(x.var())
+    m4 = float(((x - m) ** 4).mean())
+    assert abs(m - mean) < 6 * math.sqrt(var / x.numel()) + 1e-12
+    assert abs(v - var) < 6 * math.sqrt(max(m4 - v * v, 0.0) / x.numel()) + 1e-12
+
+
+def test_sgld_noise_is_gaussian_with_variance_2_lr_T_over_N() -> None:
+    from scipy import stats
+
+    x, _ = _one_step(SGLD, _spec("fp32", "full"), 0.0, 0.0, lr=0.2, temperature=0.5)
+    sd = math.sqrt(2 * 0.2 * 0.5)
+    _assert_moments(x, 0.0, sd**2)
+    # the Box-Muller normals: Kolmogorov-Smirnov against N(0, 1) (a fixed seed, one test)
+    assert stats.kstest((x / sd).numpy(), "norm").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("grad_format", ["fixed<8,3>", "block<8>", "float<4,3>"])
+def test_gradient_rounding_is_unbiased_with_variance_delta_times_rest(grad_format: str) -> None:
+    # SGD, full fp32 weights, θ0 = 0: θ' = -lr·Q_G(g); Q_G(g) has mean g and variance δ(Δ - δ)
+    g, lr = 0.3, 0.5
+    spec = _spec("fp32", "full", grad=grad_format)
+    x, _ = _one_step(SGD, spec, 0.0, g, lr=lr, temperature=1.0)
+    f = parse_format(grad_format)
+    delta = float(f.spacing(torch.tensor([g]))[0]) if grad_format != "block<8>" else None
+    if delta is None:  # a 1-D tensor: each element its own block, Δ = 2^(e + 2 - wl)
+        delta = 2.0 ** (math.floor(math.log2(g)) + 2 - 8)
+    d = g - math.floor(g / delta) * delta
+    _assert_moments(x, -lr * g, lr**2 * d * (delta - d))
+    assert torch.all(x / lr / delta == torch.round(x / lr / delta))  # on the grid
+
+
+@pytest.mark.parametrize("fmt", ["fixed<8,4>", "block<8>", "float<4,3>"])
+@pytest.mark.parametrize("temperature", [1.0, 0.04])  # Var above and below Δ²/4
+def test_vc_step_has_mean_and_variance_of_the_update(fmt: str, temperature: float) -> None:
+    # θ0 = 0.25 (on every grid here), fp32 G: mean = 0.25 - lr·1.3, Var = 2·lr·T/N (N = 1)
+    lr = 0.01
+    spec = PrecisionSpec(weight=parse_format(fmt), accumulator="vc")
+    x, _ = _one_step(SGLD, spec, 0.25, 1.3, lr=lr, temperature=temperature)
+    var = 2 * lr * temperature
+    mean = np.float32(0.25) - np.float32(lr) * np.float32(1.3)
+    _assert_moments(x, float(mean), var)
+
+
+@pytest.mark.parametrize("vc_mode", ["joint", "independent"])
+def test_sghmc_vc_pair_keeps_or_drops_the_covariance(vc_mode: str) -> None:
+    # θ = v = 0, zero gradient, T/N = 10: (v', θ') = draws with Var_v, Var_θ and, jointly,
+    # Cov(v', θ') = (Cov/Var_v)·Var(v') = Cov; independently 0.
+    spec = _spec("fixed<8,4>", "vc")
+    theta, v = _one_step(
+        SGHMC, spec, 0.0, 0.0, lr=0.09, temperature=10.0, friction=3.0, inverse_mass=2.0,
+        vc_mode=vc_mode,
+    )  # fmt: skip
+    c = sghmc_coefficients(0.09, 3.0, 2.0, noise_scale=10.0)
+    _assert_moments(v, 0.0, c["var_v"])
+    _assert_moments(theta, 0.0, c["var_theta"])
+    cov = float((v * theta).mean())
+    se = math.sqrt(float(((v * theta - cov) ** 2).mean()) / N)
+    expected = c["cov"] if vc_mode == "joint" else 0.0
+    assert abs(cov - expected) < 6 * se
+
+
+def test_sghmc_full_noise_has_the_pair_covariance() -> None:
+    theta, v = _one_step(
+        SGHMC, _spec("fp32", "full"), 0.0, 0.0, lr=0.09, temperature=1.0, friction=3.0,
+        inverse_mass=2.0,
+    )  # fmt: skip
+    c = sghmc_coefficients(0.09, 3.0, 2.0, noise_scale=1.0)
+    _assert_moments(v, 0.0, c["var_v"])
+    _assert_moments(theta, 0.0, c["var_theta"])
+    cov = float((v * theta).mean())
+    assert abs(cov - c["cov"]) < 6 * math.sqrt(float(((v * theta - cov) ** 2).mean()) / N)
+
+
+# -- choosing the executor -------------------------------------------------------------------
+def test_executor_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec("fixed<8,4>", "low")
+    p = [torch.zeros(4)]
+    gen = torch.Generator()
+    assert SGLD(p, spec, generator=gen).executor_name == "fused"  # auto on CPU
+    assert SGLD([torch.zeros(4)], spec, generator=gen, executor="eager").executor_name == "eager"
+    with pytest.raises(ValueError, match="kernels"):
+        SGLD([torch.zeros(4)], spec, generator=gen, executor="numba")
+    # momentum rescaling has no fused step: fused refuses, auto says why once and runs eager
+    kw = {"generator": gen, "momentum_rescale": True}
+    with pytest.raises(ValueError, match=r"key .kernels.*momentum_rescale"):
+        SGHMC([torch.zeros(4)], spec, executor="fused", **kw)
+    capsys.readouterr()
+    a = SGHMC([torch.zeros(4)], spec, **kw)
+    b = SGHMC([torch.zeros(4)], spec, **kw)
+    assert (a.executor_name, b.executor_name) == ("eager", "eager")
+    err = capsys.readouterr().err
+    assert err.count("momentum_rescale") <= 1  # once per process (0 if said before)
+    # tied parameters cannot become two views of one flat buffer
+    t = torch.zeros(4)
+    assert SGLD([t, t], spec, generator=gen).executor_name == "eager"
+
+
+def test_fused_params_are_views_of_one_buffer() -> None:
+    spec = _spec("block<8>", "vc")
+    s, params = _make(SGLD, spec, "fused")
+    base = params[0].untyped_storage().data_ptr()
+    assert all(p.untyped_storage().data_ptr() == base for p in params)
+    assert all(t.untyped_storage().data_ptr() == base for t in s.theta)  # θ̂ = θ
+    full, pf = _make(SGLD, _spec("block<8>", "full"), "fused")
+    assert full.theta[0].untyped_storage().data_ptr() != pf[0].untyped_storage().data_ptr()
