@@ -32,6 +32,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
@@ -92,10 +93,24 @@ def storage_uri(uri: str | os.PathLike[str]) -> str:
     return text if "://" in text else os.path.abspath(os.path.expanduser(text))
 
 
+#: a sweep's name is one path component inside the results root (no '/', not '..')
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class DamagedFile(ValueError):
+    """A file of the sweep directory that cannot be read: one line, the file and what to do."""
+
+    def __init__(self, path: str, reason: str, fix: str):
+        self.path = path
+        super().__init__(f"{path} is damaged ({' '.join(reason.split())}); {fix}")
+
+
 class ResultsStore:
     """The directory ``<root>/<name>/`` of one sweep, on any pyarrow filesystem."""
 
     def __init__(self, root: str | os.PathLike[str], name: str):
+        if not SWEEP_NAME.fullmatch(name):  # the spec checks it too: never outside the root
+            raise ValueError(f"sweep name {name!r}: use letters, digits, '_', '.', '-' only")
         self.root_uri = storage_uri(root)
         self.fs, root_path = resolve_uri(root)
         self.name = name
@@ -164,14 +179,40 @@ class ResultsStore:
 
     def read_spec_text(self) -> str | None:
         data = self.read_bytes("spec.yaml")
-        return None if data is None else data.decode()
+        if data is None:
+            return None
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            raise DamagedFile(
+                self.join("spec.yaml"),
+                f"not UTF-8 text at byte {exc.start}",
+                "copy the spec file the sweep ran over it, then --resume again",
+            ) from None
 
     def write_meta(self, meta: Mapping[str, Any]) -> str:
         return self.write_bytes("sweep.json", json.dumps(dict(meta), indent=2).encode())
 
     def read_meta(self) -> dict[str, Any] | None:
         data = self.read_bytes("sweep.json")
-        return None if data is None else json.loads(data)
+        if data is None:
+            return None
+        try:
+            meta = json.loads(data)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            meta, reason = None, str(exc)
+        else:
+            needed = ("sweep_id", "parent_run_id")
+            missing = [k for k in needed if not isinstance(meta, dict) or k not in meta]
+            reason = f"no {', '.join(missing)}" if missing else ""
+        if reason:
+            raise DamagedFile(
+                self.join("sweep.json"),
+                reason,
+                "restore it from a copy, or move the sweep directory aside and start the sweep "
+                "again without --resume (its finished rows stay in trials/)",
+            )
+        return meta
 
     # ------------------------------------------------------------------ per-trial files
     def write_trial_row(self, row: Mapping[str, Any]) -> str:

@@ -45,7 +45,7 @@ from typing import Any, TextIO
 from orchestrator import raystart, tracking
 from orchestrator.raystart import RayStartError
 from orchestrator.spec import Spec, SpecError, check_data, load_spec
-from orchestrator.store import ResultsStore, storage_uri, table_to_text
+from orchestrator.store import DamagedFile, ResultsStore, storage_uri, table_to_text
 from orchestrator.sweeplock import SweepLocked, sweep_lock
 from orchestrator.trainable import SweepContext, tune_trainable
 
@@ -62,6 +62,10 @@ WORKER_ENV = {
 
 #: the key of the parent run's queued MLflow writes (orchestrator.outbox)
 PARENT_KEY = "_sweep"
+
+
+#: a sweep of more trials than this launches only with --yes (``run_sweep(yes=True)``)
+LARGE_SWEEP = 10_000
 
 
 class SweepUsageError(ValueError):
@@ -263,6 +267,7 @@ def run_sweep(
     err: TextIO | None = None,
     analysis_report: bool = True,
     data_check: bool = True,
+    yes: bool = False,
 ) -> SweepOutcome:
     """Run (or resume) the sweep of ``spec_file``; see the module docstring.
 
@@ -272,6 +277,11 @@ def run_sweep(
     out = out or sys.stdout
     err = err or sys.stderr
     spec = load_spec(spec_file)
+    if not yes and spec.num_trials() > LARGE_SWEEP:
+        raise SweepUsageError(
+            f"{spec_file}: {spec.num_trials():,} trials, more than {LARGE_SWEEP:,}: check the "
+            "search space (--dry-run lists it), then launch it with --yes"
+        )
     if data_check:  # missing data: refused before anything starts (--skip-data-check)
         check_data(spec)
     store = ResultsStore(storage or results, spec.name)
@@ -687,6 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", help="search-space YAML (e.g. search_spaces/bits.yaml)")
     parser.add_argument("--dry-run", action="store_true", help="print the trials; run nothing")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument(
+        "--yes", action="store_true", help=f"launch even more than {LARGE_SWEEP:,} trials"
+    )
     parser.add_argument("--results", default="results", help="results root (default ./results)")
     parser.add_argument(
         "--storage", help="results root as a pyarrow URI (s3://bucket/prefix, /shared/mount)"
@@ -732,8 +745,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
             data_check=not args.skip_data_check,
+            yes=args.yes,
         )
-    except (SpecError, SweepUsageError, tracking.TrackingError) as exc:
+    except (SpecError, SweepUsageError, DamagedFile, tracking.TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (SweepLocked, RayStartError, OSError) as exc:  # OSError: a full disk, names the file

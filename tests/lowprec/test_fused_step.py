@@ -230,3 +230,113 @@ def test_fused_params_are_views_of_one_buffer() -> None:
     assert all(t.untyped_storage().data_ptr() == base for t in s.theta)  # θ̂ = θ
     full, pf = _make(SGLD, _spec("block<8>", "full"), "fused")
     assert full.theta[0].untyped_storage().data_ptr() != pf[0].untyped_storage().data_ptr()
+
+
+# -- the Triton step kernels (interpreted on the CPU) --------------------------------------
+@pytest.fixture(scope="module")
+def triton_step():
+    """lowprec.kernels.gpu and step_triton imported afresh with TRITON_INTERPRET=1 (their
+    kernels then run on CPU tensors); the previous modules are put back afterwards."""
+    import importlib
+    import sys
+
+    import lowprec.kernels
+
+    pytest.importorskip("triton")
+    names = ("lowprec.kernels.gpu", "lowprec.kernels.step_triton")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRITON_INTERPRET", "1")
+        for name in names:
+            mp.delitem(sys.modules, name, raising=False)
+            mp.delattr(lowprec.kernels, name.rsplit(".", 1)[1], raising=False)
+        module = importlib.import_module(names[1])
+        try:
+            yield module
+        finally:
+            for name in names:
+                sys.modules.pop(name, None)
+
+
+def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: bool, **kw):
+    """One step from the same state, grads and key on numba and on (interpreted) Triton:
+    returns ((θ, θ̂, v) numba, (θ, θ̂, v) triton)."""
+    from lowprec.kernels import step_cpu
+    from lowprec.samplers.fused import format_params
+
+    cls = SGHMC if rule == "sghmc" else SGLD
+    s, params = _make(cls, spec, "fused", temperature=0.7, prior_std=2.0, **kw)
+    _run(s, params, 2)  # a state with momentum and off-grid masters
+    ex = s._executor
+    for p in params:
+        p.grad = torch.sin(3 * p.detach()) + 0.1
+    ex.layout.gather(s.check_grads(), ex.grad)
+    coef = s.coefficients(lr, noise)
+    key = torch.tensor([0x12345678, 0x9ABCDEF0], dtype=torch.int64)
+    fmts = [
+        format_params(f) for f in ([spec.grad, spec.weight] + ([spec.momentum] * (cls is SGHMC)))
+    ]
+    a = _ACC[acc]
+    gs = torch.as_tensor(ex.layout.group_start)
+    gl = torch.as_tensor(ex.layout.group_len)
+
+    def state():
+        full = acc == "full"
+        theta = ex.theta.clone()
+        hat = ex.hat.clone() if full else theta
+        mom = ex.mom.clone() if cls is SGHMC else None
+        return theta, hat, mom
+
+    t1, h1, m1 = state()
+    t2, h2, m2 = state()
+    flat = [f for kind_consts in fmts for f in kind_consts]
+    if cls is SGLD:
+        step_cpu.sgld_step(
+            t1.numpy(), h1.numpy(), ex.grad.numpy(), ex.layout.task_start, ex.layout.group_start,
+            ex.layout.group_len, *flat, a, spec.rounding == "stochastic", coef.lr,
+            coef.weight_decay, coef.var, 0x12345678, 0x9ABCDEF0,
+        )  # fmt: skip
+        triton_step.sgld_step(
+            t2, h2, ex.grad, gs, gl, fmts, a, spec.rounding == "stochastic", coef, key
+        )
+    else:
+        c = np.asarray(coef, dtype=np.float64)
+        step_cpu.sghmc_step(
+            t1.numpy(), h1.numpy(), m1.numpy(), ex.grad.numpy(), ex.layout.task_start,
+            ex.layout.group_start, ex.layout.group_len, *flat, a,
+            spec.rounding == "stochastic", c, 0x12345678, 0x9ABCDEF0,
+        )  # fmt: skip
+        triton_step.sghmc_step(
+            t2, h2, m2, ex.grad, gs, gl, fmts, a, spec.rounding == "stochastic", coef, key
+        )
+    return (t1, h1, m1), (t2, h2, m2)
+
+
+_ACC = {"full": 0, "low": 1, "vc": 2}
+TRITON_CASES = [
+    ("sgld", "fixed<8,3>", "low"),
+    ("sgld", "block<8>", "full"),
+    ("sgld", "float<4,3>", "vc"),
+    ("sgld", "block<8>", "vc"),
+    ("sghmc", "block<8>", "low"),
+    ("sghmc", "fixed<8,4>", "vc"),
+]
+
+
+@pytest.mark.parametrize(("rule", "fmt", "acc"), TRITON_CASES)
+def test_triton_step_matches_numba(triton_step, rule: str, fmt: str, acc: str) -> None:
+    # without noise, both draw the same Philox thresholds: the same bits for every rounding
+    for rounding in ("nearest", "stochastic"):
+        spec = _spec(fmt, acc, rounding=rounding)
+        cpu, gpu = _both_backends(triton_step, rule, spec, acc, 0.05, noise=False)
+        for x, y in zip(cpu, gpu, strict=True):
+            if x is not None:
+                assert torch.equal(x, y), (rounding, (x - y).abs().max())
+    # with noise the normals differ by ~1e-6 (polynomials vs libm): the values agree to
+    # ~1e-6, except where a rounding lands on the other side of its threshold (rare)
+    spec = _spec(fmt, acc)
+    cpu, gpu = _both_backends(triton_step, rule, spec, acc, 0.05, noise=True)
+    for x, y in zip(cpu, gpu, strict=True):
+        if x is not None:
+            close = (x - y).abs() <= 1e-5 * (1 + x.abs())
+            assert float(close.float().mean()) > 0.9
+            assert torch.allclose(x, y, atol=0.5)

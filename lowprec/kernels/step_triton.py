@@ -1,0 +1,311 @@
+"""Fused sampler steps on the GPU (Triton): one kernel launch per SGLD / SGHMC step over flat
+buffers, the transcription of lowprec/kernels/step_cpu.py (read its docstring for the passes,
+the streams and the format constants): one program per exponent group, walking the group in
+blocks of BLOCK values, pass by pass when a format of the step is a block format.
+
+The random words are the CPU's: Philox4x32-10 of counter (i, STREAM, 0) under the step's key
+(lowprec.kernels.gpu.group_words), so the roundings draw the same thresholds on both backends
+(tests/lowprec/test_fused_step.py runs this kernel under TRITON_INTERPRET=1 against the numba
+one). The normals use Triton's log/cos/sin (lowprec.kernels.gpu.box_muller) where the CPU uses
+polynomials: the same law, values equal to about 1e-6.
+
+Untested on a real GPU in this repository's CI (no GPU there); the interpreter runs it on CPU
+tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from lowprec.kernels import gpu as G
+
+__all__ = ["BLOCK", "sghmc_step", "sgld_step"]
+
+STREAM: tl.constexpr = tl.constexpr(16)
+BLOCK = 1024
+
+
+@triton.jit
+def _grid(x, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd):
+    """(Δ, lo, hi) per element: fixed (fa, fb, fc); block (gd, ±fa·gd); float x's binade."""
+    z = tl.zeros_like(x)
+    if KIND == 1:
+        return z + fa, z + fb, z + fc
+    elif KIND == 2:
+        hi = z + gd * fa
+        return z + gd, -hi, hi
+    else:
+        return G.float_delta(x, i0, i1, i2), z - fa, z + fa
+
+
+@triton.jit
+def _quantize(x, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, u, STOCHASTIC: tl.constexpr):
+    """Q_F(x) with threshold u (float32) for stochastic rounding."""
+    if KIND == 0:
+        return x
+    else:
+        d, lo, hi = _grid(x, KIND, fa, fb, fc, i0, i1, i2, gd)
+        y = tl.math.div_rn(G.clamp(x, lo, hi), d)
+        if STOCHASTIC:
+            f = tl.floor(y)
+            return (f + tl.where(u < y - f, 1.0, 0.0)) * d
+        else:
+            return G.rint(y) * d
+
+
+@triton.jit
+def _vc(mu, var, sd, reach, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, xi, u_cat, u_rnd):
+    """Q_vc(μ, var) element-wise (step_cpu._vc)."""
+    if KIND == 0:
+        return mu + sd * xi
+    else:
+        d, lo, hi = _grid(reach, KIND, fa, fb, fc, i0, i1, i2, gd)
+        m = tl.math.div_rn(G.clamp(mu, lo, hi), d)
+        w = tl.math.div_rn(tl.math.div_rn(tl.zeros_like(mu) + var, d), d)
+        big = w > 0.25
+        x = m + tl.sqrt(tl.maximum(w - 0.25, 0.0)) * xi
+        q1 = G.rint(x)
+        a1 = x - q1
+        fl = tl.floor(m)
+        frac = m - fl
+        q2 = fl + tl.where(u_rnd < frac, 1.0, 0.0)
+        c2 = G.clamp(w - frac * (1.0 - frac), 0.0, 1.0)
+        q = tl.where(big, q1, q2)
+        a = tl.where(big, a1, 0.0)
+        second = tl.where(big, 0.25 + a1 * a1, c2)
+        u2 = 2.0 * u_cat
+        up = tl.where(u2 < second + a, 1.0, 0.0)
+        down = tl.where(u2 >= 2.0 - (second - a), 1.0, 0.0)
+        out = G.clamp((q + up - down) * d, lo, hi)
+        if KIND == 3:
+            return _quantize(out, KIND, fa, fb, fc, i0, i1, i2, 0.0, u_rnd, True)
+        else:
+            return out
+
+
+@triton.jit
+def _draw(x, var, sd, sd4, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, xi, u, u_rnd,
+          ACC: tl.constexpr, STOCHASTIC: tl.constexpr):  # fmt: skip
+    """full, low: Q_F(x); vc: Q_vc(x, var) (Δ of the reach |x| + 4·sd)."""
+    if ACC == 2:
+        return _vc(x, var, sd, tl.abs(x) + sd4, KIND, fa, fb, fc, i0, i1, i2, gd, xi, u, u_rnd)
+    else:
+        return _quantize(x, KIND, fa, fb, fc, i0, i1, i2, gd, u, STOCHASTIC)
+
+
+@triton.jit
+def _u(w, HIGH: tl.constexpr):
+    return G.threshold16(G.half16(w, HIGH))
+
+
+@triton.jit
+def _group_delta(ptr, s, n, KIND: tl.constexpr, wl, BLOCK_: tl.constexpr):
+    """Δ of a block group from max|x| over ptr[s:s+n] (0 for other formats)."""
+    if KIND == 2:
+        mb = tl.zeros((), tl.int32)
+        for c in range(0, n, BLOCK_):
+            j = c + tl.arange(0, BLOCK_)
+            x = tl.load(ptr + s + j, mask=j < n, other=0.0)
+            mb = tl.maximum(mb, tl.max(G.absbits(x), axis=0))
+        return G.block_delta(mb, wl)
+    else:
+        return 0.0
+
+
+@triton.jit
+def _sgld_kernel(
+    theta_ptr, hat_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr, lr, wd, var, sd, sd4,
+    ga, gb, gc, gi0, gi1, gi2, wa, wb, wc, wi0, wi1, wi2,
+    KG: tl.constexpr, KW: tl.constexpr, ACC: tl.constexpr, STOCHASTIC: tl.constexpr,
+    NOISY: tl.constexpr, BLOCK_: tl.constexpr,
+):  # fmt: skip
+    """One SGLD step on one exponent group (step_cpu.sgld_step)."""
+    g_id = tl.program_id(0)
+    s = tl.load(gstart_ptr + g_id)
+    n = tl.load(glen_ptr + g_id)
+    k0, k1 = G.load_key(key_ptr)
+    gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
+    mb = tl.zeros((), tl.int32)
+    for c in range(0, n, BLOCK_):
+        j = c + tl.arange(0, BLOCK_)
+        mask = j < n
+        i = s + j
+        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
+        xt, _xv = G.box_muller(w2, w3)
+        th = tl.load(theta_ptr + i, mask=mask, other=0.0)
+        g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0, gi1, gi2,
+                      gd, _u(w0, 0), STOCHASTIC)  # fmt: skip
+        if wd != 0.0:
+            g = g + wd * th
+        x = th - lr * g
+        if NOISY:
+            x = x + sd * xt
+        if KW == 2:
+            tl.store(theta_ptr + i, x, mask=mask)
+            r = tl.where(mask, G.absbits(tl.abs(x) + sd4), 0)
+            mb = tl.maximum(mb, tl.max(r, axis=0))
+        else:
+            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, 0.0, xt, _u(w0, 1),
+                        _u(w1, 0), ACC, STOCHASTIC)  # fmt: skip
+            if ACC == 0:
+                tl.store(theta_ptr + i, x, mask=mask)
+                tl.store(hat_ptr + i, out, mask=mask)
+            else:
+                tl.store(theta_ptr + i, out, mask=mask)
+    if KW == 2:
+        dw = G.block_delta(mb, wi0)
+        for c in range(0, n, BLOCK_):
+            j = c + tl.arange(0, BLOCK_)
+            mask = j < n
+            i = s + j
+            w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
+            xt, _xv = G.box_muller(w2, w3)
+            x = tl.load(theta_ptr + i, mask=mask, other=0.0)
+            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt, _u(w0, 1),
+                        _u(w1, 0), ACC, STOCHASTIC)  # fmt: skip
+            if ACC == 0:
+                tl.store(hat_ptr + i, out, mask=mask)
+            else:
+                tl.store(theta_ptr + i, out, mask=mask)
+
+
+@triton.jit
+def _sghmc_kernel(
+    theta_ptr, hat_ptr, mom_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr,
+    e, a, b, cc, wd, var_v, sd_v, sd4_v, k, var_c, sd_c, sd4_c,
+    ga, gb, gc, gi0, gi1, gi2, wa, wb, wc, wi0, wi1, wi2, ma, mb_, mc, mi0, mi1, mi2,
+    KG: tl.constexpr, KW: tl.constexpr, KM: tl.constexpr, ACC: tl.constexpr,
+    STOCHASTIC: tl.constexpr, NOISY: tl.constexpr, BLOCK_: tl.constexpr,
+):  # fmt: skip
+    """One exact underdamped SGHMC step on one exponent group (step_cpu.sghmc_step): pass 1
+    the means (and the Gaussian v' for full and low), pass 2 v' in M and θ given v', pass 3
+    θ' in W."""
+    g_id = tl.program_id(0)
+    s = tl.load(gstart_ptr + g_id)
+    n = tl.load(glen_ptr + g_id)
+    k0, k1 = G.load_key(key_ptr)
+    gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
+    # pass 1: mean_v, mean_θ; v ← mean_v (+ sd_v·ξ_v for full and low)
+    mbits = tl.zeros((), tl.int32)
+    for c in range(0, n, BLOCK_):
+        j = c + tl.arange(0, BLOCK_)
+        mask = j < n
+        i = s + j
+        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
+        xt, xv = G.box_muller(w2, w3)
+        th = tl.load(theta_ptr + i, mask=mask, other=0.0)
+        v = tl.load(mom_ptr + i, mask=mask, other=0.0)
+        g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0, gi1, gi2,
+                      gd, _u(w0, 0), STOCHASTIC)  # fmt: skip
+        if wd != 0.0:
+            g = g + wd * th
+        mean_v = e * v - a * g
+        x = mean_v
+        if NOISY and ACC != 2:
+            x = mean_v + sd_v * xv
+        tl.store(theta_ptr + i, th + b * v - cc * g, mask=mask)
+        tl.store(mom_ptr + i, x, mask=mask)
+        mbits = tl.maximum(mbits, tl.max(tl.where(mask, G.absbits(tl.abs(x) + sd4_v), 0), 0))
+    dm = G.block_delta(mbits, mi0) if KM == 2 else 0.0
+    # pass 2: v' in M, then the pre-value of θ' given v'
+    mbits = tl.zeros((), tl.int32)
+    for c in range(0, n, BLOCK_):
+        j = c + tl.arange(0, BLOCK_)
+        mask = j < n
+        i = s + j
+        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
+        xt, xv = G.box_muller(w2, w3)
+        x = tl.load(mom_ptr + i, mask=mask, other=0.0)
+        th = tl.load(theta_ptr + i, mask=mask, other=0.0)
+        if ACC == 2:
+            e0, _e1, _e2, _e3 = G.group_words(i, k0, k1, STREAM + 1)
+            if NOISY:
+                v_new = _vc(x, var_v, sd_v, tl.abs(x) + sd4_v, KM, ma, mb_, mc, mi0, mi1, mi2,
+                            dm, xv, _u(w1, 1), _u(e0, 0))  # fmt: skip
+                th = th + k * (v_new - x)
+            else:  # Q_vc(mean_v, 0): stochastic rounding with the small branch's threshold
+                v_new = _quantize(x, KM, ma, mb_, mc, mi0, mi1, mi2, dm, _u(e0, 0), True)
+            tl.store(mom_ptr + i, v_new, mask=mask)
+        else:
+            if NOISY:
+                th = th + k * (sd_v * xv) + sd_c * xt
+            if ACC == 1:
+                v_new = _quantize(x, KM, ma, mb_, mc, mi0, mi1, mi2, dm, _u(w1, 1), STOCHASTIC)
+                tl.store(mom_ptr + i, v_new, mask=mask)
+        tl.store(theta_ptr + i, th, mask=mask)
+        mbits = tl.maximum(mbits, tl.max(tl.where(mask, G.absbits(tl.abs(th) + sd4_c), 0), 0))
+    dw = G.block_delta(mbits, wi0) if KW == 2 else 0.0
+    # pass 3: θ' in W
+    for c in range(0, n, BLOCK_):
+        j = c + tl.arange(0, BLOCK_)
+        mask = j < n
+        i = s + j
+        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
+        xt, xv = G.box_muller(w2, w3)
+        x = tl.load(theta_ptr + i, mask=mask, other=0.0)
+        out = _draw(x, var_c, sd_c, sd4_c, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt, _u(w0, 1),
+                    _u(w1, 0), ACC, STOCHASTIC)  # fmt: skip
+        if ACC == 0:
+            tl.store(hat_ptr + i, out, mask=mask)
+        else:
+            tl.store(theta_ptr + i, out, mask=mask)
+
+
+def _fmt_args(fmt: tuple[int, tuple[float, ...]]) -> tuple[Any, ...]:
+    """(fa, fb, fc, i0, i1, i2) of a (kind, constants) pair of fused.format_params."""
+    kind, c = fmt
+    if kind == 1:
+        return float(c[0]), float(c[1]), float(c[2]), 0, 0, 0
+    if kind == 2:
+        return float(c[1]), 0.0, 0.0, int(c[0]), 0, 0
+    if kind == 3:
+        return float(c[3]), 0.0, 0.0, int(c[0]), int(c[1]), int(c[2])
+    return 0.0, 0.0, 0.0, 0, 0, 0
+
+
+def sgld_step(
+    theta: torch.Tensor, hat: torch.Tensor, grad: torch.Tensor, gstart: torch.Tensor,
+    glen: torch.Tensor, formats: list[Any], acc: int, stochastic: bool, coef: Any,
+    key: torch.Tensor,
+) -> None:  # fmt: skip
+    """Launch one SGLD step: one program per exponent group."""
+    import math
+
+    (kg, _), (kw, _) = formats
+    var = float(coef.var)
+    sd = float(torch.tensor(math.sqrt(var), dtype=torch.float32))
+    sd4 = 4.0 * sd if acc == 2 else 0.0
+    noisy = var > 0.0 and acc != 2
+    _sgld_kernel[(gstart.numel(),)](
+        theta, hat, grad, gstart, glen, key, float(coef.lr), float(coef.weight_decay), var, sd,
+        sd4, *_fmt_args(formats[0]), *_fmt_args(formats[1]), KG=kg, KW=kw, ACC=acc,
+        STOCHASTIC=bool(stochastic), NOISY=noisy, BLOCK_=BLOCK,
+    )  # fmt: skip
+
+
+def sghmc_step(
+    theta: torch.Tensor, hat: torch.Tensor, mom: torch.Tensor, grad: torch.Tensor,
+    gstart: torch.Tensor, glen: torch.Tensor, formats: list[Any], acc: int, stochastic: bool,
+    coef: Any, key: torch.Tensor,
+) -> None:  # fmt: skip
+    """Launch one SGHMC step: one program per exponent group."""
+    import math
+
+    (kg, _), (kw, _), (km, _) = formats
+    var_v, var_th, cov = float(coef.var_v), float(coef.var_theta), float(coef.cov)
+    noisy = var_v > 0.0
+    k = cov / var_v if noisy else 0.0
+    var_c = max(var_th - cov * cov / var_v, 0.0) if noisy else 0.0
+    sd_v, sd_c = math.sqrt(var_v), math.sqrt(var_c)
+    vc = acc == 2
+    _sghmc_kernel[(gstart.numel(),)](
+        theta, hat, mom, grad, gstart, glen, key, float(coef.decay), float(coef.v_from_g),
+        float(coef.theta_from_v), float(coef.theta_from_g), float(coef.weight_decay), var_v,
+        sd_v, 4.0 * sd_v if vc else 0.0, k, var_c, sd_c, 4.0 * sd_c if vc else 0.0,
+        *_fmt_args(formats[0]), *_fmt_args(formats[1]), *_fmt_args(formats[2]),
+        KG=kg, KW=kw, KM=km, ACC=acc, STOCHASTIC=bool(stochastic), NOISY=noisy, BLOCK_=BLOCK,
+    )  # fmt: skip
