@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from bench.timing import device_name, side_by_side
-from lowprec import samplers
 from workloads.keys import resolve_config
 from workloads.resnet import ResNet18
 from workloads.train import init_parameters, precision_and_quantizer
+from workloads.trialspec import TrialSpec, build_sampler
 
 SETUPS: dict[str, dict[str, Any]] = {
     "fp32": {},
@@ -51,9 +51,7 @@ def _step_fn(
     model = ResNet18(10, quantizer).to(device)
     init_parameters(model, g)
     params = list(model.parameters())
-    sampler = samplers.from_config(
-        config, params, num_data=50_000, generator=g, default_momentum_rescale=True
-    )
+    sampler = build_sampler(TrialSpec.from_config(config), params, num_data=50_000, generator=g)
     x = torch.randn(batch, 3, 32, 32, generator=g, device=device)
     y = torch.randint(0, 10, (batch,), generator=g, device=device)
 

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from bench.timing import side_by_side
-from lowprec import samplers
+from workloads.trialspec import TrialSpec, build_sampler
 
-FP32 = {"sampler": "sgld", "lr": 0.01, "temperature": 1.0, "accumulator": "full"}
+FP32 = {"sampler": "sgld", "lr": 0.01, "temperature": 1.0, "accumulator": "full", "prior_std": None}
 LP = {**FP32, "format": "block", "bits": 8, "tensors": "WG", "accumulator": "vc"}
 
 
@@ -33,7 +33,8 @@ def _setup(config: dict[str, Any], device: torch.device, seed: int = 0):
     torch.manual_seed(seed)  # model initialisation only; sampling uses the generator below
     model = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    sampler = samplers.from_config(config, list(model.parameters()), num_data=60_000, generator=gen)
+    trial = TrialSpec.from_config({"workload": "mnist_mlp", **config})
+    sampler = build_sampler(trial, list(model.parameters()), num_data=60_000, generator=gen)
     x = torch.randn(128, 784, generator=gen, device=device)
     y = torch.randint(10, (128,), generator=gen, device=device)
     loss_fn = nn.CrossEntropyLoss()

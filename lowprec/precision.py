@@ -1,129 +1,18 @@
-"""The precision of one trial (ALGORITHMS.md §3): the format of each tensor kind and the
-accumulator mode, derived from the flat config keys of ``workloads/keys.py``.
-
-Derivation (``PrecisionSpec.from_config``):
-
-- ``format`` is a family combined with ``bits`` or a full format string (then ``bits``,
-  ``frac_bits``, ``exp_bits`` and ``block_size`` are not read):
-  ``fixed``  -> ``fixed<bits, frac_bits>``, frac_bits default bits - 2 (range [-2, 2));
-  ``block``  -> ``block<bits>`` (per slice along dim 0) or ``block<bits, block_size>``;
-  ``float``  -> ``float<exp_bits, bits - 1 - exp_bits>``, exp_bits default 2 if bits <= 5,
-  3 if bits <= 6, 4 if bits <= 9, 5 if bits <= 16, else 8;
-  ``fp32``   -> ``fp32``.
-- ``tensors`` (default ``WG``) names the kinds that get that format: W weights, G gradients,
-  A activations, E errors, M momentum. The others are ``fp32``, except momentum, which takes the
-  weight format when ``accumulator`` is ``low`` or ``vc`` (the stored momentum is low precision
-  like the stored weights).
-- ``weight_format``, ``grad_format``, ``act_format``, ``error_format``, ``momentum_format``
-  (full format strings) override per kind.
-- ``accumulator`` ``low`` or ``vc`` needs low-precision weights.
+"""The precision of one trial (ALGORITHMS.md §3): the format of each tensor kind (W weights,
+G gradients, A activations, E errors, M momentum), the accumulator mode and the rounding, as one
+typed value. The config layer derives it from the flat keys (``workloads.precision``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat, parse_format
+from lowprec.formats import FP32, Format
 from lowprec.quantize import ROUNDINGS
 
-__all__ = ["ACCUMULATORS", "FAMILIES", "TENSOR_KINDS", "PrecisionSpec", "default_exp_bits"]
+__all__ = ["ACCUMULATORS", "PrecisionSpec"]
 
 ACCUMULATORS = ("full", "low", "vc")
-FAMILIES = ("fixed", "block", "float", "fp32")
-#: letter of ``tensors`` -> (PrecisionSpec field, its override key)
-TENSOR_KINDS = {
-    "W": ("weight", "weight_format"),
-    "G": ("grad", "grad_format"),
-    "A": ("act", "act_format"),
-    "E": ("error", "error_format"),
-    "M": ("momentum", "momentum_format"),
-}
-#: the defaults of workloads/keys.py for the keys read here
-_DEFAULTS: dict[str, Any] = {
-    "format": "fp32",
-    "bits": 8,
-    "frac_bits": None,
-    "exp_bits": None,
-    "block_size": None,
-    "tensors": "WG",
-    "accumulator": "full",
-    "rounding": "stochastic",
-}
-
-
-def default_exp_bits(bits: int) -> int:
-    """Exponent bits of the ``float`` family at ``bits``: 2 up to 5 bits, 3 up to 6, 4 up to 9
-    (float<4,3> at 8 bits, the FP8 E4M3 split), 5 up to 16 (half), else 8 (bfloat16 and up)."""
-    if bits <= 5:
-        return 2
-    if bits <= 6:
-        return 3
-    if bits <= 9:
-        return 4
-    if bits <= 16:
-        return 5
-    return 8
-
-
-def _key_error(key: str, value: Any, why: str) -> ValueError:
-    return ValueError(f"key {key!r}: {value!r} {why}")
-
-
-def _derived_format(config: Mapping[str, Any]) -> Format:
-    """The format that ``format`` (+ ``bits`` and the family's keys) names."""
-    family = config.get("format", _DEFAULTS["format"])
-    if isinstance(family, Format):
-        return family
-    if not isinstance(family, str):
-        raise _key_error("format", family, f"is not a format family ({', '.join(FAMILIES)})")
-    name = family.strip().lower()
-    if name not in FAMILIES:
-        try:
-            return parse_format(family)
-        except ValueError as err:
-            raise ValueError(
-                f"key 'format': {err}; or give a family ({', '.join(FAMILIES)}) with `bits`"
-            ) from None
-    if name == "fp32":
-        return FP32()
-    bits = config.get("bits", _DEFAULTS["bits"])
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
-        raise _key_error("bits", bits, "must be an integer >= 2")
-    if name == "fixed":
-        frac = config.get("frac_bits")
-        frac = bits - 2 if frac is None else frac
-        try:
-            return FixedPoint(bits, frac)
-        except ValueError as err:
-            raise _key_error(
-                "frac_bits", frac, f"makes no format with bits={bits}: {err}"
-            ) from None
-    if name == "block":
-        size = config.get("block_size")
-        try:
-            return BlockFloat(bits, size)
-        except ValueError as err:
-            raise _key_error("bits", bits, f"makes no block format: {err}") from None
-    exp = config.get("exp_bits")
-    exp = default_exp_bits(bits) if exp is None else exp
-    man = bits - 1 - exp
-    if man < 0:
-        raise _key_error(
-            "exp_bits", exp, f"leaves no mantissa: bits={bits} holds 1 sign + exp + man bits"
-        )
-    if exp > 8 or man > 23:
-        raise _key_error(
-            "bits",
-            bits,
-            f"with exp_bits={exp} gives float<{exp},{man}>, wider than float32 "
-            "(at most 8 exponent and 23 mantissa bits)",
-        )
-    try:
-        return SmallFloat(exp, man)
-    except ValueError as err:
-        raise _key_error("exp_bits", exp, f"makes no format with bits={bits}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -142,58 +31,19 @@ class PrecisionSpec:
 
     def __post_init__(self) -> None:
         if self.accumulator not in ACCUMULATORS:
-            raise _key_error("accumulator", self.accumulator, f"is not one of {ACCUMULATORS}")
+            raise ValueError(
+                f"key 'accumulator': {self.accumulator!r} is not one of {', '.join(ACCUMULATORS)}"
+            )
         if self.rounding not in ROUNDINGS:
-            raise _key_error("rounding", self.rounding, f"is not one of {ROUNDINGS}")
+            raise ValueError(
+                f"key 'rounding': {self.rounding!r} is not one of {', '.join(ROUNDINGS)}"
+            )
         if self.accumulator != "full" and self.weight.is_identity:
             raise ValueError(
                 f"key 'accumulator': {self.accumulator!r} keeps the weights in low precision, "
                 "but the weight format is fp32; choose a low-precision `format` with W in "
                 "`tensors` (or `weight_format`), or accumulator 'full'"
             )
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PrecisionSpec:
-        """The spec that the flat keys of ``config`` describe (module docstring); missing keys
-        take the defaults of ``workloads/keys.py``. Raises ``ValueError`` naming the key."""
-        get = lambda key: config.get(key, _DEFAULTS.get(key))  # noqa: E731
-        accumulator, rounding = get("accumulator"), get("rounding")
-        if accumulator not in ACCUMULATORS:
-            raise _key_error("accumulator", accumulator, f"is not one of {', '.join(ACCUMULATORS)}")
-        if rounding not in ROUNDINGS:
-            raise _key_error("rounding", rounding, f"is not one of {', '.join(ROUNDINGS)}")
-        tensors = get("tensors")
-        if not isinstance(tensors, str):
-            raise _key_error("tensors", tensors, "must be a string of the letters W, G, A, E, M")
-        bad = sorted(set(tensors) - set(TENSOR_KINDS))
-        if bad:
-            raise _key_error(
-                "tensors",
-                tensors,
-                f"has unknown letter(s) {', '.join(bad)}; use W (weights), G (gradients), "
-                "A (activations), E (errors), M (momentum), e.g. 'WG' or 'WGAE'",
-            )
-        derived = _derived_format(config)
-        formats: dict[str, Format] = {}
-        for letter, (kind, key) in TENSOR_KINDS.items():
-            override = config.get(key)
-            if override is not None:
-                try:
-                    formats[kind] = parse_format(override)
-                except ValueError as err:
-                    raise ValueError(f"key {key!r}: {err}") from None
-            elif letter in tensors:
-                formats[kind] = derived
-            elif letter == "M" and accumulator in ("low", "vc"):
-                formats[kind] = formats["weight"]  # stored like the weights (W comes first)
-            else:
-                formats[kind] = FP32()
-        return cls(**formats, accumulator=accumulator, rounding=rounding)
-
-    def to_config(self) -> dict[str, str]:
-        """The per-tensor override keys and the accumulator/rounding that rebuild this spec."""
-        out = {key: str(getattr(self, kind)) for kind, key in TENSOR_KINDS.values()}
-        return {**out, "accumulator": self.accumulator, "rounding": self.rounding}
 
     @property
     def bits_per_param(self) -> float:

@@ -260,9 +260,9 @@ def _weight_format(config: Mapping[str, Any]) -> str | None:
     if params.get("weight_format") is not None:
         return str(params["weight_format"])
     try:
-        from lowprec.precision import PrecisionSpec
+        from workloads.keys import precision_of
 
-        return str(PrecisionSpec.from_config(dict(config)).weight)
+        return str(precision_of(dict(config)).weight)
     except Exception:
         return None
 

@@ -148,7 +148,7 @@ def format_word_bits(fmt: Any) -> int:
 
 def weight_bits(config: Mapping[str, Any]) -> int:
     """The metric ``bits``: word bits of the weights' format, as
-    ``lowprec.precision.PrecisionSpec.from_config(config).weight`` derives it (``weight_format``,
+    ``workloads.keys.precision_of(config).weight`` derives it (``weight_format``,
     else ``format`` + ``bits`` when ``tensors`` holds W, else fp32 -> 32)."""
     from workloads.keys import precision_of
 

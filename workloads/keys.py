@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from lowprec.precision import PrecisionSpec
 from workloads import WORKLOADS, get_workload
+from workloads.precision import FAMILIES, TENSOR_KINDS, precision_from_config
 
 #: a relevance rule: the (filled) config -> None when the key has an effect, else why not
 Rule = Callable[[Mapping[str, Any]], str | None]
@@ -231,14 +233,7 @@ def _has_kind(letter: str, what: str) -> Rule:
 
 
 #: tensor kind letter -> its override key
-KIND_KEYS: dict[str, str] = {
-    "W": "weight_format",
-    "G": "grad_format",
-    "A": "act_format",
-    "E": "error_format",
-    "M": "momentum_format",
-}
-FAMILIES: tuple[str, ...] = ("fixed", "block", "float", "fp32")
+KIND_KEYS: dict[str, str] = {letter: key for letter, (_, key) in TENSOR_KINDS.items()}
 #: the family key that only that family reads
 FAMILY_KEYS: dict[str, str] = {"frac_bits": "fixed", "exp_bits": "float", "block_size": "block"}
 
@@ -317,17 +312,13 @@ def _rounding(c: Mapping[str, Any]) -> str | None:
     return "every tensor kind is fp32: nothing is rounded"
 
 
-def precision_of(config: Mapping[str, Any]) -> Any:
+def precision_of(config: Mapping[str, Any]) -> PrecisionSpec:
     """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None)."""
-    from lowprec.precision import PrecisionSpec
-
-    return PrecisionSpec.from_config(_derivation_view(config))
+    return precision_from_config(_derivation_view(config))
 
 
 def _formats(c: Mapping[str, Any]) -> dict[str, Any]:
     """kind letter -> the effective Format, for the kinds this trial has."""
-    from lowprec.precision import TENSOR_KINDS
-
     spec = precision_of(c)
     return {k: getattr(spec, TENSOR_KINDS[k][0]) for k in tensor_kinds(c)}
 

@@ -1,15 +1,15 @@
-"""PrecisionSpec.from_config: derivation rules and errors (lowprec/precision.py)."""
+"""The precision derivation of the config layer: rules and errors (workloads/precision.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lowprec import FP32, PrecisionSpec, parse_format
-from lowprec.precision import default_exp_bits
+from workloads.precision import default_exp_bits, precision_config, precision_from_config
 
 
 def spec(**config: object) -> PrecisionSpec:
-    return PrecisionSpec.from_config(config)
+    return precision_from_config(config)
 
 
 def test_defaults_are_full_precision() -> None:
@@ -91,7 +91,7 @@ def test_per_tensor_overrides() -> None:
     assert str(s.weight) == "fixed<8,6>" and str(s.grad) == "float<5,2>"
     assert str(s.act) == "block<8>" and s.error == FP32() and str(s.momentum) == "fixed<16,12>"
     assert s.rounding == "nearest"
-    assert PrecisionSpec.from_config(s.to_config()) == s
+    assert precision_from_config(precision_config(s)) == s
     s = spec(weight_format="fixed<8,4>", accumulator="low")  # format fp32, weights overridden
     assert str(s.weight) == "fixed<8,4>" and s.grad == FP32()
 
@@ -127,7 +127,7 @@ def test_bits_per_param() -> None:
 )
 def test_errors_name_the_key(config: dict, key: str, why: str) -> None:
     with pytest.raises(ValueError) as err:
-        PrecisionSpec.from_config(config)
+        precision_from_config(config)
     message = str(err.value)
     assert message.startswith(f"key {key!r}"), message
     assert why in message, message
