@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workloads import WORKLOADS
 from workloads.keys import (
@@ -201,3 +203,37 @@ def test_workload_defaults_are_valid_keys() -> None:
         assert set(defaults) <= set(keys), workload
         for name, value in defaults.items():
             assert keys[name].check(name, value) == value
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        ["fixed", "block", "float", "fp32", "fixed<8,3>", "block<8,4>", "float<4,3>", "WGAEM",
+         "WG", "sgld", "sghmc", "sgd", "svrg", "halp", "low", "vc", "full", "cyclical", "decay",
+         "eager", "auto", "mnist5k", "x" * 5000, "float<9,30>", "fixed<64,1>", ""]
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    workload=st.sampled_from(sorted(WORKLOADS)),
+    data=st.data(),
+)
+def test_any_config_resolves_idempotently_or_names_a_key(workload: str, data) -> None:
+    names = sorted(keys_for(workload))
+    raw = data.draw(st.dictionaries(st.sampled_from(names), _VALUES, max_size=6))
+    raw["workload"] = workload
+    started = time.perf_counter()
+    try:
+        config = resolve_config(raw)
+    except ValueError as exc:
+        assert str(exc).startswith("key '"), str(exc)
+        assert "\n" not in str(exc) and len(str(exc)) < 1000
+    else:
+        assert resolve_config(config) == config
+        assert None not in effective_params(config).values()
+    assert time.perf_counter() - started < 1.0
