@@ -5,7 +5,8 @@
     python -m bench.scale --sizes 50 200 --json
 
 For each N it writes a grid spec of N tiny Gaussian trials (``steps`` SGLD steps of one 1-d
-chain, ~0.01 s of compute each), runs ``python -m orchestrator.sweep SPEC`` as a subprocess in
+chain, ~0.01 s of compute each; ``kernels: eager``, since a fused kernel's compilation or launch
+would be compute, not bookkeeping), runs ``python -m orchestrator.sweep SPEC`` as a subprocess in
 a fresh directory (its own local Ray, MLflow in a SQLite file, the analysis report at the end),
 and times it. Between consecutive sizes N1 < N2 it prints the marginal cost per trial
 
@@ -13,7 +14,10 @@ and times it. Between consecutive sizes N1 < N2 it prints the marginal cost per 
 
 whose ratio across steps says whether the bookkeeping stays flat (target: the last step within
 1.2x of the first and under 0.05 s on 2 CPUs). Start-up (Ray, imports, MLflow's schema) cancels
-in the difference. It also times, for the largest N, the consolidation of the row files into
+in the difference. Separate runs see different loads from other processes, so it also prints
+the marginal cost *inside* the largest run: seconds per trial between the a-th and b-th trial
+to end (from the row files' times), for the same windows (or the two halves of the run).
+It also times, for the largest N, the consolidation of the row files into
 ``trials.parquet`` and the analysis report on their own, and, with ``--profile``, runs the largest
 sweep's driver under cProfile and prints where its time goes (the trials run in Ray workers,
 so this is the driver's share: Tune's event loop, callbacks, searcher, experiment snapshots).
@@ -42,7 +46,7 @@ objectives: {{w2: min}}
 search: {{algorithm: grid, num_samples: 1}}
 resources: {{cpu: 1, gpu: 0}}
 max_failures: 0
-fixed: {{steps: {steps}, report_every: {steps}, lr: 0.01, device: cpu}}
+fixed: {{steps: {steps}, report_every: {steps}, lr: 0.01, device: cpu, kernels: eager}}
 space:
   seed: {{grid: [{seeds}]}}
 """
@@ -103,6 +107,24 @@ def time_consolidation(workdir: Path, n: int) -> dict[str, float]:
     return out
 
 
+def completion_times(workdir: Path, n: int) -> list[float]:
+    """When each trial ended: the modification times of its row files, sorted."""
+    rows = workdir / "results" / f"scale{n}" / "trials"
+    return sorted(p.stat().st_mtime for p in rows.glob("*.parquet"))
+
+
+def in_run_slopes(times: list[float], edges: list[int]) -> dict[str, float]:
+    """Seconds per trial between the ``a``-th and ``b``-th completions of ONE run, for each
+    consecutive pair of ``edges``: the marginal cost inside a sweep, where every window shares
+    the same Ray, database and machine load (robust to other processes coming and going
+    between runs, unlike differences of separate runs)."""
+    out = {}
+    for a, b in itertools.pairwise(edges):
+        if b <= len(times) and b - a > 1:
+            out[f"{a}-{b}"] = (times[b - 1] - times[a - 1]) / (b - a)
+    return out
+
+
 def top_functions(profile: Path, limit: int = 25) -> list[tuple[str, float, float, int]]:
     """``(function, own seconds, cumulative seconds, calls)`` of the profile, by own time."""
     stats = pstats.Stats(str(profile))
@@ -126,7 +148,10 @@ def measure(sizes: list[int], steps: int, profile: bool) -> dict[str, Any]:
             walls[n] = run_sweep(n, steps, workdir, prof)
             print(f"  N={n:>6}: sweep {walls[n]:8.1f} s", file=sys.stderr, flush=True)
             if n == sizes[-1]:
-                extra = time_consolidation(workdir, n)
+                times = completion_times(workdir, n)
+                edges = sizes if len(sizes) > 2 else [sizes[0], (sizes[0] + n) // 2, n]
+                slopes = in_run_slopes(times, edges)
+                extra = {**time_consolidation(workdir, n), "in_run_s_per_trial": slopes}
                 if prof is not None:
                     extra["profile"] = top_functions(prof)
     marginal = {}
@@ -165,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  marginal cost per trial {step_name:>12}: {cost:.4f} s")
     if result["flatness"] is not None:
         print(f"  last step / first step: {result['flatness']:.2f} (target <= 1.2)")
+    slopes = list(result.get("in_run_s_per_trial", {}).items())
+    for window, cost in slopes:
+        print(f"  inside the {sizes[-1]}-trial run, trials {window:>12}: {cost:.4f} s per trial")
+    if len(slopes) > 1 and slopes[0][1] > 0:
+        print(f"  inside the run, last window / first: {slopes[-1][1] / slopes[0][1]:.2f}")
     for key in ("consolidate_s", "report_s"):
         if key in result:
             print(f"  {key} at {sizes[-1]} trials: {result[key]:.2f} s")
