@@ -3,10 +3,11 @@
 On a terminal: one live line (rich), redrawn twice a second, and under it one line per running
 trial with its epoch or step from the trial's intermediate reports:
 
-    bits ━━━━━━━━━━╸━━━━━━━━━  41/108 ended · ok 40 · diverged 0 · failed 1 · 2 running
-         · elapsed 01:27 · ETA 02:21 · best test_error=0.0712 (block<8> full seed=2)
-      ▸ fixed<6> vc seed=0   epoch 7/10
-      ▸ fixed<6> vc seed=1   epoch 3/10
+    bits ━━━━━━━╸━━━━━━━━━━━━ 41/108 ended · ok 40 · diverged 0 · failed 1 · 2 running ·
+         elapsed 01:27 · ETA 02:21                               (one line on the screen)
+      best test_error=0.0712 (block<8> full seed=2)
+      ▸ fixed<6,4> vc seed=0   epoch 7/10
+      ▸ fixed<6,4> vc seed=1   epoch 3/10
 
 Not on a terminal (CI, a log file): one plain line per ended trial, and a heartbeat line when
 nothing was printed for ``heartbeat_s`` seconds (30; ``$LOWPREC_HEARTBEAT_S``):
@@ -433,9 +434,9 @@ class _LiveView:
             f" · {len(p.running)} running · elapsed {clock(p.elapsed())} · ",
             (f"ETA {clock(p.eta())}", "bold cyan"),
         )
-        if p.best is not None:
-            head.append(f" · {p.best_text()}")
         lines = [head]
+        if p.best is not None:
+            lines.append(Text(f"  {p.best_text()}"))
         with p.lock:
             running = list(p.running.items())
         for trial_id, state in running[:SHOW_RUNNING]:
@@ -443,6 +444,8 @@ class _LiveView:
             lines.append(Text(f"  ▸ {label}   {state['where']}", style="dim"))
         if len(running) > SHOW_RUNNING:
             lines.append(Text(f"  … {len(running) - SHOW_RUNNING} more running", style="dim"))
+        for line in lines:  # a narrow terminal cuts a line, never wraps it (the redraw needs it)
+            line.no_wrap, line.overflow = True, "ellipsis"
         return Group(*lines)
 
 
