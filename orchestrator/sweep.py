@@ -238,6 +238,7 @@ def _one_driver_per_sweep(run: Any) -> Any:
         spec = load_spec(spec_file)
         root = kwargs.get("storage") or kwargs.get("results") or "results"
         store = ResultsStore(root, spec.name)
+        _preflight(spec, spec_file, store, **kwargs)  # refused at once: no lock, Ray or MLflow
         with sweep_lock(store):
             # what an interrupted run left: unfinished writes, unreadable row files
             err = kwargs.get("err") or sys.stderr
@@ -253,6 +254,47 @@ def _one_driver_per_sweep(run: Any) -> Any:
                     ray.shutdown()
 
     return locked
+
+
+def _preflight(
+    spec: Spec,
+    spec_file: str,
+    store: ResultsStore,
+    *,
+    resume: bool = False,
+    data_check: bool = True,
+    yes: bool = False,
+    **_: Any,
+) -> None:
+    """What refuses a sweep before anything starts (no lock, no Ray, no MLflow): more than
+    :data:`LARGE_SWEEP` trials without ``yes``, missing data, and a sweep directory that does not
+    fit ``resume`` (none to resume, another sweep there, a spec.yaml that differs, a damaged
+    spec.yaml or sweep.json): :class:`SweepUsageError` or ``DamagedFile``, one line each."""
+    if not yes and spec.num_trials() > LARGE_SWEEP:
+        raise SweepUsageError(
+            f"{spec_file}: {spec.num_trials():,} trials, more than {LARGE_SWEEP:,}: check the "
+            "search space (--dry-run lists it), then launch it with --yes"
+        )
+    if data_check:  # missing data: refused before anything starts (--skip-data-check)
+        check_data(spec)
+    meta = store.read_meta()
+    if resume:
+        if meta is None:
+            raise SweepUsageError(
+                f"--resume: no sweep to resume at {store.sweep_uri()} (no sweep.json); "
+                "run it without --resume first"
+            )
+        if (store.read_spec_text() or "") != spec.text:
+            raise SweepUsageError(
+                f"--resume: {spec_file} differs from the spec the sweep ran "
+                f"({store.sweep_uri()}/spec.yaml); Tune cannot change a search space on resume. "
+                "Restore that file, or start a new sweep under another name"
+            )
+    elif meta is not None:
+        raise SweepUsageError(
+            f"{store.sweep_uri()} already holds sweep {meta.get('sweep_id')}: continue it with "
+            "--resume, or choose another --results directory (or name) for a new sweep"
+        )
 
 
 @_one_driver_per_sweep
@@ -280,32 +322,11 @@ def run_sweep(
     out = out or sys.stdout
     err = err or sys.stderr
     spec = load_spec(spec_file)
-    if not yes and spec.num_trials() > LARGE_SWEEP:
-        raise SweepUsageError(
-            f"{spec_file}: {spec.num_trials():,} trials, more than {LARGE_SWEEP:,}: check the "
-            "search space (--dry-run lists it), then launch it with --yes"
-        )
-    if data_check:  # missing data: refused before anything starts (--skip-data-check)
-        check_data(spec)
     store = ResultsStore(storage or results, spec.name)
+    # checked before the lock, Ray and MLflow; again under the lock (another driver may have
+    # made or finished this sweep meanwhile)
+    _preflight(spec, spec_file, store, resume=resume, data_check=False, yes=True)
     meta = store.read_meta()
-    if resume:
-        if meta is None:
-            raise SweepUsageError(
-                f"--resume: no sweep to resume at {store.sweep_uri()} (no sweep.json); "
-                "run it without --resume first"
-            )
-        if (store.read_spec_text() or "") != spec.text:
-            raise SweepUsageError(
-                f"--resume: {spec_file} differs from the spec the sweep ran "
-                f"({store.sweep_uri()}/spec.yaml); Tune cannot change a search space on resume. "
-                "Restore that file, or start a new sweep under another name"
-            )
-    elif meta is not None:
-        raise SweepUsageError(
-            f"{store.sweep_uri()} already holds sweep {meta.get('sweep_id')}: continue it with "
-            "--resume, or choose another --results directory (or name) for a new sweep"
-        )
 
     # MLflow: the database, the experiment and the parent run, before any trial starts
     tracking_uri = tracking.resolve_tracking_uri(mlflow_uri or (meta or {}).get("tracking_uri"))
