@@ -1,20 +1,31 @@
-"""Throughput of the stochastic quantizers, measured side by side in one run.
+"""Throughput of the stochastic quantizers, fused kernels against the eager path, side by side.
 
     python -m bench.quantize [--json] [--n N] [--device cpu|cuda] [--repeats R]
+                             [--threads 1,2] [--no-compile-time]
 
-On N float32 values (default 10^7) each repeat times, one after the other: a plain tensor copy
+On N float32 values (default 10^7) each round times, one after the other: a plain tensor copy
 (the memory floor), the plain PyTorch expression clamp(floor(x/Δ + rand_like(x))·Δ) for
-fixed<8,3> (the peer), and our stochastic quantizers for fixed<8,3>, block<8> (rows of 1000),
-block<8,32> and float<4,3>, plus nearest fixed<8,3>. The median time of each is reported as
-GB/s of one read and one write of N float32 values (8·N bytes; the same nominal traffic for all,
-so the ratios are ratios of times). ``sr_vs_copy`` = our fixed-point SR throughput / copy's,
-``sr_vs_torch_expr`` = ours / the peer's. With --json the last line is one JSON object.
+fixed<8,3> (``torch_expr``), QPyTorch's ``fixed_point_quantize`` when it is importable (the
+quantizers the LP-SGLD papers used; a line says when it is not), and our stochastic rounding of
+fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the rounding) and block<8,32>
+with ``kernels="fused"`` and ``kernels="eager"``, plus nearest fixed<8,3> fused. On the CPU
+this runs once per thread count (torch and numba set alike). Medians; GB/s counts one read and
+one write of N float32 (8·N bytes, the same nominal traffic for all, so ratios are ratios of
+times). Reported: ``sr_vs_copy`` = copy time / our time (per format and path) and
+``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time; the top-level keys are the
+fused fixed<8,3> figures at the first thread count. The numba compile time of a first call
+(cold cache) and of a later process (kernels loaded from numba's cache) is measured in fresh
+processes and kept out of the steady-state figures. With --json the last line is one object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 
 import torch
@@ -22,6 +33,21 @@ import torch
 from bench.timing import device_name, side_by_side
 from lowprec import quantize
 from lowprec.formats import FixedPoint
+
+FORMATS = {
+    "fixed": "fixed<8,3>",
+    "float": "float<4,3>",
+    "block_rows": "block<8>",
+    "block_k32": "block<8,32>",
+}
+
+
+def _qpytorch() -> Callable[..., torch.Tensor] | None:
+    try:
+        from qtorch.quant import fixed_point_quantize
+    except Exception:
+        return None
+    return fixed_point_quantize
 
 
 def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[str, object]:
@@ -36,35 +62,108 @@ def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[s
     def peer() -> torch.Tensor:
         return torch.clamp(torch.floor(x / delta + torch.rand_like(x)) * delta, lo, hi)
 
-    def peer_seeded() -> torch.Tensor:  # the same, with the uniforms from the generator
-        u = torch.rand(x.shape, generator=g, device=device)
-        return torch.clamp(torch.floor(x / delta + u) * delta, lo, hi)
-
     methods: dict[str, Callable[[], object]] = {
         "copy": lambda: dst.copy_(x),
         "torch_expr": peer,
-        "torch_expr_generator": peer_seeded,
-        "fixed<8,3> sr": lambda: quantize(x, fixed, "stochastic", g),
-        "fixed<8,3> nearest": lambda: quantize(x, fixed, "nearest"),
-        "block<8> sr (rows of 1000)": lambda: quantize(rows, "block<8>", "stochastic", g),
-        "block<8,32> sr": lambda: quantize(x, "block<8,32>", "stochastic", g),
-        "float<4,3> sr": lambda: quantize(x, "float<4,3>", "stochastic", g),
     }
+    qpt = _qpytorch()
+    if qpt is not None:
+        methods["qpytorch fixed<8,3>"] = lambda: qpt(x, 8, 3, rounding="stochastic")
+    for name, fmt in FORMATS.items():
+        data = rows if name == "block_rows" else x
+        for path in ("fused", "eager"):
+            methods[f"{name} {path}"] = lambda d=data, f=fmt, p=path: quantize(
+                d, f, "stochastic", g, kernels=p
+            )
+    methods["fixed nearest fused"] = lambda: quantize(x, fixed, "nearest", kernels="fused")
     median = side_by_side(methods, device, repeats, warmup=1)
-    gbps = {name: 8 * n / t / 1e9 for name, t in median.items()}
-    return {
-        "n": n,
-        "device": str(device),
-        "device_name": device_name(device),
-        "threads": torch.get_num_threads(),
-        "repeats": repeats,
-        "torch": torch.__version__,
-        "median_s": median,
-        "gb_per_s": gbps,
-        "sr_vs_copy": median["copy"] / median["fixed<8,3> sr"],
-        "sr_vs_torch_expr": median["torch_expr"] / median["fixed<8,3> sr"],
-        "sr_vs_torch_expr_generator": median["torch_expr_generator"] / median["fixed<8,3> sr"],
+    sr_vs_copy = {
+        f"{name} {path}": median["copy"] / median[f"{name} {path}"]
+        for name in FORMATS
+        for path in ("fused", "eager")
     }
+    out: dict[str, object] = {
+        "threads": torch.get_num_threads(),
+        "median_s": median,
+        "gb_per_s": {name: 8 * n / t / 1e9 for name, t in median.items()},
+        "sr_vs_copy_by_format": sr_vs_copy,
+        "sr_vs_copy": sr_vs_copy["fixed fused"],
+        "sr_vs_torch_expr": median["torch_expr"] / median["fixed fused"],
+        "fused_over_eager": {
+            name: median[f"{name} eager"] / median[f"{name} fused"] for name in FORMATS
+        },
+    }
+    if qpt is not None:
+        out["sr_vs_qpytorch"] = median["qpytorch fixed<8,3>"] / median["fixed fused"]
+    return out
+
+
+_COMPILE_PROBE = """
+import time, torch
+t0 = time.perf_counter()
+from lowprec import quantize, vc_quantize
+x = torch.randn(4096).reshape(4, -1)
+g = torch.Generator().manual_seed(0)
+for fmt in ("fixed<8,3>", "float<4,3>", "block<8>"):
+    quantize(x, fmt, "stochastic", g, kernels="fused")
+    quantize(x, fmt, "nearest", kernels="fused")
+    vc_quantize(x, 0.01, fmt, g, kernels="fused")
+print(time.perf_counter() - t0)
+"""
+
+
+def compile_times() -> dict[str, float]:
+    """Seconds of import + the first fused calls (SR, nearest, VC of three formats) in a fresh
+    process: with an empty numba cache (every kernel compiled) and again with that cache."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("first_call_cold_cache_s", "first_call_cached_s"):
+            proc = subprocess.run(
+                [sys.executable, "-c", _COMPILE_PROBE],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"compile-time probe failed: {proc.stderr.strip()[-500:]}")
+            out[label] = float(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _set_threads(n: int) -> None:
+    """torch's and numba's thread counts (numba's first: starting its OpenMP pool resets the
+    process-wide count torch reads)."""
+    try:
+        from lowprec.kernels import cpu
+
+        cpu.set_threads(n)
+    except Exception:  # numba absent: the fused rows then run eager (resolve says so)
+        pass
+    torch.set_num_threads(n)
+
+
+def _print_table(result: dict[str, object], run: dict[str, object]) -> None:
+    print(
+        f"\n{result['device']} ({result['device_name']}), {run['threads']} threads, "
+        f"{result['n']:.0e} float32, median of {result['repeats']}"
+    )
+    print(f"{'method':<26} {'median ms':>10} {'GB/s':>8} {'vs copy':>8}")
+    copy = run["median_s"]["copy"]
+    for name, seconds in run["median_s"].items():
+        print(
+            f"{name:<26} {seconds * 1e3:>10.2f} {run['gb_per_s'][name]:>8.2f} "
+            f"{copy / seconds:>8.3f}"
+        )
+    fused = run["sr_vs_copy_by_format"]
+    print(
+        "sr_vs_copy fused: "
+        + "  ".join(f"{k} {fused[f'{k} fused']:.3f}" for k in FORMATS)
+        + f"   sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f}"
+        + "   fused/eager speed-up: "
+        + "  ".join(f"{k} {v:.1f}x" for k, v in run["fused_over_eager"].items())
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -74,27 +173,57 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--n", type=int, default=10**7, help="values per tensor (default 1e7)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; medians reported")
+    parser.add_argument("--threads", default="1,2", help="CPU thread counts (default 1,2)")
+    parser.add_argument(
+        "--no-compile-time", action="store_true", help="skip the fresh-process compile probes"
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
         parser.error("--n and --repeats must be >= 1")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available")
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device {args.device!r}: expected cpu or cuda")
-    result = measure(args.n, torch.device(args.device), args.repeats)
-    print(
-        f"{'method':<30} {'median ms':>10} {'GB/s':>8}   ({result['n']:.0e} float32 on "
-        f"{result['device']} ({result['device_name']}), {result['threads']} threads, "
-        f"median of {result['repeats']})"
-    )
-    for name, seconds in result["median_s"].items():
-        print(f"{name:<30} {seconds * 1e3:>10.2f} {result['gb_per_s'][name]:>8.2f}")
-    print(
-        f"sr_vs_copy = {result['sr_vs_copy']:.3f}   "
-        f"sr_vs_torch_expr = {result['sr_vs_torch_expr']:.3f}   "
-        f"(peer drawing from the generator: {result['sr_vs_torch_expr_generator']:.3f})"
-    )
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads {args.threads!r}: expected comma-separated integers")
+    if not threads or min(threads) < 1:
+        parser.error("--threads: each count must be >= 1")
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        threads = threads[:1]
+    result: dict[str, object] = {
+        "n": args.n,
+        "device": str(device),
+        "device_name": device_name(device),
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+    }
+    if _qpytorch() is None:
+        print("qpytorch: not importable, its row is skipped (pip install qtorch to add it)")
+    before = torch.get_num_threads()
+    runs = {}
+    try:
+        for t in threads:
+            _set_threads(t)
+            runs[str(t)] = measure(args.n, device, args.repeats)
+            _print_table(result, runs[str(t)])
+    finally:
+        _set_threads(before)
+    result["by_threads"] = runs
+    first = runs[str(threads[0])]
+    for key in ("sr_vs_copy", "sr_vs_torch_expr", "threads"):
+        result[key] = first[key]
+    if device.type == "cpu" and not args.no_compile_time:
+        result["numba_compile"] = compile_times()
+        c = result["numba_compile"]
+        print(
+            f"\nnumba, first fused calls in a fresh process (import included): "
+            f"{c['first_call_cold_cache_s']:.1f} s with an empty cache, "
+            f"{c['first_call_cached_s']:.1f} s from the cache (what each later trial pays)"
+        )
     if args.json:
         print(json.dumps(result))
     return result

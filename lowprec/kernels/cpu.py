@@ -284,36 +284,56 @@ def _nearest_float_run(x, out, emin, emax, man, maxv):  # type: ignore[no-untype
         out[p] = round_nearest(v, float_delta(v, emin, emax, man), -maxv, maxv)
 
 
+@njit(**_OPTS)
+def _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    s = t * _T16
+    e = min(x.size, s + _T16)
+    if stochastic:
+        buf = np.empty(_T16, np.uint16)
+        fill_bits16(buf, t, k0, k1, stream)
+        _sr_fixed_run(x[s:e], out[s:e], buf, delta, lo, hi)
+    else:
+        _nearest_fixed_run(x[s:e], out[s:e], delta, lo, hi)
+
+
 @njit(parallel=True, **_OPTS)
 def quantize_fixed(x, out, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) on a fixed grid (Δ, lo, hi scalars); one pass, tiles of 2048 in parallel."""
-    n = x.size
-    ntiles = (n + _T16 - 1) // _T16
-    for t in prange(ntiles):
-        s = t * _T16
-        e = min(n, s + _T16)
-        if stochastic:
-            buf = np.empty(_T16, np.uint16)
-            fill_bits16(buf, t, k0, k1, stream)
-            _sr_fixed_run(x[s:e], out[s:e], buf, delta, lo, hi)
-        else:
-            _nearest_fixed_run(x[s:e], out[s:e], delta, lo, hi)
+    for t in prange((x.size + _T16 - 1) // _T16):
+        _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream)
+
+
+@njit(**_OPTS)
+def quantize_fixed_serial(x, out, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """quantize_fixed on the calling thread (small tensors: no parallel launch)."""
+    for t in range((x.size + _T16 - 1) // _T16):
+        _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream)
+
+
+@njit(**_OPTS)
+def _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    s = t * _T16
+    e = min(x.size, s + _T16)
+    if stochastic:
+        buf = np.empty(_T16, np.uint16)
+        fill_bits16(buf, t, k0, k1, stream)
+        _sr_float_run(x[s:e], out[s:e], buf, emin, emax, man, maxv)
+    else:
+        _nearest_float_run(x[s:e], out[s:e], emin, emax, man, maxv)
 
 
 @njit(parallel=True, **_OPTS)
 def quantize_float(x, out, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) for float<exp,man> (Δ per element from x's exponent, range ±maxv)."""
-    n = x.size
-    ntiles = (n + _T16 - 1) // _T16
-    for t in prange(ntiles):
-        s = t * _T16
-        e = min(n, s + _T16)
-        if stochastic:
-            buf = np.empty(_T16, np.uint16)
-            fill_bits16(buf, t, k0, k1, stream)
-            _sr_float_run(x[s:e], out[s:e], buf, emin, emax, man, maxv)
-        else:
-            _nearest_float_run(x[s:e], out[s:e], emin, emax, man, maxv)
+    for t in prange((x.size + _T16 - 1) // _T16):
+        _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream)
+
+
+@njit(**_OPTS)
+def quantize_float_serial(x, out, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """quantize_float on the calling thread."""
+    for t in range((x.size + _T16 - 1) // _T16):
+        _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream)
 
 
 @njit(**_OPTS)
@@ -325,6 +345,14 @@ def _maxbits_run(x):  # type: ignore[no-untyped-def]
     return acc
 
 
+@njit(**_OPTS)
+def _block_max(x, b, length, width, nb):  # type: ignore[no-untyped-def]
+    r = b // nb
+    j = b - r * nb
+    s = r * length + j * width
+    return _maxbits_run(x[s : s + min(width, length - j * width)])
+
+
 @njit(parallel=True, **_OPTS)
 def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
     """maxbits[b] = bit pattern of max|x| over block b (NaN-propagating integer max).
@@ -333,10 +361,15 @@ def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-d
     one shorter); block b = row·nb + run, nb = ceil(length/width) (``maxbits`` holds rows·nb)."""
     nb = (length + width - 1) // width
     for b in prange(rows * nb):
-        r = b // nb
-        j = b - r * nb
-        s = r * length + j * width
-        maxbits[b] = _maxbits_run(x[s : s + min(width, length - j * width)])
+        maxbits[b] = _block_max(x, b, length, width, nb)
+
+
+@njit(**_OPTS)
+def block_maxbits_serial(x, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
+    """block_maxbits on the calling thread."""
+    nb = (length + width - 1) // width
+    for b in range(rows * nb):
+        maxbits[b] = _block_max(x, b, length, width, nb)
 
 
 @njit(**_OPTS)
@@ -359,20 +392,32 @@ def _block_tile(x, out, buf, s, maxbits, length, width, nb, wl, maxu, stochastic
         i = end
 
 
+@njit(**_OPTS)
+def _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    s = t * _T16
+    e = min(x.size, s + _T16)
+    nb = (length + width - 1) // width
+    buf = np.empty(_T16 if stochastic else 1, np.uint16)
+    if stochastic:
+        fill_bits16(buf, t, k0, k1, stream)
+    _block_tile(x[s:e], out[s:e], buf, s, maxbits, length, width, nb, wl, maxu, stochastic)
+
+
 @njit(parallel=True, **_OPTS)
 def quantize_block(x, out, maxbits, rows, length, width, wl, maxu, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) for block formats, Δ per block from ``maxbits`` (block_maxbits), range
     ±maxu·Δ; tiles of 2048 in parallel, each cut into runs of one block."""
-    n = x.size
-    nb = (length + width - 1) // width
-    ntiles = (n + _T16 - 1) // _T16
-    for t in prange(ntiles):
-        s = t * _T16
-        e = min(n, s + _T16)
-        buf = np.empty(_T16 if stochastic else 1, np.uint16)
-        if stochastic:
-            fill_bits16(buf, t, k0, k1, stream)
-        _block_tile(x[s:e], out[s:e], buf, s, maxbits, length, width, nb, wl, maxu, stochastic)
+    for t in prange((x.size + _T16 - 1) // _T16):
+        _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream)
+
+
+@njit(**_OPTS)
+def quantize_block_serial(
+    x, out, maxbits, rows, length, width, wl, maxu, stochastic, k0, k1, stream
+):  # type: ignore[no-untyped-def]
+    """quantize_block on the calling thread."""
+    for t in range((x.size + _T16 - 1) // _T16):
+        _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream)
 
 
 def set_threads(n: int) -> None:
@@ -425,20 +470,33 @@ def vc_reach(mu, v, sd, per_element_var):  # type: ignore[no-untyped-def]
     return np.abs(mu) + sd * _FOUR
 
 
+@njit(**_OPTS)
+def _vc_block_max(mu, var, vmask, sd, b, length, width, nb):  # type: ignore[no-untyped-def]
+    r = b // nb
+    j = b - r * nb
+    s = r * length + j * width
+    per = vmask != 0
+    acc = np.int32(0)
+    for i in range(s, s + min(width, length - j * width)):
+        a = absbits(vc_reach(mu[i], var[i & vmask], sd, per))
+        acc = a if a > acc else acc
+    return acc
+
+
 @njit(parallel=True, **_OPTS)
 def vc_block_maxbits(mu, var, vmask, sd, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
     """maxbits[b] = bit pattern of max over block b of vc_reach (as block_maxbits)."""
     nb = (length + width - 1) // width
-    per = vmask != 0
     for b in prange(rows * nb):
-        r = b // nb
-        j = b - r * nb
-        s = r * length + j * width
-        acc = np.int32(0)
-        for i in range(s, s + min(width, length - j * width)):
-            a = absbits(vc_reach(mu[i], var[i & vmask], sd, per))
-            acc = a if a > acc else acc
-        maxbits[b] = acc
+        maxbits[b] = _vc_block_max(mu, var, vmask, sd, b, length, width, nb)
+
+
+@njit(**_OPTS)
+def vc_block_maxbits_serial(mu, var, vmask, sd, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
+    """vc_block_maxbits on the calling thread."""
+    nb = (length + width - 1) // width
+    for b in range(rows * nb):
+        maxbits[b] = _vc_block_max(mu, var, vmask, sd, b, length, width, nb)
 
 
 @njit(**_OPTS)
@@ -546,8 +604,58 @@ def vc_quantize_kernel(  # type: ignore[no-untyped-def]
     ``sd``: sqrt of the scalar var. ``kind`` 0 fixed (Δ, lo, hi), 1 float (emin, emax, man,
     range ±hi), 2 block (maxbits from vc_block_maxbits, length, width, wl, maxu)."""
     n = mu.size
-    ntiles = (n + _T16 - 1) // _T16
-    for t in prange(ntiles):
+    for t in prange((n + _T16 - 1) // _T16):
+        s = t * _T16
+        e = min(n, s + _T16)
+        _vc_tile(
+            mu[s:e],
+            var,
+            vmask,
+            sd,
+            out[s:e],
+            s,
+            kind,
+            delta,
+            lo,
+            hi,
+            emin,
+            emax,
+            man,
+            maxbits,
+            length,
+            width,
+            wl,
+            maxu,
+            k0,
+            k1,
+        )
+
+
+@njit(**_OPTS)
+def vc_quantize_kernel_serial(  # type: ignore[no-untyped-def]
+    mu,
+    var,
+    vmask,
+    sd,
+    out,
+    kind,
+    delta,
+    lo,
+    hi,
+    emin,
+    emax,
+    man,
+    maxbits,
+    length,
+    width,
+    wl,
+    maxu,
+    k0,
+    k1,
+):
+    """vc_quantize_kernel on the calling thread."""
+    n = mu.size
+    for t in range((n + _T16 - 1) // _T16):
         s = t * _T16
         e = min(n, s + _T16)
         _vc_tile(

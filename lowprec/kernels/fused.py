@@ -9,7 +9,9 @@ Triton otherwise; Triton on CPU tensors needs TRITON_INTERPRET=1, which is how C
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -23,6 +25,17 @@ __all__ = ["block_layout", "quantize_fused"]
 QUANTIZE_STREAM = 0
 #: numba's parallel kernels are launched from one Python thread at a time
 NUMBA_LOCK = threading.Lock()
+#: up to this many values (or on one thread) the CPU kernels run on the calling thread: a
+#: parallel launch costs more than the work
+SERIAL_MAX = 1 << 15
+
+
+def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
+    """The numba kernel ``name``, or its ``_serial`` twin for small ``n`` or one thread."""
+    from lowprec.kernels import cpu
+
+    serial = n <= SERIAL_MAX or torch.get_num_threads() == 1
+    return getattr(cpu, f"{name}_serial" if serial else name)
 
 
 def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
@@ -39,6 +52,23 @@ def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
         return rows, length, length
     length = int(shape[-1])
     return n // length, length, fmt.block_size
+
+
+@contextlib.contextmanager
+def _numba_launch() -> Iterator[None]:
+    """One numba launch at a time, on torch's thread count. numba's OpenMP pool, started by
+    its first parallel launch, resets the process-wide OpenMP thread count (which torch reads)
+    to all cores: torch's count is put back, so a trial pinned to one thread stays pinned."""
+    from lowprec.kernels import cpu
+
+    with NUMBA_LOCK:
+        threads = torch.get_num_threads()
+        cpu.set_threads(threads)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
 
 
 def _default_backend(x: torch.Tensor) -> str:
@@ -63,7 +93,7 @@ def quantize_fused(
     out = torch.empty_like(xf)
     key = draw_key(generator) if stochastic else torch.zeros(2, dtype=torch.int64)
     if backend == "numba":
-        with NUMBA_LOCK:
+        with _numba_launch():
             _numba(xf, out, fmt, stochastic, key)
     elif backend == "triton":
         _triton(xf, out, fmt, stochastic, key.to(xf.device))
@@ -73,26 +103,27 @@ def quantize_fused(
 
 
 def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
-    from lowprec.kernels import cpu
 
-    cpu.set_threads(torch.get_num_threads())
     k0, k1 = (int(k) for k in key.tolist())
     xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
     s = QUANTIZE_STREAM
+    n = xn.size
     if isinstance(fmt, FixedPoint):
         f32 = np.float32
-        cpu.quantize_fixed(
+        _cpu_kernel("quantize_fixed", n)(
             xn, on, f32(fmt.delta), f32(fmt.min_value), f32(fmt.max_value), stochastic, k0, k1, s
         )
     elif isinstance(fmt, SmallFloat):
         maxv = np.float32(fmt.max_value)
-        cpu.quantize_float(xn, on, fmt.emin, fmt.emax, fmt.man, maxv, stochastic, k0, k1, s)
+        _cpu_kernel("quantize_float", n)(
+            xn, on, fmt.emin, fmt.emax, fmt.man, maxv, stochastic, k0, k1, s
+        )
     elif isinstance(fmt, BlockFloat):
         rows, length, width = block_layout(fmt, xf.shape)
         maxbits = np.empty(rows * -(-length // width), np.int32)
-        cpu.block_maxbits(xn, rows, length, width, maxbits)
+        _cpu_kernel("block_maxbits", n)(xn, rows, length, width, maxbits)
         maxu = np.float32(fmt.max_units)
-        cpu.quantize_block(
+        _cpu_kernel("quantize_block", n)(
             xn, on, maxbits, rows, length, width, fmt.wl, maxu, stochastic, k0, k1, s
         )
     else:
@@ -176,19 +207,18 @@ def vc_quantize_fused(
     rows, length, width = block_layout(fmt, m32.shape) if kind == 2 else (1, 1, 1)
     nb = -(-length // width)
     if backend == "numba":
-        from lowprec.kernels import cpu
-
         f32 = np.float32
-        with NUMBA_LOCK:
-            cpu.set_threads(torch.get_num_threads())
+        with _numba_launch():
             k0, k1 = (int(k) for k in key.tolist())
             mn, on = m32.numpy().reshape(-1), out.numpy().reshape(-1)
             vn = v.numpy().reshape(-1) if per else np.full(1, vscalar, np.float32)
             vmask = -1 if per else 0
             maxbits = np.zeros(rows * nb if kind == 2 else 1, np.int32)
             if kind == 2:
-                cpu.vc_block_maxbits(mn, vn, vmask, f32(sd), rows, length, width, maxbits)
-            cpu.vc_quantize_kernel(
+                _cpu_kernel("vc_block_maxbits", mn.size)(
+                    mn, vn, vmask, f32(sd), rows, length, width, maxbits
+                )
+            _cpu_kernel("vc_quantize_kernel", mn.size)(
                 mn,
                 vn,
                 vmask,

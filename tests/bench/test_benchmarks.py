@@ -17,9 +17,23 @@ def _last_json(capsys: pytest.CaptureFixture[str]) -> dict:
 
 
 def test_bench_quantize(capsys: pytest.CaptureFixture[str]) -> None:
-    quantize.main(["--n", "20000", "--repeats", "1", "--json"])
+    """Every format on both paths, at the thread count asked for, and ratios that are the
+    ratios of the reported medians."""
+    quantize.main(
+        ["--n", "20000", "--repeats", "1", "--threads", "1", "--no-compile-time", "--json"]
+    )
     out = _last_json(capsys)
-    assert out["sr_vs_copy"] > 0 and out["sr_vs_torch_expr"] > 0
+    run = out["by_threads"]["1"]
+    assert out["threads"] == run["threads"] == 1
+    med = run["median_s"]
+    for fmt in quantize.FORMATS:
+        for path in ("fused", "eager"):
+            assert 0 < med[f"{fmt} {path}"] < 60
+            ratio = run["sr_vs_copy_by_format"][f"{fmt} {path}"]
+            assert ratio == pytest.approx(med["copy"] / med[f"{fmt} {path}"])
+    assert out["sr_vs_copy"] == pytest.approx(med["copy"] / med["fixed fused"])
+    assert out["sr_vs_torch_expr"] == pytest.approx(med["torch_expr"] / med["fixed fused"])
+    assert run["gb_per_s"]["copy"] == pytest.approx(8 * 20000 / med["copy"] / 1e9)
 
 
 def test_bench_step(capsys: pytest.CaptureFixture[str]) -> None:

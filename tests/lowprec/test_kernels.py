@@ -11,6 +11,8 @@ and Triton, and pass uniformity tests.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from types import ModuleType
 
 import numpy as np
@@ -367,6 +369,39 @@ def test_vc_per_element_variance_and_dispatch() -> None:
     a = vc_quantize(mu, 0.01, "block<8>", torch.Generator().manual_seed(1), kernels="fused")
     b = vc_quantize(mu, 0.01, "block<8>", torch.Generator().manual_seed(1), kernels="fused")
     assert torch.equal(a, b)
+
+
+@pytest.mark.slow  # compiles the parallel kernels when the numba cache is cold
+def test_parallel_kernels_equal_the_serial_ones() -> None:
+    """The bits depend on (key, index) only: the parallel numba kernels (large tensors, more
+    than one thread) give exactly the serial kernels' results."""
+    x = _values(40_000)[:80_000].reshape(80, 1000)
+    results = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)  # the autouse fixture restores it
+        for fmt in ("fixed<8,3>", "float<4,3>", "block<8>", "block<8,32>"):
+            g = torch.Generator().manual_seed(3)
+            results[threads, fmt] = quantize(x, fmt, "stochastic", g, kernels="fused")
+            results[threads, fmt, "vc"] = vc_quantize(
+                x.clamp(-10, 10), 0.01, fmt, g, kernels="fused"
+            )
+    for key, value in results.items():
+        if key[0] == 1:
+            assert _same(value, results[(2, *key[1:])]), key
+
+
+def test_torch_thread_count_survives_numba_start() -> None:
+    """numba's OpenMP pool resets the process's thread count when it starts (first parallel
+    launch): the launcher puts torch's count back (a fresh process sees the first launch)."""
+    code = (
+        "import torch; torch.set_num_threads(1); from lowprec import quantize, vc_quantize; "
+        "g = torch.Generator().manual_seed(0); x = torch.randn(5000); "
+        "quantize(x, 'fixed<8,3>', 'stochastic', g, kernels='fused'); "
+        "vc_quantize(x, 0.1, 'fixed<8,3>', g, kernels='fused'); print(torch.get_num_threads())"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "1"
 
 
 # ------------------------------------------------------------------ resolve
