@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,28 @@ def _restored_state() -> dict[str, Any] | None:
         path = os.path.join(directory, STATE_FILE)
         if not os.path.exists(path):
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_state(path)
+
+
+def load_state(path: str) -> dict[str, Any] | None:
+    """The trial state saved at ``path``, read with ``torch.load(weights_only=True)`` (tensors,
+    numbers, strings and their containers: a checkpoint cannot run code). A damaged or foreign
+    file gives None and one line on stderr naming it: the trial then starts again from its seed,
+    which replays it exactly (nothing is lost but time)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    else:
+        if isinstance(state, dict):
+            return state
+        reason = f"holds a {type(state).__name__}, not a trial state"
+    print(
+        f"checkpoint {path} cannot be read ({reason[:300]}); the trial starts again from its seed",
+        file=sys.stderr,
+        flush=True,
+    )
+    return None
 
 
 def final_report(row: dict[str, Any]) -> dict[str, Any]:
