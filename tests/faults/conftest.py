@@ -30,14 +30,54 @@ from tests.orchestrator.conftest import (  # noqa: F401 (fixtures the fault test
 )
 
 SITECUSTOMIZE = """\
-try:
-    import tests.orchestrator.fake_registry as _fake
-    _fake.register()
-    import tests.faults.pause as _pause
-    _pause.install_from_env()
-except Exception as _exc:  # never break an unrelated interpreter
-    import sys as _sys
-    print(f"sitecustomize: fault set-up failed: {_exc}", file=_sys.stderr)
+# The fake workload and the injection points, set up only in the processes that import what they
+# change (a trial imports workloads; a writer, orchestrator.store): Ray's own helper processes
+# stay light and start fast, even on a loaded machine.
+import importlib.abc
+import sys
+
+
+def _fake():
+    import tests.orchestrator.fake_registry as fake
+
+    fake.register()
+
+
+def _pause():
+    import tests.faults.pause as pause
+
+    pause.install_from_env()
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    hooks = {"workloads": _fake, "orchestrator.store": _pause}
+
+    def find_spec(self, name, path=None, target=None):
+        hook = self.hooks.get(name)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            try:
+                hook()
+            except Exception as exc:  # never break an unrelated interpreter
+                print(f"sitecustomize: fault set-up failed: {exc}", file=sys.stderr)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _AfterImport())
 """
 
 _ROWS: list[dict[str, Any]] = []

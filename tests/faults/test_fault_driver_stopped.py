@@ -16,10 +16,11 @@ the report            SIGKILL   the same
 ====================  ========  ===========================================================
 
 (random draws: the recorded RNG). After each: the exit status is 130 (SIGINT) or the kill; a
-SIGINT leaves no MLflow child run RUNNING; no trial whose row said ``ok`` ran again (its row
-file is never rewritten); a half-written file is never read and the next run says it removed
-it. At the end: every trial exactly once in trials.parquet, the predictions dataset and MLflow
-(one FINISHED child run per trial), the parent run FINISHED, no process left.
+SIGINT leaves no MLflow child run RUNNING (except one whose end is queued in the outbox, sent by
+the next run); no trial whose row said ``ok`` ran again (its row file is never rewritten); a
+half-written file is never read and the next run says it removed it. At the end: every trial
+exactly once in trials.parquet, the predictions dataset and MLflow (one FINISHED child run per
+trial), the parent run FINISHED, no process left.
 """
 
 from __future__ import annotations
@@ -60,14 +61,25 @@ STAGES = [
 
 
 def _running_children(sweep: Path) -> list[str]:
+    """Trials whose MLflow child run is RUNNING with no end queued for it: a trial whose end
+    is queued (``mlflow_pending/<trial>.json`` holding its ``finish``, orchestrator.outbox) is
+    sent on the next run; a stopped one must be KILLED at once."""
     import json
 
     meta = json.loads((sweep / "sweep.json").read_text())
     children = tracking.find_child_runs(
         meta["tracking_uri"], meta["experiment_id"], meta["parent_run_id"]
     )
-    return [c.data.tags.get("trial_id", c.info.run_name) for c in children
-            if c.info.status == "RUNNING"]  # fmt: skip
+    queued = set()
+    for path in (sweep / "mlflow_pending").glob("*.json"):
+        pending = json.loads(path.read_text())
+        if any(op.get("op") in ("finish", "terminate") for op in pending.get("ops", [])):
+            queued.add(pending.get("trial_id", path.stem))
+    return [
+        c.data.tags.get("trial_id", c.info.run_name)
+        for c in children
+        if c.info.status == "RUNNING" and c.data.tags.get("trial_id") not in queued
+    ]
 
 
 def _ok_rows(sweep: Path) -> dict[str, tuple[int, int]]:
