@@ -212,6 +212,8 @@ def config_keys(trials: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
     """
     names = set(COMMON_KEY_NAMES) | set(spec.get("fixed") or {}) | set(spec.get("space") or {})
     names |= {"workload"}
+    for variant in spec.get("variants") or []:  # the keys each variant fixes or searches
+        names |= {k for k in (variant if isinstance(variant, dict) else {}) if k != "name"}
     return [c for c in trials.columns if c in names and c not in NOT_CONFIGURATION]
 
 

@@ -94,17 +94,21 @@ def plot_metric_vs_bits(
 ) -> Figure:
     """``metric`` against ``bits`` (the column on the x-axis: ``bits`` or ``bits_per_param``):
     seed means with std error bars, fronts per accumulator (left) and per format family
-    (right). Fronts are over the seed means, objectives ``{metric: direction, bits: min}``;
-    the x-axis gets integer ticks when every value of ``bits`` is a whole number."""
+    (right), and first, when the sweep has variants (a ``variant`` column), one per variant.
+    Fronts are over the seed means, objectives ``{metric: direction, bits: min}``; the x-axis
+    gets integer ticks when every value of ``bits`` is a whole number."""
     if metric == bits:
         raise ValueError(f"metric {metric!r}: is the x-axis itself; plot another metric")
     pooled = aggregate_seeds(trials, config_keys, [metric, bits]) if len(trials) else trials
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    panels: list[tuple[str, Sequence[str]]] = [("accumulator", ACCUMULATORS), ("family", FAMILIES)]
+    if "variant" in pooled.columns and pooled["variant"].notna().any():
+        # a spec with variants: one front per variant first (in the spec's order)
+        order = list(dict.fromkeys(trials["variant"].dropna().astype(str)))
+        panels.insert(0, ("variant", order))
+    fig = Figure(figsize=(5.5 * len(panels), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True)
     n_bad = int((trials["status"] != "ok").sum()) if "status" in trials else 0
-    for ax, by, preferred in zip(
-        axes, ("accumulator", "family"), (ACCUMULATORS, FAMILIES), strict=True
-    ):
+    for ax, (by, preferred) in zip(axes, panels, strict=True):
         ax.set_xlabel(axis_label(bits), fontsize=9)
         ax.grid(alpha=0.3)
         if bits in pooled.columns:

@@ -84,6 +84,7 @@ OPTIONAL_FILES: tuple[str, ...] = (
     "reliability.png",
     "hypervolume.png",
     "hypervolume.csv",
+    "pareto_by_variant.csv",
 )
 
 #: columns that describe a group in "best per group"
@@ -372,6 +373,7 @@ def write_report(
 
     metrics = list(dict.fromkeys([*objectives, *SUMMARY_METRICS]))
     metrics = [m for m in metrics if m in trials.columns and m not in keys]
+    front_variants: pd.DataFrame | None = None
     if keys:
         pooled = aggregate_seeds(trials, keys, metrics)
         front_mean = pareto_front(pooled, objectives) if len(pooled) else pooled
@@ -386,12 +388,26 @@ def write_report(
             if group_by and len(pooled)
             else front_mean.iloc[:0]
         )
+        if "variant" in pooled.columns and pooled["variant"].notna().any():
+            # a spec with variants: one front per variant (seed means)
+            front_variants = pareto_front(pooled, objectives, by=["variant"])[
+                [*first, *spread, *rest]
+            ]
+            summary["front size per variant"] = {
+                str(k): int(n) for k, n in front_variants["variant"].value_counts().items()
+            }
         summary["configurations"] = len(pooled)
         summary["front size (seed means)"] = len(front_mean)
         most = int(pooled[COUNT_COLUMN].max()) if len(pooled) else 0
         summary["max seeds per configuration"] = most
     else:
         front_mean = front_groups = front.iloc[:0]
+    if front_variants is not None:
+        path = out / "pareto_by_variant.csv"
+        front_variants.to_csv(path, index=False)
+        files_variant = [path]
+    else:
+        files_variant = []
 
     first_objective, direction = next(iter(objectives.items()))
     group_by = [c for c in GROUP_COLUMNS if c in ok.columns]
@@ -406,7 +422,7 @@ def write_report(
     not_ok = trials[trials["status"] != "ok"]
     not_ok = not_ok[[c for c in ("trial_id", "status", "error", *keys) if c in not_ok.columns]]
 
-    files: list[Path] = []
+    files: list[Path] = list(files_variant)
     pareto_csv = out / "pareto.csv"
     pareto_mean_csv = out / "pareto_mean.csv"
     for frame, path in (
@@ -463,6 +479,11 @@ def write_report(
     tables = {
         "Pareto front (trials)": front,
         "Pareto front (configurations, mean and std over seeds)": front_mean,
+        **(
+            {"Pareto front per variant (seed means)": front_variants}
+            if front_variants is not None
+            else {}
+        ),
         "Pareto fronts per sampler, accumulator and family (seed means)": front_groups,
         f"Best per group on {first_objective}": best,
         "Trials not ok (never on a front)": not_ok,
