@@ -185,17 +185,19 @@ class _QuantizeActError(torch.autograd.Function):
         bwd_fmt: Format,
         rounding: str,
         generator: torch.Generator | None,
+        kernels: str = "auto",
     ) -> torch.Tensor:
         ctx.bwd_fmt = bwd_fmt
         ctx.rounding = rounding
         ctx.generator = generator
-        out = quantize(x, fwd_fmt, rounding, generator)
+        ctx.kernels = kernels
+        out = quantize(x, fwd_fmt, rounding, generator, kernels=kernels)
         return out.view_as(out) if out is x else out
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad = quantize(grad_output, ctx.bwd_fmt, ctx.rounding, ctx.generator)
-        return grad, None, None, None, None
+        grad = quantize(grad_output, ctx.bwd_fmt, ctx.rounding, ctx.generator, ctx.kernels)
+        return grad, None, None, None, None, None
 
 
 def quantize_act_error(
@@ -204,17 +206,19 @@ def quantize_act_error(
     bwd_fmt: Format | str,
     rounding: str = "stochastic",
     generator: torch.Generator | None = None,
+    kernels: str = "auto",
 ) -> torch.Tensor:
     """Q_A(x) in the forward pass; the gradient flowing back through it is Q_E(∂L/∂out)
     (ALGORITHMS.md §3: activations A forward, errors E backward, as qtorch's ``quantizer``).
 
     The rounding itself is passed straight through: ∂Q_A(x)/∂x is taken as the identity.
+    ``kernels`` (auto | fused | eager) as in :func:`quantize`, both directions.
     """
     fwd, bwd = parse_format(fwd_fmt), parse_format(bwd_fmt)
     _check_rounding(rounding)
     if fwd.is_identity and bwd.is_identity:
         return x
-    return _QuantizeActError.apply(x, fwd, bwd, rounding, generator)
+    return _QuantizeActError.apply(x, fwd, bwd, rounding, generator, kernels)
 
 
 class Quantizer(nn.Module):
@@ -231,6 +235,7 @@ class Quantizer(nn.Module):
         backward_format: Format | str,
         rounding: str = "stochastic",
         generator: torch.Generator | None = None,
+        kernels: str = "auto",
     ):
         super().__init__()
         _check_rounding(rounding)
@@ -238,10 +243,16 @@ class Quantizer(nn.Module):
         self.backward_format = parse_format(backward_format)
         self.rounding = rounding
         self.generator = generator
+        self.kernels = kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return quantize_act_error(
-            x, self.forward_format, self.backward_format, self.rounding, self.generator
+            x,
+            self.forward_format,
+            self.backward_format,
+            self.rounding,
+            self.generator,
+            getattr(self, "kernels", "auto"),
         )
 
     def extra_repr(self) -> str:

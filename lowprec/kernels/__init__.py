@@ -45,14 +45,37 @@ def _numba_reason() -> str | None:
 
 @functools.cache
 def _triton_reason() -> str | None:
-    """None when the Triton kernels import, else why not."""
+    """None when the Triton kernels import and pass a smoke check on the GPU (nearest rounding
+    equal to the eager path, stochastic rounding and VC run), else why not: a kernel that does
+    not compile on this GPU then falls back instead of failing the trial."""
     if os.environ.get("LOWPREC_NO_TRITON"):
         return "LOWPREC_NO_TRITON is set"
     try:
         import lowprec.kernels.gpu  # noqa: F401
     except Exception as exc:
         return f"Triton is not usable ({type(exc).__name__}: {exc})"
+    try:
+        _triton_smoke()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"the Triton kernels failed a smoke check ({type(exc).__name__}: {first})"
     return None
+
+
+def _triton_smoke() -> None:
+    from lowprec.formats import BlockFloat, FixedPoint, SmallFloat
+    from lowprec.kernels.fused import quantize_fused, vc_quantize_fused
+    from lowprec.quantize import quantize
+
+    x = torch.linspace(-3.0, 3.0, 4096, device="cuda").reshape(64, 64)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for fmt in (FixedPoint(8, 3), SmallFloat(4, 3), BlockFloat(8), BlockFloat(8, 32)):
+        eager = quantize(x, fmt, "nearest", kernels="eager")
+        if not torch.equal(quantize_fused(x, fmt, "nearest", None, "triton"), eager):
+            raise RuntimeError(f"nearest rounding to {fmt} differs from the eager path")
+        quantize_fused(x, fmt, "stochastic", g, "triton")
+        vc_quantize_fused(x, 0.01, fmt, g, "triton")
+    torch.cuda.synchronize()
 
 
 def available(device: torch.device | str) -> str | None:
