@@ -580,6 +580,14 @@ class _Validator:
         from orchestrator import expand
 
         finite = spec.algorithm == "optuna"
+        drawn = any(a.kind != "grid" for p in spec.parts() for a in spec.part_axes(p).values())
+        if not finite and spec.num_samples > 1 and not drawn:
+            raise self.error(
+                "search.num_samples",
+                f"{spec.num_samples} draws of the same trials: no axis is drawn at random "
+                "(choice, uniform, loguniform, randint) and a trial runs once; repeat with "
+                "seed: {grid: [0, 1, ...]}",
+            )
         listed = expand.listed_count(spec, finite=finite)
         if listed > expand.MAX_TRIALS:
             if finite:

@@ -93,6 +93,8 @@ BROKEN = [
     ("bad algorithm", VALID.replace("algorithm: grid", "algorithm: bayes"), "search.algorithm"),
     ("num_samples 0", VALID.replace("num_samples: 2", "num_samples: 0"), "search.num_samples"),
     ("num_samples str", VALID.replace("num_samples: 2", "num_samples: two"), "search.num_samples"),
+    # num_samples > 1 with nothing drawn at random would list the same trials again
+    ("repeats", VALID.replace("  lr: {loguniform: [1.0e-4, 1.0e-2]}\n", ""), "search.num_samples"),
     (
         "unknown search key",
         VALID.replace("max_concurrent: 2", "concurrency: 2"),
