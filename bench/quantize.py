@@ -8,14 +8,18 @@ On N float32 values (default 10^7) each round times, one after the other: a plai
 fixed<8,3> (``torch_expr``), QPyTorch's ``fixed_point_quantize`` when it is importable (the
 quantizers the LP-SGLD papers used; a line says when it is not), and our stochastic rounding of
 fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the rounding) and block<8,32>
-with ``kernels="fused"`` and ``kernels="eager"``, plus nearest fixed<8,3> fused. On the CPU
+with ``kernels="fused"`` (into a preallocated ``out=``, as the copy writes into one, and
+returning a new tensor, which pays the first touch of fresh pages) and ``kernels="eager"``,
+plus nearest fixed<8,3> fused. On the CPU
 this runs once per thread count (torch and numba set alike). Medians; GB/s counts one read and
 one write of N float32 (8·N bytes, the same nominal traffic for all, so ratios are ratios of
-times). Reported: ``sr_vs_copy`` = copy time / our time (per format and path) and
-``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time; the top-level keys are the
-fused fixed<8,3> figures at the first thread count. The numba compile time of a first call
-(cold cache) and of a later process (kernels loaded from numba's cache) is measured in fresh
-processes and kept out of the steady-state figures. With --json the last line is one object.
+times). Reported: ``sr_vs_copy`` = copy time / our fused time into ``out=`` (per format and
+path in ``sr_vs_copy_by_format``; ``sr_vs_copy_allocating`` for a new tensor) and
+``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time (both allocate); the
+top-level keys are the fixed<8,3> figures at the first thread count. The numba compile time
+of a first call (cold cache) and of a later process (kernels loaded from numba's cache) is
+measured in fresh processes and kept out of the steady-state figures. With --json the last
+line is one object.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from bench.timing import device_name, side_by_side
 from lowprec import quantize
 from lowprec.formats import FixedPoint
 
+#: fused into a preallocated tensor (as the copy is), fused returning a new tensor, eager
+PATHS = ("fused out=", "fused", "eager")
 FORMATS = {
     "fixed": "fixed<8,3>",
     "float": "float<4,3>",
@@ -69,25 +75,32 @@ def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[s
     qpt = _qpytorch()
     if qpt is not None:
         methods["qpytorch fixed<8,3>"] = lambda: qpt(x, 8, 3, rounding="stochastic")
+    out_rows = dst.view(rows.shape)
     for name, fmt in FORMATS.items():
-        data = rows if name == "block_rows" else x
+        data, into = (rows, out_rows) if name == "block_rows" else (x, dst)
+        methods[f"{name} fused out="] = lambda d=data, f=fmt, o=into: quantize(
+            d, f, "stochastic", g, kernels="fused", out=o
+        )
         for path in ("fused", "eager"):
             methods[f"{name} {path}"] = lambda d=data, f=fmt, p=path: quantize(
                 d, f, "stochastic", g, kernels=p
             )
-    methods["fixed nearest fused"] = lambda: quantize(x, fixed, "nearest", kernels="fused")
+    methods["fixed nearest fused out="] = lambda: quantize(
+        x, fixed, "nearest", kernels="fused", out=dst
+    )
     median = side_by_side(methods, device, repeats, warmup=1)
     sr_vs_copy = {
         f"{name} {path}": median["copy"] / median[f"{name} {path}"]
         for name in FORMATS
-        for path in ("fused", "eager")
+        for path in PATHS
     }
     out: dict[str, object] = {
         "threads": torch.get_num_threads(),
         "median_s": median,
         "gb_per_s": {name: 8 * n / t / 1e9 for name, t in median.items()},
         "sr_vs_copy_by_format": sr_vs_copy,
-        "sr_vs_copy": sr_vs_copy["fixed fused"],
+        "sr_vs_copy": sr_vs_copy["fixed fused out="],
+        "sr_vs_copy_allocating": sr_vs_copy["fixed fused"],
         "sr_vs_torch_expr": median["torch_expr"] / median["fixed fused"],
         "fused_over_eager": {
             name: median[f"{name} eager"] / median[f"{name} fused"] for name in FORMATS
@@ -158,8 +171,8 @@ def _print_table(result: dict[str, object], run: dict[str, object]) -> None:
         )
     fused = run["sr_vs_copy_by_format"]
     print(
-        "sr_vs_copy fused: "
-        + "  ".join(f"{k} {fused[f'{k} fused']:.3f}" for k in FORMATS)
+        "sr_vs_copy fused out=: "
+        + "  ".join(f"{k} {fused[f'{k} fused out=']:.3f}" for k in FORMATS)
         + f"   sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f}"
         + "   fused/eager speed-up: "
         + "  ".join(f"{k} {v:.1f}x" for k, v in run["fused_over_eager"].items())
@@ -214,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         _set_threads(before)
     result["by_threads"] = runs
     first = runs[str(threads[0])]
-    for key in ("sr_vs_copy", "sr_vs_torch_expr", "threads"):
+    for key in ("sr_vs_copy", "sr_vs_copy_allocating", "sr_vs_torch_expr", "threads"):
         result[key] = first[key]
     if device.type == "cpu" and not args.no_compile_time:
         result["numba_compile"] = compile_times()

@@ -80,6 +80,7 @@ def quantize(
     rounding: str = "stochastic",
     generator: torch.Generator | None = None,
     kernels: str = "auto",
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Q(x): ``x`` rounded onto ``fmt``'s grid, clamped to its range (module docstring).
 
@@ -93,22 +94,28 @@ def quantize(
     fused kernels (numba on the CPU, Triton on CUDA) give the same nearest results bit for bit
     and the same stochastic laws, from counter-based bits keyed by one draw from ``generator``
     (lowprec/kernels/rng.py); the eager code below is the readable reference.
+
+    ``out``: a tensor of ``x``'s shape to write the result into, and return (the fused path
+    writes a float32 contiguous ``out`` directly, with no new allocation; ``fp32`` copies x).
     """
     fmt = parse_format(fmt)
     _check_rounding(rounding)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"quantize: expected a floating-point torch.Tensor, got {type(x)}")
     path = resolve_kernels(kernels, x.device)
+    if out is not None and (out.shape != x.shape or not out.is_floating_point()):
+        raise ValueError(f"quantize: out must be a floating-point tensor of shape {x.shape}")
     if fmt.is_identity:
-        return x
+        return x if out is None else out.copy_(x)
     if x.numel() == 0:
-        return x.detach().clone()
+        return x.detach().clone() if out is None else out
     with torch.no_grad():
         if path == "fused":
             if rounding == "stochastic":
                 check_generator(x, generator)
-            return quantize_fused(x, fmt, rounding, generator)
-        return _round(x, fmt, rounding, generator)
+            return quantize_fused(x, fmt, rounding, generator, out=out)
+        result = _round(x, fmt, rounding, generator)
+        return result if out is None else out.copy_(result)
 
 
 def _round(

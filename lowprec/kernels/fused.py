@@ -81,16 +81,42 @@ def quantize_fused(
     rounding: str,
     generator: torch.Generator | None,
     backend: str | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Q(x) by the fused kernels: float32 contiguous computation, ``x``'s shape and dtype back.
 
     ``x`` non-empty, ``fmt`` not fp32, ``generator`` already checked for stochastic rounding.
+    ``out``: a float32 contiguous tensor of ``x``'s shape and device to write into (no new
+    allocation; x float32), returned.
     """
     backend = backend or _default_backend(x)
     stochastic = rounding == "stochastic"
     xf = x.detach()
     xf = (xf if xf.dtype == torch.float32 else xf.float()).contiguous()
-    out = torch.empty_like(xf)
+    direct = (
+        out is not None
+        and x.dtype == torch.float32
+        and out.dtype == torch.float32
+        and out.is_contiguous()
+        and out.shape == x.shape
+        and out.device == x.device
+    )
+    result = out if direct else torch.empty_like(xf)
+    _quantize_into(xf, result, fmt, stochastic, generator, backend)
+    if out is not None and not direct:
+        out.copy_(result)
+        return out
+    return result if x.dtype == torch.float32 else result.to(x.dtype)
+
+
+def _quantize_into(
+    xf: torch.Tensor,
+    out: torch.Tensor,
+    fmt: Format,
+    stochastic: bool,
+    generator: torch.Generator | None,
+    backend: str,
+) -> None:
     key = draw_key(generator) if stochastic else torch.zeros(2, dtype=torch.int64)
     if backend == "numba":
         with _numba_launch():
@@ -99,7 +125,6 @@ def quantize_fused(
         _triton(xf, out, fmt, stochastic, key.to(xf.device))
     else:
         raise ValueError(f"backend {backend!r}: expected numba or triton")
-    return out if x.dtype == torch.float32 else out.to(x.dtype)
 
 
 def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:

@@ -247,6 +247,22 @@ def test_block_nearest_equals_eager_bit_for_bit(fmt: str, shape: tuple, backend:
     assert got.shape == x.shape and _same(got, eager)
 
 
+def test_out_receives_the_result(backend: str) -> None:
+    x = torch.randn(40, 100)
+    for fmt in ("fixed<8,3>", "block<8,32>"):
+        out = torch.empty_like(x)
+        ref = quantize_fused(x, parse_format(fmt), "stochastic", torch.Generator(), backend)
+        got = quantize_fused(
+            x, parse_format(fmt), "stochastic", torch.Generator(), backend, out=out
+        )
+        assert got is out and torch.equal(out, ref)
+    wide = torch.empty(40, 100, dtype=torch.float64)
+    got = quantize(x, "fixed<8,3>", "nearest", kernels="fused", out=wide)
+    assert got is wide and torch.equal(wide, quantize(x, "fixed<8,3>", "nearest").double())
+    with pytest.raises(ValueError, match="out must be"):
+        quantize(x, "fixed<8,3>", "nearest", out=torch.empty(3))
+
+
 def test_other_dtypes_keep_their_dtype(backend: str) -> None:
     for dtype in (torch.float64, torch.float16, torch.bfloat16):
         x = (torch.randn(2048) * 4).to(dtype)
