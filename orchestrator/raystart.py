@@ -96,7 +96,9 @@ def start(
         probe(address)
     for attempt in range(1, attempts + 1):
         try:
-            init(address=address, **kwargs) if address else init(**kwargs)
+            # no address: always a new local instance ("local"); ray.init() alone would join a
+            # cluster someone started with `ray start` on this machine
+            init(address=address or "local", **kwargs)
             return
         except Exception as exc:
             with contextlib.suppress(Exception):
