@@ -70,6 +70,9 @@ def test_gradient_matches_autograd(classes: int) -> None:
             "tensors": "W",
             "accumulator": "low",
             "batch_size": 1,
+            # batch 1: 300 steps are less than one pass over the 398 examples, where the test
+            # error still ranges 0.12-0.27 over seeds; three passes put it at 0.03-0.09
+            "steps": 1200,
         },
     ],
 )
