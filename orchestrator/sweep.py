@@ -172,9 +172,9 @@ def _init_ray(address: str | None) -> bool:
         "runtime_env": {"env_vars": dict(WORKER_ENV)},
     }
     if not address:
-        # "local": a new instance of our own, even where `ray start` left a cluster running
-        # (ray.init() alone would join that one, and refuse num_cpus)
-        kwargs.update(address="local", num_cpus=os.cpu_count(), include_dashboard=False)
+        # raystart passes address "local": a new instance of our own, even where `ray start`
+        # left a cluster running (ray.init() alone would join that one, and refuse num_cpus)
+        kwargs.update(num_cpus=os.cpu_count(), include_dashboard=False)
     # an unreachable address or a port taken by another program: one line, nothing started
     raystart.start(ray.init, ray.shutdown, address, **kwargs)
     return True
