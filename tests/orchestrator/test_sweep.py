@@ -28,7 +28,14 @@ def local_ray(ray_env: None, fake_registered: None) -> Iterator[None]:
     from orchestrator.sweep import _init_ray
 
     assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    # address="local": our own Ray, even when another process's `ray start` cluster runs here
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
     _init_ray(None)  # sets the worker environment, joins the running instance
     yield
     ray.shutdown()

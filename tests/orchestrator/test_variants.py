@@ -363,7 +363,14 @@ def test_variants_sweep_end_to_end(ray_env: None, tmp_path: Path) -> None:
     spec_file = write_spec(tmp_path, E2E)
     assert load_spec(spec_file).num_trials() == 4
     assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    # address="local": a Ray of our own, even when another process's cluster is running here
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
     try:
         _init_ray(None)
         outcome = run_sweep(
