@@ -598,7 +598,8 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
         file=out,
     )
     if statuses:
-        columns = ["trial_id", "status", *spec.objectives, *spec.space, "wall_s", "error"]
+        varies = [*(["variant"] if spec.variants else []), *spec.searched_keys()]
+        columns = ["trial_id", "status", *spec.objectives, *varies, "wall_s", "error"]
         table_sorted = table
         metric, mode = spec.primary_objective()
         if metric in table.column_names:
