@@ -15,7 +15,8 @@ this runs once per thread count (torch and numba set alike). Medians; GB/s count
 one write of N float32 (8·N bytes, the same nominal traffic for all, so ratios are ratios of
 times). Reported: ``sr_vs_copy`` = copy time / our fused time into ``out=`` (per format and
 path in ``sr_vs_copy_by_format``; ``sr_vs_copy_allocating`` for a new tensor) and
-``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time (both allocate); the
+``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time (both allocate;
+``sr_vs_torch_expr_out`` against ours into ``out=``); the
 top-level keys are the fixed<8,3> figures at the first thread count. The numba compile time
 of a first call (cold cache) and of a later process (kernels loaded from numba's cache) is
 measured in fresh processes and kept out of the steady-state figures. With --json the last
@@ -102,6 +103,7 @@ def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[s
         "sr_vs_copy": sr_vs_copy["fixed fused out="],
         "sr_vs_copy_allocating": sr_vs_copy["fixed fused"],
         "sr_vs_torch_expr": median["torch_expr"] / median["fixed fused"],
+        "sr_vs_torch_expr_out": median["torch_expr"] / median["fixed fused out="],
         "fused_over_eager": {
             name: median[f"{name} eager"] / median[f"{name} fused"] for name in FORMATS
         },
@@ -174,6 +176,7 @@ def _print_table(result: dict[str, object], run: dict[str, object]) -> None:
         "sr_vs_copy fused out=: "
         + "  ".join(f"{k} {fused[f'{k} fused out=']:.3f}" for k in FORMATS)
         + f"   sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f}"
+        + f" (into out=: {run['sr_vs_torch_expr_out']:.1f})"
         + "   fused/eager speed-up: "
         + "  ".join(f"{k} {v:.1f}x" for k, v in run["fused_over_eager"].items())
     )
@@ -227,7 +230,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         _set_threads(before)
     result["by_threads"] = runs
     first = runs[str(threads[0])]
-    for key in ("sr_vs_copy", "sr_vs_copy_allocating", "sr_vs_torch_expr", "threads"):
+    for key in (
+        "sr_vs_copy",
+        "sr_vs_copy_allocating",
+        "sr_vs_torch_expr",
+        "sr_vs_torch_expr_out",
+        "threads",
+    ):
         result[key] = first[key]
     if device.type == "cpu" and not args.no_compile_time:
         result["numba_compile"] = compile_times()
