@@ -40,7 +40,7 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from orchestrator import raystart, tracking
 from orchestrator.raystart import RayStartError
@@ -434,7 +434,7 @@ def _mlflow_catch_up(outcome: SweepOutcome, store: ResultsStore, err: TextIO) ->
     if not left:
         return
     keys = pending_keys(store)
-    trials = [k for k in keys if k != PARENT_KEY]
+    trials = {k.rsplit("-", 1)[0] for k in keys if k != PARENT_KEY}  # one file per attempt
     where = local_path(outcome.sweep_uri) or outcome.sweep_uri
     print(
         f"MLFLOW INCOMPLETE: {uri} did not answer; it is missing the writes of {len(trials)} "
@@ -716,8 +716,15 @@ def local_path(uri: str) -> str | None:
 # ----------------------------------------------------------------------------------------------
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad options say so in one line (exit 2), like every other refusal of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (python -m orchestrator.sweep --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m orchestrator.sweep",
         description="Run a low-precision sampling sweep on Ray Tune, tracked in MLflow.",
     )

@@ -29,6 +29,7 @@ import os
 import subprocess
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -387,8 +388,9 @@ class TrialTracker:
     never stalls the trial; see :mod:`orchestrator.outbox`).
 
     ``store`` (the sweep's :class:`orchestrator.store.ResultsStore`) is where writes still
-    unsent when the trial ends are saved (``mlflow_pending/<trial_id>.json``), and where an
-    earlier attempt's unsent writes are picked up from.
+    unsent when the trial ends are saved (``mlflow_pending/<trial_id>-<attempt key>.json``: one
+    file per attempt, so a retried trial never overwrites what an earlier attempt left for the
+    driver to send).
     """
 
     #: seconds ``start`` waits for the child run's id (a server away: the trial goes on and its
@@ -407,17 +409,13 @@ class TrialTracker:
         store: Any = None,
         name_keys: Sequence[str] = (),
     ):
-        from orchestrator.outbox import Outbox, load_pending
+        from orchestrator.outbox import Outbox
 
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
         self.trial_id, self.sweep_id, self.commit = trial_id, sweep_id, commit
         self.store, self.name_keys = store, tuple(name_keys)
-        earlier = load_pending(store, trial_id) if store is not None else None
-        self.outbox = Outbox(
-            lambda: client(tracking_uri),
-            run_id=(earlier or {}).get("run_id"),
-            ops=(earlier or {}).get("ops", ()),
-        )
+        self.key = f"{trial_id}-{uuid.uuid4().hex[:8]}"
+        self.outbox = Outbox(lambda: client(tracking_uri))
         self.last_step = -1
 
     @property
@@ -494,9 +492,8 @@ class TrialTracker:
         )
         left = self.outbox.close(self.FINISH_WAIT_S)
         if self.store is not None:
-            save_pending(
-                self.store, self.trial_id, self.run_id, left, final=True, trial_id=self.trial_id
-            )
+            key, run_id = self.key, self.run_id
+            save_pending(self.store, key, run_id, left, final=True, trial_id=self.trial_id)
         return not left
 
 

@@ -13,10 +13,7 @@ A real ``mlflow server`` on 127.0.0.1 (SQLite behind it) is stopped while trials
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +23,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import tracking
+from orchestrator import backfill, tracking
 from orchestrator.sweep import run_sweep
 from tests.orchestrator.helpers import write_spec
 from tests.orchestrator.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
-REPO = Path(__file__).resolve().parents[2]
 TRIALS = 4
 REPORTS = 4
 SPEC = f"""\
@@ -180,7 +176,11 @@ def test_server_stopped_then_back_mid_sweep_loses_nothing(
 
 
 def test_server_never_back_then_backfill(
-    local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault_log: Any
+    local_ray: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_log: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("LOWPREC_MLFLOW_WAIT_S", "1")
     backend = f"sqlite:///{tmp_path / 'server.db'}"
@@ -205,18 +205,16 @@ def test_server_never_back_then_backfill(
         assert command.startswith("python -m orchestrator.backfill ")
 
         server.start()  # the same address, later
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        argv = [sys.executable, *command.split()[1:]]
-        first = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert first.returncode == 0, first.stderr[-3000:]
-        assert f"MLflow holds all {TRIALS} trials" in first.stdout, first.stdout
+        argv = command.split()[3:]  # the printed `python -m orchestrator.backfill ...`, run here
+        assert backfill.main(argv) == 0
+        assert f"MLflow holds all {TRIALS} trials" in capsys.readouterr().out
         rows = _check_parquet(tmp_path)
         _check_mlflow(server.url, meta, rows)
         parent = tracking.client(server.url).get_run(meta["parent_run_id"])
         assert parent.info.status == "FINISHED"
         assert _pending(tmp_path / "results") == []
-        again = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert again.returncode == 0 and "created 0 run(s)" in again.stdout, again.stdout
+        assert backfill.main(argv) == 0  # again: nothing to add
+        assert "created 0 run(s)" in capsys.readouterr().out
         assert len(_children(server.url, meta)) == TRIALS
     finally:
         server.stop()

@@ -153,7 +153,9 @@ def test_unreachable_server_never_stalls_the_trial_and_its_writes_are_saved(
         tracker.log_metrics({"epoch": epoch, "train_loss": 1.0 / epoch})
     assert time.monotonic() - began < 0.5  # queued, not sent: the trial goes on
     assert not tracker.finish("ok", {"test_error": 0.2}, None, None)
-    saved = load_pending(store, "t_00002")
+    (key,) = pending_keys(store)  # one file per attempt, named after the trial
+    assert key.startswith("t_00002-")
+    saved = load_pending(store, key)
     assert saved is not None and saved["final"] and saved["run_id"] is None
     assert [op["op"] for op in saved["ops"]] == ["start", *["metrics"] * 21, "finish"]
     # the server back (here: the SQLite store): everything lands, in order, and the file goes
