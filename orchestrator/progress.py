@@ -176,7 +176,10 @@ class SweepProgress(Callback):
         self.live.start()
 
     def close(self) -> None:
-        """Stop the live display (its last frame stays on screen)."""
+        """Stop the live display (its last frame stays on screen) and wait for a catch-up of
+        MLflow writes in progress (the driver's own catch-up follows: never two at once)."""
+        if self.replaying is not None:
+            self.replaying.join(timeout=300)
         if self.live is not None:
             with contextlib.suppress(Exception):
                 self.live.refresh()
