@@ -152,7 +152,7 @@ def round_stochastic(x, delta, lo, hi, r):
 def pow2_bits(k):
     """The bit pattern of 2^k (int32) for int32 k in [-149, 127]."""
     normal = (tl.maximum(k, -126) + 127) << 23
-    sub = 1 << tl.minimum(tl.maximum(k + 149, 0), 22)
+    sub = (k * 0 + 1) << tl.minimum(tl.maximum(k + 149, 0), 22)  # a tensor 1, shifted
     return tl.where(k >= -126, normal, sub)
 
 
