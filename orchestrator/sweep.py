@@ -204,8 +204,12 @@ def dry_run(spec: Spec, out: TextIO, limit: int = 5) -> None:
             keys += [f"{k}={a.describe()}" for k, a in spec.part_axes(part).items()]
             label = f"variant {part.name}" if part.name is not None else "space"
             print(f"  {label}: {' '.join(keys) if keys else '(no searched keys)'}", file=out)
-        chosen = "the variant, then its keys" if spec.variants else "the keys above"
-        print(f"  {n} trial{'s' if n != 1 else ''} proposed by Optuna ({chosen})", file=out)
+        keys = [*(["variant"] if spec.variants else []), *spec.searched_keys()]
+        print(
+            f"  {n} trial{'s' if n != 1 else ''} proposed by Optuna over: "
+            f"{', '.join(keys) if keys else '(no searched keys)'}",
+            file=out,
+        )
         return
     expansion = spec.expansion()
     index = 0
