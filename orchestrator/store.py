@@ -304,6 +304,19 @@ class ResultsStore:
             say(message)
         return said
 
+    def tune_state_damage(self) -> str | None:
+        """What is wrong with Ray Tune's saved state (``tune/*.json``, which Tune writes in
+        place: a full disk can leave it cut short), or None when every file parses."""
+        for info in self._listing("tune"):
+            if info.type != pafs.FileType.File or not info.path.endswith(".json"):
+                continue
+            try:
+                with self.fs.open_input_stream(info.path) as stream:
+                    json.loads(stream.read())
+            except (OSError, ValueError) as exc:
+                return f"{info.path} cannot be read ({str(exc).splitlines()[0]})"
+        return None
+
     # ------------------------------------------------------------------ consolidation
     def consolidate(self) -> pa.Table:
         """Gather every ``trials/<id>.parquet`` into ``trials.parquet`` (atomically), one row

@@ -249,6 +249,13 @@ def _one_driver_per_sweep(run: Any) -> Any:
             # what an interrupted run left: unfinished writes, unreadable row files
             err = kwargs.get("err") or sys.stderr
             store.repair(say=lambda message: print(message, file=err, flush=True))
+            damage = store.tune_state_damage() if kwargs.get("resume") else None
+            if damage:  # Tune would print a traceback and start no trial
+                raise SweepUsageError(
+                    f"--resume: Ray Tune's state is damaged, {damage} (a full disk?); the "
+                    f"trials recorded so far are in {store.sweep_uri()}/trials; Tune cannot "
+                    "continue this sweep: run the rest as a new sweep (another name)"
+                )
             # Ray first: when it cannot start, nothing else (MLflow runs, sweep.json) is made
             started_ray = _init_ray(kwargs.get("address"))
             try:
