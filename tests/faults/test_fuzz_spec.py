@@ -4,7 +4,8 @@ Every input either loads (a :class:`orchestrator.spec.Spec`) or raises exactly o
 :class:`orchestrator.spec.SpecError` whose text is ONE line: ``FILE: line L, column C: reason`` for
 YAML that cannot be read, ``FILE: key.path: reason`` (or ``FILE: reason``) for YAML that reads
 but cannot run. Any other exception (a traceback for the user) fails the test, and so does an
-input that takes longer than hypothesis' deadline (one second: "refused at once, never a hang").
+input that takes a second of CPU ("refused at once, never a hang"; CPU, not wall time, since
+the machine is shared) or ten seconds of wall time. Loaded specs also go through ``dry_run``.
 
 Inputs: mangled shipped specs (characters inserted, deleted, replaced, lines swapped, NUL and
 binary bytes), spec documents built from the real schema with junk values at any key (wrong
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import io
 import re
 import time
 from collections import Counter
@@ -30,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.spec import Spec, SpecError, load_spec, parse_spec
+from orchestrator.sweep import dry_run
 from orchestrator.yamlio import MAX_CHARS, MAX_DEPTH, MAX_NODES, load_yaml
 from workloads import WORKLOADS
 from workloads.keys import keys_for
@@ -41,7 +44,8 @@ SHIPPED = {Path(p).name: Path(p).read_text() for p in sorted(glob.glob(f"{REPO}/
 FILE = "fuzz.yaml"
 YAML_ERROR = re.compile(r"fuzz\.yaml: line \d+, column \d+: \S.*")
 OTHER_ERROR = re.compile(r"fuzz\.yaml: \S.*")
-LIMIT_S = 1.0  # "refused at once": every input well under a second
+LIMIT_S = 1.0  # "refused at once": every input well under a second (CPU time)
+WALL_S = 10.0  # and no blocking wait
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +57,7 @@ def _warm() -> None:
 def fuzz_settings(examples: int) -> settings:
     return settings(
         max_examples=examples,
-        deadline=None,  # timed by `outcome` (a load spike on a shared machine is no hang)
+        deadline=None,  # timed by `outcome` in CPU time (a shared machine's load is no hang)
         derandomize=True,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -61,20 +65,17 @@ def fuzz_settings(examples: int) -> settings:
 
 
 def outcome(text: str, counts: Counter[str]) -> Spec | SpecError:
-    """``parse_spec(text)``: a Spec, or a SpecError of one line of the right form; either in
-    under :data:`LIMIT_S` (timed twice when over it, so that a load spike on a shared machine
-    is not taken for a hang)."""
+    """``parse_spec(text)``: a Spec, or a SpecError of one line of the right form; either after
+    under :data:`LIMIT_S` of CPU time (the machine is shared: wall time there measures the other
+    processes; a blocking wait is caught by the :data:`WALL_S` cap)."""
     counts["tried"] += 1
-    for attempt in range(2):
-        start = time.perf_counter()
-        try:
-            result: Spec | SpecError = parse_spec(text, FILE)
-        except SpecError as exc:
-            result = exc
-        elapsed = time.perf_counter() - start
-        if elapsed < LIMIT_S:
-            break
-        assert attempt == 0, f"{elapsed:.2f} s for {text[:200]!r}"
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        result: Spec | SpecError = parse_spec(text, FILE)
+    except SpecError as exc:
+        result = exc
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert cpu < LIMIT_S and wall < WALL_S, f"{cpu:.2f} s CPU, {wall:.2f} s for {text[:200]!r}"
     if isinstance(result, SpecError):
         exc = result
         message = str(exc)
@@ -82,11 +83,13 @@ def outcome(text: str, counts: Counter[str]) -> Spec | SpecError:
         try:
             load_yaml(text, FILE)
         except SpecError:
-            assert YAML_ERROR.fullmatch(message), message  # unreadable YAML: line and column
+            # unreadable YAML: line and column (a text over the size limit: no place to name)
+            assert YAML_ERROR.fullmatch(message) or "a file may hold" in message, message
         else:
             assert OTHER_ERROR.fullmatch(message), message
         counts["refused"] += 1
     else:
+        dry_run(result, io.StringIO())  # what --dry-run prints for it: no traceback either
         counts["loaded"] += 1
     return result
 
@@ -382,14 +385,11 @@ def test_attacks_refused_at_once_with_line_and_column(
     case: str, fault_log: Callable[..., None]
 ) -> None:
     kind, text, reason = ATTACKS[case]
-    start = time.perf_counter()
-    with pytest.raises(SpecError) as info:
-        parse_spec(text, FILE)
-    elapsed = time.perf_counter() - start
-    message = str(info.value)
+    result = outcome(text, Counter())  # timed: under LIMIT_S of CPU
+    assert isinstance(result, SpecError), case
+    message = str(result)
     assert (YAML_ERROR if "more than" not in reason else OTHER_ERROR).fullmatch(message), message
     assert reason in message, message
-    assert elapsed < LIMIT_S, f"{case}: {elapsed:.2f} s"
     fault_log(kind, tried=1, tracebacks=0, outcome="refused in one line (line, column), < 1 s")
 
 

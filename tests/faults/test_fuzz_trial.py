@@ -31,23 +31,21 @@ from workloads.keys import keys_for
 pytestmark = pytest.mark.faults
 
 REPO = Path(__file__).resolve().parents[2]
-LIMIT_S = 1.0
+LIMIT_S = 1.0  # CPU seconds: "refused at once"
 ABSURD = (2**63, 10**19, -(10**19), 2**1000, float("inf"), -float("inf"), float("nan"), 1e308)
 
 
 def timed_resolve(raw: dict[str, Any]) -> tuple[Any, float]:
-    """``resolve(raw)`` or the exception it raised, and the seconds it took (the faster of two
-    runs when the first is over :data:`LIMIT_S`: a load spike is not a hang)."""
-    for attempt in range(2):
-        start = time.perf_counter()
-        try:
-            result: Any = resolve(raw)
-        except Exception as exc:
-            result = exc
-        elapsed = time.perf_counter() - start
-        if elapsed < LIMIT_S or attempt == 1:
-            return result, elapsed
-    raise AssertionError("unreachable")
+    """``resolve(raw)`` or the exception it raised, and the CPU seconds it took (the machine is
+    shared: wall time there measures the other processes; a 10 s wall cap catches a blocking
+    wait)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        result: Any = resolve(raw)
+    except Exception as exc:
+        result = exc
+    assert time.perf_counter() - wall < 10.0, f"blocked on {raw!r}"
+    return result, time.process_time() - cpu
 
 
 def numeric_keys() -> list[tuple[str, str]]:
