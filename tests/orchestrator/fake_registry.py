@@ -11,10 +11,19 @@ MODULE = "tests.orchestrator.fake_workload"
 
 
 def register() -> None:
-    """Add ``fake`` to ``workloads.WORKLOADS`` and to the ``workload`` key's choices."""
+    """Add ``fake`` to ``workloads.WORKLOADS`` and to the ``workload`` key's choices.
+
+    ``workloads.keys`` (which imports torch through lowprec) is patched only when already
+    imported: otherwise it reads the choices from ``WORKLOADS`` when it is, and Ray's helper
+    processes, which run this too, start without importing torch (under load, a slow dashboard
+    agent makes the raylet give up: "timed out during startup")."""
+    import sys
+
     import workloads
-    from workloads import keys
 
     workloads.WORKLOADS[NAME] = MODULE
-    common = keys.COMMON_KEYS["workload"]
-    keys.COMMON_KEYS["workload"] = dataclasses.replace(common, choices=tuple(workloads.WORKLOADS))
+    keys = sys.modules.get("workloads.keys")
+    if keys is not None:
+        common = keys.COMMON_KEYS["workload"]
+        choices = tuple(workloads.WORKLOADS)
+        keys.COMMON_KEYS["workload"] = dataclasses.replace(common, choices=choices)

@@ -90,6 +90,7 @@ def test_random_search_draws_num_samples_per_grid_point_in_each_variant() -> Non
     assert parse_spec(text).trial_configs() == configs  # drawn from search.seed (default 0)
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_optuna_space_proposes_exactly_the_union_and_flat_configs() -> None:
     """Optuna's brute-force sampler walks every branch of the define-by-run space: the variant
     first, then that variant's keys. It must visit exactly the 39 trials of the grid, each
