@@ -28,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.calibration import bin_index, ece_from_bins
 from analysis.pareto import aggregate_seeds, pareto_front
 
 #: order and colours of the accumulator modes and format families in every figure
@@ -232,7 +233,7 @@ def reliability_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) ->
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    index = bin_index(confidence, n_bins)
     rows = []
     for b in range(n_bins):
         mask = index == b
@@ -249,10 +250,11 @@ def reliability_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) ->
 
 
 def expected_calibration_error(bins: pd.DataFrame) -> float:
-    """ECE = Σ_b (n_b / n) |acc_b - conf_b| from :func:`reliability_bins`."""
-    used = bins[bins["count"] > 0]
-    weights = used["count"] / used["count"].sum()
-    return float((weights * (used["accuracy"] - used["confidence"]).abs()).sum())
+    """ECE = Σ_b (n_b / n) |acc_b - conf_b| from :func:`reliability_bins`
+    (:func:`analysis.calibration.ece_from_bins`, the package's one ECE)."""
+    return ece_from_bins(
+        bins["count"].to_numpy(), bins["accuracy"].to_numpy(), bins["confidence"].to_numpy()
+    )
 
 
 def plot_reliability(
