@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 #: most trials a grid/random spec may expand to (more: split the sweep)
 MAX_TRIALS = 200_000
+#: trials whose reason a refused key's message collects (distinct reasons shown)
+MAX_REASONS = 64
 
 
 class NoEffect(ValueError):
@@ -174,26 +176,28 @@ def expand(spec: Spec, finite: bool = False) -> Expansion:
     """The deduplicated trials of ``spec`` (see the module docstring); raises :class:`NoEffect`
     for a key without effect in every trial where it is set and :class:`BadCombination` for a
     listed config that cannot run."""
+    from workloads.keys import resolve_config
+
     expansion = Expansion()
     seen: set[tuple[Any, ...]] = set()
     effective: dict[tuple[str | None, str], int] = {}
-    reasons: dict[tuple[str | None, str], list[str]] = {}
+    examples: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
     for part, raw in raw_configs(spec, finite):
         try:
-            resolved, irrelevant = relevance(raw)
+            resolved = resolve_config(raw)
         except (ValueError, TypeError) as exc:
             raise BadCombination(part.name, raw, str(exc)) from None
+        # resolve_config sets exactly the keys without effect to None
+        irrelevant = {k for k, v in raw.items() if v is not None and resolved.get(k) is None}
         for key in raw:
             scope = _scope(spec, part, key)
             if scope is None:
                 continue
             effective.setdefault(scope, 0)
-            if key in irrelevant:
-                found = reasons.setdefault(scope, [])
-                if irrelevant[key] not in found:
-                    found.append(irrelevant[key])
-            else:
+            if key not in irrelevant:
                 effective[scope] += 1
+            elif len(examples.setdefault(scope, [])) < MAX_REASONS:
+                examples[scope].append(raw)  # the reasons are worded only for a refusal
         config = {k: v for k, v in raw.items() if k not in irrelevant}
         identity = (part.name, tuple(sorted((k, repr(v)) for k, v in resolved.items())))
         if identity in seen:
@@ -203,7 +207,12 @@ def expand(spec: Spec, finite: bool = False) -> Expansion:
         expansion.trials.append(Trial(part.name, config))
     for scope, count in effective.items():
         if count == 0:
-            raise NoEffect(_path(spec, scope), _no_effect_reason(reasons.get(scope, [])))
+            reasons: list[str] = []
+            for raw in examples.get(scope, []):
+                why = relevance(raw)[1].get(scope[1], "no effect")
+                if why not in reasons:
+                    reasons.append(why)
+            raise NoEffect(_path(spec, scope), _no_effect_reason(reasons))
     return expansion
 
 
