@@ -62,7 +62,10 @@ FULL, LOW, VC = 0, 1, 2
 #: the Philox stream (counter word c2) of the sampler steps
 STREAM = 16
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
-_INLINE = {**_OPTS}  # LLVM inlines these; numba-IR inlining only slowed compiles
+#: scalar helpers: LLVM inlines them (numba-IR inlining only slows the compile)
+_INLINE = {**_OPTS, "inline": "always"}
+#: helpers that take arrays (called per chunk or group): inlined in numba IR
+_ARRAYS = {**_OPTS, "inline": "always"}
 _F = np.float32
 _LN2 = _F(math.log(2.0))
 _SQRT_HALF_BITS = np.int32(0x3F3504F3)
@@ -164,7 +167,7 @@ def _quantize(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
     y = K.clamp(x, lo, hi) / d
     if stochastic:
         fl = np.floor(y)
-        return (fl + (_ONE if u < y - fl else _ZERO)) * d
+        return (fl + _F(u < y - fl)) * d  # a 0/1 value, no branch
     return np.rint(y) * d
 
 
@@ -186,14 +189,13 @@ def _vc(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no
     else:
         fl = np.floor(m)
         frac = m - fl
-        q = fl + (_ONE if u_round < frac else _ZERO)
+        q = fl + _F(u_round < frac)
         a = _ZERO
-        second = K.clamp(w - frac * (_ONE - frac), _ZERO, _ONE)
-    # Cat(a, c) = [2u < c + a² + a] - [2u >= 2 - (c + a² - a)]
+        second = min(max(w - frac * (_ONE - frac), _ZERO), _ONE)
+    # Cat(a, c) = [2u < c + a² + a] - [2u >= 2 - (c + a² - a)] (0/1 values, no branches)
     u2 = _F(2.0) * u_cat
-    up = _ONE if u2 < second + a else _ZERO
-    down = _ONE if u2 >= _F(2.0) - (second - a) else _ZERO
-    out = K.clamp((q + up - down) * d, lo, hi)
+    cat = _F(u2 < second + a) - _F(u2 >= _F(2.0) - (second - a))
+    out = K.clamp((q + cat) * d, lo, hi)
     if kind == 3:  # left Δ's binade: stochastic rounding onto the float grid (mean kept)
         return _quantize(kind, f, out, _ZERO, u_round, True)
     return out
@@ -215,7 +217,7 @@ def _maxbits(m, x):  # type: ignore[no-untyped-def]
     return b if b > m else m
 
 
-@njit(**_INLINE)
+@njit(**_ARRAYS)
 def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
     """Δ of the block group x[s:s+n] from max|x| (0 for formats without groups)."""
     if kind != 2:
@@ -232,7 +234,7 @@ def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
 CHUNK = 4096
 
 
-@njit(**_INLINE)
+@njit(**_ARRAYS)
 def _fill(ws, ns, start, m, k0, k1, normals, extra):  # type: ignore[no-untyped-def]
     """ws[0..3, j] = Philox words of element start + j (stream STREAM), ws[4, j] = word 0 of
     stream STREAM + 1 when ``extra``; ns[0..1, j] = (ξ_θ, ξ_v) when ``normals``."""
@@ -254,34 +256,25 @@ def _fill(ws, ns, start, m, k0, k1, normals, extra):  # type: ignore[no-untyped-
 
 
 @njit(**_INLINE)
-def _u(ws, row, j, high):  # type: ignore[no-untyped-def]
-    """The threshold of the low or high 16 bits of word ``row`` of chunk element j."""
-    w = np.uint64(ws[row, j])
-    return _hi16(w) if high else _lo16(w)
+def _t(w, high):  # type: ignore[no-untyped-def]
+    """The threshold of the low or high 16 bits of a 32-bit word (held in a uint32)."""
+    w64 = np.uint64(w)
+    return _hi16(w64) if high else _lo16(w64)
 
 
 # -- SGLD -----------------------------------------------------------------------------------
+# The helpers take and return scalars: the loops below read and write the arrays themselves
+# (an array passed to a helper costs reference counting per element).
 @njit(**_INLINE)
-def _sgld_1(theta, grad, i, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # type: ignore[no-untyped-def]
-    """g = Q_G(∇) + wd·θ; x = θ - lr·g (+ sd·ξ for full and low); θ ← x."""
-    g = _quantize(kg, f_g, grad[i], gd, u_g, stochastic)
+def _sgld_mean(th, gr, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # type: ignore[no-untyped-def]
+    """g = Q_G(∇) + wd·θ; x = θ - lr·g (+ sd·ξ for full and low)."""
+    g = _quantize(kg, f_g, gr, gd, u_g, stochastic)
     if wd != _ZERO:
-        g = g + wd * theta[i]
-    x = theta[i] - lr * g
+        g = g + wd * th
+    x = th - lr * g
     if noisy:
         x = x + sd * xi
-    theta[i] = x
     return x
-
-
-@njit(**_INLINE)
-def _sgld_2(theta, hat, i, kw, f_w, gd, acc, stochastic, var, sd, sd4, u_w, u_small, xi):  # type: ignore[no-untyped-def]
-    """full θ̂ ← Q_W(θ); low θ ← Q_W(θ); vc θ ← Q_vc(θ, var)."""
-    out = _draw(kw, f_w, acc, theta[i], var, sd, sd4, gd, xi, u_w, u_small, stochastic)
-    if acc == FULL:
-        hat[i] = out
-    else:
-        theta[i] = out
 
 
 @njit(parallel=True, **_OPTS)
@@ -289,15 +282,16 @@ def sgld_step(
     theta, hat, grad, tstart, gstart, glen, kg, f_g, kw, f_w, acc, stochastic, lr, wd, var, k0, k1
 ):  # type: ignore[no-untyped-def]
     """One SGLD step (module docstring) over the flat buffers (float32 arrays; ``hat`` is
-    ``theta`` itself for low and vc)."""
+    ``theta`` itself for low and vc). Pass 2 writes θ̂ (full) or θ (low, vc)."""
     lr32, wd32 = _F(lr), _F(wd)
     sd = _F(math.sqrt(var))
     sd4 = sd * _FOUR if acc == VC else _ZERO
     noisy = var > 0.0 and acc != VC
     need = stochastic or noisy or acc == VC
     normals = noisy or (acc == VC and var > 0.0)
+    out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
-        ws = np.empty((5, CHUNK), np.uint32)
+        ws = np.zeros((5, CHUNK), np.uint32)
         ns = np.zeros((2, CHUNK), np.float32)
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
@@ -308,16 +302,19 @@ def sgld_step(
                 if need:
                     _fill(ws, ns, c, m, k0, k1, normals, False)
                 for j in range(m):
-                    x = _sgld_1(
-                        theta, grad, c + j, kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
-                        _u(ws, 0, j, False), ns[0, j],
+                    i = c + j
+                    w0 = ws[0, j]
+                    x = _sgld_mean(
+                        theta[i], grad[i], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
+                        _t(w0, False), ns[0, j],
                     )  # fmt: skip
+                    theta[i] = x
                     if kw == 2:
                         mb = _maxbits(mb, abs(x) + sd4)
                     else:
-                        _sgld_2(
-                            theta, hat, c + j, kw, f_w, _ZERO, acc, stochastic, var, sd, sd4,
-                            _u(ws, 0, j, True), _u(ws, 1, j, False), ns[0, j],
+                        out_w[i] = _draw(
+                            kw, f_w, acc, x, var, sd, sd4, _ZERO, ns[0, j], _t(w0, True),
+                            _t(ws[1, j], False), stochastic,
                         )  # fmt: skip
             if kw != 2:
                 continue
@@ -327,64 +324,42 @@ def sgld_step(
                 if need and n > CHUNK:
                     _fill(ws, ns, c, m, k0, k1, normals, False)
                 for j in range(m):
-                    _sgld_2(
-                        theta, hat, c + j, kw, f_w, dw, acc, stochastic, var, sd, sd4,
-                        _u(ws, 0, j, True), _u(ws, 1, j, False), ns[0, j],
+                    i = c + j
+                    out_w[i] = _draw(
+                        kw, f_w, acc, theta[i], var, sd, sd4, dw, ns[0, j], _t(ws[0, j], True),
+                        _t(ws[1, j], False), stochastic,
                     )  # fmt: skip
 
 
 # -- SGHMC ----------------------------------------------------------------------------------
 @njit(**_INLINE)
-def _sghmc_1(theta, mom, grad, i, kg, f_g, gd, acc, stochastic, c, wd, sd_v, noisy, u_g, xv):  # type: ignore[no-untyped-def]
-    """mean_v = e·v - a·g, mean_θ = θ + b·v - c·g; v ← mean_v (+ sd_v·ξ_v for full and low)."""
-    g = _quantize(kg, f_g, grad[i], gd, u_g, stochastic)
+def _sghmc_means(th, v, gr, kg, f_g, gd, acc, stochastic, c, wd, sd_v, noisy, u_g, xv):  # type: ignore[no-untyped-def]
+    """(x_v, mean_θ): mean_v = e·v - a·g, mean_θ = θ + b·v - c·g; x_v = mean_v (+ sd_v·ξ_v
+    for full and low)."""
+    g = _quantize(kg, f_g, gr, gd, u_g, stochastic)
     if wd != _ZERO:
-        g = g + wd * theta[i]
-    v = mom[i]
+        g = g + wd * th
     mean_v = c[0] * v - c[1] * g
-    theta[i] = theta[i] + c[2] * v - c[3] * g
-    x = mean_v
+    mean_th = th + c[2] * v - c[3] * g
     if noisy and acc != VC:
-        x = mean_v + sd_v * xv
-    mom[i] = x
-    return x
+        return mean_v + sd_v * xv, mean_th
+    return mean_v, mean_th
 
 
 @njit(**_INLINE)
-def _sghmc_2(
-    theta,
-    mom,
-    i,
-    km,
-    f_m,
-    dm,
-    acc,
-    stochastic,
-    var_v,
-    sd_v,
-    sd4_v,
-    k,
-    sd_c,
-    noisy,
-    u_m,
-    u_small,
-    xt,
-    xv,
+def _sghmc_v(
+    x, th, km, f_m, dm, acc, stochastic, var_v, sd_v, sd4_v, k, sd_c, noisy, u_m, u_small, xt, xv
 ):  # type: ignore[no-untyped-def]
-    """v' = the draw of v in M; θ ← mean_θ + (Cov/Var_v)(v'_real - mean_v) (+ sd_c·ξ_θ)."""
-    x = mom[i]  # full, low: the Gaussian draw v'; vc: mean_v
+    """(stored v', θ given v'): x is the Gaussian draw v' (full, low) or mean_v (vc);
+    θ ← mean_θ + (Cov/Var_v)(v'_real - mean_v) (+ sd_c·ξ_θ for full and low)."""
     if acc == VC:
         v_new = _draw(km, f_m, acc, x, var_v, sd_v, sd4_v, dm, xv, u_m, u_small, True)
-        mom[i] = v_new
-        th = theta[i] + k * (v_new - x) if noisy else theta[i]
-    else:
-        th = theta[i]
-        if noisy:  # v' - mean_v = sd_v·ξ_v, the Gaussian before rounding
-            th = th + k * (sd_v * xv) + sd_c * xt
-        if acc == LOW:
-            mom[i] = _quantize(km, f_m, x, dm, u_m, stochastic)
-    theta[i] = th
-    return th
+        return v_new, (th + k * (v_new - x) if noisy else th)
+    if noisy:  # v' - mean_v = sd_v·ξ_v, the Gaussian before rounding
+        th = th + k * (sd_v * xv) + sd_c * xt
+    if acc == LOW:
+        return _quantize(km, f_m, x, dm, u_m, stochastic), th
+    return x, th
 
 
 @njit(parallel=True, **_OPTS)
@@ -422,6 +397,7 @@ def sghmc_step(
     sd4_c = sd_c * _FOUR if vc else _ZERO
     need = stochastic or noisy or vc
     any_block = kg == 2 or kw == 2 or km == 2
+    out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
         ws = np.zeros((5, CHUNK), np.uint32)
         ns = np.zeros((2, CHUNK), np.float32)
@@ -437,21 +413,24 @@ def sghmc_step(
                     _fill(ws, ns, c0, m, k0, k1, noisy, vc)
                 for j in range(m):
                     i = c0 + j
-                    x = _sghmc_1(
-                        theta, mom, grad, i, kg, f_g, gd, acc, stochastic, c, wd32, sd_v, noisy,
-                        _u(ws, 0, j, False), ns[1, j],
+                    x, th = _sghmc_means(
+                        theta[i], mom[i], grad[i], kg, f_g, gd, acc, stochastic, c, wd32, sd_v,
+                        noisy, _t(ws[0, j], False), ns[1, j],
                     )  # fmt: skip
                     if any_block:
+                        mom[i] = x
+                        theta[i] = th
                         mb = _maxbits(mb, abs(x) + sd4_v)
                         continue
-                    _sghmc_2(
-                        theta, mom, i, km, f_m, _ZERO, acc, stochastic, var_v, sd_v, sd4_v, k,
-                        sd_c, noisy, _u(ws, 1, j, True), _u(ws, 4, j, False), ns[0, j],
-                        ns[1, j],
+                    v_out, th = _sghmc_v(
+                        x, th, km, f_m, _ZERO, acc, stochastic, var_v, sd_v, sd4_v, k, sd_c,
+                        noisy, _t(ws[1, j], True), _t(ws[4, j], False), ns[0, j], ns[1, j],
                     )  # fmt: skip
-                    _sgld_2(
-                        theta, hat, i, kw, f_w, _ZERO, acc, stochastic, var_c, sd_c, sd4_c,
-                        _u(ws, 0, j, True), _u(ws, 1, j, False), ns[0, j],
+                    mom[i] = v_out
+                    theta[i] = th
+                    out_w[i] = _draw(
+                        kw, f_w, acc, th, var_c, sd_c, sd4_c, _ZERO, ns[0, j], _t(ws[0, j], True),
+                        _t(ws[1, j], False), stochastic,
                     )  # fmt: skip
             if not any_block:
                 continue
@@ -462,19 +441,28 @@ def sghmc_step(
                 if need and refill:
                     _fill(ws, ns, c0, m, k0, k1, noisy, vc)
                 for j in range(m):
-                    x = _sghmc_2(
-                        theta, mom, c0 + j, km, f_m, dm, acc, stochastic, var_v, sd_v, sd4_v,
-                        k, sd_c, noisy, _u(ws, 1, j, True), _u(ws, 4, j, False), ns[0, j],
-                        ns[1, j],
+                    i = c0 + j
+                    v_out, th = _sghmc_v(
+                        mom[i], theta[i], km, f_m, dm, acc, stochastic, var_v, sd_v, sd4_v, k,
+                        sd_c, noisy, _t(ws[1, j], True), _t(ws[4, j], False), ns[0, j], ns[1, j],
                     )  # fmt: skip
-                    mb = _maxbits(mb, abs(x) + sd4_c)
+                    mom[i] = v_out
+                    theta[i] = th
+                    mb = _maxbits(mb, abs(th) + sd4_c)
             dw = _group_delta(kw, f_w, mb)
             for c0 in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c0)
                 if need and refill:
                     _fill(ws, ns, c0, m, k0, k1, noisy, vc)
                 for j in range(m):
-                    _sgld_2(
-                        theta, hat, c0 + j, kw, f_w, dw, acc, stochastic, var_c, sd_c, sd4_c,
-                        _u(ws, 0, j, True), _u(ws, 1, j, False), ns[0, j],
+                    i = c0 + j
+                    out_w[i] = _draw(
+                        kw, f_w, acc, theta[i], var_c, sd_c, sd4_c, dw, ns[0, j],
+                        _t(ws[0, j], True), _t(ws[1, j], False), stochastic,
                     )  # fmt: skip
+
+
+#: the same kernels without the parallel region, for steps too small to share out (a parallel
+#: launch costs tens of microseconds, more when the cores are busy)
+sgld_step_serial = njit(**_OPTS)(sgld_step.py_func)
+sghmc_step_serial = njit(**_OPTS)(sghmc_step.py_func)

@@ -26,6 +26,8 @@ from lowprec.kernels.rng import draw_key
 __all__ = ["FusedExecutor", "format_params", "unsupported"]
 
 _ACC = {"full": 0, "low": 1, "vc": 2}
+#: below this many values a step runs on one thread (a parallel launch costs more than it saves)
+PARALLEL_MIN = 1 << 15
 
 
 def _rule(sampler: Any) -> str:
@@ -118,8 +120,10 @@ class FusedExecutor:
                 self.layout.gather(sampler.momentum, self.mom)
                 sampler.momentum = self.layout.views(self.mom)
         self.theta, self.hat = theta, hat
-        self.formats = [format_params(f) for f in _formats(sampler)]
+        self.formats = [format_params(f) for f in _formats(sampler)]  # tuples: no refcounts
         self.acc = _ACC[sampler.accumulator]
+        #: share the step out over threads only when there are several tasks to share
+        self.parallel = len(self.layout.task_start) > 2 and n >= PARALLEL_MIN
         self.stochastic = sampler.rounding == "stochastic"
         if self.device.type == "cpu":
             self._np = {
@@ -171,13 +175,17 @@ class FusedExecutor:
         return True
 
     def _step_cpu(self, coef: Any, key: torch.Tensor) -> None:
+        import numba
+
         from lowprec.kernels import step_cpu as k
 
         a = self._np
+        parallel = self.parallel and numba.get_num_threads() > 1
         k0, k1 = (int(w) for w in key.tolist())
         if self.rule == "sgld":
             (kg, f_g), (kw, f_w) = self.formats
-            k.sgld_step(
+            step = k.sgld_step if parallel else k.sgld_step_serial
+            step(
                 a["theta"], a["hat"], a["grad"], a["tstart"], a["gstart"], a["glen"], kg, f_g,
                 kw, f_w, self.acc, self.stochastic, float(coef.lr), float(coef.weight_decay),
                 float(coef.var), k0, k1,
@@ -185,7 +193,8 @@ class FusedExecutor:
         else:
             (kg, f_g), (kw, f_w), (km, f_m) = self.formats
             c = np.asarray(coef, dtype=np.float64)
-            k.sghmc_step(
+            step = k.sghmc_step if parallel else k.sghmc_step_serial
+            step(
                 a["theta"], a["hat"], a["mom"], a["grad"], a["tstart"], a["gstart"], a["glen"],
                 kg, f_g, kw, f_w, km, f_m, self.acc, self.stochastic, c, k0, k1,
             )  # fmt: skip
