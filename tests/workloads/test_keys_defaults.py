@@ -38,3 +38,21 @@ def test_mixture_defaults_find_both_modes() -> None:
     result = run_trial({"workload": "mixture", "device": "cpu", "kernels": "eager"})
     assert result.status == "ok", result.error
     assert abs(result.metrics["weight_right"] - 2 / 3) < 0.25, result.metrics
+
+
+def test_cifar_defaults_are_the_papers_and_missing_data_is_named(tmp_path) -> None:
+    """ALGORITHMS.md §10: batch 128, lr 0.5, T 0.001, decay, weight decay 5e-4 (σ = 0.2 at
+    N = 50,000), 245 epochs with the last 50 collected; without the files, DataUnavailable."""
+    from workloads.base import DataUnavailable
+    from workloads.trialspec import TrialSpec
+
+    trial = TrialSpec.from_config({"workload": "cifar_resnet18"})
+    assert (trial.run.batch_size, trial.run.epochs, trial.run.burn_in) == (128, 245, 195)
+    assert (trial.schedule.lr, trial.schedule.kind, trial.sampler.temperature) == (
+        0.5,
+        "decay",
+        0.001,
+    )
+    assert abs(1 / (50_000 * trial.sampler.prior_std**2) - 5e-4) < 1e-12
+    with pytest.raises(DataUnavailable, match=str(tmp_path)):
+        run_trial({"workload": "cifar_resnet18", "device": "cpu", "data_dir": str(tmp_path)})
