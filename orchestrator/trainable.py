@@ -178,6 +178,10 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
     )
     store.write_trial_row(row)
     tracker.finish(result.status, result.metrics, result.error, result.traceback)
+    if row["mlflow_run_id"] is None and tracker.run_id is not None:
+        # the tracking server came back while the trial ended: its row names the run after all
+        row["mlflow_run_id"] = tracker.run_id
+        store.write_trial_row(row)
     if result.status == "failed" and result.exception is not None:
         raise TrialFailed(f"trial {trial_id} failed: {result.error}") from result.exception
     tune.report(final_report(row, result.config))
