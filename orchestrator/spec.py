@@ -273,21 +273,23 @@ def check_data(spec: Spec) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate the search-space file at ``path``; :class:`SpecError` on any problem."""
+def load_spec(path: str | Path, max_trials: int | None = None) -> Spec:
+    """Read and validate the search-space file at ``path``; :class:`SpecError` on any problem
+    (``max_trials``: more grid/random trials listed than that are refused before they are
+    expanded and checked one by one, which takes about a millisecond each)."""
     file = str(path)
-    return parse_spec(read_text(path, file), file)
+    return parse_spec(read_text(path, file), file, max_trials)
 
 
-def parse_spec(text: str, file: str = "<spec>") -> Spec:
+def parse_spec(text: str, file: str = "<spec>", max_trials: int | None = None) -> Spec:
     """Validate the YAML ``text`` of a search-space file (``file`` names it in errors)."""
     doc = load_yaml(text, file)  # the safe loader: any YAML problem is one SpecError line
-    return _Validator(file, text).validate(doc)
+    return _Validator(file, text, max_trials).validate(doc)
 
 
 class _Validator:
-    def __init__(self, file: str, text: str):
-        self.file, self.text = file, text
+    def __init__(self, file: str, text: str, max_trials: int | None = None):
+        self.file, self.text, self.max_trials = file, text, max_trials
 
     def error(self, path: str, reason: str) -> SpecError:
         return SpecError(self.file, path, reason)
@@ -596,6 +598,12 @@ class _Validator:
                 "space" if not spec.subspaces else "variants",
                 f"{listed:,} trials: more than {expand.MAX_TRIALS:,}; split the sweep or draw "
                 "from ranges with algorithm: random / optuna",
+            )
+        if not finite and self.max_trials is not None and listed > self.max_trials:
+            raise self.error(  # the sweep CLI's safety limit: refused before the expansion
+                "space" if not spec.subspaces else "variants",
+                f"{listed:,} trials, more than {self.max_trials:,}: check the search space "
+                "(--dry-run lists it), then launch it with --yes",
             )
         try:
             expansion = expand.expand(spec, finite=finite)

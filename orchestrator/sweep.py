@@ -241,7 +241,7 @@ def _one_driver_per_sweep(run: Any) -> Any:
 
     @functools.wraps(run)
     def locked(spec_file: str, *args: Any, **kwargs: Any) -> SweepOutcome:
-        spec = load_spec(spec_file)
+        spec = load_spec(spec_file, None if kwargs.get("yes") else LARGE_SWEEP)
         root = kwargs.get("storage") or kwargs.get("results") or "results"
         store = ResultsStore(root, spec.name)
         _preflight(spec, spec_file, store, **kwargs)  # refused at once: no lock, Ray or MLflow

@@ -6,6 +6,7 @@ only with ``--yes``."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,8 +149,8 @@ def test_a_sweep_over_the_limit_needs_yes(
     code, lines = _cli([str(spec), "--results", str(results)], capsys)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0] == (
-        f"error: {spec}: 4 trials, more than 3: check the search space (--dry-run lists it), "
-        "then launch it with --yes"
+        f"error: {spec}: space: 4 trials, more than 3: check the search space (--dry-run lists "
+        "it), then launch it with --yes"
     )
     assert not results.exists() and not (tmp_path / "mlflow.db").exists()
     code, lines = _cli([str(spec), "--resume", "--yes", "--results", str(results)], capsys)
@@ -166,3 +167,26 @@ def test_a_sweep_over_the_limit_needs_yes(
 
 def test_the_limit_is_ten_thousand() -> None:
     assert sweep.LARGE_SWEEP == 10_000
+
+
+def test_a_large_grid_is_refused_before_its_trials_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fault_log: Callable[..., None]
+) -> None:
+    """20,000 trials (a 20 x 1,000 grid): the refusal comes from the count, before the trials
+    are expanded and resolved one by one (about a millisecond each: 20 s here)."""
+    seeds = ", ".join(map(str, range(1000)))
+    spec = write_spec(
+        tmp_path, SPEC.replace("[0, 1, 2, 3]", f"[{seeds}]") + "  lr: {grid: [" +
+        ", ".join(f"{0.001 * (i + 1):.3f}" for i in range(20)) + "]}\n", "big.yaml"
+    )  # fmt: skip
+    cpu = time.process_time()
+    code, lines = _cli([str(spec), "--results", str(tmp_path / "results")], capsys)
+    cpu = time.process_time() - cpu
+    assert code == 2 and "20,000 trials, more than 10,000" in lines[0] and "--yes" in lines[0]
+    assert cpu < 3.0, f"{cpu:.1f} s of CPU before the refusal"
+    fault_log(
+        "bad input: a sweep over 10,000 trials without --yes",
+        tried=1,
+        tracebacks=0,
+        outcome="exit 2, one line asking for --yes; nothing written",
+    )
