@@ -31,6 +31,7 @@ import errno
 import io
 import json
 import os
+import pickletools
 import posixpath
 import re
 import sys
@@ -306,13 +307,21 @@ class ResultsStore:
 
     def tune_state_damage(self) -> str | None:
         """What is wrong with Ray Tune's saved state (``tune/*.json``, which Tune writes in
-        place: a full disk can leave it cut short), or None when every file parses."""
+        place: a full disk can leave it cut short; JSON, or a pickle for a searcher's state), or
+        None when every file parses."""
         for info in self._listing("tune"):
             if info.type != pafs.FileType.File or not info.path.endswith(".json"):
                 continue
             try:
                 with self.fs.open_input_stream(info.path) as stream:
-                    json.loads(stream.read())
+                    data = stream.read()
+                if data[:1] == b"\x80":
+                    # a searcher's state: Ray pickles it under a .json name (ray.tune.utils.
+                    # _atomic_save); walk its opcodes (nothing is executed): a cut ends early
+                    for _ in pickletools.genops(data):
+                        pass
+                else:
+                    json.loads(data)
             except (OSError, ValueError) as exc:
                 return f"{info.path} cannot be read ({str(exc).splitlines()[0]})"
         return None
