@@ -63,6 +63,7 @@ def _step_fn(
         loss.backward()
         sampler.step(config["lr"])
 
+    step.executor_name = sampler.executor_name  # type: ignore[attr-defined]
     return step
 
 
@@ -79,6 +80,8 @@ def measure(batch: int, device: torch.device, repeats: int, seed: int = 0) -> di
         "repeats": repeats,
         "ms_per_step": {name: 1e3 * t for name, t in median.items()},
         "lp_over_fp32": median["block8_wgae_vc"] / median["fp32"],
+        # the sampler step's executor per set-up (kernels: auto): fused or eager
+        "executors": {name: getattr(fn, "executor_name", "?") for name, fn in steps.items()},
     }
 
 

@@ -115,6 +115,7 @@ class FusedExecutor:
                 p.data = view
             sampler.theta = self.layout.views(theta)
             self.grad = torch.zeros(n, dtype=torch.float32, device=self.device)
+            self._grad_views = self.layout.views(self.grad)
             if self.rule == "sghmc":
                 self.mom = torch.empty(n, dtype=torch.float32, device=self.device)
                 self.layout.gather(sampler.momentum, self.mom)
@@ -156,8 +157,9 @@ class FusedExecutor:
     def step(self, lr: float, noise: bool) -> bool:
         """One step; returns True: θ̂ is in the params."""
         s = self.sampler
-        grads = s.check_grads()
-        self.layout.gather(grads, self.grad)
+        for g, view in zip(s.check_grads(), self._grad_views, strict=True):
+            if g.data_ptr() != view.data_ptr():
+                view.copy_(g)
         coef = s.coefficients(lr, noise)
         if self.rule == "sghmc" and s.accumulator == "vc" and s.vc_mode == "independent":
             # the paper's literal form is the joint draw of θ' given v' with Cov taken as 0:
@@ -168,13 +170,21 @@ class FusedExecutor:
             self._step_cpu(coef, key)
         else:
             self._step_cuda(coef, key)
-        views = self.layout.views(self.grad)
-        for p, v in zip(s.params, views, strict=True):
+        # the grads become views of the flat buffer: an accumulating backward writes there
+        for p, v in zip(s.params, self._grad_views, strict=True):
             if p.grad is not None and p.grad.data_ptr() != v.data_ptr():
                 p.grad = v
         return True
 
     def _step_cpu(self, coef: Any, key: torch.Tensor) -> None:
+        # one numba launch at a time, on torch's thread count (lowprec.kernels.fused: numba's
+        # OpenMP pool would otherwise reset the thread count torch reads)
+        from lowprec.kernels.fused import _numba_launch
+
+        with _numba_launch():
+            self._launch_cpu(coef, key)
+
+    def _launch_cpu(self, coef: Any, key: torch.Tensor) -> None:
         import numba
 
         from lowprec.kernels import step_cpu as k

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench import quantize, resnet, step
+from bench import chains, quantize, resnet, step
 
 
 def _last_json(capsys: pytest.CaptureFixture[str]) -> dict:
@@ -37,8 +37,33 @@ def test_bench_quantize(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_step(capsys: pytest.CaptureFixture[str]) -> None:
+    """Both set-ups on both executors; the ratios are the ratios of the reported medians."""
     step.main(["--rounds", "1", "--steps", "1", "--json"])
-    assert _last_json(capsys)["lp_over_fp32"] > 0
+    out = _last_json(capsys)
+    ms = out["ms"]
+    assert all(0 < v < 60_000 for v in ms.values())
+    assert out["executors"]["lp fused"] == "fused" and out["executors"]["lp eager"] == "eager"
+    assert out["lp_over_fp32"] == pytest.approx(ms["lp fused"] / ms["fp32 fused"])
+    assert out["lp_eager_over_fp32_eager"] == pytest.approx(ms["lp eager"] / ms["fp32 eager"])
+    assert out["update_fused_over_eager"]["lp"] == pytest.approx(
+        ms["lp fused update"] / ms["lp eager update"]
+    )
+
+
+def test_bench_chains(capsys: pytest.CaptureFixture[str]) -> None:
+    """Per chain-step figures for each size and for one-chain trials, ratios consistent."""
+    chains.main(
+        ["--steps", "20", "--rounds", "1", "--trials", "1", "--sizes", "10", "1000", "--json"]
+    )
+    out = _last_json(capsys)
+    per = out["steps_ns_per_chain_step"]
+    assert set(per) == {"10", "1000"} and all(0 < v < 1e9 for v in per.values())
+    assert out["per_chain_step_1000_over_10"] == pytest.approx(per["1000"] / per["10"])
+    trials = out["trials_ns_per_chain_step"]
+    assert out["one_chain_trials_over_1000"] == pytest.approx(
+        trials["one-chain trials"] / trials["1000"]
+    )
+    assert out["executor"] == "fused"
 
 
 def test_bench_resnet(capsys: pytest.CaptureFixture[str]) -> None:
