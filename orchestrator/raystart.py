@@ -14,9 +14,11 @@ shutting down what it had started.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import sys
+import traceback
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +83,38 @@ def probe(address: str, timeout_s: float = TIMEOUT_S) -> None:
         )
 
 
+class OneLineErrors(logging.Filter):
+    """Ray Tune's error records in one line: the first line of the message and the last line of
+    the error (a trial's failure carries the worker's whole traceback in its text). The full
+    traceback stays in the trial's ``error.txt`` under ``tune/``; the sweep's own lines say what
+    happened to each trial."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info is None and "Traceback (most recent call last)" not in text:
+            return True
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        first = lines[0].split("Traceback (most recent call last)")[0].rstrip() if lines else ""
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            error = traceback.format_exception_only(record.exc_info[1])[-1].strip()
+        else:
+            error = lines[-1].strip() if len(lines) > 1 else ""
+        last = error.splitlines()[-1] if error else ""
+        record.msg = f"{first} ({last}; traceback in the trial's error.txt)" if last else first
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def quiet_tracebacks() -> None:
+    """Put :class:`OneLineErrors` on the handlers Ray's loggers write through (once)."""
+    for name in ("ray", "ray.tune", "ray.train", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, OneLineErrors) for f in handler.filters):
+                handler.addFilter(OneLineErrors())
+
+
 def start(
     init: Callable[..., Any],
     shutdown: Callable[[], None],
@@ -99,6 +133,7 @@ def start(
             # no address: always a new local instance ("local"); ray.init() alone would join a
             # cluster someone started with `ray start` on this machine
             init(address=address or "local", **kwargs)
+            quiet_tracebacks()
             return
         except Exception as exc:
             with contextlib.suppress(Exception):

@@ -17,10 +17,10 @@ the report            SIGKILL   the same
 
 (random draws: the recorded RNG). After each: the exit status is 130 (SIGINT) or the kill; a
 SIGINT leaves no MLflow child run RUNNING (except one whose end is queued in the outbox, sent by
-the next run); no trial whose row said ``ok`` ran again (its row file is never rewritten); a
-half-written file is never read and the next run says it removed it. At the end: every trial
-exactly once in trials.parquet, the predictions dataset and MLflow (one FINISHED child run per
-trial), the parent run FINISHED, no process left.
+the next run); no trial whose row said ``ok`` ran again (its wall time, attempt and result
+never change); a half-written file is never read and the next run says it removed it. At the
+end: every trial exactly once in trials.parquet, the predictions dataset and MLflow (one
+FINISHED child run per trial), the parent run FINISHED, no process left.
 """
 
 from __future__ import annotations
@@ -82,16 +82,19 @@ def _running_children(sweep: Path) -> list[str]:
     ]
 
 
-def _ok_rows(sweep: Path) -> dict[str, tuple[int, int]]:
-    """Row files (inode, mtime) of trials whose row says ok."""
+def _ok_rows(sweep: Path) -> dict[str, tuple[object, ...]]:
+    """What a rerun would change in the row of each trial whose row says ok: its wall time,
+    attempt, first step and result (the row may be rewritten only to fill in its MLflow run id,
+    when the sweep makes a lost child run from it)."""
     import pyarrow.parquet as pq
 
-    files = harness.row_files(sweep)
-    return {
-        t: v
-        for t, v in files.items()
-        if pq.read_table(sweep / "trials" / f"{t}.parquet").column("status")[0].as_py() == "ok"
-    }
+    rows = {}
+    for trial_id in harness.row_files(sweep):
+        row = pq.read_table(sweep / "trials" / f"{trial_id}.parquet").to_pylist()[0]
+        if row["status"] == "ok":
+            keys = ("wall_s", "attempt", "start_step", "test_error")
+            rows[trial_id] = tuple(row[k] for k in keys)
+    return rows
 
 
 def test_driver_stopped_at_random_moments_then_resumed(
@@ -100,7 +103,7 @@ def test_driver_stopped_at_random_moments_then_resumed(
     spec = write_spec(tmp_path, SPEC)
     sweep = tmp_path / "results" / "stopped"
     paused = Path(fault_env["LOWPREC_FAULT_DIR"]) / "paused"
-    finished: dict[str, tuple[int, int]] = {}  # ok rows so far: never rewritten
+    finished: dict[str, tuple[object, ...]] = {}  # ok rows so far: never run again
     said_removed = tracebacks = 0
     notes = []
     for index, (moment, sig) in enumerate(STAGES):
