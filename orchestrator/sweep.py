@@ -278,10 +278,11 @@ def _children_from_rows(outcome: SweepOutcome, err: TextIO) -> None:
     killed; on --resume Tune reports it from its row without running it, so nothing would send
     them: make those runs from the rows (:func:`orchestrator.backfill.backfill`)."""
     from orchestrator.backfill import backfill
+    from orchestrator.outbox import pending_keys
 
     sweep_dir = local_path(outcome.sweep_uri)
-    if sweep_dir is None:
-        return
+    if sweep_dir is None or pending_keys(store_of(outcome)):
+        return  # MLflow away: the catch-up has said what it misses, and how to back-fill
     try:
         done = backfill(sweep_dir, outcome.tracking_uri)
     except Exception as exc:  # MLflow away: the catch-up has said what it misses
