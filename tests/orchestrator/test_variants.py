@@ -120,6 +120,24 @@ def test_optuna_space_proposes_exactly_the_union_and_flat_configs() -> None:
     assert params == {"variant", "seed", "lowprec.format", "lowprec.bits", "lowprec.accumulator"}
 
 
+def test_trial_list_suggests_each_config_once_and_resumes_where_it_stopped(
+    tmp_path: Path,
+) -> None:
+    from ray.tune.search import Searcher
+
+    from orchestrator.trial_list import TrialList
+
+    configs = parse_spec(ISSUE).trial_configs()
+    searcher = TrialList(configs)
+    first = [searcher.suggest(f"t{i}") for i in range(10)]
+    searcher.save(str(tmp_path / "state.pkl"))
+    resumed = TrialList([])
+    resumed.restore(str(tmp_path / "state.pkl"))
+    rest = [resumed.suggest(f"t{i}") for i in range(10, 39)]
+    assert first + rest == configs  # in order, each once
+    assert resumed.suggest("t39") == Searcher.FINISHED
+
+
 NO_OP = [
     # (fixed, space, path and reason the message must hold)
     ("{sampler: sgld, format: fp32}", "bits: {grid: [4, 8]}",
