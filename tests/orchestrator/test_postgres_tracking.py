@@ -104,12 +104,15 @@ def postgres() -> Iterator[dict[str, Any]]:
 
 
 def _db(port: int, name: str) -> str:
-    return f"postgresql+psycopg2://postgres:{PASSWORD}@127.0.0.1:{port}/{name}"
+    """A database URL without the password, as cluster.yaml writes them: libpq reads it from
+    ``PGPASSWORD``, so it never shows on a command line."""
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{name}"
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(postgres: dict[str, Any]) -> Iterator[str]:
-    """``mlflow server --app-name basic-auth`` on PostgreSQL, as cluster.yaml starts it."""
+    """``mlflow server --app-name basic-auth`` on PostgreSQL, as cluster.yaml starts it (the
+    admin user from ``MLFLOW_AUTH_ADMIN_*``, the database password from ``PGPASSWORD``)."""
     root = Path(tempfile.mkdtemp(prefix="lowprec-mlflow-"))
     port, pg = _free_port(), postgres["port"]
     (root / "basic_auth.ini").write_text(
@@ -123,6 +126,7 @@ def mlflow_server(postgres: dict[str, Any]) -> Iterator[str]:
         "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN,
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+        "PGPASSWORD": PASSWORD,
     }
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     log = (root / "server.log").open("w")
@@ -134,7 +138,7 @@ def mlflow_server(postgres: dict[str, Any]) -> Iterator[str]:
         start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # minutes on a loaded 2-CPU machine
     while time.monotonic() < deadline:
         assert server.poll() is None, (root / "server.log").read_text()[-3000:]
         with contextlib.suppress(OSError):
@@ -177,7 +181,7 @@ def test_sweep_tracks_to_mlflow_on_postgres_with_basic_auth(
     assert refused.value.code == 401
 
     spec = write_spec(tmp_path, SPEC)
-    optuna_url = f"postgresql+psycopg2://postgres@127.0.0.1:{postgres['port']}/optuna"  # no password
+    optuna_url = _db(postgres["port"], "optuna")  # no password: PGPASSWORD
     env = {
         **fake_env,
         "MLFLOW_TRACKING_USERNAME": ADMIN,
@@ -219,7 +223,8 @@ def test_sweep_tracks_to_mlflow_on_postgres_with_basic_auth(
 
     import optuna
 
-    loaded = optuna.load_study(study_name="pgsweep", storage=_db(postgres["port"], "optuna"))
+    storage = _db(postgres["port"], "optuna").replace("postgres@", f"postgres:{PASSWORD}@")
+    loaded = optuna.load_study(study_name="pgsweep", storage=storage)
     complete = [t for t in loaded.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6 and len(loaded.trials) == 6
     assert sorted(t.value for t in complete) == pytest.approx(values)
