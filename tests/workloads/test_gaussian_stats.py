@@ -7,6 +7,10 @@ an AR(1) with coefficient ≈ 1 - α, so θ² has integrated autocorrelation tim
 ESS ≈ C·S·α for the variance. The relative standard error of the sample variance is
 sqrt(2/ESS), that of the standard deviation half of it: SE(std)/std ≈ sqrt(1/(2·C·S·α)).
 Burn-in B from θ0 = 0 leaves a relative variance bias of (1-α)^(2B) ≈ e^(-2αB).
+
+Every law runs on both executors (``kernels``): the eager per-tensor reference and the fused
+one-kernel step (lowprec/kernels/step_cpu.py), which draw different random numbers (Philox and
+Box-Muller instead of torch's generator) and must give the same laws.
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ SGLD_BASE = {
 }
 
 
-def _metrics(raw: dict) -> dict:
-    cfg = resolve_config(raw)
+KERNELS = ["eager", "fused"]
+
+
+def _metrics(raw: dict, kernels: str) -> dict:
+    cfg = resolve_config({**raw, "kernels": kernels})
     gen = torch.Generator().manual_seed(cfg["seed"])
     return gaussian.run(cfg, TrialContext(generator=gen)).metrics
 
@@ -62,8 +69,12 @@ def predicted_low_std(alpha: float, delta: float = DELTA, grad_noise: float = 0.
         (1e-3, 12000, 5000),
     ],
 )
-def test_sgld_low_inflates_the_std_as_predicted(lr: float, steps: int, burn_in: int) -> None:
-    m = _metrics({**SGLD_BASE, "accumulator": "low", "lr": lr, "steps": steps, "burn_in": burn_in})
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_sgld_low_inflates_the_std_as_predicted(
+    lr: float, steps: int, burn_in: int, kernels: str
+) -> None:
+    raw = {**SGLD_BASE, "accumulator": "low", "lr": lr, "steps": steps, "burn_in": burn_in}
+    m = _metrics(raw, kernels)
     # 3% of the prediction is 5-6 SE; the prediction's own approximation (uniform δ) is far
     # smaller at Δ = 1/8 against a std of 1.3-1.5.
     assert m["std"] == pytest.approx(predicted_low_std(lr), rel=0.03)
@@ -75,13 +86,15 @@ def test_prediction_matches_the_paper_numbers() -> None:
     assert predicted_low_std(1e-3) == pytest.approx(1.52, abs=0.01)
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("accumulator", ["full", "vc"])
-def test_sgld_full_and_vc_keep_the_std_at_1(accumulator: str) -> None:
+def test_sgld_full_and_vc_keep_the_std_at_1(accumulator: str, kernels: str) -> None:
     # α = 2e-3, same sizes as above: SE(std) 0.5%, 3% is 6 SE. Expected value: the
     # discretisation gives V = 2α/(2α - α²) = 1.001 and `full` samples θ̂ = Q_W(θ), which adds
     # Δ²/6: std ≈ 1.0018; `vc` delivers variance exactly 2α (> Δ²/4) per step.
     m = _metrics(
-        {**SGLD_BASE, "accumulator": accumulator, "lr": 2e-3, "steps": 8000, "burn_in": 3000}
+        {**SGLD_BASE, "accumulator": accumulator, "lr": 2e-3, "steps": 8000, "burn_in": 3000},
+        kernels,
     )
     assert m["std"] == pytest.approx(1.0, abs=0.03)
     assert abs(m["mean"]) < 0.03  # SE(mean) = sqrt(1/(C·S·α/2)) ≈ 0.007
@@ -103,16 +116,17 @@ SGHMC_BASE = {
 }
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize(
     ("accumulator", "vc_mode"), [("full", "joint"), ("vc", "joint"), ("vc", "independent")]
 )
 def test_sghmc_vc_joint_keeps_the_law_independent_shrinks_it(
-    accumulator: str, vc_mode: str
+    accumulator: str, vc_mode: str, kernels: str
 ) -> None:
     # η 0.09, u 2, γ 3: θ decorrelates in ~30 steps (measured ESS ~50 per 300 thinned samples),
     # so 2000 chains × 1500 steps give ESS ~10^5 for the variance: SE(std) ≈ 0.2%. Burn-in 500
     # steps is ~30 relaxation times. The exact discretisation's own bias at this step is ~+1.7%.
-    m = _metrics({**SGHMC_BASE, "accumulator": accumulator, "vc_mode": vc_mode})
+    m = _metrics({**SGHMC_BASE, "accumulator": accumulator, "vc_mode": vc_mode}, kernels)
     if vc_mode == "joint":
         assert m["std"] == pytest.approx(1.0, abs=0.04)
     else:
