@@ -6,7 +6,8 @@ values and state) in an Optuna storage instead of the driver's memory:
 - where: ``--optuna-storage URL`` (or the environment variable ``LOWPREC_OPTUNA_STORAGE``);
   else ``sqlite:///RESULTS/<name>/optuna.db`` next to the sweep's results when they are local;
   else (results on s3:// ...) ``sqlite:///<cwd>/optuna-<name>.db``. On a cluster: the head's
-  PostgreSQL, ``postgresql://USER:PASSWORD@HEAD:5432/optuna`` (docs/orchestrator.md).
+  PostgreSQL, ``postgresql+psycopg2://lowprec@localhost:5432/optuna`` with the password in
+  ``PGPASSWORD`` (docs/orchestrator.md, "Tracking on a cluster").
   A URL ending in ``.log`` (or ``journal:PATH``) is an Optuna journal file.
 - name: the sweep's ``name``; ``sweep.json`` records the URL and the name, so
   ``optuna.load_study(study_name=NAME, storage=URL)`` and ``optuna-dashboard URL`` open it.
@@ -17,10 +18,9 @@ values and state) in an Optuna storage instead of the driver's memory:
 - :class:`StudySearch` is Ray's ``OptunaSearch`` with three fixes: every study trial carries the
   Tune ``trial_id`` as a user attribute (one Optuna trial per Tune trial, traceable); an
   intermediate report without the objective is not given to the study (Ray's raises KeyError
-  on it, ending the sweep); and a trial
-  that ends without all its objective values -- stopped early by ASHA in a multi-objective study,
-  whose intermediate reports carry no objective -- is told PRUNED (FAIL when it raised) rather
-  than left RUNNING by a failing ``tell``.
+  on it, ending the sweep); and a trial that ends without all its objective values -- stopped
+  early by ASHA in a multi-objective study, whose intermediate reports carry no objective -- is
+  told PRUNED (FAIL when it raised) rather than left RUNNING by a failing ``tell``.
 """
 
 from __future__ import annotations
