@@ -263,6 +263,9 @@ def _one_driver_per_sweep(run: Any) -> Any:
                 if outcome.complete:
                     _children_from_rows(outcome, err)
                 return outcome
+            except KeyboardInterrupt:  # during consolidation or the report: before the run's
+                _kill_running_children_of(store, err)  # own clean-up could mark them KILLED
+                raise
             finally:
                 if started_ray:
                     import ray
@@ -294,6 +297,25 @@ def _children_from_rows(outcome: SweepOutcome, err: TextIO) -> None:
             f"rows, {done.ended} left RUNNING ended",
             file=err,
         )
+    # every trial's run has ended now: one still RUNNING belongs to a trial Tune lost with a
+    # killed driver (started, never saved in Tune's state, run again under another id)
+    abandoned = _kill_running_children_of(store_of(outcome), err, say=False)
+    if abandoned:
+        print(f"MLflow: {abandoned} abandoned trial run(s) marked KILLED", file=err)
+
+
+def _kill_running_children_of(store: ResultsStore, err: TextIO, say: bool = True) -> int:
+    """Mark the sweep's RUNNING child runs KILLED (its parent from sweep.json); how many."""
+    meta = store.read_meta() or {}
+    try:
+        killed = tracking.kill_running_children(
+            meta["tracking_uri"], meta["experiment_id"], meta["parent_run_id"]
+        )
+    except Exception:  # no sweep.json yet, or MLflow away: nothing to do here
+        return 0
+    if killed and say:
+        print(f"MLflow: {killed} stopped trial run(s) marked KILLED", file=err)
+    return killed
 
 
 def _preflight(
