@@ -48,6 +48,7 @@ format: install
 bench: install
 	$(BIN)/python -m bench.quantize
 	$(BIN)/python -m bench.step
+	$(BIN)/python -m bench.chains
 	$(BIN)/python -m bench.resnet
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.scale

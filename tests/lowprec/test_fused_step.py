@@ -312,12 +312,13 @@ def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: boo
 
 
 _ACC = {"full": 0, "low": 1, "vc": 2}
+_SLOW = pytest.mark.slow  # the interpreter takes ~10 s a case: two run in the quick suite
 TRITON_CASES = [
-    ("sgld", "fixed<8,3>", "low"),
-    ("sgld", "block<8>", "full"),
-    ("sgld", "float<4,3>", "vc"),
+    pytest.param("sgld", "fixed<8,3>", "low", marks=_SLOW),
+    pytest.param("sgld", "block<8>", "full", marks=_SLOW),
+    pytest.param("sgld", "float<4,3>", "vc", marks=_SLOW),
     ("sgld", "block<8>", "vc"),
-    ("sghmc", "block<8>", "low"),
+    pytest.param("sghmc", "block<8>", "low", marks=_SLOW),
     ("sghmc", "fixed<8,4>", "vc"),
 ]
 
