@@ -3,17 +3,11 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from lowprec.formats import Format
 from lowprec.quantize import quantize
 from lowprec.vc import vc_quantize
-
-# the kernels= keyword of quantize / vc_quantize (contract C); absent in older trees
-_QUANTIZE_KERNELS = "kernels" in inspect.signature(quantize).parameters
-_VC_KERNELS = "kernels" in inspect.signature(vc_quantize).parameters
 
 
 class Rounding:
@@ -31,23 +25,17 @@ class Rounding:
         """Q_F(x); ``fp32`` is the identity (``x`` itself)."""
         if fmt.is_identity:
             return x
-        if _QUANTIZE_KERNELS:
-            return quantize(x, fmt, self.rounding, self.generator, kernels=self.kernels)
-        return quantize(x, fmt, self.rounding, self.generator)
+        return quantize(x, fmt, self.rounding, self.generator, kernels=self.kernels)
 
     def stochastic(self, x: torch.Tensor, fmt: Format) -> torch.Tensor:
         """Stochastic rounding of x whatever the trial's rounding (Q_vc with v = 0)."""
-        if _QUANTIZE_KERNELS:
-            return quantize(x, fmt, "stochastic", self.generator, kernels=self.kernels)
-        return quantize(x, fmt, "stochastic", self.generator)
+        return quantize(x, fmt, "stochastic", self.generator, kernels=self.kernels)
 
     def vc(self, mean: torch.Tensor, var: float, fmt: Format) -> torch.Tensor:
         """Q_vc(mean, var) on fmt's grid; var = 0 is stochastic rounding of the mean."""
         if var == 0:
             return self.stochastic(mean, fmt)
-        if _VC_KERNELS:
-            return vc_quantize(mean, var, fmt, generator=self.generator, kernels=self.kernels)
-        return vc_quantize(mean, var, fmt, generator=self.generator)
+        return vc_quantize(mean, var, fmt, generator=self.generator, kernels=self.kernels)
 
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
         """ξ ~ N(0, I) of x's shape, from the generator."""
