@@ -138,16 +138,17 @@ def mlflow_server(postgres: dict[str, Any]) -> Iterator[str]:
         start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600  # minutes on a loaded 2-CPU machine
-    while time.monotonic() < deadline:
-        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("mlflow server did not answer: " + (root / "server.log").read_text()[-3000:])
-    try:
+    try:  # the server (its whole process group) goes at the end, even when it never answered
+        deadline = time.monotonic() + 600  # minutes on a loaded 2-CPU machine
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            time.sleep(0.5)
+        else:
+            log_tail = (root / "server.log").read_text()[-3000:]
+            pytest.fail(f"mlflow server did not answer: {log_tail}")
         yield url
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -155,8 +156,11 @@ def mlflow_server(postgres: dict[str, Any]) -> Iterator[str]:
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # workers left behind by the parent
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
 
