@@ -3,9 +3,10 @@
 It behaves as ``behaviour`` says: ``ok``; ``raise`` (every attempt raises); ``raise_once`` (the
 first attempt of a trial raises after its checkpoint of step ``raise_step``, 0 the first; later
 attempts succeed: the marker file ``<marker_dir>/<seed>-<lr>`` remembers the attempt);
-``diverge`` (raises ``Diverged``); ``missing_data`` (raises ``DataUnavailable``). It reports ``reports`` times, sleeping ``sleep_s``
-before each, with a checkpointed state, and resumes from ``ctx.restored``. ``kind`` picks what it
-hands back: class probabilities (``classifier``) or samples (``sampler``).
+``diverge`` (raises ``Diverged``); ``missing_data`` (raises ``DataUnavailable``). It reports
+``reports`` times, sleeping ``sleep_s`` before each, with a checkpointed state, and resumes from
+``ctx.restored``. ``kind`` picks what it hands back: class probabilities (``classifier``) or
+samples (``sampler``).
 
 Its metrics are a deterministic function of the config and the generator, so the same seed gives
 the same numbers: ``test_error = lr + u/100`` with u ~ U[0, 1) drawn from ``ctx.generator``.
@@ -31,8 +32,8 @@ KEYS: dict[str, Key] = {
         str, "ok", "what the fake does",
         choices=("ok", "raise", "raise_once", "diverge", "missing_data"),
     ),
-    "sleep_s": Key(float, 0.0, "seconds slept before each report", min=0.0),
-    "reports": Key(int, 3, "number of intermediate reports", min=1),
+    "sleep_s": Key(float, 0.0, "seconds slept before each report", min=0.0, max=3600.0),
+    "reports": Key(int, 3, "number of intermediate reports", min=1, max=10_000),
     "kind": Key(str, "classifier", "classifier or sampler", choices=("classifier", "sampler")),
     "marker_dir": Key(str, None, "raise_once: where attempts are remembered", optional=True),
     "raise_step": Key(int, 0, "raise_once: the step after whose checkpoint it raises", min=0,
