@@ -42,9 +42,9 @@ and rounding are run-time arguments: one compiled kernel per rule (cached on dis
 branches on them are the same for every element (specialising them at compile time measured
 no faster here and multiplied the compile time by the number of combinations).
 
-Work units: ``tstart`` cuts the groups into tasks of about CHUNK values (consecutive groups;
+Work units: ``tstart`` cuts the groups into tasks of at least 16,384 values (consecutive groups;
 ``lowprec.flat.FlatLayout.task_start``), the unit of parallelism; each task owns scratch for the
-random words and normals of one chunk.
+random words and normals of one chunk of CHUNK values.
 """
 
 from __future__ import annotations
