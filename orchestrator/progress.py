@@ -47,7 +47,7 @@ from ray.tune import Callback
 
 from orchestrator.store import ResultsStore, trial_row
 from orchestrator.tracking import TAG_TRIAL, client, retry, run_name
-from orchestrator.trial import TrialConfigError, resolve, weight_bits
+from orchestrator.trial import TrialConfigError, record_config, resolve, weight_bits
 
 #: keys Tune adds to every result; not metrics of ours
 TUNE_KEYS = frozenset(
@@ -386,7 +386,7 @@ class SweepProgress(Callback):
             except Exception as exc:  # the row matters more than the run; say so once
                 self.say(f"[{self.name}] MLflow: could not end {trial.trial_id}'s run: {exc}")
         row = trial_row(
-            config,
+            record_config(config),
             metrics,
             status="ok",
             error=None,

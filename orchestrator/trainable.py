@@ -31,7 +31,13 @@ import torch
 from orchestrator.spec import ALLOWED_METRICS
 from orchestrator.store import ResultsStore, trial_row
 from orchestrator.tracking import TrialTracker, numeric_metrics
-from orchestrator.trial import TrialConfigError, TrialResult, resolve, run_trial
+from orchestrator.trial import (
+    TrialConfigError,
+    TrialResult,
+    record_config,
+    resolve,
+    run_trial,
+)
 from workloads.base import DataUnavailable
 
 STATE_FILE = "state.pt"
@@ -163,7 +169,7 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         if result.samples is not None:
             store.write_samples(trial_id, result.samples)
     row = trial_row(
-        result.config,
+        record_config(result.config),
         result.metrics,
         status=result.status,
         error=result.error,

@@ -122,6 +122,19 @@ def ignored_keys(raw: Mapping[str, Any]) -> dict[str, str]:
     return {k: why[k] for k in raw if raw[k] is not None and k in why}
 
 
+def record_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial's row records of its config: every key of the resolved ``config`` (those
+    without effect stay None), with ``workloads.keys.effective_params`` over it, so the row holds
+    the effective format string of each tensor kind and ``bits_per_param`` (issue 9: never a
+    value that did not apply). A config that cannot resolve (a failed trial) is kept as it is."""
+    from workloads.keys import effective_params
+
+    try:
+        return {**config, **effective_params(config)}
+    except (ValueError, TypeError, KeyError):
+        return dict(config)
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when ``torch.cuda.is_available()``, else cpu; ``cuda`` must exist."""
     if name == "auto":

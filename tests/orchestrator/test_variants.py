@@ -409,6 +409,12 @@ def test_variants_sweep_end_to_end(ray_env: None, tmp_path: Path) -> None:
     assert by[("fp32", "full")]["bits"] is None or by[("fp32", "full")]["bits"] == 32
     assert by[("fp32", "full")].get("frac_bits") is None
     assert by[("lp8", "low")]["bits_per_param"] == 8 and by[("lp8", "full")]["bits_per_param"] == 32
+    # the row holds the effective format of each tensor kind, derived from format + bits
+    assert by[("lp8", "low")]["weight_format"] == "fixed<8,3>"
+    assert by[("lp8", "low")]["grad_format"] == "fixed<8,3>"
+    assert by[("fp32", "full")]["weight_format"] == "fp32"
+    assert by[("sghmc8", "low")]["momentum_format"] == "fixed<8,3>"
+    assert by[("lp8", "low")].get("momentum_format") is None  # sgld has no momentum
     # friction applies to the sghmc trial only: null elsewhere
     assert by[("sghmc8", "low")]["friction"] == 3.0
     assert all(r.get("friction") is None for r in rows if r["variant"] != "sghmc8")
