@@ -276,6 +276,8 @@ def run_trial(
         diverged=result.status == "diverged",
         kernels=kernels,
     )
+    if ctx.step_kernels is not None:  # the path that ran the sampler step (None: svrg, halp)
+        result.metrics["step_kernels"] = ctx.step_kernels
     return result
 
 

@@ -51,12 +51,16 @@ class TrialContext:
     report:    ``report(metrics, state=None)``: intermediate metrics (must include ``step`` or
                ``epoch``); when ``state`` is given (a ``torch.save``-able dict holding everything
                needed to continue, the generator state included) it is checkpointed.
+    step_kernels: the workload sets it to its sampler's ``executor_name`` ("fused" or "eager"),
+               so the trial's record says which code path ran the sampler step (a sampler may
+               run its step eagerly where the fused step cannot, e.g. SGHMC momentum rescaling).
     """
 
     generator: torch.Generator
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     restored: dict[str, Any] | None = None
     report: Callable[..., None] = _no_report
+    step_kernels: str | None = None
 
 
 @dataclass

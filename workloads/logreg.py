@@ -290,6 +290,7 @@ def _run_sampler(
     batch = min(int(config["batch_size"]), n_train)
     steps, burn_in, thin = int(config["steps"]), int(config["burn_in"]), int(config["thin"])
     sampler = build_sampler(config, [w], num_data=n_train, generator=gen)
+    ctx.step_kernels = sampler.executor_name
     perm = torch.randperm(n_train, generator=gen, device=w.device)
     cursor, start = 0, 0
     if ctx.restored is not None:

@@ -129,6 +129,7 @@ def run_chains(
     device, gen = ctx.device, ctx.generator
     theta = torch.full((chains, dim), float(trial["init"]), dtype=torch.float32, device=device)
     sampler = build_sampler(trial, [theta], num_data=1, generator=gen)
+    ctx.step_kernels = sampler.executor_name
     sched = trial.schedule.build(steps)
     cap = _sample_capacity(trial, sched, chains * dim)
     buffer = torch.zeros((cap, chains, dim), dtype=torch.float32, device=device)

@@ -291,6 +291,7 @@ def train_classifier(
     run = trial.run
     collect = set(collection_epochs(schedule, epochs, spe, run.burn_in, run.thin, run.num_samples))
     sampler = trialspec.build_sampler(trial, params, num_data=n_train, generator=gen)
+    ctx.step_kernels = sampler.executor_name
 
     start_epoch, count = 0, 0
     ens_sum = torch.zeros(data.num_test, data.num_classes, dtype=torch.float64, device=device)

@@ -168,3 +168,36 @@ def test_parse_scalars() -> None:
         parse_scalar("'fixed<8,3>'") == "fixed<8,3>" and parse_scalar("fixed<8,3>") == "fixed<8,3>"
     )
     assert parse_assignments(["a=1", "b='x=y'"]) == {"a": 1, "b": "x=y"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "kernels", "step_kernels"),
+    [
+        ({"kernels": "fused"}, "fused", "fused"),
+        ({"kernels": "eager"}, "eager", "eager"),
+        # SGHMC momentum rescaling has no fused step: under auto the quantizers run fused and
+        # the step eagerly, and the record says so
+        ({"kernels": "auto", "sampler": "sghmc", "momentum_rescale": True}, "fused", "eager"),
+    ],
+)
+def test_record_names_the_path_that_ran_the_sampler_step(
+    extra: dict, kernels: str, step_kernels: str
+) -> None:
+    """``kernels`` is the quantizers' path; ``step_kernels`` the sampler step's, which may fall
+    back to eager where the fused step cannot run (issue 13: a result traces to its code path)."""
+    from orchestrator.trial import run_trial
+
+    config = {
+        "workload": "gaussian",
+        "steps": 50,
+        "format": "fixed",
+        "bits": 8,
+        "frac_bits": 3,
+        "accumulator": "low",
+        "device": "cpu",
+        **extra,
+    }
+    result = run_trial(config)
+    assert result.status == "ok", result.error
+    assert result.metrics["kernels"] == kernels
+    assert result.metrics["step_kernels"] == step_kernels
