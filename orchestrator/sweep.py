@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import logging
 import math
 import os
 import sys
@@ -164,6 +165,9 @@ def _init_ray(address: str | None) -> bool:
     os.environ.update(WORKER_ENV)
     # the legacy output engine honours verbose=0 (the new one prints its table regardless)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # with the per-result loggers off (WORKER_ENV), fit()'s ResultGrid warns once per trial that
+    # it found no result.json / progress.csv; the sweep reads its own rows, never those metrics
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {

@@ -145,3 +145,37 @@ def test_live_line_on_a_pseudo_terminal_shows_an_eta(
     # a terminal gets the live display, not one plain line per trial
     assert "| ended " not in text
     (Path(sweep.directory) / "terminal.txt").write_text(sweep.output)
+
+
+@pytest.mark.slow
+def test_real_sweep_off_a_terminal_prints_one_line_per_ended_trial(
+    fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real sweep command with its output in a pipe (CI, a log file): one plain line per
+    ended trial, a few lines before and after, and none of Ray Tune's per-trial warnings (with
+    its per-result loggers off, Tune's ResultGrid used to warn once per trial)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.orchestrator.ui_sweep import SPEC
+
+    (tmp_path / "ui.yaml").write_text(textwrap.dedent(SPEC))
+    env = {**fake_env, "RAY_AIR_NEW_OUTPUT": "0", "LOWPREC_PROGRESS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator.sweep", "ui.yaml", "--max-concurrent", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        start_new_session=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    ended = [line for line in lines if "| ended " in line]
+    assert len(ended) == 4, proc.stderr[-3000:]
+    assert "Failed to fetch metrics" not in proc.stderr
+    assert not any(line.startswith("- tune_trainable") for line in lines), proc.stderr[-3000:]
+    others = [line for line in lines if not line.startswith("[ui ")]  # not progress/heartbeat
+    assert len(others) <= 12, "\n".join(others)
