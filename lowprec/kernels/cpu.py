@@ -21,12 +21,16 @@ kernels; every float is float32, every Philox word a uint64 holding 32 bits):
 The tile layout (rng.py) is what makes the loops vectorize: a tile's 256 Philox groups are
 computed in one loop (LLVM turns it into AVX-512 multiplies), their halves land in a 4 KB
 buffer, and the rounding loop then streams through contiguous elements. Kernels take
-``k0``, ``k1`` (the key) and ``stream`` as Python ints.
+``k0``, ``k1`` (the key) and ``stream`` as Python ints. Each kernel is one body compiled twice
+(:func:`parallel_and_serial`): ``kernel`` on numba's thread pool, ``kernel.serial`` on the
+calling thread (small tensors, one thread), with the same results bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+import types as pytypes
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -37,6 +41,31 @@ from lowprec.kernels import rng
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 _INLINE = {**_OPTS, "inline": "always"}
+
+
+def parallel_and_serial(body: Callable) -> numba.core.dispatcher.Dispatcher:
+    """One Python body compiled twice: ``njit(parallel=True)`` (returned; its ``prange`` loops
+    run on numba's thread pool) and ``njit(parallel=False)`` as its ``.serial`` attribute
+    (``prange`` is ``range``: the calling thread, no pool launch; for small tensors).
+
+    numba's on-disk cache names its index file after the function's qualified name and keys
+    the entries by signature and bytecode, not by the compile flags: two dispatchers of one
+    function share one entry, and whichever compiles first is loaded by both (a serial twin
+    would start the thread pool). The serial dispatcher therefore compiles a copy of the
+    function named ``<name>_serial``: two cache files, both loaded by later processes."""
+    twin = pytypes.FunctionType(
+        body.__code__,
+        body.__globals__,
+        f"{body.__name__}_serial",
+        body.__defaults__,
+        body.__closure__,
+    )
+    twin.__qualname__ = f"{body.__qualname__}_serial"
+    twin.__doc__ = f"{body.__name__} on the calling thread (``prange`` runs as ``range``)."
+    parallel = njit(parallel=True, **_OPTS)(body)
+    parallel.serial = njit(**_OPTS)(twin)
+    return parallel
+
 
 _M0 = np.uint64(rng.M0)
 _M1 = np.uint64(rng.M1)
@@ -296,17 +325,10 @@ def _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream):  # type: 
         _nearest_fixed_run(x[s:e], out[s:e], delta, lo, hi)
 
 
-@njit(parallel=True, **_OPTS)
+@parallel_and_serial
 def quantize_fixed(x, out, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) on a fixed grid (Δ, lo, hi scalars); one pass, tiles of 2048 in parallel."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream)
-
-
-@njit(**_OPTS)
-def quantize_fixed_serial(x, out, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    """quantize_fixed on the calling thread (small tensors: no parallel launch)."""
-    for t in range((x.size + _T16 - 1) // _T16):
         _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream)
 
 
@@ -322,17 +344,10 @@ def _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream):  
         _nearest_float_run(x[s:e], out[s:e], emin, emax, man, maxv)
 
 
-@njit(parallel=True, **_OPTS)
+@parallel_and_serial
 def quantize_float(x, out, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) for float<exp,man> (Δ per element from x's exponent, range ±maxv)."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream)
-
-
-@njit(**_OPTS)
-def quantize_float_serial(x, out, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    """quantize_float on the calling thread."""
-    for t in range((x.size + _T16 - 1) // _T16):
         _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream)
 
 
@@ -353,7 +368,7 @@ def _block_max(x, b, length, width, nb):  # type: ignore[no-untyped-def]
     return _maxbits_run(x[s : s + min(width, length - j * width)])
 
 
-@njit(parallel=True, **_OPTS)
+@parallel_and_serial
 def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
     """maxbits[b] = bit pattern of max|x| over block b (NaN-propagating integer max).
 
@@ -361,14 +376,6 @@ def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-d
     one shorter); block b = row·nb + run, nb = ceil(length/width) (``maxbits`` holds rows·nb)."""
     nb = (length + width - 1) // width
     for b in prange(rows * nb):
-        maxbits[b] = _block_max(x, b, length, width, nb)
-
-
-@njit(**_OPTS)
-def block_maxbits_serial(x, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
-    """block_maxbits on the calling thread."""
-    nb = (length + width - 1) // width
-    for b in range(rows * nb):
         maxbits[b] = _block_max(x, b, length, width, nb)
 
 
@@ -403,20 +410,11 @@ def _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, 
     _block_tile(x[s:e], out[s:e], buf, s, maxbits, length, width, nb, wl, maxu, stochastic)
 
 
-@njit(parallel=True, **_OPTS)
+@parallel_and_serial
 def quantize_block(x, out, maxbits, rows, length, width, wl, maxu, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) for block formats, Δ per block from ``maxbits`` (block_maxbits), range
     ±maxu·Δ; tiles of 2048 in parallel, each cut into runs of one block."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream)
-
-
-@njit(**_OPTS)
-def quantize_block_serial(
-    x, out, maxbits, rows, length, width, wl, maxu, stochastic, k0, k1, stream
-):  # type: ignore[no-untyped-def]
-    """quantize_block on the calling thread."""
-    for t in range((x.size + _T16 - 1) // _T16):
         _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream)
 
 
@@ -483,19 +481,11 @@ def _vc_block_max(mu, var, vmask, sd, b, length, width, nb):  # type: ignore[no-
     return acc
 
 
-@njit(parallel=True, **_OPTS)
+@parallel_and_serial
 def vc_block_maxbits(mu, var, vmask, sd, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
     """maxbits[b] = bit pattern of max over block b of vc_reach (as block_maxbits)."""
     nb = (length + width - 1) // width
     for b in prange(rows * nb):
-        maxbits[b] = _vc_block_max(mu, var, vmask, sd, b, length, width, nb)
-
-
-@njit(**_OPTS)
-def vc_block_maxbits_serial(mu, var, vmask, sd, rows, length, width, maxbits):  # type: ignore[no-untyped-def]
-    """vc_block_maxbits on the calling thread."""
-    nb = (length + width - 1) // width
-    for b in range(rows * nb):
         maxbits[b] = _vc_block_max(mu, var, vmask, sd, b, length, width, nb)
 
 
@@ -576,7 +566,7 @@ def _vc_tile(  # type: ignore[no-untyped-def]
             out[p] = round_stochastic(o, float_delta(o, emin, emax, man), -hi, hi, rr[p])
 
 
-@njit(parallel=True, **_OPTS)
+@parallel_and_serial
 def vc_quantize_kernel(  # type: ignore[no-untyped-def]
     mu,
     var,
@@ -605,57 +595,6 @@ def vc_quantize_kernel(  # type: ignore[no-untyped-def]
     range ±hi), 2 block (maxbits from vc_block_maxbits, length, width, wl, maxu)."""
     n = mu.size
     for t in prange((n + _T16 - 1) // _T16):
-        s = t * _T16
-        e = min(n, s + _T16)
-        _vc_tile(
-            mu[s:e],
-            var,
-            vmask,
-            sd,
-            out[s:e],
-            s,
-            kind,
-            delta,
-            lo,
-            hi,
-            emin,
-            emax,
-            man,
-            maxbits,
-            length,
-            width,
-            wl,
-            maxu,
-            k0,
-            k1,
-        )
-
-
-@njit(**_OPTS)
-def vc_quantize_kernel_serial(  # type: ignore[no-untyped-def]
-    mu,
-    var,
-    vmask,
-    sd,
-    out,
-    kind,
-    delta,
-    lo,
-    hi,
-    emin,
-    emax,
-    man,
-    maxbits,
-    length,
-    width,
-    wl,
-    maxu,
-    k0,
-    k1,
-):
-    """vc_quantize_kernel on the calling thread."""
-    n = mu.size
-    for t in range((n + _T16 - 1) // _T16):
         s = t * _T16
         e = min(n, s + _T16)
         _vc_tile(

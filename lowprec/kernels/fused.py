@@ -31,11 +31,12 @@ SERIAL_MAX = 1 << 15
 
 
 def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
-    """The numba kernel ``name``, or its ``_serial`` twin for small ``n`` or one thread."""
+    """The numba kernel ``name``, or its serial compilation (``.serial``, the same body) for
+    small ``n`` or one thread."""
     from lowprec.kernels import cpu
 
-    serial = n <= SERIAL_MAX or torch.get_num_threads() == 1
-    return getattr(cpu, f"{name}_serial" if serial else name)
+    kernel = getattr(cpu, name)
+    return kernel.serial if n <= SERIAL_MAX or torch.get_num_threads() == 1 else kernel
 
 
 def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:

@@ -11,8 +11,10 @@ and Triton, and pass uniformity tests.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -404,6 +406,74 @@ def test_parallel_kernels_equal_the_serial_ones() -> None:
     for key, value in results.items():
         if key[0] == 1:
             assert _same(value, results[(2, *key[1:])]), key
+
+
+PARALLEL_KERNELS = ["quantize_fixed", "quantize_float", "block_maxbits",
+                    "quantize_block", "vc_block_maxbits", "vc_quantize_kernel"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PARALLEL_KERNELS)
+def test_each_kernel_is_one_body_compiled_parallel_and_serial(name: str) -> None:
+    """The serial kernel is the parallel kernel's Python body (one source), compiled with
+    parallel off, under a name of its own (its own numba cache file)."""
+    kernel = getattr(cpu, name)
+    assert kernel.targetoptions.get("parallel") is True
+    assert not kernel.serial.targetoptions.get("parallel")
+    assert kernel.serial.py_func.__code__ is kernel.py_func.__code__
+    assert kernel.serial.py_func.__qualname__ == f"{name}_serial"
+
+
+_CACHE_PROBE = """
+import sys
+import numpy as np
+from numba.np.ufunc import parallel as pool
+sys.path.insert(0, sys.argv[1])
+import twins
+x = np.arange(100_000, dtype=np.float64)
+order = sys.argv[2].split(",")
+for which in order:
+    k = twins.total if which == "parallel" else twins.total.serial
+    assert k(x) == x.sum()
+    print(which, len(k.stats.cache_hits), len(k.stats.cache_misses), pool._is_initialized)
+"""
+
+_TWINS_MODULE = """
+from numba import prange
+from lowprec.kernels.cpu import parallel_and_serial
+
+
+@parallel_and_serial
+def total(x):
+    s = 0.0
+    for i in prange(x.size):
+        s += x[i]
+    return s
+"""
+
+
+def test_parallel_and_serial_are_cached_apart(tmp_path: Path) -> None:
+    """numba's cache keys entries by function name, signature and bytecode, not by the
+    parallel flag: the two compilations of one body must land in two entries. A first
+    process compiles both (two misses); a second loads both (hits, no compilation), and the
+    serial one, called first, leaves numba's thread pool unstarted (it would start it if it
+    had loaded the parallel code: the failure this guards against)."""
+    (tmp_path / "twins.py").write_text(_TWINS_MODULE)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run(order: str) -> list[list[str]]:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CACHE_PROBE, str(tmp_path), order],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return [line.split() for line in proc.stdout.strip().splitlines()]
+
+    assert run("parallel,serial") == [["parallel", "0", "1", "True"], ["serial", "0", "1", "True"]]
+    assert run("serial,parallel") == [["serial", "1", "0", "False"], ["parallel", "1", "0", "True"]]
+    assert len(list((tmp_path / "cache").rglob("*.nbi"))) == 2
 
 
 def test_torch_thread_count_survives_numba_start() -> None:
