@@ -273,10 +273,14 @@ class ResultsStore:
                 for i in self._listing(top)
                 if i.type == pafs.FileType.Directory
             ]
+        # Tune's own files (its state, trial checkpoints) too: written by orchestrator.atomicfs
+        tune = pafs.FileSelector(self.join("tune"), allow_not_found=True, recursive=True)
         stale = [
             i.path
-            for place in places
-            for i in self._listing(place)
+            for i in [
+                *(j for place in places for j in self._listing(place)),
+                *self.fs.get_file_info(tune),
+            ]
             if i.type == pafs.FileType.File
             and posixpath.basename(i.path).startswith(".")
             and i.path.endswith(".tmp")
@@ -307,8 +311,9 @@ class ResultsStore:
 
     def tune_state_damage(self) -> str | None:
         """What is wrong with Ray Tune's saved state (``tune/*.json``, which Tune writes in
-        place: a full disk can leave it cut short; JSON, or a pickle for a searcher's state), or
-        None when every file parses."""
+        place: a full disk can leave it cut short, except where it wrote through
+        :mod:`orchestrator.atomicfs`, as a sweep does in a local results directory; JSON, or a
+        pickle for a searcher's state), or None when every file parses."""
         for info in self._listing("tune"):
             if info.type != pafs.FileType.File or not info.path.endswith(".json"):
                 continue

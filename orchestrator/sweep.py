@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
-from orchestrator import raystart, tracking
+from orchestrator import atomicfs, raystart, tracking
 from orchestrator.raystart import RayStartError
 from orchestrator.spec import Spec, SpecError, check_data, load_spec
 from orchestrator.store import DamagedFile, ResultsStore, storage_uri, table_to_text
@@ -571,16 +571,20 @@ def _fit(
         name_keys=context.name_keys,
     )
     watch = InterruptWatch()
+    # a local results dir: Tune's own state files replaced whole or not at all (a full disk
+    # cannot cut them short: orchestrator.atomicfs); an object store: Tune's own resolution
+    tune_fs = atomicfs.for_storage(store.fs)
     run_config = tune.RunConfig(
         name="tune",
-        storage_path=store.sweep_uri(),
+        storage_path=store.sweep_uri() if tune_fs is None else store.path,
+        storage_filesystem=tune_fs,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[progress, watch],
         verbose=0,
     )
     trainable = _trainable(spec, context)
-    if resume and not tune.Tuner.can_restore(store.tune_uri()):
+    if resume and not tune.Tuner.can_restore(store.tune_uri(), storage_filesystem=tune_fs):
         # the driver died before Tune saved anything: no trial can have ended, start afresh
         print(
             f"[{spec.name}] no Ray Tune state under {store.tune_uri()}: starting the trials afresh",
@@ -590,7 +594,11 @@ def _fit(
     if resume:
         # Tune restores the run config it saved; the callbacks are ours to give again
         tuner = tune.Tuner.restore(
-            store.tune_uri(), trainable, resume_errored=True, restart_errored=False
+            store.tune_uri(),
+            trainable,
+            resume_errored=True,
+            restart_errored=False,
+            storage_filesystem=tune_fs,
         )
         with contextlib.suppress(AttributeError):
             tuner._local_tuner._run_config.callbacks = [progress, watch]
