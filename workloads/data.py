@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 
 from workloads.base import DataUnavailable
+from workloads.keytable import CIFAR_DATASETS as CIFAR_DATASETS
+from workloads.keytable import MNIST_DATASETS as MNIST_DATASETS
 
 #: Debian's ``dataset-fashion-mnist`` package installs the four gzipped IDX files here.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -66,8 +68,6 @@ MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 
-MNIST_DATASETS = ("mnist5k", "mnist", "fashion_mnist")
-CIFAR_DATASETS = ("cifar10", "cifar100")
 
 _HOW_TO_GET = {
     "mnist": (

@@ -26,41 +26,14 @@ from scipy import stats
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key
-from workloads.synthetic import CHAIN_KEYS, bits_metrics, run_chains
-from workloads.synthetic import HAS_PRIOR as HAS_PRIOR
-from workloads.synthetic import MINIBATCHES as MINIBATCHES
-from workloads.synthetic import RUN_LENGTH as RUN_LENGTH
-from workloads.synthetic import TENSORS as TENSORS
+from workloads.keytable import GAUSSIAN as TABLE
+from workloads.synthetic import bits_metrics, run_chains
 from workloads.synthetic import validate as validate
 from workloads.trialspec import TrialSpec
 
-
-def _multivariate(c: Any) -> str | None:
-    """Has an effect with: dim > 1."""
-    return None if c["dim"] > 1 else "dim is 1: the target is N(0, 1)"
-
-
-KEYS: dict[str, Key] = {
-    **CHAIN_KEYS,
-    "dim": Key(int, 1, "dimension d of the Gaussian (1: N(0, 1))", min=1, max=4096),
-    "grad_noise": Key(
-        float, 0.1, "std of the Gaussian noise added to the gradient", min=0.0, max=1e6
-    ),
-    "condition": Key(
-        float,
-        10.0,
-        "d > 1: ratio of the largest to the smallest variance",
-        min=1.0,
-        max=1e12,
-        applies=_multivariate,
-    ),
-    "rotate": Key(
-        bool, True, "d > 1: rotate the covariance by a fixed random rotation", applies=_multivariate
-    ),
-}
-#: the LP-SGLD paper's Gaussian (ALGORITHMS.md §10): lr 1e-3, T = 1
-DEFAULTS: dict[str, Any] = {"lr": 1e-3, "temperature": 1.0, "steps": 10_000, "burn_in": 0}
+#: its keys and defaults: the LP-SGLD paper's Gaussian (ALGORITHMS.md §10), lr 1e-3, T = 1
+#: (workloads.keytable, where they are read without importing torch)
+KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 
 def target_covariance(dim: int, condition: float = 10.0, rotate: bool = True) -> np.ndarray:

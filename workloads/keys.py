@@ -1,141 +1,79 @@
 """Every config key a trial understands: the one table of names, types, defaults, choices,
 bounds and relevance (one name everywhere: YAML, Ray config, MLflow param, Parquet column).
 
-``COMMON_KEYS`` holds the keys shared by all workloads; a workload module adds its own in its
-``KEYS`` and overrides defaults in its ``DEFAULTS`` (``keys_for``). Each key states once, in
-its ``applies`` rule, when it has an effect on a trial; the rule returns None when the key
-applies and otherwise a one-line reason (``"sampler sgld has no friction"``).
+``COMMON_KEYS`` holds the keys shared by all workloads; a workload's table
+(``workloads.keytable``) adds its own keys and overrides defaults (``keys_for``). Each key
+states once, in its ``applies`` rule, when it has an effect on a trial; the rule returns None
+when the key applies and otherwise a one-line reason (``"sampler sgld has no friction"``).
 
 - :func:`resolve_config`: a raw flat config validated, every (per-workload) default filled in,
   and every key that has no effect on the trial set to None.
 - :func:`irrelevant_keys`: key -> the reason it has no effect on a (filled) config.
 - :func:`effective_params`: the record of one trial: the relevant keys, the effective format
   string of every tensor kind the trial has, and ``bits_per_param``.
+- :func:`check_keys`: the part of :func:`resolve_config` that reads no workload module and no
+  number format (names, types, bounds, choices, the sampler, ``tensors``): it imports nothing
+  heavy, so that the command line refuses a bad key or value before torch loads (issue 10).
 
-A workload module describes what its trials have (read by the rules):
-
-    RUN_LENGTH: "steps" | "epochs"   # how the run length is counted (default "steps")
-    TENSORS: str                     # tensor kinds besides momentum: "WG", or "WGAE" for networks
-    MINIBATCHES: bool                # whether it draws minibatches of ``batch_size``
-    HAS_PRIOR: bool                  # whether ``prior_std`` adds a prior (False: U is the target)
-    OPTIMISERS: tuple[str, ...]      # samplers whose ensemble is their final iterate (no samples)
+What a workload's trials have (read by the rules) is its :class:`workloads.keytable.WorkloadKeys`:
+``workloads.keytable`` holds the project's workloads' tables; a workload registered at run time
+states them as module attributes (``KEYS``, ``DEFAULTS``, ``SAMPLERS``, ``OPTIMISERS``,
+``RUN_LENGTH``, ``TENSORS``, ``MINIBATCHES``, ``HAS_PRIOR``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from lowprec.precision import PrecisionSpec
 from workloads import WORKLOADS, get_workload
-from workloads.precision import FAMILIES, TENSOR_KINDS, precision_from_config
+from workloads.keyspec import FAMILIES, TENSOR_KINDS, Key, Rule
+from workloads.keyspec import MAX_STR_LEN as MAX_STR_LEN
+from workloads.keytable import BUILTIN, WorkloadKeys
+from workloads.keytable import DEEP_SAMPLERS as DEEP_SAMPLERS
 
-#: a relevance rule: the (filled) config -> None when the key has an effect, else why not
-Rule = Callable[[Mapping[str, Any]], str | None]
-
-#: longest string a str key takes (format strings, hidden widths, paths)
-MAX_STR_LEN = 4096
-
-
-def _show(value: Any) -> str:
-    """A short, safe rendering of a user's value for a one-line message."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: its type, default, allowed values, bounds, meaning and relevance.
-
-    ``type`` is one of int, float, str, bool. ``default=None`` with ``optional=True`` means
-    "not set" (the workload or the precision derivation decides). ``choices`` limits a str key;
-    ``min``/``max`` bound a number (inclusive; ``min_open``: strictly above ``min``); floats
-    must be finite. ``applies`` is the key's relevance rule (None: always has an effect).
-    """
-
-    type: type
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    min: float | None = None
-    max: float | None = None
-    optional: bool = False
-    applies: Rule | None = None
-    min_open: bool = False
-
-    def check(self, name: str, value: Any) -> Any:
-        """``value`` as this key's type; ``ValueError`` naming ``name`` when it can't be."""
-        if value is None:
-            if self.optional:
-                return None
-            raise ValueError(f"key {name!r}: a value is required ({self.help})")
-        if self.type is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"key {name!r}: expected true or false, got {_show(value)}")
-        elif self.type is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"key {name!r}: expected an integer, got {_show(value)}")
-        elif self.type is float:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"key {name!r}: expected a number, got {_show(value)}")
-            try:
-                value = float(value)
-            except OverflowError:
-                raise ValueError(f"key {name!r}: {_show(value)} is not a usable number") from None
-            if not math.isfinite(value):
-                raise ValueError(f"key {name!r}: expected a finite number, got {value!r}")
-        elif self.type is str:
-            if not isinstance(value, str):
-                raise ValueError(f"key {name!r}: expected a string, got {_show(value)}")
-            if len(value) > MAX_STR_LEN:
-                raise ValueError(f"key {name!r}: longer than {MAX_STR_LEN} characters")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(
-                f"key {name!r}: {_show(value)} is not one of {', '.join(map(str, self.choices))}"
-            )
-        if self.min is not None and (value <= self.min if self.min_open else value < self.min):
-            below = "not above" if self.min_open else "below"
-            raise ValueError(f"key {name!r}: {_show(value)} is {below} the minimum {self.min:g}")
-        if self.max is not None and value > self.max:
-            raise ValueError(f"key {name!r}: {_show(value)} is above the maximum {self.max:g}")
-        return value
-
-    @property
-    def numeric(self) -> bool:
-        return self.type in (int, float)
+if TYPE_CHECKING:
+    from lowprec.precision import PrecisionSpec
 
 
 # ----------------------------------------------------------------------------------------------
-# what a workload's trials have (module attributes, with the defaults of a step-based workload)
+# what a workload's trials have (its table: workloads.keytable, or its module's attributes)
 # ----------------------------------------------------------------------------------------------
 
 
-def _module(config: Mapping[str, Any]) -> ModuleType:
-    return get_workload(config["workload"])
+def workload_keys(workload: str) -> WorkloadKeys:
+    """The key table of ``workload``: ``workloads.keytable``'s for the project's workloads
+    (torch not imported), else read from its module; ``ValueError`` naming the choices when
+    ``workload`` is unknown."""
+    if workload not in WORKLOADS:
+        return WorkloadKeys.of_module(get_workload(workload))  # raises the registry's error
+    module = WORKLOADS[workload]
+    table = BUILTIN.get(module)
+    return table if table is not None else WorkloadKeys.of_module(importlib.import_module(module))
+
+
+def _table(config: Mapping[str, Any]) -> WorkloadKeys:
+    return workload_keys(config["workload"])
 
 
 def run_length_key(workload: str) -> str:
     """``steps`` or ``epochs``: how ``workload`` counts its run length."""
-    return getattr(get_workload(workload), "RUN_LENGTH", "steps")
+    return workload_keys(workload).run_length
 
 
 def tensor_kinds(config: Mapping[str, Any]) -> str:
     """The tensor kinds this trial has, in the order W G A E M: weights and gradients always,
     activations and errors for networks (the workload's ``TENSORS``), momentum for sghmc."""
-    kinds = getattr(_module(config), "TENSORS", "WG")
+    kinds = _table(config).tensors
     if config.get("sampler") == "sghmc":
         kinds += "M"
     return "".join(k for k in "WGAEM" if k in kinds)
 
 
 def _collects_samples(config: Mapping[str, Any]) -> bool:
-    return config.get("sampler") not in getattr(_module(config), "OPTIMISERS", ())
+    return config.get("sampler") not in _table(config).optimisers
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,7 +114,7 @@ def _temperature(c: Mapping[str, Any]) -> str | None:
 
 def _prior(c: Mapping[str, Any]) -> str | None:
     """Has an effect with: workloads with a prior (not the synthetic targets)."""
-    if getattr(_module(c), "HAS_PRIOR", True):
+    if _table(c).has_prior:
         return None
     return f"workload {c['workload']} defines the whole potential U (no prior)"
 
@@ -211,7 +149,7 @@ def _run_length(name: str) -> Rule:
 
 def _minibatches(c: Mapping[str, Any]) -> str | None:
     """Has an effect with: workloads that draw minibatches."""
-    if getattr(_module(c), "MINIBATCHES", True):
+    if _table(c).minibatches:
         return None
     return f"workload {c['workload']} draws no minibatches"
 
@@ -313,7 +251,10 @@ def _rounding(c: Mapping[str, Any]) -> str | None:
 
 
 def precision_of(config: Mapping[str, Any]) -> PrecisionSpec:
-    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None)."""
+    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None).
+    Imports torch (``lowprec``), on the first call only."""
+    from workloads.precision import precision_from_config
+
     return precision_from_config(_derivation_view(config))
 
 
@@ -540,16 +481,12 @@ COMMON_KEYS: dict[str, Key] = {
 }  # fmt: skip
 
 
-#: the samplers a workload runs unless its module says otherwise (``SAMPLERS``)
-DEEP_SAMPLERS: tuple[str, ...] = ("sgld", "sghmc", "sgd")
-
-
 def keys_for(workload: str) -> dict[str, Key]:
     """The keys ``workload`` understands: the common ones plus its own (``KEYS``), with the
     workload's defaults (``DEFAULTS``) in place of the common ones."""
-    module = get_workload(workload)
-    keys = {**COMMON_KEYS, **getattr(module, "KEYS", {})}
-    for name, value in getattr(module, "DEFAULTS", {}).items():
+    table = workload_keys(workload)
+    keys = {**COMMON_KEYS, **table.keys}
+    for name, value in table.defaults.items():
         keys[name] = dataclasses.replace(keys[name], default=value)
     return keys
 
@@ -608,27 +545,35 @@ def irrelevant_keys(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``raw`` validated against the keys of its workload, every default filled in, and every
-    key that has no effect on this trial (:func:`irrelevant_keys`) set to None.
-
-    Raises ``ValueError`` naming the first offending key: unknown keys, wrong types, values out
-    of bounds, a sampler the workload does not run (its module's ``SAMPLERS``), impossible
-    precision combinations, and whatever the workload's optional ``validate(config)`` rejects.
-    Resolving a resolved config gives it back unchanged.
-    """
+def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` type-checked with every default filled in, the sampler checked against the
+    workload's, and ``tensors`` normalised: the first steps of :func:`resolve_config`, which
+    import no workload module and no ``lowprec`` (so not torch) for the project's workloads.
+    Raises ``ValueError`` naming the first offending key, as :func:`resolve_config` does."""
     config, _ = _fill(raw)
     workload = config["workload"]
-    module = get_workload(workload)
-    samplers = getattr(module, "SAMPLERS", DEEP_SAMPLERS)
+    samplers = workload_keys(workload).samplers
     if config["sampler"] not in samplers:
         raise ValueError(
             f"key 'sampler': {config['sampler']!r} does not run on workload {workload!r} "
             f"(choose one of {', '.join(samplers)})"
         )
     _normalise_tensors(config)
+    return config
+
+
+def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` validated against the keys of its workload, every default filled in, and every
+    key that has no effect on this trial (:func:`irrelevant_keys`) set to None.
+
+    Raises ``ValueError`` naming the first offending key: unknown keys, wrong types, values out
+    of bounds, a sampler the workload does not run (its ``SAMPLERS``) (all :func:`check_keys`),
+    then impossible precision combinations, and whatever the workload module's optional
+    ``validate(config)`` rejects. Resolving a resolved config gives it back unchanged.
+    """
+    config = check_keys(raw)
     _formats(config)  # validates formats and their combinations
-    validate = getattr(module, "validate", None)
+    validate = getattr(get_workload(config["workload"]), "validate", None)
     if validate is not None:
         validate(dict(config))
     for name in irrelevant_keys(config):

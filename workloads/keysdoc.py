@@ -4,6 +4,8 @@
 
 Everything here is read from ``workloads.keys`` (names, types, defaults per workload, choices,
 bounds, relevance rules); tests/workloads/test_keys_doc.py fails when docs/keys.md differs.
+A workload's keys (``render_text``) need no torch; the workload list and the Markdown read each
+workload module's docstring, so they import the modules.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from workloads import WORKLOADS, get_workload
-from workloads.keys import COMMON_KEYS, Key, keys_for
+from workloads.keys import COMMON_KEYS, Key, keys_for, workload_keys
 
 
 def builtin_workloads() -> list[str]:
@@ -79,7 +81,7 @@ def render_markdown() -> str:
         first = (module.__doc__ or "").strip().splitlines()
         if first:
             out += [first[0], ""]
-        defaults = getattr(module, "DEFAULTS", {})
+        defaults = workload_keys(workload).defaults
         if defaults:
             shown = ", ".join(f"`{k}: {v}`" for k, v in defaults.items())
             out += [f"Defaults in place of the common ones: {shown}.", ""]

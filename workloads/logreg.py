@@ -43,58 +43,13 @@ from lowprec.samplers.halp import check_method
 from workloads import synthetic
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import mnist5k_arrays
-from workloads.keys import Key, precision_of
+from workloads.keys import precision_of
+from workloads.keytable import LOGREG as TABLE
 from workloads.synthetic import bits_metrics
 from workloads.trialspec import TrialSpec, build_sampler
 
-OPTIMISERS = ("sgd", "svrg", "halp")
-SAMPLERS = ("sgld", "sghmc", *OPTIMISERS)
-#: what its trials have (``workloads.keys``)
-RUN_LENGTH = "steps"
-TENSORS = "WG"
-MINIBATCHES = True
-HAS_PRIOR = True
-
-
-def _variance_reduced(c: Any) -> str | None:
-    """Has an effect with: sampler svrg or halp."""
-    if c["sampler"] in VARIANCE_REDUCED:
-        return None
-    return f"sampler {c['sampler']} has no epochs of inner steps (only svrg, halp)"
-
-
-def _halp(c: Any) -> str | None:
-    """Has an effect with: sampler halp."""
-    return None if c["sampler"] == "halp" else f"sampler {c['sampler']} is not halp"
-
-
-KEYS: dict[str, Key] = {
-    "dataset": Key(str, "breast_cancer", "data set", choices=("breast_cancer", "mnist5k")),
-    "inner_steps": Key(
-        int,
-        None,
-        "svrg/halp: inner steps per epoch (default: one pass, ceil(N/batch_size))",
-        optional=True,
-        min=1,
-        max=10**9,
-        applies=_variance_reduced,
-    ),
-    "halp_mu": Key(
-        float,
-        None,
-        "halp: strong-convexity constant μ of the bit-centering scale (default: λ = 1/(Nσ²))",
-        optional=True,
-        min=0.0,
-        max=1e6,
-        applies=_halp,
-    ),
-    "init_std": Key(
-        float, 0.0, "std of the Gaussian initial weights (0: start at zero)", min=0.0, max=1e3
-    ),
-    "report_every": Key(
-        int, 1000, "steps between ctx.report calls (and checkpoints)", min=1, max=10**9
-    ),
-}
+#: its keys, samplers and optimisers (workloads.keytable, read there without importing torch)
+KEYS, SAMPLERS, OPTIMISERS = TABLE.keys, TABLE.samplers, TABLE.optimisers
 
 
 def validate(config: dict[str, Any]) -> None:

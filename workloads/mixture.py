@@ -20,12 +20,8 @@ import torch
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key
-from workloads.synthetic import CHAIN_KEYS, bits_metrics, run_chains
-from workloads.synthetic import HAS_PRIOR as HAS_PRIOR
-from workloads.synthetic import MINIBATCHES as MINIBATCHES
-from workloads.synthetic import RUN_LENGTH as RUN_LENGTH
-from workloads.synthetic import TENSORS as TENSORS
+from workloads.keytable import MIXTURE as TABLE
+from workloads.synthetic import bits_metrics, run_chains
 from workloads.synthetic import validate as validate
 from workloads.trialspec import TrialSpec
 
@@ -33,16 +29,9 @@ WEIGHTS = (1.0 / 3.0, 2.0 / 3.0)
 MEANS = (-1.5, 1.5)
 STDS = (0.5, 0.5)
 
-KEYS: dict[str, Key] = {
-    **CHAIN_KEYS,
-    "dim": Key(int, 1, "independent copies of the 1-D mixture (coordinates)", min=1, max=4096),
-    "grad_noise": Key(
-        float, 0.0, "std of the Gaussian noise added to the gradient", min=0.0, max=1e6
-    ),
-}
-#: one chain long enough to cross between the modes many times (relaxation ~1000 steps at
-#: lr 0.05, tests/workloads/test_mixture.py)
-DEFAULTS: dict[str, Any] = {"lr": 0.05, "temperature": 1.0, "steps": 50_000, "burn_in": 4000}
+#: its keys and defaults: one chain long enough to cross between the modes many times
+#: (workloads.keytable, where they are read without importing torch)
+KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 
 def target() -> lm.NormalMixture:

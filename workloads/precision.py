@@ -27,6 +27,7 @@ from typing import Any
 from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat, parse_format
 from lowprec.precision import ACCUMULATORS, PrecisionSpec
 from lowprec.quantize import ROUNDINGS
+from workloads.keyspec import FAMILIES, TENSOR_KINDS  # the keys' vocabulary, torch-free
 
 __all__ = [
     "FAMILIES",
@@ -36,15 +37,6 @@ __all__ = [
     "precision_from_config",
 ]
 
-FAMILIES = ("fixed", "block", "float", "fp32")
-#: letter of ``tensors`` -> (PrecisionSpec field, its override key)
-TENSOR_KINDS = {
-    "W": ("weight", "weight_format"),
-    "G": ("grad", "grad_format"),
-    "A": ("act", "act_format"),
-    "E": ("error", "error_format"),
-    "M": ("momentum", "momentum_format"),
-}
 #: the defaults of the keys read here, for configs that leave them out (as keys.COMMON_KEYS)
 DEFAULTS: dict[str, Any] = {
     "format": "fp32",

@@ -29,34 +29,14 @@ from torch import nn
 
 from workloads import data as data_mod
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keys import Key
-from workloads.train import DATA_KEYS, precision_and_quantizer, train_classifier
-from workloads.train import HAS_PRIOR as HAS_PRIOR
-from workloads.train import MINIBATCHES as MINIBATCHES
-from workloads.train import RUN_LENGTH as RUN_LENGTH
-from workloads.train import TENSORS as TENSORS
+from workloads.keytable import CIFAR_RESNET18 as TABLE
+from workloads.train import precision_and_quantizer, train_classifier
 from workloads.train import validate as validate
 from workloads.trialspec import TrialSpec
 
-KEYS: dict[str, Key] = {
-    "dataset": Key(
-        str, "cifar10", "cifar10 or cifar100 (from data_dir)", choices=data_mod.CIFAR_DATASETS
-    ),
-    **DATA_KEYS,
-}
-#: the low-precision SGLD/SGHMC papers' CIFAR settings (ALGORITHMS.md §10): batch 128, lr 0.5,
-#: T = 0.001, the decay schedule, weight decay 5e-4 as the prior (σ = 1/√(N·5e-4) = 0.2 with
-#: N = 50,000), 245 epochs, the last 50 collected
-DEFAULTS: dict[str, Any] = {
-    "lr": 0.5,
-    "temperature": 0.001,
-    "schedule": "decay",
-    "prior_std": 0.2,
-    "batch_size": 128,
-    "epochs": 245,
-    "burn_in": 195,
-    "momentum_rescale": True,
-}
+#: its keys and defaults, the low-precision SGLD/SGHMC papers' CIFAR settings (ALGORITHMS.md
+#: §10) (workloads.keytable, where they are read without importing torch)
+KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 QuantizerFactory = Callable[[], nn.Module] | None
 

@@ -21,25 +21,7 @@ import torch
 from lowprec import PrecisionSpec, schedules
 from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
 from workloads.base import Diverged, TrialContext
-from workloads.keys import Key
 from workloads.trialspec import ScheduleSpec, TrialSpec, build_sampler
-
-#: keys shared by the synthetic workloads (each module adds its own)
-CHAIN_KEYS: dict[str, Key] = {
-    "chains": Key(
-        int, 1, "independent chains, run as one batched [chains, dim] tensor", min=1, max=2**20
-    ),
-    "init": Key(float, 0.0, "initial value of every coordinate of every chain", min=-1e6, max=1e6),
-    "report_every": Key(
-        int, 5000, "steps between ctx.report calls (and checkpoints)", min=1, max=10**9
-    ),
-}
-#: what the synthetic targets' trials have (``workloads.keys``): a step count, weights and
-#: gradients only, no minibatches, and U is the whole target (no prior)
-RUN_LENGTH = "steps"
-TENSORS = "WG"
-MINIBATCHES = False
-HAS_PRIOR = False
 
 #: without ``num_samples``, keep at most this many collected values (samples × chains × dim)
 DEFAULT_KEPT_VALUES = 2_000_000

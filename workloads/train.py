@@ -41,66 +41,8 @@ from lowprec.metrics import classification_metrics, entropy, ood_auroc
 from workloads import trialspec
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import ImageData, augment_crop_flip, minibatches, normalize
-from workloads.keys import Key
 from workloads.synthetic import bits_metrics
 from workloads.trialspec import ScheduleSpec
-
-#: keys of the deep workloads beyond ``workloads.keys.COMMON_KEYS`` (each adds ``dataset``)
-#: what the deep workloads' trials have (``workloads.keys``): epochs, activations and errors
-RUN_LENGTH = "epochs"
-TENSORS = "WGAE"
-MINIBATCHES = True
-HAS_PRIOR = True
-
-
-def _reads_files(c: Any) -> str | None:
-    """Has an effect with: a dataset read from files (not mnist5k), or ood."""
-    if c["dataset"] != "mnist5k" or c.get("ood"):
-        return None
-    return "dataset mnist5k is bundled (no files to read)"
-
-
-def _cyclical(c: Any) -> str | None:
-    """Has an effect with: schedule cyclical."""
-    return None if c["schedule"] == "cyclical" else f"schedule is {c['schedule']}, not cyclical"
-
-
-DATA_KEYS: dict[str, Key] = {
-    "data_dir": Key(
-        str,
-        None,
-        "directory holding the data files (see docs/deep.md)",
-        optional=True,
-        applies=_reads_files,
-    ),
-    "download": Key(
-        bool, False, "let torchvision download missing data into data_dir", applies=_reads_files
-    ),
-    "train_size": Key(
-        int,
-        None,
-        "use only this many training images (a fixed subset; unset = all)",
-        optional=True,
-        min=1,
-        max=10**8,
-    ),
-    "test_size": Key(
-        int,
-        None,
-        "use only this many test images (a fixed subset; unset = all)",
-        optional=True,
-        min=1,
-        max=10**8,
-    ),
-    "samples_per_cycle": Key(
-        int,
-        3,
-        "cyclical schedule: samples at the last epoch ends of each cycle's sampling stage",
-        min=1,
-        max=10_000,
-        applies=_cyclical,
-    ),
-}
 
 #: examples per forward pass when predicting the test set
 EVAL_BATCH = {"cpu": 500, "cuda": 2000}
@@ -261,7 +203,7 @@ def train_classifier(
 ) -> WorkloadResult:
     """Sample ``model``'s posterior on ``data`` and return the ensemble's test predictions.
 
-    ``config`` is resolved (every key of ``workloads.keys`` and ``DATA_KEYS`` present);
+    ``config`` is resolved (every key of ``workloads.keys`` and ``keytable.DATA_KEYS`` present);
     ``augment`` turns on the CIFAR crop-and-flip augmentation for training batches; ``ood``
     (test images of another data set of the same shape) adds ``ood_auroc``.
     """
