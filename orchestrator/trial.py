@@ -19,7 +19,11 @@ weight format (:func:`weight_bits`; fp32 -> 32).
 
 The command prints progress on stderr and one JSON object on the last line of stdout. It exits 2
 with a one-line message for unknown keys, bad values, impossible combinations and missing data,
-0 for status ``ok`` or ``diverged``, and 1 for ``failed`` (the traceback on stderr).
+0 for status ``ok`` or ``diverged``, and 1 for ``failed`` (the traceback on stderr). Unknown keys,
+wrong types and values out of bounds are refused before torch is imported
+(``workloads.keys.check_keys``: in a tenth of a second, issue 10); torch, ``lowprec`` and the
+workload modules load only for what needs them (format strings, the workload's own checks, the
+run).
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from orchestrator.yamlio import YamlLoader, parse_scalar  # noqa: F401 (re-exported)
 from workloads import get_workload
-from workloads.base import DataUnavailable, Diverged, TrialContext
+
+if TYPE_CHECKING:
+    import torch
 
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
 
@@ -74,6 +79,17 @@ def parse_assignments(args: Sequence[str]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # config, device, bits
 # ----------------------------------------------------------------------------------------------
+
+
+def check(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``workloads.keys.check_keys(raw)``: names, types, bounds and choices checked without
+    importing torch; its ``ValueError`` becomes ``TrialConfigError``."""
+    from workloads.keys import check_keys
+
+    try:
+        return check_keys(dict(raw))
+    except (ValueError, TypeError) as exc:
+        raise TrialConfigError(str(exc)) from exc
 
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +153,8 @@ def record_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when ``torch.cuda.is_available()``, else cpu; ``cuda`` must exist."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -218,6 +236,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    import torch
+
     out: dict[str, Any] = {}
     for key, value in metrics.items():
         if isinstance(value, np.generic | torch.Tensor):
@@ -240,6 +260,10 @@ def run_trial(
     while the workload starts; any other exception of the workload is caught and returned as
     status ``failed`` (``result.exception`` holds it for callers that retry).
     """
+    import torch
+
+    from workloads.base import DataUnavailable, Diverged, TrialContext
+
     trial = trial_spec(raw)
     config = dict(trial.resolved)
     device = resolve_device(trial.device)
@@ -330,10 +354,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE, file=sys.stderr if not args else sys.stdout)
         return 0 if args else 2
     list_keys = args[0] == "--keys"
-    try:
+    try:  # nothing heavy imported yet: bad keys and values are refused at once
         raw = parse_assignments(args[1:] if list_keys else args)
         if list_keys:
             return _list_keys(raw)
+        check(raw)
+    except TrialConfigError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    from workloads.base import DataUnavailable  # imports torch
+
+    try:
         for key, why in ignored_keys(raw).items():
             print(f"note: key {key!r} has no effect: {why}", file=sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON line

@@ -189,7 +189,7 @@ TRIAL_ARGS: list[list[str]] = [
 ]
 
 
-@pytest.mark.slow  # ~20 s of interpreter start-ups (torch imports) on two cores
+@pytest.mark.slow  # ~20 s of interpreter start-ups on two cores (the sweep CLI imports torch, Ray)
 def test_real_clis_exit_2_with_one_line(tmp_path: Path, fault_log: Callable[..., None]) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = []
