@@ -1,26 +1,38 @@
 """Throughput of the stochastic quantizers, fused kernels against the eager path, side by side.
 
     python -m bench.quantize [--json] [--n N] [--device cpu|cuda] [--repeats R]
-                             [--threads 1,2] [--no-compile-time]
+                             [--threads 1,2] [--no-compile-time] [--torch-thp]
 
 On N float32 values (default 10^7) each round times, one after the other: a plain tensor copy
 (the memory floor), the plain PyTorch expression clamp(floor(x/Δ + rand_like(x))·Δ) for
-fixed<8,3> (``torch_expr``), QPyTorch's ``fixed_point_quantize`` when it is importable (the
-quantizers the LP-SGLD papers used; a line says when it is not), and our stochastic rounding of
-fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the rounding) and block<8,32>
-with ``kernels="fused"`` (into a preallocated ``out=``, as the copy writes into one, and
-returning a new tensor, which pays the first touch of fresh pages) and ``kernels="eager"``,
-plus nearest fixed<8,3> fused. On the CPU
-this runs once per thread count (torch and numba set alike). Medians; GB/s counts one read and
-one write of N float32 (8·N bytes, the same nominal traffic for all, so ratios are ratios of
-times). Reported: ``sr_vs_copy`` = copy time / our fused time into ``out=`` (per format and
-path in ``sr_vs_copy_by_format``; ``sr_vs_copy_allocating`` for a new tensor) and
-``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time (both allocate;
-``sr_vs_torch_expr_out`` against ours into ``out=``); the
-top-level keys are the fixed<8,3> figures at the first thread count. The numba compile time
-of a first call (cold cache) and of a later process (kernels loaded from numba's cache) is
-measured in fresh processes and kept out of the steady-state figures. With --json the last
-line is one object.
+fixed<8,3> as a user writes it (``torch_expr``: five new tensors) and the same chain into two
+preallocated tensors (``torch_expr out=``), QPyTorch's ``fixed_point_quantize`` when it is
+importable (the quantizers the LP-SGLD papers used; a line says when it is not), and our
+stochastic rounding of fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the
+rounding) and block<8,32> with ``kernels="fused"`` (into a preallocated ``out=``, as the copy
+writes into one, and returning a new tensor as a user calls it) and ``kernels="eager"``, plus
+nearest fixed<8,3> fused.
+
+What a new tensor costs: its pages are mapped and zeroed by the kernel at the first write.
+Rows ``write``, ``new 4K pages + write`` and ``new 2M pages + write`` time a write of N floats
+into an existing tensor, into ``torch.empty_like`` (4 KiB pages: one fault per page) and into
+``lowprec.kernels.fused.new_output`` (advised to use 2 MiB pages, what the fused path
+allocates); ``first_touch_ms`` is the difference. ``fixed fused 4K pages`` is the fused call
+with that advice off (what it cost before). With ``--torch-thp`` the fixed-point rows run again
+in a child process with THP_MEM_ALLOC_ENABLE=1 (torch then advises huge pages for all its
+allocations, torch_expr's included), reported under ``torch_thp``.
+
+On the CPU this runs once per thread count (torch and numba set alike). Medians; GB/s counts
+one read and one write of N float32 (8·N bytes, the same nominal traffic for all, so ratios are
+ratios of times). Reported: ``sr_vs_copy`` = copy time / our fused time into ``out=`` (per
+format and path in ``sr_vs_copy_by_format``; ``sr_vs_copy_allocating`` for a new tensor) and
+``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time, both allocating (as a user
+calls them); ``sr_vs_torch_expr_4k`` the same with our output on 4 KiB pages,
+``sr_vs_torch_expr_out`` against ours into ``out=``, ``sr_vs_torch_expr_no_alloc`` = torch_expr
+out= / ours into out= (neither allocates). The top-level keys are the fixed<8,3> figures at the
+first thread count. The numba compile time of a first call (cold cache) and of a later process
+(kernels loaded from numba's cache) is measured in fresh processes and kept out of the
+steady-state figures. With --json the last line is one object.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ import torch
 from bench.timing import device_name, side_by_side
 from lowprec import quantize
 from lowprec.formats import FixedPoint
+from lowprec.kernels import fused
 
 #: fused into a preallocated tensor (as the copy is), fused returning a new tensor, eager
 PATHS = ("fused out=", "fused", "eager")
@@ -57,27 +70,56 @@ def _qpytorch() -> Callable[..., torch.Tensor] | None:
     return fixed_point_quantize
 
 
-def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[str, object]:
-    """Median seconds per method over ``repeats`` rounds, every method once per round."""
+def _small_pages(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with the fused path's huge-page advice off (its outputs on 4 KiB pages)."""
+
+    def run() -> object:
+        saved = fused.HUGEPAGE_MIN_BYTES
+        fused.HUGEPAGE_MIN_BYTES = 1 << 62
+        try:
+            return fn()
+        finally:
+            fused.HUGEPAGE_MIN_BYTES = saved
+
+    return run
+
+
+def measure(
+    n: int, device: torch.device, repeats: int, seed: int = 0, fixed_only: bool = False
+) -> dict[str, object]:
+    """Median seconds per method over ``repeats`` rounds, every method once per round
+    (``fixed_only``: the copy, write and fixed-point rows only)."""
     g = torch.Generator(device=device).manual_seed(seed)
     x = torch.randn(n, generator=g, device=device)
     rows = x.view(-1, 1000) if n % 1000 == 0 else x.view(1, -1)
     dst = torch.empty_like(x)
+    tmp = torch.empty_like(x)
     fixed = FixedPoint(8, 3)
     delta, lo, hi = fixed.delta, fixed.min_value, fixed.max_value
 
     def peer() -> torch.Tensor:
         return torch.clamp(torch.floor(x / delta + torch.rand_like(x)) * delta, lo, hi)
 
+    def peer_out() -> torch.Tensor:
+        torch.div(x, delta, out=dst)
+        torch.rand(x.shape, generator=g, device=device, out=tmp)
+        return dst.add_(tmp).floor_().mul_(delta).clamp_(lo, hi)
+
     methods: dict[str, Callable[[], object]] = {
         "copy": lambda: dst.copy_(x),
+        "write": lambda: dst.fill_(0.5),
+        "new 4K pages + write": _small_pages(lambda: fused.new_output(x).fill_(0.5)),
+        "new 2M pages + write": lambda: fused.new_output(x).fill_(0.5),
         "torch_expr": peer,
+        "torch_expr out=": peer_out,
     }
     qpt = _qpytorch()
-    if qpt is not None:
+    if qpt is not None and not fixed_only:
         methods["qpytorch fixed<8,3>"] = lambda: qpt(x, 8, 3, rounding="stochastic")
     out_rows = dst.view(rows.shape)
     for name, fmt in FORMATS.items():
+        if fixed_only and name != "fixed":
+            continue
         data, into = (rows, out_rows) if name == "block_rows" else (x, dst)
         methods[f"{name} fused out="] = lambda d=data, f=fmt, o=into: quantize(
             d, f, "stochastic", g, kernels="fused", out=o
@@ -86,26 +128,37 @@ def measure(n: int, device: torch.device, repeats: int, seed: int = 0) -> dict[s
             methods[f"{name} {path}"] = lambda d=data, f=fmt, p=path: quantize(
                 d, f, "stochastic", g, kernels=p
             )
+    methods["fixed fused 4K pages"] = _small_pages(
+        lambda: quantize(x, fixed, "stochastic", g, kernels="fused")
+    )
     methods["fixed nearest fused out="] = lambda: quantize(
         x, fixed, "nearest", kernels="fused", out=dst
     )
     median = side_by_side(methods, device, repeats, warmup=1)
+    names = ["fixed"] if fixed_only else list(FORMATS)
     sr_vs_copy = {
         f"{name} {path}": median["copy"] / median[f"{name} {path}"]
-        for name in FORMATS
+        for name in names
         for path in PATHS
     }
     out: dict[str, object] = {
         "threads": torch.get_num_threads(),
         "median_s": median,
         "gb_per_s": {name: 8 * n / t / 1e9 for name, t in median.items()},
+        "first_touch_ms": {
+            pages: (median[f"new {pages} pages + write"] - median["write"]) * 1e3
+            for pages in ("4K", "2M")
+        },
+        "torch_expr_allocations_ms": (median["torch_expr"] - median["torch_expr out="]) * 1e3,
         "sr_vs_copy_by_format": sr_vs_copy,
         "sr_vs_copy": sr_vs_copy["fixed fused out="],
         "sr_vs_copy_allocating": sr_vs_copy["fixed fused"],
         "sr_vs_torch_expr": median["torch_expr"] / median["fixed fused"],
+        "sr_vs_torch_expr_4k": median["torch_expr"] / median["fixed fused 4K pages"],
         "sr_vs_torch_expr_out": median["torch_expr"] / median["fixed fused out="],
+        "sr_vs_torch_expr_no_alloc": median["torch_expr out="] / median["fixed fused out="],
         "fused_over_eager": {
-            name: median[f"{name} eager"] / median[f"{name} fused"] for name in FORMATS
+            name: median[f"{name} eager"] / median[f"{name} fused"] for name in names
         },
     }
     if qpt is not None:
@@ -171,15 +224,49 @@ def _print_table(result: dict[str, object], run: dict[str, object]) -> None:
             f"{name:<26} {seconds * 1e3:>10.2f} {run['gb_per_s'][name]:>8.2f} "
             f"{copy / seconds:>8.3f}"
         )
-    fused = run["sr_vs_copy_by_format"]
+    fused_ = run["sr_vs_copy_by_format"]
+    touch = run["first_touch_ms"]
     print(
         "sr_vs_copy fused out=: "
-        + "  ".join(f"{k} {fused[f'{k} fused out=']:.3f}" for k in FORMATS)
-        + f"   sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f}"
-        + f" (into out=: {run['sr_vs_torch_expr_out']:.1f})"
+        + "  ".join(
+            f"{k[: -len(' fused out=')]} {v:.3f}" for k, v in fused_.items() if k.endswith(" out=")
+        )
         + "   fused/eager speed-up: "
         + "  ".join(f"{k} {v:.1f}x" for k, v in run["fused_over_eager"].items())
     )
+    print(
+        f"sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f} (both allocating; ours on 4K "
+        f"pages: {run['sr_vs_torch_expr_4k']:.1f}, ours into out=: "
+        f"{run['sr_vs_torch_expr_out']:.1f}, neither allocating: "
+        f"{run['sr_vs_torch_expr_no_alloc']:.1f})   first touch of a new tensor: "
+        f"{touch['4K']:.1f} ms on 4K pages, {touch['2M']:.1f} ms on 2M pages; torch_expr's "
+        f"allocations: {run['torch_expr_allocations_ms']:.1f} ms"
+    )
+
+
+_THP_CHILD = """
+import json, sys, torch
+from bench import quantize as q
+q._set_threads(int(sys.argv[2]))
+run = q.measure(int(sys.argv[1]), torch.device("cpu"), int(sys.argv[3]), fixed_only=True)
+print(json.dumps(run))
+"""
+
+
+def torch_thp(n: int, threads: int, repeats: int) -> dict[str, object]:
+    """The fixed-point rows in a child process with THP_MEM_ALLOC_ENABLE=1 (read by torch at
+    its first allocation, so it cannot be switched in this process)."""
+    env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _THP_CHILD, str(n), str(threads), str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"THP child failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -192,6 +279,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--threads", default="1,2", help="CPU thread counts (default 1,2)")
     parser.add_argument(
         "--no-compile-time", action="store_true", help="skip the fresh-process compile probes"
+    )
+    parser.add_argument(
+        "--torch-thp",
+        action="store_true",
+        help="also run the fixed-point rows with THP_MEM_ALLOC_ENABLE=1 (a child process)",
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
@@ -226,6 +318,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             _set_threads(t)
             runs[str(t)] = measure(args.n, device, args.repeats)
             _print_table(result, runs[str(t)])
+            if args.torch_thp and device.type == "cpu":
+                thp = torch_thp(args.n, t, args.repeats)
+                runs[str(t)]["torch_thp"] = thp
+                print(f"\nthe same rows under THP_MEM_ALLOC_ENABLE=1 ({t} threads, child process)")
+                _print_table(result, thp)
     finally:
         _set_threads(before)
     result["by_threads"] = runs
@@ -234,7 +331,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "sr_vs_copy",
         "sr_vs_copy_allocating",
         "sr_vs_torch_expr",
+        "sr_vs_torch_expr_4k",
         "sr_vs_torch_expr_out",
+        "sr_vs_torch_expr_no_alloc",
         "threads",
     ):
         result[key] = first[key]

@@ -476,6 +476,37 @@ def test_parallel_and_serial_are_cached_apart(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").rglob("*.nbi"))) == 2
 
 
+def _vm_flags(address: int) -> list[str]:
+    """The VmFlags of the mapping of this process holding ``address`` (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(a, 16) for a in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "VmFlags:":
+            return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+def test_new_output_asks_for_huge_pages() -> None:
+    """A large CPU output is an ordinary contiguous float32 tensor whose 2 MiB-aligned
+    interior carries the MADV_HUGEPAGE advice ("hg" in its mapping's VmFlags) before the
+    kernel's first write; the quantizer's result is the same as into a plain tensor."""
+    if fused._madvise() is None or not Path("/proc/self/smaps").exists():
+        pytest.skip("transparent huge pages are off or not Linux: no advice is given")
+    x = torch.randn(3 << 20)  # 12 MiB
+    out = fused.new_output(x)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.is_contiguous()
+    interior = -(-out.data_ptr() // (2 << 20)) * (2 << 20)
+    assert "hg" in _vm_flags(interior)
+    g = torch.Generator().manual_seed(4)
+    a = quantize(x, "fixed<8,3>", "stochastic", g, kernels="fused")
+    assert "hg" in _vm_flags(-(-a.data_ptr() // (2 << 20)) * (2 << 20))
+    b = quantize(x, "fixed<8,3>", "stochastic", g.manual_seed(4), kernels="fused", out=x.clone())
+    assert _same(a, b)
+
+
 def test_torch_thread_count_survives_numba_start() -> None:
     """numba's OpenMP pool resets the process's thread count when it starts (first parallel
     launch): the launcher puts torch's count back (a fresh process sees the first launch)."""

@@ -1,0 +1,40 @@
+"""bench.quantize's allocation figures: the rows that price a new tensor and the torch
+expression's own allocations, and the child run under torch's THP_MEM_ALLOC_ENABLE."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import quantize
+from lowprec.kernels import fused
+
+
+def test_allocation_rows_and_torch_thp_child(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each derived figure is what its docstring says of the medians printed beside it; the
+    4K-page row leaves the fused path's huge-page threshold as it found it."""
+    threshold = fused.HUGEPAGE_MIN_BYTES
+    args = "--n 20000 --repeats 1 --threads 1 --no-compile-time --torch-thp --json"
+    quantize.main(args.split())
+    assert threshold == fused.HUGEPAGE_MIN_BYTES
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = out["by_threads"]["1"]
+    for r in (run, run["torch_thp"]):
+        med = r["median_s"]
+        assert all(0 < t < 60 for t in med.values())
+        assert r["sr_vs_torch_expr"] == pytest.approx(med["torch_expr"] / med["fixed fused"])
+        assert r["sr_vs_torch_expr_4k"] == pytest.approx(
+            med["torch_expr"] / med["fixed fused 4K pages"]
+        )
+        assert r["sr_vs_torch_expr_no_alloc"] == pytest.approx(
+            med["torch_expr out="] / med["fixed fused out="]
+        )
+        assert r["first_touch_ms"]["4K"] == pytest.approx(
+            1e3 * (med["new 4K pages + write"] - med["write"])
+        )
+        assert r["torch_expr_allocations_ms"] == pytest.approx(
+            1e3 * (med["torch_expr"] - med["torch_expr out="])
+        )
+    assert set(run["torch_thp"]["fused_over_eager"]) == {"fixed"}
+    assert out["sr_vs_torch_expr_4k"] == run["sr_vs_torch_expr_4k"]
