@@ -187,17 +187,22 @@ def compile_times() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for label in ("first_call_cold_cache_s", "first_call_cached_s"):
-            proc = subprocess.run(
-                [sys.executable, "-c", _COMPILE_PROBE],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(f"compile-time probe failed: {proc.stderr.strip()[-500:]}")
-            out[label] = float(proc.stdout.strip().splitlines()[-1])
+            out[label] = float(_child(_COMPILE_PROBE, env))
     return out
+
+
+def _child(code: str, env: dict[str, str], *args: object) -> str:
+    """The last line ``python -c code args`` prints in a fresh process under ``env``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child process failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def _set_threads(n: int) -> None:
@@ -257,16 +262,7 @@ def torch_thp(n: int, threads: int, repeats: int) -> dict[str, object]:
     """The fixed-point rows in a child process with THP_MEM_ALLOC_ENABLE=1 (read by torch at
     its first allocation, so it cannot be switched in this process)."""
     env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _THP_CHILD, str(n), str(threads), str(repeats)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"THP child failed: {proc.stderr.strip()[-500:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(_child(_THP_CHILD, env, n, threads, repeats))
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
