@@ -21,8 +21,8 @@ The command prints progress on stderr and one JSON object on the last line of st
 with a one-line message for unknown keys, bad values, impossible combinations and missing data,
 0 for status ``ok`` or ``diverged``, and 1 for ``failed`` (the traceback on stderr). Unknown keys,
 wrong types and values out of bounds are refused before torch is imported
-(``workloads.keys.check_keys``: in a tenth of a second, issue 10); torch, ``lowprec`` and the
-workload modules load only for what needs them (format strings, the workload's own checks, the
+(``workloads.keys.check_keys``: in a tenth of a second, issue 10); numpy, torch, ``lowprec`` and
+the workload modules load only for what needs them (format strings, the workload's own checks, the
 run).
 """
 
@@ -38,12 +38,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from orchestrator.yamlio import YamlLoader, parse_scalar  # noqa: F401 (re-exported)
 from workloads import get_workload
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
@@ -228,6 +227,8 @@ class TrialResult:
 
 def _json_safe(value: Any) -> Any:
     """numpy scalars -> Python; non-finite floats -> None (strict JSON has no NaN)."""
+    import numpy as np
+
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -236,6 +237,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    import numpy as np
     import torch
 
     out: dict[str, Any] = {}
