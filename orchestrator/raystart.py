@@ -9,6 +9,11 @@ once; nothing listening (connection refused), no answer, or an answer that is no
 port taken by another program) -> :class:`RayStartError` with one line, before Ray starts
 anything. Whatever else stops ``ray.init`` is caught and said in one line as well, after
 shutting down what it had started.
+
+A local Ray (no ``--address``) listens on the loopback interface only (:func:`loopback_node`):
+its GCS, raylet, object manager, agents and every worker's gRPC server bind 127.0.0.1, not every
+interface. ``LOWPREC_RAY_NODE_IP=ADDR`` starts it on another address of this machine instead
+(reachable from the network: Ray's token authentication then guards it).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import socket
 import sys
 import traceback
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: HTTP/2 client connection preface and an empty SETTINGS frame (length 0, type 4, flags 0)
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 SETTINGS = 4
 TIMEOUT_S = float(os.environ.get("LOWPREC_RAY_PROBE_TIMEOUT_S", "5"))
+LOOPBACK = "127.0.0.1"
+#: the address a local Ray's servers listen on instead of the loopback one ("told otherwise")
+ENV_NODE_IP = "LOWPREC_RAY_NODE_IP"
 
 
 class RayStartError(RuntimeError):
@@ -115,6 +123,32 @@ def quiet_tracebacks() -> None:
                 handler.addFilter(OneLineErrors())
 
 
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """While a local Ray starts in it, its node address is the loopback one, so that every server
+    of the node listens on 127.0.0.1 only.
+
+    Ray 2.60 binds a node's servers to the loopback interface when the node's IP address is a
+    loopback one and to every interface (``0.0.0.0`` / ``::``) otherwise (``dashboard/agent.py``:
+    ``get_localhost_ip() if is_localhost(self.ip) else get_all_interfaces_ip()``; the GCS, raylet
+    and core workers alike; the runtime-env agent binds the node address itself). But
+    ``ray.init(_node_ip_address="127.0.0.1")`` alone does not give a loopback node:
+    ``services.resolve_ip_for_localhost`` turns a loopback address into this machine's routable
+    one, unless ``ray_constants.ENABLE_RAY_CLUSTER`` is false (the switch Ray reads from
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` at import: a single-machine Ray, as on Windows and
+    macOS by default), when ``services.get_node_ip_address`` answers the loopback address. Ray
+    reads the switch only while ``ray.init`` resolves the node address (afterwards the started
+    node's address is used), so it is set for that call alone and restored."""
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
 def start(
     init: Callable[..., Any],
     shutdown: Callable[[], None],
@@ -125,14 +159,22 @@ def start(
     """``init(address=..., **kwargs)`` (``ray.init``) after :func:`probe`; any failure ->
     ``shutdown()`` (what it had started goes) and :class:`RayStartError` in one line. A local
     start that timed out (Ray gives its raylet 30 s, which a loaded machine can miss) is tried
-    again, ``attempts`` times in all, saying so on stderr."""
+    again, ``attempts`` times in all, saying so on stderr. A local start listens on 127.0.0.1
+    only (:func:`loopback_node`), or on ``$LOWPREC_RAY_NODE_IP`` when set."""
     if address:
         probe(address)
+    local_ip = os.environ.get(ENV_NODE_IP) or None
     for attempt in range(1, attempts + 1):
         try:
             # no address: always a new local instance ("local"); ray.init() alone would join a
             # cluster someone started with `ray start` on this machine
-            init(address=address or "local", **kwargs)
+            if address:
+                init(address=address, **kwargs)
+            elif local_ip:
+                init(address="local", _node_ip_address=local_ip, **kwargs)
+            else:
+                with loopback_node():
+                    init(address="local", _node_ip_address=LOOPBACK, **kwargs)
             quiet_tracebacks()
             return
         except Exception as exc:
