@@ -63,7 +63,9 @@ def new_output(like: torch.Tensor) -> torch.Tensor:
     (bench.quantize prints both). ``madvise(MADV_HUGEPAGE)`` on the 2 MiB-aligned interior,
     before the kernel's first write, makes it one fault per 2 MiB; only advice (the call's
     result is ignored: where refused, the pages stay 4 KiB), and the tensor is an ordinary
-    torch tensor, freed by torch's allocator."""
+    torch tensor, freed by torch's allocator. As with torch's option, a fault may wait for the
+    kernel to compact memory into a free 2 MiB page (the THP ``defrag`` setting); raising
+    ``HUGEPAGE_MIN_BYTES`` past any size turns the advice off."""
     out = torch.empty_like(like, memory_format=torch.contiguous_format)
     nbytes = out.numel() * out.element_size()
     if out.device.type == "cpu" and nbytes >= HUGEPAGE_MIN_BYTES and (advise := _madvise()):
