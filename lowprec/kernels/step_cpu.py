@@ -20,20 +20,33 @@ passes run element by element in one loop:
            pass 2: v' = the draw in M; θ ← mean_θ + (Cov/Var_v)(v'_real - mean_v), plus
                    sqrt(Var_θ|v)·ξ_θ for full and low; W's group max
            pass 3: θ' as SGLD's pass 2, with variance Var_θ|v = Var_θ - Cov²/Var_v
+           momentum rescaling (fixed-point M, §6): two calls, phase 1 = pass 1 leaving each
+           group's max|x|, phase 2 = passes 2 and 3 with v' stored as Q(x/S') or
+           Q_vc(mean_v/S', Var_v/S'²), S' = max|x| over the tensor / max Q_M (the executor
+           makes it between the calls: lowprec.samplers.fused)
 
 Random numbers (the building blocks of :mod:`lowprec.kernels.cpu`, bits of
-:mod:`lowprec.kernels.rng`): one Philox4x32-10 call per element i, counter (i, STREAM, 0), under
-the key drawn once per step from the trial's generator:
+:mod:`lowprec.kernels.rng`), under the key drawn once per step from the trial's generator;
+every bit drawn serves one draw of one element (issue 13, "use every bit you draw"). Each
+quantity has its own Philox4x32-10 stream (counter word c2) and each call serves consecutive
+elements:
 
-    w0: low 16 bits the rounding of G; high 16 bits W's rounding or θ's VC Cat
-    w1: low 16 bits θ's VC small-branch rounding; high 16 bits M's rounding or v's VC Cat
-    w2, w3: one Box-Muller pair (ξ_θ, ξ_v)
+    thresholds, stream STREAM + 2 + slot: call q = counter (q, stream, 0) serves elements
+        8q .. 8q+7, element 8q + 2k + b takes half b (0 low, 1 high) of word k
+        slots: U_G Q_G's rounding; U_TW Q_W's rounding (θ, or θ̂ for full) or θ's VC Cat;
+        U_TS θ's VC small-branch rounding; U_VM Q_M's rounding or v's VC Cat; U_VS v's VC
+        small-branch rounding
+    normals, stream STREAM + n (n = X_T ξ_θ, X_V ξ_v): call q serves elements 4q .. 4q+3,
+        Box-Muller of (w0, w1) -> 4q (cos), 4q+1 (sin), of (w2, w3) -> 4q+2, 4q+3
 
-and, for SGHMC with ``vc`` only, a second call (i, STREAM + 1, 0) whose w0 low bits are v's VC
-small-branch rounding. Thresholds are the unbiased midpoints (2r + 1)/2^17 of
-:func:`lowprec.kernels.cpu.threshold16`. The normals come from :func:`box_muller`, Box-Muller
-with float32 polynomial logarithm and sine/cosine (absolute errors below 1e-6) that vectorize
-without a vector math library; |ξ| <= 5.77 as in rng.py.
+A step draws only the slots its formats, rounding and accumulator use (:func:`sgld_slots`,
+:func:`sghmc_slots`) and the normals only with noise: SGLD vc with block G takes 3/8 + 1/4 of
+a call per value (one call per value before, 3 of 8 halves and one of two normals used).
+Thresholds are the unbiased midpoints (2r + 1)/2^17 of :func:`lowprec.kernels.cpu.threshold16`
+(bias at most 2^-17·Δ, docs/numerics.md). The normals come from :func:`box_muller`,
+Box-Muller with float32 polynomial logarithm and sine/cosine (absolute errors below 1e-6) that
+vectorize without a vector math library; |ξ| <= 5.77 as in rng.py. The Triton kernels
+(step_triton.py) draw the same bits.
 
 A format is a kind (0 fp32, 1 fixed, 2 block, 3 float) and four float64 constants
 (``lowprec.samplers.fused.format_params``): fixed (Δ, lo, hi, 0); block (wl, max_units, 0, 0);
@@ -44,12 +57,14 @@ no faster here and multiplied the compile time by the number of combinations).
 
 Work units: ``tstart`` cuts the groups into tasks of at least 16,384 values (consecutive groups;
 ``lowprec.flat.FlatLayout.task_start``), the unit of parallelism; each task owns scratch for the
-random words and normals of one chunk of CHUNK values.
+thresholds and normals of one chunk of CHUNK values. ``sgld_step.serial`` /
+``sghmc_step.serial``: the same body compiled without the parallel region (small steps).
 """
 
 from __future__ import annotations
 
 import math
+import types as pytypes
 
 import numpy as np
 from numba import njit, prange
@@ -229,37 +244,86 @@ def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
 
 
 # -- random numbers of a chunk ---------------------------------------------------------------
-#: elements per chunk: the random words and normals of a chunk are made in vectorized loops
-#: into the task's scratch (80 KB of words, 32 KB of normals), then read by the update
+#: elements per chunk: the thresholds and normals of a chunk are made in vectorized loops into
+#: the task's scratch (80 KB of thresholds, 33 KB of normals), then read by the update
 CHUNK = 4096
+#: the 16-bit thresholds an element may draw (module docstring), one Philox stream each
+U_G, U_TW, U_TS, U_VM, U_VS = 0, 1, 2, 3, 4
+SLOTS = 5
+#: the normals (ξ_θ, ξ_v), one Philox stream each
+X_T, X_V = 0, 1
+#: scratch beyond CHUNK: a chunk's first call may start up to 7 elements before it
+_PAD = 16
 
 
 @njit(**_ARRAYS)
-def _fill(ws, ns, start, m, k0, k1, normals, extra):  # type: ignore[no-untyped-def]
-    """ws[0..3, j] = Philox words of element start + j (stream STREAM), ws[4, j] = word 0 of
-    stream STREAM + 1 when ``extra``; ns[0..1, j] = (ξ_θ, ξ_v) when ``normals``."""
-    for j in range(m):
-        w0, w1, w2, w3 = K.group_words(start + j, k0, k1, STREAM)
-        ws[0, j] = w0
-        ws[1, j] = w1
-        ws[2, j] = w2
-        ws[3, j] = w3
-    if extra:
-        for j in range(m):
-            e0, _, _, _ = K.group_words(start + j, k0, k1, STREAM + 1)
-            ws[4, j] = e0
-    if normals:
-        for j in range(m):
-            a, b = box_muller(np.uint64(ws[2, j]), np.uint64(ws[3, j]))
-            ns[0, j] = a
-            ns[1, j] = b
+def _fill(us, ns, c, m, k0, k1, slots, normals):  # type: ignore[no-untyped-def]
+    """The draws of elements c .. c+m-1: us[h, (c & 7) + j] = threshold h of element c + j
+    for each slot h in the bit mask ``slots``; ns[n, (c & 3) + j] = normal n of element c + j
+    for n < ``normals``. Each Philox call is made once and all its bits land in the scratch:
+    threshold call q of slot h serves elements 8q .. 8q+7, normal call q elements 4q .. 4q+3."""
+    q0 = c >> 3
+    nq = ((c + m + 7) >> 3) - q0
+    for h in range(SLOTS):
+        if (slots >> h) & 1:
+            st = STREAM + 2 + h
+            for q in range(nq):
+                w0, w1, w2, w3 = K.group_words(q0 + q, k0, k1, st)
+                b = 8 * q
+                us[h, b] = _lo16(w0)
+                us[h, b + 1] = _hi16(w0)
+                us[h, b + 2] = _lo16(w1)
+                us[h, b + 3] = _hi16(w1)
+                us[h, b + 4] = _lo16(w2)
+                us[h, b + 5] = _hi16(w2)
+                us[h, b + 6] = _lo16(w3)
+                us[h, b + 7] = _hi16(w3)
+    q0 = c >> 2
+    nq = ((c + m + 3) >> 2) - q0
+    for n in range(normals):
+        for q in range(nq):
+            w0, w1, w2, w3 = K.group_words(q0 + q, k0, k1, STREAM + n)
+            z0, z1 = box_muller(w0, w1)
+            z2, z3 = box_muller(w2, w3)
+            b = 4 * q
+            ns[n, b] = z0
+            ns[n, b + 1] = z1
+            ns[n, b + 2] = z2
+            ns[n, b + 3] = z3
 
 
-@njit(**_INLINE)
-def _t(w, high):  # type: ignore[no-untyped-def]
-    """The threshold of the low or high 16 bits of a 32-bit word (held in a uint32)."""
-    w64 = np.uint64(w)
-    return _hi16(w64) if high else _lo16(w64)
+@njit(**_OPTS)
+def draws(start, m, k0, k1, slots, normals):  # type: ignore[no-untyped-def]
+    """(thresholds [SLOTS, m], normals [2, m]) of elements start .. start+m-1 as the step
+    kernels see them (chunk by chunk, as they read them); slots not drawn are 0. For tests."""
+    us = np.zeros((SLOTS, CHUNK + _PAD), np.float32)
+    ns = np.zeros((2, CHUNK + _PAD), np.float32)
+    out_u = np.zeros((SLOTS, m), np.float32)
+    out_n = np.zeros((2, m), np.float32)
+    for c in range(start, start + m, CHUNK):
+        mm = min(CHUNK, start + m - c)
+        _fill(us, ns, c, mm, k0, k1, slots, normals)
+        o8, o4 = c & 7, c & 3
+        for j in range(mm):
+            for h in range(SLOTS):
+                out_u[h, c - start + j] = us[h, o8 + j] if (slots >> h) & 1 else _ZERO
+            for n in range(normals):
+                out_n[n, c - start + j] = ns[n, o4 + j]
+    return out_u, out_n
+
+
+def _parallel_and_serial(body):  # type: ignore[no-untyped-def]
+    """``njit(parallel=True)`` of ``body`` and, as ``.serial``, ``njit`` of a copy of it named
+    ``<name>_serial`` (numba's disk cache keys entries by qualified name and signature, not by
+    the flags: one name for both would load whichever was compiled first)."""
+    twin = pytypes.FunctionType(
+        body.__code__, body.__globals__, f"{body.__name__}_serial", body.__defaults__,
+        body.__closure__,
+    )  # fmt: skip
+    twin.__qualname__ = f"{body.__qualname__}_serial"
+    parallel = njit(parallel=True, **_OPTS)(body)
+    parallel.serial = njit(**_OPTS)(twin)
+    return parallel
 
 
 # -- SGLD -----------------------------------------------------------------------------------
@@ -277,7 +341,20 @@ def _sgld_mean(th, gr, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # 
     return x
 
 
-@njit(parallel=True, **_OPTS)
+@njit(**_INLINE)
+def sgld_slots(kg, kw, acc, stochastic, var):  # type: ignore[no-untyped-def]
+    """The thresholds an SGLD step draws (a bit mask over U_G, U_TW, U_TS)."""
+    s = (1 << U_G) if stochastic and kg != 0 else 0
+    if acc == VC:
+        s |= 1 << U_TS
+        if var > 0.0:
+            s |= 1 << U_TW
+    elif stochastic and kw != 0:
+        s |= 1 << U_TW
+    return s
+
+
+@_parallel_and_serial
 def sgld_step(
     theta, hat, grad, tstart, gstart, glen, kg, f_g, kw, f_w, acc, stochastic, lr, wd, var, k0, k1
 ):  # type: ignore[no-untyped-def]
@@ -287,12 +364,13 @@ def sgld_step(
     sd = _F(math.sqrt(var))
     sd4 = sd * _FOUR if acc == VC else _ZERO
     noisy = var > 0.0 and acc != VC
-    need = stochastic or noisy or acc == VC
-    normals = noisy or (acc == VC and var > 0.0)
+    slots = sgld_slots(kg, kw, acc, stochastic, var)
+    normals = 1 if var > 0.0 else 0
+    need = slots != 0 or normals != 0
     out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
-        ws = np.zeros((5, CHUNK), np.uint32)
-        ns = np.zeros((2, CHUNK), np.float32)
+        us = np.zeros((SLOTS, CHUNK + _PAD), np.float32)
+        ns = np.zeros((2, CHUNK + _PAD), np.float32)
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
             gd = _group_max(kg, f_g, grad, s, n)
@@ -300,21 +378,22 @@ def sgld_step(
             for c in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c)
                 if need:
-                    _fill(ws, ns, c, m, k0, k1, normals, False)
+                    _fill(us, ns, c, m, k0, k1, slots, normals)
+                o8, o4 = c & 7, c & 3
                 for j in range(m):
                     i = c + j
-                    w0 = ws[0, j]
+                    xi = ns[X_T, o4 + j]
                     x = _sgld_mean(
                         theta[i], grad[i], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
-                        _t(w0, False), ns[0, j],
+                        us[U_G, o8 + j], xi,
                     )  # fmt: skip
                     theta[i] = x
                     if kw == 2:
                         mb = _maxbits(mb, abs(x) + sd4)
                     else:
                         out_w[i] = _draw(
-                            kw, f_w, acc, x, var, sd, sd4, _ZERO, ns[0, j], _t(w0, True),
-                            _t(ws[1, j], False), stochastic,
+                            kw, f_w, acc, x, var, sd, sd4, _ZERO, xi, us[U_TW, o8 + j],
+                            us[U_TS, o8 + j], stochastic,
                         )  # fmt: skip
             if kw != 2:
                 continue
@@ -322,12 +401,13 @@ def sgld_step(
             for c in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c)
                 if need and n > CHUNK:
-                    _fill(ws, ns, c, m, k0, k1, normals, False)
+                    _fill(us, ns, c, m, k0, k1, slots, normals)
+                o8, o4 = c & 7, c & 3
                 for j in range(m):
                     i = c + j
                     out_w[i] = _draw(
-                        kw, f_w, acc, theta[i], var, sd, sd4, dw, ns[0, j], _t(ws[0, j], True),
-                        _t(ws[1, j], False), stochastic,
+                        kw, f_w, acc, theta[i], var, sd, sd4, dw, ns[X_T, o4 + j],
+                        us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
                     )  # fmt: skip
 
 
@@ -348,21 +428,57 @@ def _sghmc_means(th, v, gr, kg, f_g, gd, acc, stochastic, c, wd, sd_v, noisy, u_
 
 @njit(**_INLINE)
 def _sghmc_v(
-    x, th, km, f_m, dm, acc, stochastic, var_v, sd_v, sd4_v, k, sd_c, noisy, u_m, u_small, xt, xv
+    x,
+    th,
+    km,
+    f_m,
+    dm,
+    acc,
+    stochastic,
+    var_v,
+    sd_v,
+    sd4_v,
+    k,
+    sd_c,
+    noisy,
+    u_m,
+    u_small,
+    xt,
+    xv,
+    sv,
 ):  # type: ignore[no-untyped-def]
     """(stored v', θ given v'): x is the Gaussian draw v' (full, low) or mean_v (vc);
-    θ ← mean_θ + (Cov/Var_v)(v'_real - mean_v) (+ sd_c·ξ_θ for full and low)."""
+    θ ← mean_θ + (Cov/Var_v)(v'_real - mean_v) (+ sd_c·ξ_θ for full and low). ``sv``: the
+    momentum's scale S (1 without rescaling): v' is stored as Q(x/S) (low) or
+    Q_vc(mean_v/S, Var_v/S²) (vc), and v'_real = S·stored for vc (``var_v``, ``sd_v`` are
+    then already divided by S², S)."""
     if acc == VC:
-        v_new = _draw(km, f_m, acc, x, var_v, sd_v, sd4_v, dm, xv, u_m, u_small, True)
-        return v_new, (th + k * (v_new - x) if noisy else th)
+        v_new = _draw(km, f_m, acc, x / sv, var_v, sd_v, sd4_v, dm, xv, u_m, u_small, True)
+        return v_new, (th + k * (v_new * sv - x) if noisy else th)
     if noisy:  # v' - mean_v = sd_v·ξ_v, the Gaussian before rounding
         th = th + k * (sd_v * xv) + sd_c * xt
     if acc == LOW:
-        return _quantize(km, f_m, x, dm, u_m, stochastic), th
+        return _quantize(km, f_m, x / sv, dm, u_m, stochastic), th
     return x, th
 
 
-@njit(parallel=True, **_OPTS)
+@njit(**_INLINE)
+def sghmc_slots(kg, kw, km, acc, stochastic, noisy):  # type: ignore[no-untyped-def]
+    """The thresholds an SGHMC step draws (a bit mask over the five slots)."""
+    s = (1 << U_G) if stochastic and kg != 0 else 0
+    if acc == VC:
+        s |= (1 << U_TS) | (1 << U_VS)
+        if noisy:
+            s |= (1 << U_TW) | (1 << U_VM)
+    else:
+        if stochastic and kw != 0:
+            s |= 1 << U_TW
+        if acc == LOW and stochastic and km != 0:
+            s |= 1 << U_VM
+    return s
+
+
+@_parallel_and_serial
 def sghmc_step(
     theta,
     hat,
@@ -382,9 +498,21 @@ def sghmc_step(
     coef,
     k0,
     k1,
+    phase,
+    scale,
+    gmax,
 ):  # type: ignore[no-untyped-def]
     """One exact underdamped SGHMC step (module docstring). ``coef``: float64
-    (decay, v_from_g, theta_from_v, theta_from_g, wd, var_v, var_θ, cov); ``mom`` holds v."""
+    (decay, v_from_g, theta_from_v, theta_from_g, wd, var_v, var_θ, cov); ``mom`` holds v
+    (divided by its scale when rescaled).
+
+    Momentum rescaling (``phase`` 1 then 2; 0: no rescaling, the whole step): ``scale``
+    float64 [groups, 3] holds, per group, its tensor's old scale S (v = S·mom), new scale S'
+    and Var_v/S'².
+    Phase 1 runs pass 1 (mom ← x, θ ← mean_θ) and writes the bit pattern of the group's
+    max|x| to ``gmax`` (int32 [groups]); the caller makes S' = max|x| over the tensor / max Q_M;
+    phase 2 runs passes 2 and 3 with v' stored as Q(x/S') (low) or Q_vc(mean_v/S', Var_v/S'²)
+    (vc)."""
     c = (_F(coef[0]), _F(coef[1]), _F(coef[2]), _F(coef[3]))
     wd32 = _F(coef[4])
     var_v, var_th, cov = coef[5], coef[6], coef[7]
@@ -395,74 +523,97 @@ def sghmc_step(
     vc = acc == VC
     sd4_v = sd_v * _FOUR if vc else _ZERO
     sd4_c = sd_c * _FOUR if vc else _ZERO
-    need = stochastic or noisy or vc
-    any_block = kg == 2 or kw == 2 or km == 2
+    slots = sghmc_slots(kg, kw, km, acc, stochastic, noisy)
+    normals = 2 if noisy else 0
+    need = slots != 0 or normals != 0
+    rescale = phase != 0
+    split = kg == 2 or kw == 2 or km == 2 or rescale
+    reach_v = _ZERO if rescale else sd4_v  # rescaling: S from max|x| itself (§6)
     out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
-        ws = np.zeros((5, CHUNK), np.uint32)
-        ns = np.zeros((2, CHUNK), np.float32)
+        us = np.zeros((SLOTS, CHUNK + _PAD), np.float32)
+        ns = np.zeros((2, CHUNK + _PAD), np.float32)
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
-            gd = _group_max(kg, f_g, grad, s, n)
-            refill = any_block and n > CHUNK
-            # pass 1 (and, without block formats, passes 2 and 3 element by element)
-            mb = np.int32(0)
-            for c0 in range(s, s + n, CHUNK):
-                m = min(CHUNK, s + n - c0)
-                if need:
-                    _fill(ws, ns, c0, m, k0, k1, noisy, vc)
-                for j in range(m):
-                    i = c0 + j
-                    x, th = _sghmc_means(
-                        theta[i], mom[i], grad[i], kg, f_g, gd, acc, stochastic, c, wd32, sd_v,
-                        noisy, _t(ws[0, j], False), ns[1, j],
-                    )  # fmt: skip
-                    if any_block:
-                        mom[i] = x
+            refill = split and n > CHUNK
+            # pass 1 (and, without block formats or rescaling, passes 2 and 3 element by
+            # element)
+            if phase != 2:
+                gd = _group_max(kg, f_g, grad, s, n)
+                sv = _F(scale[gi, 0]) if rescale else _ONE
+                mb = np.int32(0)
+                for c0 in range(s, s + n, CHUNK):
+                    m = min(CHUNK, s + n - c0)
+                    if need:
+                        _fill(us, ns, c0, m, k0, k1, slots, normals)
+                    o8, o4 = c0 & 7, c0 & 3
+                    for j in range(m):
+                        i = c0 + j
+                        x, th = _sghmc_means(
+                            theta[i], mom[i] * sv, grad[i], kg, f_g, gd, acc, stochastic, c,
+                            wd32, sd_v, noisy, us[U_G, o8 + j], ns[X_V, o4 + j],
+                        )  # fmt: skip
+                        if split:
+                            mom[i] = x
+                            theta[i] = th
+                            mb = _maxbits(mb, abs(x) + reach_v)
+                            continue
+                        v_out, th = _sghmc_v(
+                            x, th, km, f_m, _ZERO, acc, stochastic, var_v, sd_v, sd4_v, k,
+                            sd_c, noisy, us[U_VM, o8 + j], us[U_VS, o8 + j], ns[X_T, o4 + j],
+                            ns[X_V, o4 + j], _ONE,
+                        )  # fmt: skip
+                        mom[i] = v_out
                         theta[i] = th
-                        mb = _maxbits(mb, abs(x) + sd4_v)
-                        continue
-                    v_out, th = _sghmc_v(
-                        x, th, km, f_m, _ZERO, acc, stochastic, var_v, sd_v, sd4_v, k, sd_c,
-                        noisy, _t(ws[1, j], True), _t(ws[4, j], False), ns[0, j], ns[1, j],
-                    )  # fmt: skip
-                    mom[i] = v_out
-                    theta[i] = th
-                    out_w[i] = _draw(
-                        kw, f_w, acc, th, var_c, sd_c, sd4_c, _ZERO, ns[0, j], _t(ws[0, j], True),
-                        _t(ws[1, j], False), stochastic,
-                    )  # fmt: skip
-            if not any_block:
-                continue
-            dm = _group_delta(km, f_m, mb)
+                        out_w[i] = _draw(
+                            kw, f_w, acc, th, var_c, sd_c, sd4_c, _ZERO, ns[X_T, o4 + j],
+                            us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
+                        )  # fmt: skip
+                if phase == 1:
+                    gmax[gi] = mb
+                if not split or phase == 1:
+                    continue
+                dm = _group_delta(km, f_m, mb)
+            else:
+                dm = _ZERO  # rescaling: M is fixed point
+            # pass 2: v' in M (divided by its new scale when rescaled), θ given v'
+            sv = _ONE
+            var_s, sd_s, sd4_s = var_v, sd_v, sd4_v
+            if rescale:
+                sv = _F(scale[gi, 1])
+                var_s = scale[gi, 2]
+                sd_s = _F(math.sqrt(var_s))
+                sd4_s = sd_s * _FOUR if vc else _ZERO
             mb = np.int32(0)
             for c0 in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c0)
-                if need and refill:
-                    _fill(ws, ns, c0, m, k0, k1, noisy, vc)
+                if need and (refill or phase == 2):
+                    _fill(us, ns, c0, m, k0, k1, slots, normals)
+                o8, o4 = c0 & 7, c0 & 3
                 for j in range(m):
                     i = c0 + j
                     v_out, th = _sghmc_v(
-                        mom[i], theta[i], km, f_m, dm, acc, stochastic, var_v, sd_v, sd4_v, k,
-                        sd_c, noisy, _t(ws[1, j], True), _t(ws[4, j], False), ns[0, j], ns[1, j],
+                        mom[i], theta[i], km, f_m, dm, acc, stochastic, var_s, sd_s, sd4_s, k,
+                        sd_c, noisy, us[U_VM, o8 + j], us[U_VS, o8 + j], ns[X_T, o4 + j],
+                        ns[X_V, o4 + j], sv,
                     )  # fmt: skip
                     mom[i] = v_out
                     theta[i] = th
                     mb = _maxbits(mb, abs(th) + sd4_c)
+            # pass 3: θ' in W
             dw = _group_delta(kw, f_w, mb)
             for c0 in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c0)
                 if need and refill:
-                    _fill(ws, ns, c0, m, k0, k1, noisy, vc)
+                    _fill(us, ns, c0, m, k0, k1, slots, normals)
+                o8, o4 = c0 & 7, c0 & 3
                 for j in range(m):
                     i = c0 + j
                     out_w[i] = _draw(
-                        kw, f_w, acc, theta[i], var_c, sd_c, sd4_c, dw, ns[0, j],
-                        _t(ws[0, j], True), _t(ws[1, j], False), stochastic,
+                        kw, f_w, acc, theta[i], var_c, sd_c, sd4_c, dw, ns[X_T, o4 + j],
+                        us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
                     )  # fmt: skip
 
 
-#: the same kernels without the parallel region, for steps too small to share out (a parallel
-#: launch costs tens of microseconds, more when the cores are busy)
-sgld_step_serial = njit(**_OPTS)(sgld_step.py_func)
-sghmc_step_serial = njit(**_OPTS)(sghmc_step.py_func)
+sgld_step_serial = sgld_step.serial
+sghmc_step_serial = sghmc_step.serial

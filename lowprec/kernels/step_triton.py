@@ -3,8 +3,10 @@ buffers, the transcription of lowprec/kernels/step_cpu.py (read its docstring fo
 the streams and the format constants): one program per exponent group, walking the group in
 blocks of BLOCK values, pass by pass when a format of the step is a block format.
 
-The random words are the CPU's: Philox4x32-10 of counter (i, STREAM, 0) under the step's key
-(lowprec.kernels.gpu.group_words), so the roundings draw the same thresholds on both backends
+The random bits are the CPU's (step_cpu's docstring: one stream per threshold slot, a call per
+8 elements; one per normal, a call per 4 elements), made here per window of BLOCK elements
+aligned to 8 and put in element order with tl.join / tl.reshape, so the roundings draw the
+same thresholds on both backends
 (tests/lowprec/test_fused_step.py runs this kernel under TRITON_INTERPRET=1 against the numba
 one). The normals use Triton's log/cos/sin (lowprec.kernels.gpu.box_muller) where the CPU uses
 polynomials: the same law, values equal to about 1e-6.
@@ -103,6 +105,36 @@ def _u(w, HIGH: tl.constexpr):
 
 
 @triton.jit
+def _thresholds(base, k0, k1, SLOT: tl.constexpr, ON: tl.constexpr, BLOCK_: tl.constexpr):
+    """Threshold SLOT of elements base .. base + BLOCK_ - 1 (base a multiple of 8; zeros when
+    not ON): Philox call q of stream STREAM + 2 + SLOT serves elements 8q .. 8q+7, element
+    8q + 2k + b takes half b of word k (step_cpu._fill): one call per 8 elements."""
+    if ON:
+        q = (base // 8 + tl.arange(0, BLOCK_ // 8)).to(tl.int64)
+        w0, w1, w2, w3 = G.group_words(q, k0, k1, STREAM + 2 + SLOT)
+        lo = tl.join(tl.join(_u(w0, 0), _u(w2, 0)), tl.join(_u(w1, 0), _u(w3, 0)))
+        hi = tl.join(tl.join(_u(w0, 1), _u(w2, 1)), tl.join(_u(w1, 1), _u(w3, 1)))
+        return tl.reshape(tl.join(lo, hi), [BLOCK_])
+    else:
+        return tl.zeros([BLOCK_], tl.float32)
+
+
+@triton.jit
+def _normals(base, k0, k1, N: tl.constexpr, ON: tl.constexpr, BLOCK_: tl.constexpr):
+    """Normal N of elements base .. base + BLOCK_ - 1 (base a multiple of 4; zeros when not
+    ON): Philox call q of stream STREAM + N serves elements 4q .. 4q+3, Box-Muller of
+    (w0, w1) -> 4q (cos), 4q+1 (sin) and of (w2, w3) -> 4q+2, 4q+3."""
+    if ON:
+        q = (base // 4 + tl.arange(0, BLOCK_ // 4)).to(tl.int64)
+        w0, w1, w2, w3 = G.group_words(q, k0, k1, STREAM + N)
+        z0, z1 = G.box_muller(w0, w1)
+        z2, z3 = G.box_muller(w2, w3)
+        return tl.reshape(tl.join(tl.join(z0, z2), tl.join(z1, z3)), [BLOCK_])
+    else:
+        return tl.zeros([BLOCK_], tl.float32)
+
+
+@triton.jit
 def _group_delta(ptr, s, n, KIND: tl.constexpr, wl, BLOCK_: tl.constexpr):
     """Δ of a block group from max|x| over ptr[s:s+n] (0 for other formats)."""
     if KIND == 2:
@@ -121,24 +153,28 @@ def _sgld_kernel(
     theta_ptr, hat_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr, lr, wd, var, sd, sd4,
     ga, gb, gc, gi0, gi1, gi2, wa, wb, wc, wi0, wi1, wi2,
     KG: tl.constexpr, KW: tl.constexpr, ACC: tl.constexpr, STOCHASTIC: tl.constexpr,
-    NOISY: tl.constexpr, BLOCK_: tl.constexpr,
+    NOISY: tl.constexpr, NORMALS: tl.constexpr, BLOCK_: tl.constexpr,
 ):  # fmt: skip
-    """One SGLD step on one exponent group (step_cpu.sgld_step)."""
+    """One SGLD step on one exponent group (step_cpu.sgld_step), in windows of BLOCK_
+    elements aligned to 8 (the random calls' boundaries)."""
+    U_G: tl.constexpr = STOCHASTIC and KG != 0
+    U_TW: tl.constexpr = (ACC == 2 and NORMALS) or (ACC != 2 and STOCHASTIC and KW != 0)
+    U_TS: tl.constexpr = ACC == 2
     g_id = tl.program_id(0)
     s = tl.load(gstart_ptr + g_id)
     n = tl.load(glen_ptr + g_id)
+    a0 = s - s % 8
     k0, k1 = G.load_key(key_ptr)
     gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
     mb = tl.zeros((), tl.int32)
-    for c in range(0, n, BLOCK_):
-        j = c + tl.arange(0, BLOCK_)
-        mask = j < n
-        i = s + j
-        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
-        xt, _xv = G.box_muller(w2, w3)
+    for c in range(0, n + (s - a0), BLOCK_):
+        base = a0 + c
+        i = base + tl.arange(0, BLOCK_)
+        mask = (i >= s) & (i < s + n)
+        xt = _normals(base, k0, k1, 0, NORMALS, BLOCK_)
         th = tl.load(theta_ptr + i, mask=mask, other=0.0)
         g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0, gi1, gi2,
-                      gd, _u(w0, 0), STOCHASTIC)  # fmt: skip
+                      gd, _thresholds(base, k0, k1, 0, U_G, BLOCK_), STOCHASTIC)  # fmt: skip
         if wd != 0.0:
             g = g + wd * th
         x = th - lr * g
@@ -149,8 +185,9 @@ def _sgld_kernel(
             r = tl.where(mask, G.absbits(tl.abs(x) + sd4), 0)
             mb = tl.maximum(mb, tl.max(r, axis=0))
         else:
-            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, 0.0, xt, _u(w0, 1),
-                        _u(w1, 0), ACC, STOCHASTIC)  # fmt: skip
+            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, 0.0, xt,
+                        _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
+                        _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
             if ACC == 0:
                 tl.store(theta_ptr + i, x, mask=mask)
                 tl.store(hat_ptr + i, out, mask=mask)
@@ -158,15 +195,15 @@ def _sgld_kernel(
                 tl.store(theta_ptr + i, out, mask=mask)
     if KW == 2:
         dw = G.block_delta(mb, wi0)
-        for c in range(0, n, BLOCK_):
-            j = c + tl.arange(0, BLOCK_)
-            mask = j < n
-            i = s + j
-            w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
-            xt, _xv = G.box_muller(w2, w3)
+        for c in range(0, n + (s - a0), BLOCK_):
+            base = a0 + c
+            i = base + tl.arange(0, BLOCK_)
+            mask = (i >= s) & (i < s + n)
+            xt = _normals(base, k0, k1, 0, NORMALS, BLOCK_)
             x = tl.load(theta_ptr + i, mask=mask, other=0.0)
-            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt, _u(w0, 1),
-                        _u(w1, 0), ACC, STOCHASTIC)  # fmt: skip
+            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt,
+                        _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
+                        _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
             if ACC == 0:
                 tl.store(hat_ptr + i, out, mask=mask)
             else:
@@ -175,84 +212,117 @@ def _sgld_kernel(
 
 @triton.jit
 def _sghmc_kernel(
-    theta_ptr, hat_ptr, mom_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr,
+    theta_ptr, hat_ptr, mom_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr, scale_ptr, gmax_ptr,
     e, a, b, cc, wd, var_v, sd_v, sd4_v, k, var_c, sd_c, sd4_c,
     ga, gb, gc, gi0, gi1, gi2, wa, wb, wc, wi0, wi1, wi2, ma, mb_, mc, mi0, mi1, mi2,
     KG: tl.constexpr, KW: tl.constexpr, KM: tl.constexpr, ACC: tl.constexpr,
-    STOCHASTIC: tl.constexpr, NOISY: tl.constexpr, BLOCK_: tl.constexpr,
+    STOCHASTIC: tl.constexpr, NOISY: tl.constexpr, PHASE: tl.constexpr, BLOCK_: tl.constexpr,
 ):  # fmt: skip
     """One exact underdamped SGHMC step on one exponent group (step_cpu.sghmc_step): pass 1
     the means (and the Gaussian v' for full and low), pass 2 v' in M and θ given v', pass 3
-    θ' in W."""
+    θ' in W. PHASE 0: all; with momentum rescaling 1 (pass 1, the group's max|x| to gmax)
+    then 2 (passes 2 and 3 with the scales of ``scale``: S, S', Var_v/S'² per group)."""
+    U_G: tl.constexpr = STOCHASTIC and KG != 0
+    U_TW: tl.constexpr = (ACC == 2 and NOISY) or (ACC != 2 and STOCHASTIC and KW != 0)
+    U_TS: tl.constexpr = ACC == 2
+    U_VM: tl.constexpr = (ACC == 2 and NOISY) or (ACC == 1 and STOCHASTIC and KM != 0)
+    U_VS: tl.constexpr = ACC == 2
+    RESCALE: tl.constexpr = PHASE != 0
     g_id = tl.program_id(0)
     s = tl.load(gstart_ptr + g_id)
     n = tl.load(glen_ptr + g_id)
+    a0 = s - s % 8
     k0, k1 = G.load_key(key_ptr)
-    gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
-    # pass 1: mean_v, mean_θ; v ← mean_v (+ sd_v·ξ_v for full and low)
-    mbits = tl.zeros((), tl.int32)
-    for c in range(0, n, BLOCK_):
-        j = c + tl.arange(0, BLOCK_)
-        mask = j < n
-        i = s + j
-        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
-        xt, xv = G.box_muller(w2, w3)
-        th = tl.load(theta_ptr + i, mask=mask, other=0.0)
-        v = tl.load(mom_ptr + i, mask=mask, other=0.0)
-        g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0, gi1, gi2,
-                      gd, _u(w0, 0), STOCHASTIC)  # fmt: skip
-        if wd != 0.0:
-            g = g + wd * th
-        mean_v = e * v - a * g
-        x = mean_v
-        if NOISY and ACC != 2:
-            x = mean_v + sd_v * xv
-        tl.store(theta_ptr + i, th + b * v - cc * g, mask=mask)
-        tl.store(mom_ptr + i, x, mask=mask)
-        mbits = tl.maximum(mbits, tl.max(tl.where(mask, G.absbits(tl.abs(x) + sd4_v), 0), 0))
-    dm = G.block_delta(mbits, mi0) if KM == 2 else 0.0
-    # pass 2: v' in M, then the pre-value of θ' given v'
-    mbits = tl.zeros((), tl.int32)
-    for c in range(0, n, BLOCK_):
-        j = c + tl.arange(0, BLOCK_)
-        mask = j < n
-        i = s + j
-        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
-        xt, xv = G.box_muller(w2, w3)
-        x = tl.load(mom_ptr + i, mask=mask, other=0.0)
-        th = tl.load(theta_ptr + i, mask=mask, other=0.0)
-        if ACC == 2:
-            e0, _e1, _e2, _e3 = G.group_words(i, k0, k1, STREAM + 1)
-            if NOISY:
-                v_new = _vc(x, var_v, sd_v, tl.abs(x) + sd4_v, KM, ma, mb_, mc, mi0, mi1, mi2,
-                            dm, xv, _u(w1, 1), _u(e0, 0))  # fmt: skip
-                th = th + k * (v_new - x)
-            else:  # Q_vc(mean_v, 0): stochastic rounding with the small branch's threshold
-                v_new = _quantize(x, KM, ma, mb_, mc, mi0, mi1, mi2, dm, _u(e0, 0), True)
-            tl.store(mom_ptr + i, v_new, mask=mask)
-        else:
-            if NOISY:
-                th = th + k * (sd_v * xv) + sd_c * xt
-            if ACC == 1:
-                v_new = _quantize(x, KM, ma, mb_, mc, mi0, mi1, mi2, dm, _u(w1, 1), STOCHASTIC)
+    dm = 0.0
+    if PHASE != 2:
+        gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
+        sv = 1.0
+        if RESCALE:
+            sv = tl.load(scale_ptr + 3 * g_id).to(tl.float32)
+        reach_v = 0.0 if RESCALE else sd4_v  # rescaling: S from max|x| itself
+        # pass 1: mean_v, mean_θ; v ← mean_v (+ sd_v·ξ_v for full and low)
+        mbits = tl.zeros((), tl.int32)
+        for c in range(0, n + (s - a0), BLOCK_):
+            base = a0 + c
+            i = base + tl.arange(0, BLOCK_)
+            mask = (i >= s) & (i < s + n)
+            xv = _normals(base, k0, k1, 1, NOISY, BLOCK_)
+            th = tl.load(theta_ptr + i, mask=mask, other=0.0)
+            v = tl.load(mom_ptr + i, mask=mask, other=0.0) * sv
+            g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0,
+                          gi1, gi2, gd, _thresholds(base, k0, k1, 0, U_G, BLOCK_),
+                          STOCHASTIC)  # fmt: skip
+            if wd != 0.0:
+                g = g + wd * th
+            mean_v = e * v - a * g
+            x = mean_v
+            if NOISY and ACC != 2:
+                x = mean_v + sd_v * xv
+            tl.store(theta_ptr + i, th + b * v - cc * g, mask=mask)
+            tl.store(mom_ptr + i, x, mask=mask)
+            r = G.absbits(tl.abs(x) + reach_v)
+            mbits = tl.maximum(mbits, tl.max(tl.where(mask, r, 0), 0))
+        if PHASE == 1:
+            tl.store(gmax_ptr + g_id, mbits)
+        if KM == 2:
+            dm = G.block_delta(mbits, mi0)
+    if PHASE != 1:
+        # pass 2: v' in M (divided by its new scale when rescaled), then θ given v'
+        sv2 = 1.0
+        vs = var_v
+        sds = sd_v
+        sd4s = sd4_v
+        if RESCALE:
+            sv2 = tl.load(scale_ptr + 3 * g_id + 1).to(tl.float32)
+            vs64 = tl.load(scale_ptr + 3 * g_id + 2)
+            vs = vs64.to(tl.float32)
+            sds = tl.sqrt(vs64).to(tl.float32)
+            sd4s = 4.0 * sds if ACC == 2 else 0.0
+        mbits = tl.zeros((), tl.int32)
+        for c in range(0, n + (s - a0), BLOCK_):
+            base = a0 + c
+            i = base + tl.arange(0, BLOCK_)
+            mask = (i >= s) & (i < s + n)
+            xt = _normals(base, k0, k1, 0, NOISY, BLOCK_)
+            xv = _normals(base, k0, k1, 1, NOISY, BLOCK_)
+            x = tl.load(mom_ptr + i, mask=mask, other=0.0)
+            th = tl.load(theta_ptr + i, mask=mask, other=0.0)
+            u_vs = _thresholds(base, k0, k1, 4, U_VS, BLOCK_)
+            if ACC == 2:
+                if NOISY:
+                    v_new = _vc(x / sv2, vs, sds, tl.abs(x / sv2) + sd4s, KM, ma, mb_, mc, mi0,
+                                mi1, mi2, dm, xv, _thresholds(base, k0, k1, 3, U_VM, BLOCK_),
+                                u_vs)  # fmt: skip
+                    th = th + k * (v_new * sv2 - x)
+                else:  # Q_vc(mean_v, 0): stochastic rounding with the small branch's threshold
+                    v_new = _quantize(x / sv2, KM, ma, mb_, mc, mi0, mi1, mi2, dm, u_vs, True)
                 tl.store(mom_ptr + i, v_new, mask=mask)
-        tl.store(theta_ptr + i, th, mask=mask)
-        mbits = tl.maximum(mbits, tl.max(tl.where(mask, G.absbits(tl.abs(th) + sd4_c), 0), 0))
-    dw = G.block_delta(mbits, wi0) if KW == 2 else 0.0
-    # pass 3: θ' in W
-    for c in range(0, n, BLOCK_):
-        j = c + tl.arange(0, BLOCK_)
-        mask = j < n
-        i = s + j
-        w0, w1, w2, w3 = G.group_words(i, k0, k1, STREAM)
-        xt, xv = G.box_muller(w2, w3)
-        x = tl.load(theta_ptr + i, mask=mask, other=0.0)
-        out = _draw(x, var_c, sd_c, sd4_c, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt, _u(w0, 1),
-                    _u(w1, 0), ACC, STOCHASTIC)  # fmt: skip
-        if ACC == 0:
-            tl.store(hat_ptr + i, out, mask=mask)
-        else:
-            tl.store(theta_ptr + i, out, mask=mask)
+            else:
+                if NOISY:
+                    th = th + k * (sd_v * xv) + sd_c * xt
+                if ACC == 1:
+                    v_new = _quantize(x / sv2, KM, ma, mb_, mc, mi0, mi1, mi2, dm,
+                                      _thresholds(base, k0, k1, 3, U_VM, BLOCK_),
+                                      STOCHASTIC)  # fmt: skip
+                    tl.store(mom_ptr + i, v_new, mask=mask)
+            tl.store(theta_ptr + i, th, mask=mask)
+            r = tl.where(mask, G.absbits(tl.abs(th) + sd4_c), 0)
+            mbits = tl.maximum(mbits, tl.max(r, 0))
+        dw = G.block_delta(mbits, wi0) if KW == 2 else 0.0
+        # pass 3: θ' in W
+        for c in range(0, n + (s - a0), BLOCK_):
+            base = a0 + c
+            i = base + tl.arange(0, BLOCK_)
+            mask = (i >= s) & (i < s + n)
+            xt = _normals(base, k0, k1, 0, NOISY, BLOCK_)
+            x = tl.load(theta_ptr + i, mask=mask, other=0.0)
+            out = _draw(x, var_c, sd_c, sd4_c, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt,
+                        _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
+                        _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
+            if ACC == 0:
+                tl.store(hat_ptr + i, out, mask=mask)
+            else:
+                tl.store(theta_ptr + i, out, mask=mask)
 
 
 def _fmt_args(fmt: tuple[int, tuple[float, ...]]) -> tuple[Any, ...]:
@@ -283,16 +353,19 @@ def sgld_step(
     _sgld_kernel[(gstart.numel(),)](
         theta, hat, grad, gstart, glen, key, float(coef.lr), float(coef.weight_decay), var, sd,
         sd4, *_fmt_args(formats[0]), *_fmt_args(formats[1]), KG=kg, KW=kw, ACC=acc,
-        STOCHASTIC=bool(stochastic), NOISY=noisy, BLOCK_=BLOCK,
+        STOCHASTIC=bool(stochastic), NOISY=noisy, NORMALS=var > 0.0, BLOCK_=BLOCK,
     )  # fmt: skip
 
 
 def sghmc_step(
     theta: torch.Tensor, hat: torch.Tensor, mom: torch.Tensor, grad: torch.Tensor,
     gstart: torch.Tensor, glen: torch.Tensor, formats: list[Any], acc: int, stochastic: bool,
-    coef: Any, key: torch.Tensor,
+    coef: Any, key: torch.Tensor, phase: int = 0, scale: torch.Tensor | None = None,
+    gmax: torch.Tensor | None = None,
 ) -> None:  # fmt: skip
-    """Launch one SGHMC step: one program per exponent group."""
+    """Launch one SGHMC step (``phase`` 0), or its phase 1 or 2 with momentum rescaling
+    (``scale`` float64 [groups, 3], ``gmax`` int32 [groups]: step_cpu.sghmc_step): one
+    program per exponent group."""
     import math
 
     (kg, _), (kw, _), (km, _) = formats
@@ -302,10 +375,15 @@ def sghmc_step(
     var_c = max(var_th - cov * cov / var_v, 0.0) if noisy else 0.0
     sd_v, sd_c = math.sqrt(var_v), math.sqrt(var_c)
     vc = acc == 2
+    if scale is None or gmax is None:
+        scale = torch.ones(3, dtype=torch.float64, device=theta.device)
+        gmax = torch.zeros(1, dtype=torch.int32, device=theta.device)
     _sghmc_kernel[(gstart.numel(),)](
-        theta, hat, mom, grad, gstart, glen, key, float(coef.decay), float(coef.v_from_g),
+        theta, hat, mom, grad, gstart, glen, key, scale, gmax, float(coef.decay),
+        float(coef.v_from_g),
         float(coef.theta_from_v), float(coef.theta_from_g), float(coef.weight_decay), var_v,
         sd_v, 4.0 * sd_v if vc else 0.0, k, var_c, sd_c, 4.0 * sd_c if vc else 0.0,
         *_fmt_args(formats[0]), *_fmt_args(formats[1]), *_fmt_args(formats[2]),
-        KG=kg, KW=kw, KM=km, ACC=acc, STOCHASTIC=bool(stochastic), NOISY=noisy, BLOCK_=BLOCK,
+        KG=kg, KW=kw, KM=km, ACC=acc, STOCHASTIC=bool(stochastic), NOISY=noisy, PHASE=phase,
+        BLOCK_=BLOCK,
     )  # fmt: skip

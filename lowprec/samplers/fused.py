@@ -14,6 +14,7 @@ that runs the rule's equation with the coefficients of :meth:`Sampler.coefficien
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -82,8 +83,6 @@ def unsupported(sampler: Any) -> str | None:
     ptrs = [p.data_ptr() for p in params if p.numel()]
     if len(set(ptrs)) != len(ptrs):
         return "some parameters share storage (tied weights)"
-    if rule == "sghmc" and sampler.momentum_rescale:
-        return "momentum rescaling (momentum_rescale) runs eager"
     why, _ = structure_of(_formats(sampler))
     if why is not None:
         return why
@@ -126,6 +125,24 @@ class FusedExecutor:
         #: share the step out over threads only when there are several tasks to share
         self.parallel = len(self.layout.task_start) > 2 and n >= PARALLEL_MIN
         self.stochastic = sampler.rounding == "stochastic"
+        #: momentum rescaling (ALGORITHMS.md §6): only fixed-point momentum formats rescale
+        self.rescale = (
+            self.rule == "sghmc"
+            and bool(sampler.momentum_rescale)
+            and isinstance(sampler.momentum_format, FixedPoint)
+            and self.layout.group_start.size > 0
+        )
+        if self.rescale:
+            top = float(sampler.momentum_format.max_value)
+            self._top = top if math.isfinite(top) and top > 0 else None
+            self._scale = np.ones((self.layout.group_start.size, 3), dtype=np.float64)
+            self._gmax = np.zeros(self.layout.group_start.size, dtype=np.int32)
+            owners = self.layout.group_tensor
+            self._tensor_first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+            self._tensors = owners[self._tensor_first]
+        else:  # placeholders the kernel does not read
+            self._scale = np.ones((1, 3), dtype=np.float64)
+            self._gmax = np.zeros(1, dtype=np.int32)
         if self.device.type == "cpu":
             self._np = {
                 "theta": theta.numpy(),
@@ -194,7 +211,7 @@ class FusedExecutor:
         k0, k1 = (int(w) for w in key.tolist())
         if self.rule == "sgld":
             (kg, f_g), (kw, f_w) = self.formats
-            step = k.sgld_step if parallel else k.sgld_step_serial
+            step = k.sgld_step if parallel else k.sgld_step.serial
             step(
                 a["theta"], a["hat"], a["grad"], a["tstart"], a["gstart"], a["glen"], kg, f_g,
                 kw, f_w, self.acc, self.stochastic, float(coef.lr), float(coef.weight_decay),
@@ -203,11 +220,37 @@ class FusedExecutor:
         else:
             (kg, f_g), (kw, f_w), (km, f_m) = self.formats
             c = np.asarray(coef, dtype=np.float64)
-            step = k.sghmc_step if parallel else k.sghmc_step_serial
-            step(
-                a["theta"], a["hat"], a["mom"], a["grad"], a["tstart"], a["gstart"], a["glen"],
-                kg, f_g, kw, f_w, km, f_m, self.acc, self.stochastic, c, k0, k1,
-            )  # fmt: skip
+            step = k.sghmc_step if parallel else k.sghmc_step.serial
+
+            def run(phase: int) -> None:
+                step(
+                    a["theta"], a["hat"], a["mom"], a["grad"], a["tstart"], a["gstart"],
+                    a["glen"], kg, f_g, kw, f_w, km, f_m, self.acc, self.stochastic, c, k0, k1,
+                    phase, self._scale, self._gmax,
+                )  # fmt: skip
+
+            if not self.rescale:
+                run(0)
+                return
+            self._scale[:, 0] = np.asarray(self.sampler.momentum_scale)[self.layout.group_tensor]
+            run(1)
+            scales = self._new_scales(self._gmax)
+            self._scale[:, 1] = scales[self.layout.group_tensor]
+            self._scale[:, 2] = float(coef.var_v) / self._scale[:, 1] ** 2
+            run(2)
+            self.sampler.momentum_scale = scales.tolist()
+
+    def _new_scales(self, gmax: np.ndarray) -> np.ndarray:
+        """S' per tensor from the bit patterns of its groups' max|x| (lowprec.samplers.
+        accumulators.rescale_factor): max|x| / (largest value of Q_M); 1 where that max is 0
+        or not finite. Tensors without values keep S = 1."""
+        peak = np.maximum.reduceat(gmax, self._tensor_first).view(np.float32).astype(np.float64)
+        out = np.ones(len(self.layout.sizes), dtype=np.float64)
+        if self._top is None:
+            return out
+        ok = np.isfinite(peak) & (peak > 0)
+        out[self._tensors[ok]] = peak[ok] / self._top
+        return out
 
     def _step_cuda(self, coef: Any, key: torch.Tensor) -> None:
         from lowprec.kernels import step_triton as t
@@ -218,11 +261,24 @@ class FusedExecutor:
                 self.theta, self.hat, self.grad, gstart, glen, self.formats, self.acc,
                 self.stochastic, coef, key,
             )  # fmt: skip
-        else:
+        elif not self.rescale:
             t.sghmc_step(
                 self.theta, self.hat, self.mom, self.grad, gstart, glen, self.formats,
                 self.acc, self.stochastic, coef, key,
             )  # fmt: skip
+        else:  # the two phases of momentum rescaling, S' made on the host between them
+            scale = self._scale
+            scale[:, 0] = np.asarray(self.sampler.momentum_scale)[self.layout.group_tensor]
+            sc = torch.as_tensor(scale, device=self.device)
+            gmax = torch.zeros(scale.shape[0], dtype=torch.int32, device=self.device)
+            args = (self.theta, self.hat, self.mom, self.grad, gstart, glen, self.formats,
+                    self.acc, self.stochastic, coef, key)  # fmt: skip
+            t.sghmc_step(*args, 1, sc, gmax)
+            scales = self._new_scales(gmax.cpu().numpy())
+            scale[:, 1] = scales[self.layout.group_tensor]
+            scale[:, 2] = float(coef.var_v) / scale[:, 1] ** 2
+            t.sghmc_step(*args, 2, torch.as_tensor(scale, device=self.device), gmax)
+            self.sampler.momentum_scale = scales.tolist()
 
 
 def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:

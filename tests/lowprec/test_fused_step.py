@@ -198,6 +198,111 @@ def test_sghmc_full_noise_has_the_pair_covariance() -> None:
     assert abs(cov - c["cov"]) < 6 * math.sqrt(float(((v * theta - cov) ** 2).mean()) / N)
 
 
+# -- momentum rescaling (ALGORITHMS.md §6) -----------------------------------------------------
+@pytest.mark.parametrize("fmt", ["fixed<8,4>", "fixed<6,2>"])
+def test_momentum_rescale_nearest_is_the_eager_step_bit_for_bit(fmt: str) -> None:
+    # S = max|v'| / max Q_M per tensor, v stored as Q(v'/S): the same bits on both executors,
+    # step after step (the next step reads v = S·stored)
+    spec = _spec(fmt, "low", rounding="nearest")
+    kw = {"prior_std": 2.0, "temperature": 0.0, "momentum_rescale": True}
+    eager, pe = _make(SGHMC, spec, "eager", **kw)
+    fused, pf = _make(SGHMC, spec, "fused", **kw)
+    a, b = _run(eager, pe, 6), _run(fused, pf, 6)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(eager.momentum, fused.momentum, strict=True))
+    assert eager.momentum_scale == fused.momentum_scale
+    assert len(set(fused.momentum_scale)) > 1 and 1.0 not in fused.momentum_scale  # rescaled
+    # the checkpoint carries the scales: the eager sampler resumes the fused one
+    eager2, pe2 = _make(SGHMC, spec, "eager", **kw)
+    eager2.load_state_dict(fused.state_dict())
+    c, d = _run(eager2, pe2, 2), _run(fused, pf, 2)
+    assert all(torch.equal(x, y) for x, y in zip(c, d, strict=True))
+
+
+@pytest.mark.parametrize("executor", ["eager", "fused"])
+def test_momentum_rescale_vc_pair_has_the_law_of_the_update(executor: str) -> None:
+    # θ = v = 0; one coordinate's gradient sets S (|mean_v| = a·g0 = S·max Q_M, ten standard
+    # deviations of v'), the others have zero gradient: v' = S·Q_vc(0, Var_v/S²) has mean 0
+    # and variance Var_v, θ' given v' keeps Cov (joint), on a grid of spacing S·Δ_M
+    lr, fr, u, temp = 0.09, 3.0, 2.0, 10.0  # Var_θ|v above Δ_W²/4: VC's variance is exact
+    theta = torch.zeros(N)
+    gen = torch.Generator().manual_seed(0)
+    spec = _spec("fixed<8,4>", "vc", grad="fp32")
+    s = SGHMC([theta], spec, temperature=temp, generator=gen, executor=executor,
+              friction=fr, inverse_mass=u, momentum_rescale=True)  # fmt: skip
+    grad = torch.zeros(N)
+    grad[0] = -200.0
+    s.params[0].grad = grad
+    s.step(lr)
+    c = sghmc_coefficients(lr, fr, u, noise_scale=temp)
+    scale = s.momentum_scale[0]
+    assert scale == pytest.approx(200.0 * c["v_from_g"] / spec.momentum.max_value, rel=1e-6)
+    v, th = s.velocity()[0][1:].double(), s.params[0].detach()[1:].double()
+    step = spec.momentum.delta * scale
+    assert torch.allclose(v / step, torch.round(v / step), atol=1e-3)  # on the scaled grid
+    _assert_moments(v, 0.0, c["var_v"])
+    _assert_moments(th, 0.0, c["var_theta"])
+    cov = float((v * th).mean())
+    assert abs(cov - c["cov"]) < 6 * math.sqrt(float(((v * th - cov) ** 2).mean()) / v.numel())
+
+
+# -- every random bit used once -----------------------------------------------------------------
+def test_draws_are_uniform_and_uncorrelated_across_slots_and_neighbours() -> None:
+    """The step kernels' thresholds (five slots) and normals (two), as they read them: each
+    threshold uniform on the midpoints (2r+1)/2^17, each normal N(0, 1), and no two of them
+    correlated, neither across slots of one element nor across neighbouring elements (lags
+    1..16 cover the 8 elements of a threshold call and the 4 of a normal call): a half or a
+    word serving two roles would show a correlation of order 1, far above 6/sqrt(n)."""
+    from lowprec.kernels import step_cpu
+
+    n = 1 << 16
+    u, z = step_cpu.draws(3, n, 0x12345678, 0x9ABCDEF0, 0b11111, 2)  # an odd start
+    u, z = u.astype(np.float64), z.astype(np.float64)
+    assert np.all(np.round(u * 2**17) % 2 == 1)  # the midpoints
+    assert np.abs(u.mean(axis=1) - 0.5).max() < 6 * math.sqrt(1 / 12 / n)
+    assert np.abs(z.mean(axis=1)).max() < 6 / math.sqrt(n)
+    assert np.abs(z.var(axis=1) - 1).max() < 6 * math.sqrt(2 / n)
+    series = np.vstack([(u - 0.5) * math.sqrt(12), z])  # 7 standardised series
+    tol = 6 / math.sqrt(n)
+    for lag in range(17):
+        a, b = series[:, : n - lag], series[:, lag:]
+        corr = a @ b.T / (n - lag)
+        if lag == 0:
+            corr = corr - np.diag(np.diag(corr))  # a series with itself is 1
+        assert np.abs(corr).max() < tol, (lag, np.abs(corr).max())
+    # the same elements drawn in one piece or from another start: the same draws
+    u2, z2 = step_cpu.draws(0, n + 3, 0x12345678, 0x9ABCDEF0, 0b11111, 2)
+    assert np.array_equal(u2[:, 3:], u) and np.array_equal(z2[:, 3:], z)
+
+
+def test_gradient_and_weight_roundings_use_distinct_bits() -> None:
+    # SGLD low without noise: Q_G(1/16) on grid 1/8 is 0 or 1/8 (½ each); lr ½ puts
+    # θ0 - lr·Q_G(g) at ±1/32, each rounded by Q_W (grid 1/16) up or down with ½. With
+    # independent thresholds θ' is -1/16, 0, 1/16 with ¼, ½, ¼ (variance 1/512); one threshold
+    # for both would make θ' always 0.
+    spec = _spec("fixed<8,4>", "low", grad="fixed<8,3>")
+    x, _ = _one_step(SGLD, spec, 1 / 32, 1 / 16, lr=0.5, temperature=0.0)
+    _assert_moments(x, 0.0, 1 / 512)
+    # neighbours are independent too
+    y = x.numpy() * 16
+    assert abs(float(np.mean(y[1:] * y[:-1]))) < 6 * 0.5 / math.sqrt(N)
+
+
+@pytest.mark.parametrize("acc", ["low", "vc"])
+def test_sghmc_neighbours_are_independent(acc: str) -> None:
+    # one noisy stochastic step of independent coordinates from one state: θ'_i and v'_j
+    # (i ≠ j, and within the 8-element calls) are uncorrelated
+    theta, v = _one_step(
+        SGHMC, _spec("fixed<8,4>", acc), 0.3, 0.7, lr=0.09, temperature=1.0, friction=3.0,
+        inverse_mass=2.0,
+    )  # fmt: skip
+    a = torch.stack([theta, v]).numpy()
+    a = (a - a.mean(axis=1, keepdims=True)) / a.std(axis=1, keepdims=True)
+    for lag in range(1, 17):
+        corr = a[:, :-lag] @ a[:, lag:].T / (N - lag)
+        assert np.abs(corr).max() < 6 / math.sqrt(N), (lag, corr)
+
+
 # -- choosing the executor -------------------------------------------------------------------
 def test_executor_choice(capsys: pytest.CaptureFixture[str]) -> None:
     spec = _spec("fixed<8,4>", "low")
@@ -207,19 +312,19 @@ def test_executor_choice(capsys: pytest.CaptureFixture[str]) -> None:
     assert SGLD([torch.zeros(4)], spec, generator=gen, executor="eager").executor_name == "eager"
     with pytest.raises(ValueError, match="kernels"):
         SGLD([torch.zeros(4)], spec, generator=gen, executor="numba")
-    # momentum rescaling has no fused step: fused refuses, auto says why once and runs eager
+    # momentum rescaling runs fused
     kw = {"generator": gen, "momentum_rescale": True}
-    with pytest.raises(ValueError, match=r"key .kernels.*momentum_rescale"):
-        SGHMC([torch.zeros(4)], spec, executor="fused", **kw)
-    capsys.readouterr()
-    a = SGHMC([torch.zeros(4)], spec, **kw)
-    b = SGHMC([torch.zeros(4)], spec, **kw)
-    assert (a.executor_name, b.executor_name) == ("eager", "eager")
-    err = capsys.readouterr().err
-    assert err.count("momentum_rescale") <= 1  # once per process (0 if said before)
-    # tied parameters cannot become two views of one flat buffer
+    assert SGHMC([torch.zeros(4)], spec, executor="fused", **kw).executor_name == "fused"
+    # tied parameters cannot become two views of one flat buffer: fused refuses, auto says
+    # why once and runs eager
     t = torch.zeros(4)
-    assert SGLD([t, t], spec, generator=gen).executor_name == "eager"
+    with pytest.raises(ValueError, match=r"key .kernels.*share storage"):
+        SGLD([t, t], spec, generator=gen, executor="fused")
+    capsys.readouterr()
+    a = SGLD([t, t], spec, generator=gen)
+    b = SGLD([t, t], spec, generator=gen)
+    assert (a.executor_name, b.executor_name) == ("eager", "eager")
+    assert capsys.readouterr().err.count("share storage") <= 1  # once per process
 
 
 def test_fused_params_are_views_of_one_buffer() -> None:
@@ -300,14 +405,28 @@ def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: boo
         )
     else:
         c = np.asarray(coef, dtype=np.float64)
-        step_cpu.sghmc_step(
-            t1.numpy(), h1.numpy(), m1.numpy(), ex.grad.numpy(), ex.layout.task_start,
-            ex.layout.group_start, ex.layout.group_len, *flat, a,
-            spec.rounding == "stochastic", c, 0x12345678, 0x9ABCDEF0,
-        )  # fmt: skip
-        triton_step.sghmc_step(
-            t2, h2, m2, ex.grad, gs, gl, fmts, a, spec.rounding == "stochastic", coef, key
-        )
+        sto = spec.rounding == "stochastic"
+        ng = ex.layout.group_start.size
+        # momentum rescaling: the two phases, the scales made between them as the executor does
+        rescale = bool(kw.get("momentum_rescale"))
+        scale = np.ones((ng, 3))
+        scale[:, 0] = np.linspace(0.5, 2.0, ng)  # some old scales S
+        for ph in [1, 2] if rescale else [0]:
+            gmax = np.zeros(ng, dtype=np.int32)
+            step_cpu.sghmc_step(
+                t1.numpy(), h1.numpy(), m1.numpy(), ex.grad.numpy(), ex.layout.task_start,
+                ex.layout.group_start, ex.layout.group_len, *flat, a, sto, c, 0x12345678,
+                0x9ABCDEF0, ph, scale, gmax,
+            )  # fmt: skip
+            gmax_t = torch.zeros(ng, dtype=torch.int32)
+            triton_step.sghmc_step(
+                t2, h2, m2, ex.grad, gs, gl, fmts, a, sto, coef, key, ph,
+                torch.from_numpy(scale.copy()), gmax_t,
+            )  # fmt: skip
+            if ph == 1:
+                assert noise or np.array_equal(gmax, gmax_t.numpy())
+                scale[:, 1] = ex._new_scales(gmax)[ex.layout.group_tensor]
+                scale[:, 2] = c[5] / scale[:, 1] ** 2
     return (t1, h1, m1), (t2, h2, m2)
 
 
@@ -320,22 +439,31 @@ TRITON_CASES = [
     ("sgld", "block<8>", "vc"),
     pytest.param("sghmc", "block<8>", "low", marks=_SLOW),
     ("sghmc", "fixed<8,4>", "vc"),
+    pytest.param("sghmc", "fixed<8,4>", "vc", True, marks=_SLOW),
+    pytest.param("sghmc", "fixed<6,3>", "low", True, marks=_SLOW),
 ]
 
 
-@pytest.mark.parametrize(("rule", "fmt", "acc"), TRITON_CASES)
-def test_triton_step_matches_numba(triton_step, rule: str, fmt: str, acc: str) -> None:
+def _case(c):
+    values, marks = (c.values, c.marks) if hasattr(c, "values") else (c, ())
+    values = (*values, False) if len(values) == 3 else values
+    return pytest.param(*values, marks=marks)
+
+
+@pytest.mark.parametrize(("rule", "fmt", "acc", "rescale"), [_case(c) for c in TRITON_CASES])
+def test_triton_step_matches_numba(triton_step, rule: str, fmt: str, acc: str, rescale) -> None:
     # without noise, both draw the same Philox thresholds: the same bits for every rounding
+    kw = {"momentum_rescale": True} if rescale else {}
     for rounding in ("nearest", "stochastic"):
         spec = _spec(fmt, acc, rounding=rounding)
-        cpu, gpu = _both_backends(triton_step, rule, spec, acc, 0.05, noise=False)
+        cpu, gpu = _both_backends(triton_step, rule, spec, acc, 0.05, noise=False, **kw)
         for x, y in zip(cpu, gpu, strict=True):
             if x is not None:
                 assert torch.equal(x, y), (rounding, (x - y).abs().max())
     # with noise the normals differ by ~1e-6 (polynomials vs libm): the values agree to
     # ~1e-6, except where a rounding lands on the other side of its threshold (rare)
     spec = _spec(fmt, acc)
-    cpu, gpu = _both_backends(triton_step, rule, spec, acc, 0.05, noise=True)
+    cpu, gpu = _both_backends(triton_step, rule, spec, acc, 0.05, noise=True, **kw)
     for x, y in zip(cpu, gpu, strict=True):
         if x is not None:
             close = (x - y).abs() <= 1e-5 * (1 + x.abs())

@@ -175,9 +175,10 @@ def test_parse_scalars() -> None:
     [
         ({"kernels": "fused"}, "fused", "fused"),
         ({"kernels": "eager"}, "eager", "eager"),
-        # SGHMC momentum rescaling has no fused step: under auto the quantizers run fused and
-        # the step eagerly, and the record says so
-        ({"kernels": "auto", "sampler": "sghmc", "momentum_rescale": True}, "fused", "eager"),
+        ({"kernels": "auto", "sampler": "sghmc", "momentum_rescale": True}, "fused", "fused"),
+        # block formats wider than 25 bits have no fused step: under auto the quantizers run
+        # fused and the step eagerly, and the record says so
+        ({"kernels": "auto", "format": "block", "bits": 28}, "fused", "eager"),
     ],
 )
 def test_record_names_the_path_that_ran_the_sampler_step(
