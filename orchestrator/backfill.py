@@ -11,7 +11,10 @@ For a sweep whose tracking server was away when it ended (the sweep printed
 2. the writes the trials and the driver could not send (``mlflow_pending/*.json``: every report
    at its step, params, tags, the end of each run) are sent in order;
 3. every row of ``trials.parquet`` whose trial still has no finished child run gets one from
-   the row itself: its name, its effective params, its final metrics, its status.
+   the row itself: its name, its effective params, its final metrics, its status; a child
+   left RUNNING or KILLED (the driver stopped after the trial's row was written, before the
+   end of its run was sent) is ended from the row: the final metrics it lacks, the status
+   tag, FINISHED (FAILED for a failed trial).
 
 Running it twice adds nothing the second time. Exit status 0 when MLflow holds every trial,
 1 when the server still does not answer (nothing lost: run it again later), 2 for a directory
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +100,25 @@ def row_metrics(row: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, 
     return tracking.numeric_metrics(metrics)
 
 
+def _end_from_row(client: Any, run: Any, row: Mapping[str, Any], status: str, final: str) -> None:
+    """The row's final metrics the run lacks, its ``status`` tag, and the run ended ``final``."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    missing = {
+        k: v for k, v in row_metrics(row, row_config(row)).items() if k not in run.data.metrics
+    }
+    metrics = [Metric(k, v, now, 0) for k, v in missing.items()]
+    tags = [RunTag(tracking.TAG_STATUS, status)]
+    if row.get("error"):
+        tags.append(RunTag("error", str(row["error"])[: tracking.MAX_TAG]))
+    run_id = run.info.run_id
+    for i in range(0, max(len(metrics), 1), 500):
+        chunk = metrics[i : i + 500]
+        tracking.retry(lambda c=chunk: client.log_batch(run_id, metrics=c, tags=tags))
+    tracking.retry(lambda: client.set_terminated(run_id, status=final))
+
+
 def _children(client: Any, experiment_id: str, parent: str) -> dict[str, Any]:
     runs = tracking.retry(
         lambda: client.search_runs(
@@ -105,6 +128,10 @@ def _children(client: Any, experiment_id: str, parent: str) -> dict[str, Any]:
         ),
         attempts=3,
     )
+    # a trial with two children (an attempt a killed driver abandoned, marked KILLED): the
+    # ended one, else the running one, is the trial's
+    rank = {"FINISHED": 3, "FAILED": 3, "RUNNING": 2}
+    runs = sorted(runs, key=lambda run: rank.get(run.info.status, 1))
     return {run.data.tags.get(tracking.TAG_TRIAL): run for run in runs}
 
 
@@ -190,17 +217,20 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
         status = str(row.get("status"))
         final = "FAILED" if status == "failed" else "FINISHED"
         if run is not None:
-            if run.info.status == "RUNNING":
-                run_id = run.info.run_id
-                tracking.retry(lambda i=run_id, s=final: mlflow.set_terminated(i, status=s))
+            if run.info.status in ("RUNNING", "KILLED"):
+                # its trial ended (the row says how) but the driver stopped before the end of
+                # the run was sent (and a resume marked it KILLED): end it from the row
+                _end_from_row(mlflow, run, row, status, final)
                 outcome.ended += 1
+            if not row.get("mlflow_run_id"):
+                made[trial_id] = run.info.run_id
             continue
         config = row_config(row)
         tracker = tracking.TrialTracker(
             uri, experiment_id, parent, trial_id, str(row.get("sweep_id") or meta["sweep_id"]),
             str(row.get("git_commit") or meta.get("git_commit", "unknown")), name_keys=keys,
         )  # fmt: skip
-        if tracker.start(config, store.read_spec_text()) is None:
+        if tracker.start(config) is None:
             raise tracking.TrackingError(f"MLflow at {uri} stopped answering during the backfill")
         error = row.get("error")
         tracker.finish(status, row_metrics(row, config), error, None)

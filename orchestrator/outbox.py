@@ -4,14 +4,19 @@ thread, caught up when the server answers again, and saved beside the results wh
 A run's writes are *operations*, plain JSON-able dicts applied in order by :func:`apply`:
 
     {"op": "start", "experiment_id", "parent", "trial_id", "name", "tags", "params",
-     "config", "spec_text"}                 find the trial's child (tag trial_id) or create it
+     "run_id"?, "search"?, "config"?, "spec_text"?}
+        reopen ``run_id`` when given (an earlier attempt's run), else find the trial's child
+        by its ``trial_id`` tag when ``search`` (default true), else create it
     {"op": "metrics", "metrics", "step", "timestamp"}                  one report, at its step
     {"op": "finish", "status", "tags", "traceback"}     tags, traceback.txt, FINISHED|FAILED
     {"op": "terminate", "status", "tags"}                 tags and FINISHED|FAILED|KILLED
     {"op": "artifact", "local_path", "artifact_path"} / {"op": "text", "text", "path"}
     {"op": "dict", "data", "path"} / {"op": "table", "data": {column: [values]}, "path"}
 
-Every operation but ``start`` needs the run's id; ``start`` provides it. An operation that
+Every operation but ``start`` needs the run's id; ``start`` provides it. The thread sends
+what has queued up together: consecutive ``metrics`` operations and the ``finish`` after them go
+as one ``log_batch`` (then ``set_terminated``), so a short trial costs MLflow four writes
+(create, params, metrics and tags, end) whatever its number of reports. An operation that
 raises a transient error (the server unreachable, SQLite locked) stays at the head of the queue
 and is tried again ``RETRY_EVERY_S`` later; one MLflow refuses outright (HTTP 4xx: a bad
 value) is dropped and counted in ``dropped``, so one bad write never blocks the rest.
@@ -23,6 +28,7 @@ What is still queued when a trial ends is written to ``RESULTS/<sweep>/mlflow_pe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -32,6 +38,8 @@ from typing import Any
 
 #: seconds between two attempts while the server does not answer
 RETRY_EVERY_S = 3.0
+#: metric values per ``log_batch`` (MLflow's limit: 1,000 entries, tags included)
+BATCH = 500
 #: where unsent operations are saved, relative to the sweep directory
 PENDING_DIR = "mlflow_pending"
 #: MLflow error codes that mean "this write is wrong", not "the server is away"
@@ -53,17 +61,23 @@ def _one_line(exc: BaseException) -> str:
 
 def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
     """Apply one operation with ``client`` (an ``MlflowClient``); returns the run id after it."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param, RunTag
 
     kind = op["op"]
     if kind == "start":
-        found = client.search_runs(
-            [op["experiment_id"]],
-            filter_string=(
-                f"tags.mlflow.parentRunId = '{op['parent']}' and tags.trial_id = '{op['trial_id']}'"
-            ),
-            max_results=1,
-        )
+        found = []
+        if op.get("run_id"):  # recorded by an earlier attempt once its start was complete
+            client.update_run(op["run_id"], status="RUNNING")
+            return str(op["run_id"])
+        if op.get("search", True):
+            found = client.search_runs(
+                [op["experiment_id"]],
+                filter_string=(
+                    f"tags.mlflow.parentRunId = '{op['parent']}' "
+                    f"and tags.trial_id = '{op['trial_id']}'"
+                ),
+                max_results=1,
+            )
         if found:
             run_id = found[0].info.run_id
             client.update_run(run_id, status="RUNNING")
@@ -76,25 +90,31 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
         params = [Param(k, str(v)) for k, v in sorted(op["params"].items())]
         for i in range(0, len(params), 100):
             client.log_batch(run_id, params=params[i : i + 100])
-        client.log_dict(run_id, op["config"], "trial_config.json")
+        if op.get("config") is not None:
+            client.log_dict(run_id, op["config"], "trial_config.json")
         if op.get("spec_text") is not None:
             client.log_text(run_id, op["spec_text"], "spec.yaml")
         return run_id
     if run_id is None:
         raise RuntimeError(f"MLflow operation {kind!r} before the run exists")
-    if kind == "metrics":
-        values = [
-            Metric(k, float(v), int(op["timestamp"]), int(op["step"]))
-            for k, v in op["metrics"].items()
+    if kind in ("metrics", "finish", "terminate", "batch"):
+        parts = op["ops"] if kind == "batch" else [op]
+        metrics = [
+            Metric(k, float(v), int(part["timestamp"]), int(part["step"]))
+            for part in parts
+            if part["op"] == "metrics"
+            for k, v in part["metrics"].items()
         ]
-        for i in range(0, len(values), 500):
-            client.log_batch(run_id, metrics=values[i : i + 500])
-    elif kind in ("finish", "terminate"):
-        for key, value in op.get("tags", {}).items():
-            client.set_tag(run_id, key, value)
-        if op.get("traceback"):
-            client.log_text(run_id, op["traceback"], "traceback.txt")
-        client.set_terminated(run_id, status=op["status"])
+        end = parts[-1] if parts[-1]["op"] in ("finish", "terminate") else None
+        tags = [RunTag(k, str(v)) for k, v in (end or {}).get("tags", {}).items()]
+        for i in range(0, max(len(metrics), 1), BATCH):  # MLflow takes 1,000 values a batch
+            chunk_tags = tags if i + BATCH >= len(metrics) else []
+            if metrics[i : i + BATCH] or chunk_tags:
+                client.log_batch(run_id, metrics=metrics[i : i + BATCH], tags=chunk_tags)
+        if end is not None:
+            if end.get("traceback"):
+                client.log_text(run_id, end["traceback"], "traceback.txt")
+            client.set_terminated(run_id, status=end["status"])
     elif kind == "artifact":
         client.log_artifact(run_id, op["local_path"], op.get("artifact_path"))
     elif kind == "text":
@@ -123,8 +143,11 @@ class Outbox:
         run_id: str | None = None,
         ops: Iterable[Mapping[str, Any]] = (),
         retry_every: float = RETRY_EVERY_S,
+        on_run_id: Callable[[str], None] | None = None,
     ):
         self.make_client, self.run_id, self.retry_every = make_client, run_id, retry_every
+        #: called (in the sending thread) once the run exists: the tracker records its id
+        self.on_run_id = on_run_id
         self.queue: deque[dict[str, Any]] = deque(dict(op) for op in ops)
         self.cond = threading.Condition()
         self.closed = False
@@ -168,23 +191,47 @@ class Outbox:
             self.thread.join(timeout=60)
         return self.pending()
 
+    def _head(self, single: bool) -> tuple[dict[str, Any], int]:
+        """The next operation to send and how many queued ones it stands for: consecutive
+        ``metrics`` and the ``finish``/``terminate`` after them as one ``batch`` (unless
+        ``single``: a batch MLflow refused is sent again one operation at a time)."""
+        head = self.queue[0]
+        if single or self.run_id is None or head["op"] != "metrics":
+            return head, 1
+        parts = []
+        for op in self.queue:
+            if op["op"] not in ("metrics", "finish", "terminate"):
+                break
+            parts.append(op)
+            if op["op"] != "metrics":
+                break
+        return ({"op": "batch", "ops": parts}, len(parts)) if len(parts) > 1 else (head, 1)
+
     def _loop(self) -> None:
         client = None
+        single = False
         while True:
             with self.cond:
                 while not self.queue and not self.closed:
                     self.cond.wait()
                 if self.closed:
                     return
-                op = self.queue[0]
+                op, count = self._head(single)
                 self.busy = True
-            ok = False
+            ok, single = False, False
             try:
                 client = client or self.make_client()
+                known = self.run_id
                 self.run_id = apply(client, op, self.run_id)
+                if known is None and self.run_id is not None and self.on_run_id is not None:
+                    with contextlib.suppress(Exception):  # a record to skip a search; optional
+                        self.on_run_id(self.run_id)
                 ok = True
             except Exception as exc:
-                if is_permanent(exc) and op["op"] != "start":
+                if is_permanent(exc) and count > 1:
+                    single = ok = True  # send them one by one: only the bad one is dropped
+                    count = 0
+                elif is_permanent(exc) and op["op"] != "start":
                     self.dropped.append(f"{op['op']}: {_one_line(exc)}")
                     ok = True
                 else:
@@ -194,8 +241,9 @@ class Outbox:
             with self.cond:
                 self.busy = False
                 if ok:
-                    self.queue.popleft()
-                    self.sent += 1
+                    for _ in range(count):
+                        self.queue.popleft()
+                    self.sent += count
                     self.down_since = None
                 self.cond.notify_all()
                 if not ok:  # woken early only by close()

@@ -41,14 +41,16 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from orchestrator import atomicfs, raystart, tracking
 from orchestrator.raystart import RayStartError
 from orchestrator.spec import Spec, SpecError, check_data, load_spec
 from orchestrator.store import DamagedFile, ResultsStore, storage_uri, table_to_text
 from orchestrator.sweeplock import SweepLocked, sweep_lock
-from orchestrator.trainable import SweepContext, tune_trainable
+
+if TYPE_CHECKING:
+    from orchestrator.trainable import SweepContext
 
 #: environment every trial process gets (Ray workers inherit it from the runtime env)
 WORKER_ENV = {
@@ -142,6 +144,8 @@ def _trainable(spec: Spec, context: SweepContext) -> Any:
 
     resources = {k: v for k, v in spec.resources.items() if v > 0}
     resources.update(spec.custom_resources)
+    from orchestrator.trainable import tune_trainable  # torch: imported once a sweep runs
+
     return tune.with_resources(tune.with_parameters(tune_trainable, sweep=context), resources)
 
 
@@ -420,6 +424,8 @@ def run_sweep(
     else:
         parent = meta["parent_run_id"]
         tracking.reopen_run(tracking_uri, parent)
+    from orchestrator.trainable import SweepContext  # torch: imported once a sweep runs
+
     context = SweepContext(
         name=spec.name,
         sweep_id=meta["sweep_id"],
@@ -430,6 +436,7 @@ def run_sweep(
         git_commit=meta.get("git_commit", commit),
         spec_text=spec.text,
         name_keys=_name_keys(spec),
+        resumed=resume,
     )
 
     started_ray = _init_ray(address)

@@ -14,8 +14,12 @@
   (:func:`run_name`: ``block<8> vc seed=1``), tags ``mlflow.parentRunId``, ``trial_id``,
   ``sweep_id``, ``variant``, ``mlflow.source.git.commit``; params = the trial's effective
   configuration only (:func:`trial_params`: no unset keys, no overridden ones); metrics at every
-  report's step (so MLflow's charts draw curves) and final; artifacts ``spec.yaml`` and
-  ``trial_config.json``. A retried or resumed trial finds its child by the ``trial_id`` tag.
+  report's step (so MLflow's charts draw curves) and final; the spec is the parent's
+  ``spec.yaml`` artifact and the whole resolved configuration is the trial's row in
+  ``trials.parquet``. A retried or resumed trial reopens its child: the id recorded in
+  ``RESULTS/<name>/mlflow_runs/<trial_id>`` once the child was made, else (a resumed sweep, a
+  retry) the child found by its ``trial_id`` tag; a first attempt of a fresh sweep creates
+  its child without searching (a search over every run costs more as the experiment grows).
 - A trial's writes go through an :class:`orchestrator.outbox.Outbox`: a server outage never
   stalls a trial; what could not be sent is saved beside the results and caught up later.
 - Only ``MlflowClient`` with explicit run ids: no global active-run state in workers.
@@ -38,6 +42,8 @@ T = TypeVar("T")
 #: tag keys (besides mlflow.parentRunId)
 TAG_TRIAL, TAG_SWEEP, TAG_STATUS, TAG_VARIANT = "trial_id", "sweep_id", "status", "variant"
 MAX_TAG = 5000
+#: where each trial's child run id is recorded, relative to the sweep directory
+RUNS_DIR = "mlflow_runs"
 #: the experiment tag MLflow 3.17's UI reads to choose an experiment's landing page, and the
 #: value it gives model-training experiments (``ExperimentKind.CUSTOM_MODEL_DEVELOPMENT`` in
 #: mlflow/server/js): the runs table ("Machine learning"), not the GenAI "Overview" of traces
@@ -154,7 +160,37 @@ def client(tracking_uri: str) -> Any:
     if tracking_uri.startswith(("http://", "https://")):
         for key, value in HTTP_ENV.items():
             os.environ.setdefault(key, value)
+    if tracking_uri.startswith("sqlite:///"):
+        relax_sqlite_sync()
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+_RELAXED = False
+
+
+def relax_sqlite_sync() -> None:
+    """Every SQLite connection SQLAlchemy opens in this process on a WAL-mode file commits with
+    ``PRAGMA synchronous = NORMAL``: in WAL mode a commit then appends to the log without an
+    fsync (the log is synced at checkpoints), which is what made each MLflow write of a trial
+    wait ~5-10 ms for the disk (bench.scale). A process killed at any point loses nothing
+    committed and never corrupts the file; only an operating-system crash or power loss may roll
+    back the last commits (SQLite's documented guarantee for WAL + NORMAL). Installed once."""
+    global _RELAXED
+    if _RELAXED:
+        return
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        if isinstance(connection, sqlite3.Connection):
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() == "wal":
+                connection.execute("PRAGMA synchronous = NORMAL")
+
+    event.listen(Engine, "connect", on_connect)
+    _RELAXED = True
 
 
 def git_commit(path: str | os.PathLike[str] | None = None) -> str:
@@ -408,24 +444,40 @@ class TrialTracker:
         commit: str,
         store: Any = None,
         name_keys: Sequence[str] = (),
+        search: bool = True,
     ):
         from orchestrator.outbox import Outbox
 
         self.uri, self.experiment_id, self.parent = tracking_uri, experiment_id, parent_run_id
         self.trial_id, self.sweep_id, self.commit = trial_id, sweep_id, commit
-        self.store, self.name_keys = store, tuple(name_keys)
+        self.store, self.name_keys, self.search = store, tuple(name_keys), search
         self.key = f"{trial_id}-{uuid.uuid4().hex[:8]}"
-        self.outbox = Outbox(lambda: client(tracking_uri))
+        self.outbox = Outbox(lambda: client(tracking_uri), on_run_id=self._record_run_id)
         self.last_step = -1
+
+    def _record_path(self) -> str:
+        return f"{RUNS_DIR}/{self.trial_id}"
+
+    def _record_run_id(self, run_id: str) -> None:
+        if self.store is not None:
+            self.store.write_bytes(self._record_path(), run_id.encode())
+
+    def recorded_run_id(self) -> str | None:
+        """The child run an earlier attempt of this trial made (``mlflow_runs/<trial_id>``)."""
+        data = None if self.store is None else self.store.read_bytes(self._record_path())
+        return data.decode().strip() or None if data else None
 
     @property
     def run_id(self) -> str | None:
         return self.outbox.run_id
 
-    def start(self, config: Mapping[str, Any], spec_text: str | None = None) -> str | None:
-        """Find this trial's child run (a retry or resume) or create it; log params once.
-        Returns its id, or None when the server did not answer within :data:`START_WAIT_S`
-        (the writes stay queued)."""
+    def start(
+        self, config: Mapping[str, Any], spec_text: str | None = None, wait: bool = True
+    ) -> str | None:
+        """Reopen this trial's child run (recorded, or found when ``search``) or create it;
+        log params once. With ``wait``, returns its id, or None when the server did not answer
+        within :data:`START_WAIT_S`; without, returns at once (the run is made while the trial
+        computes, and its id is known by :meth:`finish`)."""
         tags = {
             "mlflow.parentRunId": self.parent,
             TAG_TRIAL: self.trial_id,
@@ -444,11 +496,13 @@ class TrialTracker:
                 "name": run_name(config, self.name_keys),
                 "tags": tags,
                 "params": {k: _param_value(v) for k, v in trial_params(config).items()},
-                "config": {k: _param_value(v) for k, v in config.items()},
                 "spec_text": spec_text,
+                "run_id": self.recorded_run_id(),
+                "search": self.search,
             }
         )
-        self.outbox.drain(self.START_WAIT_S)
+        if wait:
+            self.outbox.drain(self.START_WAIT_S)
         return self.run_id
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:

@@ -5,7 +5,8 @@ Per trial (trial id = Tune's):
 
 1. a trial whose row file already says ``ok`` or ``diverged`` (a resumed sweep whose driver died
    after the trial ended) is not run again: its final metrics are reported and it returns;
-2. its MLflow child run is found (a retry, a resume) or created under the sweep's parent;
+2. its MLflow child run is reopened (a retry, a resume) or created under the sweep's parent, by
+   the tracker's background thread while the trial computes;
 3. ``ctx.restored`` = the state in ``tune.get_checkpoint()`` (an earlier attempt's last
    checkpoint), and ``ctx.report(metrics, state)`` -> MLflow metrics at the report's step and
    ``tune.report(metrics, checkpoint=...)`` (the state ``torch.save``'d in a temporary dir);
@@ -62,6 +63,8 @@ class SweepContext:
     spec_text: str
     #: the sweep's searched keys: a child run is named by their values (tracking.run_name)
     name_keys: tuple[str, ...] = ()
+    #: a resumed sweep: a trial without a recorded child run searches MLflow for one
+    resumed: bool = False
 
 
 def _restored_state() -> dict[str, Any] | None:
@@ -135,6 +138,7 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         sweep.git_commit,
         store=store,
         name_keys=sweep.name_keys,
+        search=sweep.resumed or prior is not None,
     )
     try:
         resolved = resolve(config)
@@ -142,7 +146,7 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         resolved, setup_error = dict(config), exc
     else:
         setup_error = None
-    run_id = tracker.start(resolved, sweep.spec_text)
+    run_id = tracker.start(resolved, wait=False)  # made while the trial computes
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
         tracker.log_metrics(metrics)

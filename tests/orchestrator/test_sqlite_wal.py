@@ -47,3 +47,20 @@ def test_sqlite_store_is_in_wal_mode_and_takes_concurrent_writers(tmp_path: Path
 def test_other_uris_are_left_alone(tmp_path: Path) -> None:
     tracking.prepare_sqlite("http://127.0.0.1:1/")  # no file, no connection attempted
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mlflow_commits_to_a_wal_store_without_an_fsync_each(tmp_path: Path) -> None:
+    """MLflow's own connections to the WAL-mode store commit with ``synchronous = NORMAL``
+    (no fsync per commit); a connection to a file in rollback-journal mode keeps SQLite's
+    default FULL (NORMAL is only crash-safe with WAL)."""
+    import sqlalchemy
+
+    uri = tracking.resolve_tracking_uri(str(tmp_path / "mlflow.db"))
+    tracking.ensure_experiment(uri, "sync")
+    engine = tracking.client(uri)._tracking_client.store.engine
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    with other.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

@@ -127,5 +127,5 @@ def test_tracking_child_run_is_reused(tmp_path: Path) -> None:
     assert child.data.params["lr"] == "0.1" and child.data.metrics["test_error"] == 0.25
     assert child.data.tags["mlflow.parentRunId"] == parent
     artifacts = {a.path for a in tracking.client(uri).list_artifacts(run_id)}
-    assert {"spec.yaml", "trial_config.json", "traceback.txt"} <= artifacts
+    assert {"spec.yaml", "traceback.txt"} <= artifacts
     assert os.path.exists(tmp_path / "mlartifacts")

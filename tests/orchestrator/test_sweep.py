@@ -94,6 +94,17 @@ def test_smoke_end_to_end(local_ray: None, tmp_path: Path) -> None:
     # a second run into the same directory is refused: resume it or pick another place
     with pytest.raises(SweepUsageError, match="--resume"):
         run_sweep(str(spec_file), results=str(tmp_path / "results"))
+    # a driver killed after a trial's row was written but before the end of its run was sent
+    # (then marked KILLED by the resume): the back-fill ends that run from the row, once
+    from orchestrator import backfill
+
+    cut = children[0].info.run_id
+    mlflow.update_run(cut, status="KILLED")
+    done = backfill.backfill(str(tmp_path / "results" / "smoke"), outcome.tracking_uri)
+    assert (done.ended, done.created) == (1, 0)
+    again = mlflow.get_run(cut)
+    assert again.info.status == "FINISHED" and again.data.tags["status"] == "ok"
+    assert backfill.backfill(str(tmp_path / "results" / "smoke"), outcome.tracking_uri).ended == 0
 
 
 FAULTS = """\

@@ -193,3 +193,88 @@ def test_experiment_url_and_ui_command() -> None:
     assert tracking.experiment_url(uri, "3", sort=("test_error", "min")).endswith(
         f"{runs}&orderByKey=metrics.%60test_error%60&orderByAsc=true"
     )
+
+
+class _Recorder:
+    """An MlflowClient stand-in that records its calls; ``refuse`` makes a ``log_batch`` whose
+    tags include that key fail the way MLflow refuses a bad value (a 4xx error code)."""
+
+    def __init__(self, refuse: str | None = None):
+        self.calls: list[tuple[str, dict]] = []
+        self.refuse = refuse
+
+    def log_batch(self, run_id: str, metrics=(), tags=(), params=()) -> None:
+        if self.refuse and any(t.key == self.refuse for t in tags):
+            error = RuntimeError("bad tag")
+            error.error_code = "INVALID_PARAMETER_VALUE"  # type: ignore[attr-defined]
+            raise error
+        self.calls.append(("log_batch", {"metrics": list(metrics), "tags": list(tags)}))
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self.calls.append(("set_terminated", {"status": status}))
+
+
+def _metrics(step: int) -> dict:
+    return {"op": "metrics", "metrics": {"loss": 1.0 / step}, "step": step, "timestamp": step}
+
+
+def test_queued_reports_and_the_end_go_as_one_batch() -> None:
+    """What queued up while the thread was busy is sent together: three reports and the end
+    of the run are one ``log_batch`` (every value, at its step, and the tags) and one
+    ``set_terminated`` -- not four batches and a call per tag."""
+    from orchestrator.outbox import Outbox
+
+    recorder = _Recorder()
+    finish = {"op": "finish", "status": "FINISHED", "tags": {"status": "ok"}, "traceback": None}
+    outbox = Outbox(lambda: recorder, run_id="r1", ops=[_metrics(1), _metrics(2), _metrics(3)])
+    outbox.put(finish)
+    assert outbox.close(5.0) == [] and outbox.sent == 4
+    assert [name for name, _ in recorder.calls] == ["log_batch", "set_terminated"]
+    batch = recorder.calls[0][1]
+    assert [(m.step, m.value) for m in batch["metrics"]] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    assert [(t.key, t.value) for t in batch["tags"]] == [("status", "ok")]
+
+
+def test_a_refused_batch_is_sent_again_one_by_one() -> None:
+    """MLflow refusing a batch (a bad tag value) costs only the bad operation: the reports
+    before it still land, the refusal is counted, and the run is still ended."""
+    from orchestrator.outbox import Outbox
+
+    recorder = _Recorder(refuse="error")
+    finish = {"op": "finish", "status": "FAILED", "tags": {"error": "x"}, "traceback": None}
+    outbox = Outbox(lambda: recorder, run_id="r1", ops=[_metrics(1), _metrics(2)])
+    outbox.put(finish)
+    assert outbox.close(5.0) == []
+    assert len(outbox.dropped) == 1 and outbox.dropped[0].startswith("finish:")
+    sent = [m.step for name, call in recorder.calls if name == "log_batch" for m in call["metrics"]]
+    assert sent == [1, 2]
+
+
+def test_a_retry_reopens_the_recorded_child_without_a_search(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first attempt creates its child without searching the experiment; the run id is
+    recorded under the sweep directory, and a later attempt reopens that child (one child per
+    trial) without searching either."""
+    experiment_id = tracking.ensure_experiment(uri, "recorded")
+    parent = tracking.start_parent_run(uri, experiment_id, "x", "s1", "abc", "")
+    store = ResultsStore(tmp_path / "results", "x")
+    import mlflow.tracking.client as mlflow_client
+
+    def no_search(*args: object, **kwargs: object) -> None:
+        raise AssertionError("search_runs called")
+
+    monkeypatch.setattr(mlflow_client.MlflowClient, "search_runs", no_search)
+    first = tracking.TrialTracker(uri, experiment_id, parent, "t9", "s1", "abc", store=store,
+                                  search=False)  # fmt: skip
+    run_id = first.start({"workload": "gaussian", "seed": 0})
+    assert run_id is not None and first.recorded_run_id() == run_id
+    first.finish("failed", {"wall_s": 1.0}, "RuntimeError: x", None)
+    again = tracking.TrialTracker(uri, experiment_id, parent, "t9", "s1", "abc", store=store,
+                                  search=True)  # fmt: skip
+    assert again.start({"workload": "gaussian", "seed": 0}) == run_id
+    assert again.finish("ok", {"w2": 0.1}, None, None)
+    monkeypatch.undo()
+    (child,) = tracking.find_child_runs(uri, experiment_id, parent)
+    assert child.info.run_id == run_id and child.info.status == "FINISHED"
+    assert child.data.tags["status"] == "ok" and child.data.metrics["w2"] == 0.1

@@ -172,3 +172,29 @@ def test_a_workload_registered_at_run_time_is_read_from_its_module(
     )
     with pytest.raises(ValueError, match="unknown workload 'nope'"):
         workload_keys("nope")
+
+
+def test_sweep_cli_refuses_a_bad_spec_before_torch_is_imported(tmp_path: Path) -> None:
+    """``python -m orchestrator.sweep FILE --dry-run`` with an absurd value: exit 2, the one
+    line ``FILE: key.path: reason``, and no torch, Ray or MLflow imported to say it (the
+    trainable, which needs torch, is imported only once a sweep runs)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: t\nworkload: cifar_resnet18\nobjectives: {test_error: min}\n"
+        "fixed: {epochs: 9223372036854775808}\nspace: {seed: {grid: [0, 1]}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "orchestrator.sweep", str(bad), "--dry-run"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 2 and lines == [
+        f"error: {bad}: fixed.epochs: key 'epochs': 9223372036854775808 is above the maximum 10000"
+    ]
+    imported = _imported(done.stderr)
+    assert "orchestrator.spec" in imported
+    assert not [m for m in imported if m.split(".")[0] in HEAVY]
