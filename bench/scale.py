@@ -61,29 +61,91 @@ def write_spec(directory: Path, n: int, steps: int) -> Path:
 
 def run_sweep(
     n: int, steps: int, workdir: Path, profile: Path | None = None, timeout: float = 36_000
-) -> float:
-    """Wall seconds of ``python -m orchestrator.sweep`` over ``n`` trials in ``workdir``."""
+) -> tuple[float, dict[str, float]]:
+    """Wall seconds of ``python -m orchestrator.sweep`` over ``n`` trials in ``workdir``, and
+    its CPU seconds by role (:class:`CpuByRole`)."""
     spec = write_spec(workdir, n, steps)
     prefix = [sys.executable]
     if profile is not None:
         prefix += ["-m", "cProfile", "-o", str(profile)]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     start = time.perf_counter()
-    proc = subprocess.run(
-        [*prefix, "-m", "orchestrator.sweep", str(spec), "--results", str(workdir / "results")],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0 or f"{n}/{n} trials recorded" not in proc.stdout:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        subprocess.Popen(
+            [*prefix, "-m", "orchestrator.sweep", str(spec), "--results", str(workdir / "results")],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+        ) as proc,
+    ):
+        cpu = CpuByRole(proc.pid)
+        while proc.poll() is None:
+            cpu.sample()
+            if time.perf_counter() - start > timeout:
+                proc.kill()
+            time.sleep(0.5)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0 or f"{n}/{n} trials recorded" not in stdout:
         raise RuntimeError(
             f"sweep of {n} trials failed (exit {proc.returncode}):\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            f"{stdout[-3000:]}\n{stderr[-3000:]}"
         )
-    return wall
+    return wall, cpu.seconds()
+
+
+class CpuByRole:
+    """CPU seconds (user + system) of a sweep's process tree, by role: ``driver`` (the sweep
+    command), ``trials`` (Ray's worker processes, where the trials run) and ``ray`` (Ray's own
+    daemons: GCS, raylet, agents). Sampled every half second from the descendants of the
+    driver: unlike wall time, CPU seconds hardly change with other processes' load, so they say
+    where the bookkeeping goes even on a busy machine (a worker's last half second is missed)."""
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.last: dict[int, tuple[str, float]] = {}
+
+    @staticmethod
+    def role(cmdline: str) -> str:
+        if "orchestrator.sweep" in cmdline:
+            return "driver"
+        if "default_worker.py" in cmdline or (
+            cmdline.startswith("ray::") and "Agent" not in cmdline
+        ):
+            return "trials"
+        return "ray"
+
+    def sample(self) -> None:
+        import psutil
+
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                cmdline = " ".join(proc.cmdline()).strip()
+            except psutil.Error:
+                continue
+            role, used = self.last.get(proc.pid, ("ray", 0.0))
+            if cmdline:  # a worker renames itself once it runs a task; an exiting one is blank
+                role = self.role(cmdline)
+            self.last[proc.pid] = (role, max(used, times.user + times.system))
+
+    def seconds(self) -> dict[str, float]:
+        out = {"driver": 0.0, "trials": 0.0, "ray": 0.0}
+        for role, used in self.last.values():
+            out[role] += used
+        return out
 
 
 def time_consolidation(workdir: Path, n: int) -> dict[str, float]:
@@ -139,13 +201,14 @@ def top_functions(profile: Path, limit: int = 25) -> list[tuple[str, float, floa
 def measure(sizes: list[int], steps: int, profile: bool) -> dict[str, Any]:
     """Run every size, one after the other, and derive the marginal costs."""
     walls: dict[int, float] = {}
+    cpus: dict[int, dict[str, float]] = {}
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for n in sizes:
             workdir = Path(tmp) / f"n{n}"
             workdir.mkdir()
             prof = workdir / "driver.prof" if profile and n == sizes[-1] else None
-            walls[n] = run_sweep(n, steps, workdir, prof)
+            walls[n], cpus[n] = run_sweep(n, steps, workdir, prof)
             print(f"  N={n:>6}: sweep {walls[n]:8.1f} s", file=sys.stderr, flush=True)
             if n == sizes[-1]:
                 times = completion_times(workdir, n)
@@ -154,14 +217,17 @@ def measure(sizes: list[int], steps: int, profile: bool) -> dict[str, Any]:
                 extra = {**time_consolidation(workdir, n), "in_run_s_per_trial": slopes}
                 if prof is not None:
                     extra["profile"] = top_functions(prof)
-    marginal = {}
+    marginal, marginal_cpu = {}, {}
     for a, b in itertools.pairwise(sizes):
         marginal[f"{a}-{b}"] = (walls[b] - walls[a]) / (b - a)
+        marginal_cpu[f"{a}-{b}"] = {k: (cpus[b][k] - cpus[a][k]) / (b - a) for k in cpus[a]}
     values = list(marginal.values())
     return {
         "sizes": sizes,
         "wall_s": {str(n): w for n, w in walls.items()},
         "marginal_s_per_trial": marginal,
+        "cpu_s": {str(n): c for n, c in cpus.items()},
+        "marginal_cpu_s_per_trial": marginal_cpu,
         "flatness": values[-1] / values[0] if len(values) > 1 and values[0] > 0 else None,
         "cpus": os.cpu_count(),
         **extra,
@@ -188,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {int(n):>6} trials  {wall:9.1f} s")
     for step_name, cost in result["marginal_s_per_trial"].items():
         print(f"  marginal cost per trial {step_name:>12}: {cost:.4f} s")
+    for step_name, roles in result["marginal_cpu_s_per_trial"].items():
+        parts = ", ".join(f"{role} {cost:.4f}" for role, cost in roles.items())
+        print(f"  CPU s per trial {step_name:>12}: {sum(roles.values()):.4f} ({parts})")
     if result["flatness"] is not None:
         print(f"  last step / first step: {result['flatness']:.2f} (target <= 1.2)")
     slopes = list(result.get("in_run_s_per_trial", {}).items())
