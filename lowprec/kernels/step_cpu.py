@@ -196,17 +196,16 @@ def _vc(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no
     d, lo, hi = _grid(kind, f, reach, gd)
     m = K.clamp(mu, lo, hi) / d
     w = _F(var) / d / d
-    if w > _F(0.25):
-        x = m + np.sqrt(w - _F(0.25)) * xi
-        q = np.rint(x)
-        a = x - q
-        second = _F(0.25) + a * a
-    else:
-        fl = np.floor(m)
-        frac = m - fl
-        q = fl + _F(u_round < frac)
-        a = _ZERO
-        second = min(max(w - frac * (_ONE - frac), _ZERO), _ONE)
+    # both branches, then a select (no data-dependent branch: the loops vectorize)
+    big = w > _F(0.25)
+    x = m + np.sqrt(max(w - _F(0.25), _ZERO)) * xi
+    q1 = np.rint(x)
+    a1 = x - q1
+    fl = np.floor(m)
+    frac = m - fl
+    q = q1 if big else fl + _F(u_round < frac)
+    a = a1 if big else _ZERO
+    second = _F(0.25) + a1 * a1 if big else min(max(w - frac * (_ONE - frac), _ZERO), _ONE)
     # Cat(a, c) = [2u < c + a² + a] - [2u >= 2 - (c + a² - a)] (0/1 values, no branches)
     u2 = _F(2.0) * u_cat
     cat = _F(u2 < second + a) - _F(u2 >= _F(2.0) - (second - a))
@@ -238,8 +237,9 @@ def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
     if kind != 2:
         return _ZERO
     mb = np.int32(0)
-    for i in range(s, s + n):
-        mb = _maxbits(mb, x[i])
+    v = x[s : s + n]  # indexed by the loop counter: no wraparound check, vectorizes
+    for j in range(n):
+        mb = _maxbits(mb, v[j])
     return _group_delta(kind, f, mb)
 
 
@@ -380,18 +380,26 @@ def sgld_step(
                 if need:
                     _fill(us, ns, c, m, k0, k1, slots, normals)
                 o8, o4 = c & 7, c & 3
-                for j in range(m):
-                    i = c + j
-                    xi = ns[X_T, o4 + j]
-                    x = _sgld_mean(
-                        theta[i], grad[i], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
-                        us[U_G, o8 + j], xi,
-                    )  # fmt: skip
-                    theta[i] = x
-                    if kw == 2:
+                # slices indexed by the loop counter: indices LLVM knows are >= 0 (no
+                # negative-index wraparound per access), so the loops vectorize
+                tv, gv, ov = theta[c : c + m], grad[c : c + m], out_w[c : c + m]
+                if kw == 2:  # two loops, no store under a branch: each vectorizes
+                    for j in range(m):
+                        x = _sgld_mean(
+                            tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
+                            us[U_G, o8 + j], ns[X_T, o4 + j],
+                        )  # fmt: skip
+                        tv[j] = x
                         mb = _maxbits(mb, abs(x) + sd4)
-                    else:
-                        out_w[i] = _draw(
+                else:
+                    for j in range(m):
+                        xi = ns[X_T, o4 + j]
+                        x = _sgld_mean(
+                            tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
+                            us[U_G, o8 + j], xi,
+                        )  # fmt: skip
+                        tv[j] = x
+                        ov[j] = _draw(
                             kw, f_w, acc, x, var, sd, sd4, _ZERO, xi, us[U_TW, o8 + j],
                             us[U_TS, o8 + j], stochastic,
                         )  # fmt: skip
@@ -403,10 +411,10 @@ def sgld_step(
                 if need and n > CHUNK:
                     _fill(us, ns, c, m, k0, k1, slots, normals)
                 o8, o4 = c & 7, c & 3
+                tv, ov = theta[c : c + m], out_w[c : c + m]
                 for j in range(m):
-                    i = c + j
-                    out_w[i] = _draw(
-                        kw, f_w, acc, theta[i], var, sd, sd4, dw, ns[X_T, o4 + j],
+                    ov[j] = _draw(
+                        kw, f_w, acc, tv[j], var, sd, sd4, dw, ns[X_T, o4 + j],
                         us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
                     )  # fmt: skip
 
@@ -590,15 +598,15 @@ def sghmc_step(
                 if need and (refill or phase == 2):
                     _fill(us, ns, c0, m, k0, k1, slots, normals)
                 o8, o4 = c0 & 7, c0 & 3
+                mv, tv = mom[c0 : c0 + m], theta[c0 : c0 + m]
                 for j in range(m):
-                    i = c0 + j
                     v_out, th = _sghmc_v(
-                        mom[i], theta[i], km, f_m, dm, acc, stochastic, var_s, sd_s, sd4_s, k,
+                        mv[j], tv[j], km, f_m, dm, acc, stochastic, var_s, sd_s, sd4_s, k,
                         sd_c, noisy, us[U_VM, o8 + j], us[U_VS, o8 + j], ns[X_T, o4 + j],
                         ns[X_V, o4 + j], sv,
                     )  # fmt: skip
-                    mom[i] = v_out
-                    theta[i] = th
+                    mv[j] = v_out
+                    tv[j] = th
                     mb = _maxbits(mb, abs(th) + sd4_c)
             # pass 3: θ' in W
             dw = _group_delta(kw, f_w, mb)
@@ -607,10 +615,10 @@ def sghmc_step(
                 if need and refill:
                     _fill(us, ns, c0, m, k0, k1, slots, normals)
                 o8, o4 = c0 & 7, c0 & 3
+                tv, ov = theta[c0 : c0 + m], out_w[c0 : c0 + m]
                 for j in range(m):
-                    i = c0 + j
-                    out_w[i] = _draw(
-                        kw, f_w, acc, theta[i], var_c, sd_c, sd4_c, dw, ns[X_T, o4 + j],
+                    ov[j] = _draw(
+                        kw, f_w, acc, tv[j], var_c, sd_c, sd4_c, dw, ns[X_T, o4 + j],
                         us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
                     )  # fmt: skip
 
