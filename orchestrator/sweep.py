@@ -39,7 +39,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -636,7 +636,8 @@ def _fit(
     )
     watch.install()
     try:
-        grid = tuner.fit()
+        with _staged_trials(spec, concurrency):
+            grid = tuner.fit()
         interrupted = watch.interrupted()
     except KeyboardInterrupt:
         return False
@@ -647,6 +648,32 @@ def _fit(
         print(f"[{spec.name}] interrupted (SIGINT): Tune stopped the trials", file=err)
         return False
     return _all_ended(grid, spec, store)
+
+
+#: Tune's setting of how many trials it stages (their resources requested) ahead of a free slot
+PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
+
+
+@contextlib.contextmanager
+def _staged_trials(spec: Spec, concurrency: int | None) -> Iterator[None]:
+    """While Tune runs a sweep without a concurrency limit: as many trials staged as the
+    cluster has slots (at least 2), unless ``TUNE_MAX_PENDING_TRIALS_PG`` is set already.
+
+    Why: Tune keeps a finished trial's actor for the next trial only while a staged trial
+    waits for the same resources (or no other actor is kept), and with a custom searcher (the
+    trial list) it stages one trial at a time. With two slots, one slot's actor was stopped
+    after each trial and its next trial started a new worker process (Ray, torch and MLflow
+    imported again: ~3 s of CPU), 0.12 s per trial in bench.scale against 0.07 with trials
+    staged. With a limit (``max_concurrent``, optuna) Tune's ConcurrencyLimiter lets no trial
+    wait beyond it, so this does not apply there."""
+    if concurrency is not None or PENDING_ENV in os.environ:
+        yield
+        return
+    os.environ[PENDING_ENV] = str(max(2, _default_concurrency(spec)))
+    try:
+        yield
+    finally:
+        os.environ.pop(PENDING_ENV, None)
 
 
 def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:

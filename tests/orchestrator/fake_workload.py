@@ -72,7 +72,12 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
     if behaviour == "diverge":
         raise Diverged("fake chain went to inf", metrics={"std": float("inf"), "step": 2})
     u = float(torch.rand((), generator=ctx.generator))
-    metrics = {"test_error": config["lr"] + u / 100, "test_nll": 0.5 + u, "start_step": start}
+    metrics = {
+        "test_error": config["lr"] + u / 100,
+        "test_nll": 0.5 + u,
+        "start_step": start,
+        "worker_pid": os.getpid(),  # which process ran it: actors reused or not
+    }
     if config["kind"] == "sampler":
         samples = torch.randn((4, 3, 2), generator=ctx.generator).numpy().astype(np.float32)
         return WorkloadResult(metrics={**metrics, "std": float(samples.std())}, samples=samples)

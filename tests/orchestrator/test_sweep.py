@@ -245,3 +245,33 @@ def test_resume_before_tune_saved_anything_starts_afresh(
     assert "starting the trials afresh" in err.getvalue()
     assert outcome.complete and outcome.table.num_rows == 1
     assert len(_children(outcome)) == 1
+
+
+REUSE = """\
+name: reuse
+workload: fake
+objectives: {test_error: min}
+resources: {cpu: 1}
+fixed: {reports: 1, sleep_s: 0.3}
+space:
+  lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]}
+"""
+
+
+def test_trials_reuse_one_worker_per_slot(local_ray: None, tmp_path: Path) -> None:
+    """Ten short trials on two slots run in exactly two worker processes: both slots work,
+    and each slot's actor is kept
+    for the next trial (Tune keeps it only while a trial is staged for it; the sweep stages as
+    many as there are slots). A new worker per trial costs seconds of imports (bench.scale)."""
+    outcome = run_sweep(
+        str(write_spec(tmp_path, REUSE)),
+        results=str(tmp_path / "results"),
+        mlflow_uri=str(tmp_path / "mlflow.db"),
+        out=io.StringIO(),
+        err=io.StringIO(),
+        analysis_report=False,
+    )
+    rows = outcome.table.to_pylist()
+    assert outcome.complete and len(rows) == 10
+    # both slots busy (not one trial at a time), and no slot restarted its worker
+    assert len({r["worker_pid"] for r in rows}) == 2, sorted(r["worker_pid"] for r in rows)
