@@ -383,7 +383,9 @@ def sgld_step(
                 # slices indexed by the loop counter: indices LLVM knows are >= 0 (no
                 # negative-index wraparound per access), so the loops vectorize
                 tv, gv, ov = theta[c : c + m], grad[c : c + m], out_w[c : c + m]
-                if kw == 2:  # two loops, no store under a branch: each vectorizes
+                # one loop per case, no store under a branch: each vectorizes (a branch on a
+                # run-time kind inside a vectorized loop computes every kind's arithmetic)
+                if kw == 2:
                     for j in range(m):
                         x = _sgld_mean(
                             tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
@@ -391,6 +393,14 @@ def sgld_step(
                         )  # fmt: skip
                         tv[j] = x
                         mb = _maxbits(mb, abs(x) + sd4)
+                elif kg == 0 and kw == 0:  # float32 G and W: no rounding, no format branches
+                    for j in range(m):
+                        x = _sgld_mean(
+                            tv[j], gv[j], 0, f_g, gd, False, lr32, wd32, sd, noisy, _ZERO,
+                            ns[X_T, o4 + j],
+                        )  # fmt: skip
+                        tv[j] = x
+                        ov[j] = x
                 else:
                     for j in range(m):
                         xi = ns[X_T, o4 + j]
