@@ -7,6 +7,7 @@ A run's writes are *operations*, plain JSON-able dicts applied in order by :func
      "run_id"?, "search"?, "config"?, "spec_text"?}
         reopen ``run_id`` when given (an earlier attempt's run), else find the trial's child
         by its ``trial_id`` tag when ``search`` (default true), else create it
+    {"op": "params", "params"}                                  the run's params, logged once
     {"op": "metrics", "metrics", "step", "timestamp"}                  one report, at its step
     {"op": "finish", "status", "tags", "traceback"}     tags, traceback.txt, FINISHED|FAILED
     {"op": "terminate", "status", "tags"}                 tags and FINISHED|FAILED|KILLED
@@ -14,12 +15,14 @@ A run's writes are *operations*, plain JSON-able dicts applied in order by :func
     {"op": "dict", "data", "path"} / {"op": "table", "data": {column: [values]}, "path"}
 
 Every operation but ``start`` needs the run's id; ``start`` provides it. The thread sends
-what has queued up together: consecutive ``metrics`` operations and the ``finish`` after them go
-as one ``log_batch`` (then ``set_terminated``), so a short trial costs MLflow four writes
-(create, params, metrics and tags, end) whatever its number of reports. An operation that
-raises a transient error (the server unreachable, SQLite locked) stays at the head of the queue
-and is tried again ``RETRY_EVERY_S`` later; one MLflow refuses outright (HTTP 4xx: a bad
-value) is dropped and counted in ``dropped``, so one bad write never blocks the rest.
+what has queued up together: the params, consecutive ``metrics`` operations and the ``finish``
+after them go as one ``log_batch`` (then ``set_terminated``), so a short trial costs MLflow
+three writes (create; params, metrics and tags; end) whatever its number of reports.
+
+An operation that raises a transient error (the server unreachable, SQLite locked) stays at
+the head of the queue and is tried again ``RETRY_EVERY_S`` later; one MLflow refuses outright
+(HTTP 4xx: a bad value) is dropped and counted in ``dropped``, so one bad write never blocks
+the rest.
 
 What is still queued when a trial ends is written to ``RESULTS/<sweep>/mlflow_pending/<key>.json``
 (``final`` true); the sweep's driver replays those files while it runs and at the end
@@ -40,6 +43,8 @@ from typing import Any
 RETRY_EVERY_S = 3.0
 #: metric values per ``log_batch`` (MLflow's limit: 1,000 entries, tags included)
 BATCH = 500
+#: params per ``log_batch`` (MLflow's limit)
+PARAMS_PER_BATCH = 100
 #: where unsent operations are saved, relative to the sweep directory
 PENDING_DIR = "mlflow_pending"
 #: MLflow error codes that mean "this write is wrong", not "the server is away"
@@ -87,9 +92,7 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
         else:
             run = client.create_run(op["experiment_id"], run_name=op["name"], tags=op["tags"])
             run_id = run.info.run_id
-        params = [Param(k, str(v)) for k, v in sorted(op["params"].items())]
-        for i in range(0, len(params), 100):
-            client.log_batch(run_id, params=params[i : i + 100])
+        _log_params(client, run_id, op.get("params") or {})  # files saved before "params"
         if op.get("config") is not None:
             client.log_dict(run_id, op["config"], "trial_config.json")
         if op.get("spec_text") is not None:
@@ -97,8 +100,16 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
         return run_id
     if run_id is None:
         raise RuntimeError(f"MLflow operation {kind!r} before the run exists")
-    if kind in ("metrics", "finish", "terminate", "batch"):
+    if kind == "params":
+        _log_params(client, run_id, op["params"])
+    elif kind in ("metrics", "finish", "terminate", "batch"):
         parts = op["ops"] if kind == "batch" else [op]
+        params = [
+            Param(k, str(v))
+            for part in parts
+            if part["op"] == "params"
+            for k, v in sorted(part["params"].items())
+        ]
         metrics = [
             Metric(k, float(v), int(part["timestamp"]), int(part["step"]))
             for part in parts
@@ -109,8 +120,11 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
         tags = [RunTag(k, str(v)) for k, v in (end or {}).get("tags", {}).items()]
         for i in range(0, max(len(metrics), 1), BATCH):  # MLflow takes 1,000 values a batch
             chunk_tags = tags if i + BATCH >= len(metrics) else []
-            if metrics[i : i + BATCH] or chunk_tags:
-                client.log_batch(run_id, metrics=metrics[i : i + BATCH], tags=chunk_tags)
+            chunk_params = params if i == 0 else []  # at most PARAMS_PER_BATCH (see _head)
+            if metrics[i : i + BATCH] or chunk_tags or chunk_params:
+                client.log_batch(
+                    run_id, metrics=metrics[i : i + BATCH], tags=chunk_tags, params=chunk_params
+                )
         if end is not None:
             if end.get("traceback"):
                 client.log_text(run_id, end["traceback"], "traceback.txt")
@@ -128,6 +142,14 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
     else:
         raise ValueError(f"unknown MLflow operation {kind!r}")
     return run_id
+
+
+def _log_params(client: Any, run_id: str, values: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    params = [Param(k, str(v)) for k, v in sorted(values.items())]
+    for i in range(0, len(params), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=params[i : i + PARAMS_PER_BATCH])
 
 
 class Outbox:
@@ -196,10 +218,11 @@ class Outbox:
         ``metrics`` and the ``finish``/``terminate`` after them as one ``batch`` (unless
         ``single``: a batch MLflow refused is sent again one operation at a time)."""
         head = self.queue[0]
-        if single or self.run_id is None or head["op"] != "metrics":
+        small = head["op"] != "params" or len(head["params"]) <= PARAMS_PER_BATCH
+        if single or self.run_id is None or head["op"] not in ("params", "metrics") or not small:
             return head, 1
-        parts = []
-        for op in self.queue:
+        parts = [head]
+        for op in list(self.queue)[1:]:
             if op["op"] not in ("metrics", "finish", "terminate"):
                 break
             parts.append(op)

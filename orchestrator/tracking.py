@@ -495,12 +495,13 @@ class TrialTracker:
                 "trial_id": self.trial_id,
                 "name": run_name(config, self.name_keys),
                 "tags": tags,
-                "params": {k: _param_value(v) for k, v in trial_params(config).items()},
                 "spec_text": spec_text,
                 "run_id": self.recorded_run_id(),
                 "search": self.search,
             }
         )
+        params = {k: _param_value(v) for k, v in trial_params(config).items()}
+        self.outbox.put({"op": "params", "params": params})
         if wait:
             self.outbox.drain(self.START_WAIT_S)
         return self.run_id

@@ -157,7 +157,7 @@ def test_unreachable_server_never_stalls_the_trial_and_its_writes_are_saved(
     assert key.startswith("t_00002-")
     saved = load_pending(store, key)
     assert saved is not None and saved["final"] and saved["run_id"] is None
-    assert [op["op"] for op in saved["ops"]] == ["start", *["metrics"] * 21, "finish"]
+    assert [op["op"] for op in saved["ops"]] == ["start", "params", *["metrics"] * 21, "finish"]
     # the server back (here: the SQLite store): everything lands, in order, and the file goes
     done, left, created = replay_pending(store, tracking.client(uri))
     assert (done, left) == (1, 0) and set(created) == {"t_00002"}
@@ -208,7 +208,8 @@ class _Recorder:
             error = RuntimeError("bad tag")
             error.error_code = "INVALID_PARAMETER_VALUE"  # type: ignore[attr-defined]
             raise error
-        self.calls.append(("log_batch", {"metrics": list(metrics), "tags": list(tags)}))
+        call = {"metrics": list(metrics), "tags": list(tags), "params": list(params)}
+        self.calls.append(("log_batch", call))
 
     def set_terminated(self, run_id: str, status: str) -> None:
         self.calls.append(("set_terminated", {"status": status}))
@@ -278,3 +279,20 @@ def test_a_retry_reopens_the_recorded_child_without_a_search(
     (child,) = tracking.find_child_runs(uri, experiment_id, parent)
     assert child.info.run_id == run_id and child.info.status == "FINISHED"
     assert child.data.tags["status"] == "ok" and child.data.metrics["w2"] == 0.1
+
+
+def test_a_short_trial_costs_mlflow_three_writes() -> None:
+    """A trial whose params, reports and end queued up behind its start: create the run, one
+    ``log_batch`` (params, every report, the tags), ``set_terminated``."""
+    from orchestrator.outbox import Outbox
+
+    recorder = _Recorder()
+    finish = {"op": "finish", "status": "FINISHED", "tags": {"status": "ok"}, "traceback": None}
+    params = {"op": "params", "params": {"lr": 0.1, "seed": 3}}
+    outbox = Outbox(lambda: recorder, run_id="r1", ops=[params, _metrics(1), _metrics(2)])
+    outbox.put(finish)
+    assert outbox.close(5.0) == [] and outbox.sent == 4
+    assert [name for name, _ in recorder.calls] == ["log_batch", "set_terminated"]
+    batch = recorder.calls[0][1]
+    assert [(p.key, p.value) for p in batch["params"]] == [("lr", "0.1"), ("seed", "3")]
+    assert [m.step for m in batch["metrics"]] == [1, 2]
