@@ -64,7 +64,6 @@ thresholds and normals of one chunk of CHUNK values. ``sgld_step.serial`` /
 from __future__ import annotations
 
 import math
-import types as pytypes
 
 import numpy as np
 from numba import njit, prange
@@ -292,6 +291,21 @@ def _fill(us, ns, c, m, k0, k1, slots, normals):  # type: ignore[no-untyped-def]
             ns[n, b + 3] = z3
 
 
+@njit(**_ARRAYS)
+def _scratch(slots, normals):  # type: ignore[no-untyped-def]
+    """A task's scratch (thresholds [SLOTS, CHUNK + _PAD], normals [2, CHUNK + _PAD]),
+    uninitialised but for the rows a step reads without drawing them, which are zeroed: a
+    threshold of 0 keeps the VC Cat of a zero variance at 0; a normal of 0 times a zero sd."""
+    us = np.empty((SLOTS, CHUNK + _PAD), np.float32)
+    ns = np.empty((2, CHUNK + _PAD), np.float32)
+    for h in range(SLOTS):
+        if not (slots >> h) & 1:
+            us[h, :] = _ZERO
+    for n in range(normals, 2):
+        ns[n, :] = _ZERO
+    return us, ns
+
+
 @njit(**_OPTS)
 def draws(start, m, k0, k1, slots, normals):  # type: ignore[no-untyped-def]
     """(thresholds [SLOTS, m], normals [2, m]) of elements start .. start+m-1 as the step
@@ -310,20 +324,6 @@ def draws(start, m, k0, k1, slots, normals):  # type: ignore[no-untyped-def]
             for n in range(normals):
                 out_n[n, c - start + j] = ns[n, o4 + j]
     return out_u, out_n
-
-
-def _parallel_and_serial(body):  # type: ignore[no-untyped-def]
-    """``njit(parallel=True)`` of ``body`` and, as ``.serial``, ``njit`` of a copy of it named
-    ``<name>_serial`` (numba's disk cache keys entries by qualified name and signature, not by
-    the flags: one name for both would load whichever was compiled first)."""
-    twin = pytypes.FunctionType(
-        body.__code__, body.__globals__, f"{body.__name__}_serial", body.__defaults__,
-        body.__closure__,
-    )  # fmt: skip
-    twin.__qualname__ = f"{body.__qualname__}_serial"
-    parallel = njit(parallel=True, **_OPTS)(body)
-    parallel.serial = njit(**_OPTS)(twin)
-    return parallel
 
 
 # -- SGLD -----------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def sgld_slots(kg, kw, acc, stochastic, var):  # type: ignore[no-untyped-def]
     return s
 
 
-@_parallel_and_serial
+@K.parallel_and_serial
 def sgld_step(
     theta, hat, grad, tstart, gstart, glen, kg, f_g, kw, f_w, acc, stochastic, lr, wd, var, k0, k1
 ):  # type: ignore[no-untyped-def]
@@ -369,8 +369,7 @@ def sgld_step(
     need = slots != 0 or normals != 0
     out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
-        us = np.zeros((SLOTS, CHUNK + _PAD), np.float32)
-        ns = np.zeros((2, CHUNK + _PAD), np.float32)
+        us, ns = _scratch(slots, normals)
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
             gd = _group_max(kg, f_g, grad, s, n)
@@ -496,7 +495,7 @@ def sghmc_slots(kg, kw, km, acc, stochastic, noisy):  # type: ignore[no-untyped-
     return s
 
 
-@_parallel_and_serial
+@K.parallel_and_serial
 def sghmc_step(
     theta,
     hat,
@@ -549,8 +548,7 @@ def sghmc_step(
     reach_v = _ZERO if rescale else sd4_v  # rescaling: S from max|x| itself (§6)
     out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
-        us = np.zeros((SLOTS, CHUNK + _PAD), np.float32)
-        ns = np.zeros((2, CHUNK + _PAD), np.float32)
+        us, ns = _scratch(slots, normals)
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
             refill = split and n > CHUNK
