@@ -53,7 +53,7 @@ class TrialContext:
                needed to continue, the generator state included) it is checkpointed.
     step_kernels: the workload sets it to its sampler's ``executor_name`` ("fused" or "eager"),
                so the trial's record says which code path ran the sampler step (a sampler may
-               run its step eagerly where the fused step cannot, e.g. SGHMC momentum rescaling).
+               run its step eagerly where the fused step cannot, e.g. block formats over 25 bits).
     """
 
     generator: torch.Generator
