@@ -437,6 +437,8 @@ def run_sweep(
         spec_text=spec.text,
         name_keys=_name_keys(spec),
         resumed=resume,
+        # without a scheduler Tune needs the objectives only (and the progress line epoch/step)
+        report_keys=() if spec.scheduler == "asha" else (*spec.objectives, "epoch", "step"),
     )
 
     started_ray = _init_ray(address)

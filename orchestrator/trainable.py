@@ -65,6 +65,11 @@ class SweepContext:
     name_keys: tuple[str, ...] = ()
     #: a resumed sweep: a trial without a recorded child run searches MLflow for one
     resumed: bool = False
+    #: the metrics Tune is told (the objectives, the progress keys ``epoch``/``step``); empty:
+    #: every metric (a scheduler such as ASHA writes an early-stopped trial's row from them).
+    #: Tune keeps running statistics and n-step windows of every number reported, in the
+    #: experiment state it rewrites whole at each snapshot (~20 KB a trial with every metric).
+    report_keys: tuple[str, ...] = ()
 
 
 def _restored_state() -> dict[str, Any] | None:
@@ -101,15 +106,21 @@ def load_state(path: str) -> dict[str, Any] | None:
     return None
 
 
-def final_report(row: dict[str, Any], config_keys: Iterable[str] = ()) -> dict[str, Any]:
+def final_report(
+    row: dict[str, Any], config_keys: Iterable[str] = (), keep: Iterable[str] = ()
+) -> dict[str, Any]:
     """What the trial's last ``tune.report`` carries: its numeric metrics and ``status``.
 
     The row's config keys (``config_keys``) are left out, unless an objective may name them
     (``bits``): Tune keeps running statistics and n-step windows of every number a trial
     reports, in the experiment state it rewrites whole at every snapshot (~0.35 KB per number
-    per trial; forty config numbers tripled it, bench.scale)."""
+    per trial; forty config numbers tripled it, bench.scale). With ``keep``, only those
+    metrics (:attr:`SweepContext.report_keys`)."""
     skip = (set(config_keys) - ALLOWED_METRICS) | {"trial_id", "attempt"}
-    out: dict[str, Any] = {k: v for k, v in numeric_metrics(row).items() if k not in skip}
+    keep = set(keep)
+    out: dict[str, Any] = {
+        k: v for k, v in numeric_metrics(row).items() if k not in skip and (not keep or k in keep)
+    }
     out["status"] = row.get("status")
     out["node"] = row.get("node")
     return out
@@ -125,7 +136,7 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
     store = ResultsStore(sweep.results_root, sweep.name)
     prior = store.read_trial_row(trial_id)
     if prior is not None and prior.get("status") in ("ok", "diverged"):
-        tune.report(final_report(prior, config))
+        tune.report(final_report(prior, config, sweep.report_keys))
         return
     attempt = int(prior.get("attempt") or 0) + 1 if prior is not None else 1
 
@@ -150,7 +161,12 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
         tracker.log_metrics(metrics)
-        shown = {k: v for k, v in metrics.items() if isinstance(v, int | float | bool | str)}
+        keys = sweep.report_keys
+        shown = {
+            k: v
+            for k, v in metrics.items()
+            if isinstance(v, int | float | bool | str) and (not keys or k in keys)
+        }
         if state is None:
             tune.report(shown)
             return
@@ -194,4 +210,4 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         store.write_trial_row(row)
     if result.status == "failed" and result.exception is not None:
         raise TrialFailed(f"trial {trial_id} failed: {result.error}") from result.exception
-    tune.report(final_report(row, result.config))
+    tune.report(final_report(row, result.config, sweep.report_keys))
