@@ -40,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -280,10 +281,7 @@ class SweepProgress(Callback):
             self.say(f"{self.label(trial)}: {status}{why}")
 
     def counts(self) -> dict[str, int]:
-        out = {"ok": 0, "diverged": 0, "failed": 0}
-        for status in list(self.outcomes.values()):
-            out[status] = out.get(status, 0) + 1
-        return out
+        return {"ok": 0, "diverged": 0, "failed": 0, **Counter(list(self.outcomes.values()))}
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left (see the module docstring); None before anything can be measured."""

@@ -126,7 +126,9 @@ def _searcher(spec: Spec, max_concurrent: int | None, storage: str | None = None
 
 def _scheduler(spec: Spec) -> Any:
     if spec.scheduler != "asha":
-        return None
+        from orchestrator.fifo import Fifo  # Tune's FIFO order without a scan of every trial
+
+        return Fifo()
     from ray.tune.schedulers import ASHAScheduler
 
     metric, mode = spec.primary_objective()
