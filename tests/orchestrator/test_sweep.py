@@ -41,6 +41,18 @@ def local_ray(ray_env: None, fake_registered: None) -> Iterator[None]:
     ray.shutdown()
 
 
+def _quiet_sweep(spec_file: str, tmp_path: Path):
+    """The sweep of ``spec_file`` into ``tmp_path`` (results, MLflow), its lines kept, no report."""
+    return run_sweep(
+        spec_file,
+        results=str(tmp_path / "results"),
+        mlflow_uri=str(tmp_path / "mlflow.db"),
+        out=io.StringIO(),
+        err=io.StringIO(),
+        analysis_report=False,
+    )
+
+
 def _children(outcome):
     return tracking.find_child_runs(
         outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id
@@ -121,14 +133,7 @@ space:
 def test_faults_are_recorded_and_retried_as_configured(local_ray: None, tmp_path: Path) -> None:
     (tmp_path / "markers").mkdir()
     spec = write_spec(tmp_path, FAULTS.replace("MARKERS", str(tmp_path / "markers")))
-    outcome = run_sweep(
-        str(spec),
-        results=str(tmp_path / "results"),
-        mlflow_uri=str(tmp_path / "mlflow.db"),
-        out=io.StringIO(),
-        err=io.StringIO(),
-        analysis_report=False,
-    )
+    outcome = _quiet_sweep(str(spec), tmp_path)
     rows = {r["behaviour"]: r for r in outcome.table.to_pylist()}
     assert len(rows) == outcome.table.num_rows == 5
     assert rows["ok"]["status"] == "ok" and rows["ok"]["attempt"] == 1
@@ -203,14 +208,7 @@ space:
 
 def test_asha_every_trial_recorded_once(local_ray: None, tmp_path: Path) -> None:
     spec = write_spec(tmp_path, ASHA)
-    outcome = run_sweep(
-        str(spec),
-        results=str(tmp_path / "results"),
-        mlflow_uri=str(tmp_path / "mlflow.db"),
-        out=io.StringIO(),
-        err=io.StringIO(),
-        analysis_report=False,
-    )
+    outcome = _quiet_sweep(str(spec), tmp_path)
     rows = outcome.table.to_pylist()
     assert sorted(r["lr"] for r in rows) == [0.1, 0.2, 0.3, 0.4]
     assert all(r["status"] == "ok" for r in rows)
@@ -263,14 +261,7 @@ def test_trials_reuse_one_worker_per_slot(local_ray: None, tmp_path: Path) -> No
     and each slot's actor is kept
     for the next trial (Tune keeps it only while a trial is staged for it; the sweep stages as
     many as there are slots). A new worker per trial costs seconds of imports (bench.scale)."""
-    outcome = run_sweep(
-        str(write_spec(tmp_path, REUSE)),
-        results=str(tmp_path / "results"),
-        mlflow_uri=str(tmp_path / "mlflow.db"),
-        out=io.StringIO(),
-        err=io.StringIO(),
-        analysis_report=False,
-    )
+    outcome = _quiet_sweep(str(write_spec(tmp_path, REUSE)), tmp_path)
     rows = outcome.table.to_pylist()
     assert outcome.complete and len(rows) == 10
     # both slots busy (not one trial at a time), and no slot restarted its worker
