@@ -7,8 +7,8 @@ the same bits; otherwise the same laws).
 Work is split into exponent groups (:mod:`lowprec.flat`): a row of a dim-0 block, a run of k
 values of a k-block, or a chunk of values for the other formats. Threads take whole groups.
 When a format of the step is a block format its exponent needs the group's maximum of a value
-the step computes, so the group is walked in passes (each in cache); without block formats the
-passes run element by element in one loop:
+the step computes, so the group is walked in passes (each in cache); without block formats
+the passes run one after another on each chunk of CHUNK values, while its draws are in scratch:
 
     SGLD   pass 0 (block G): Δ_G from max|∇| over the group
            pass 1: g = Q_G(∇) + wd·θ; mean = θ - lr·g; x = mean + sd·ξ (full, low), or mean (vc);
@@ -51,9 +51,13 @@ vectorize without a vector math library; |ξ| <= 5.77 as in rng.py. The Triton k
 A format is a kind (0 fp32, 1 fixed, 2 block, 3 float) and four float64 constants
 (``lowprec.samplers.fused.format_params``): fixed (Δ, lo, hi, 0); block (wl, max_units, 0, 0);
 float (emin, emax, man, max_value). Accumulators: 0 full, 1 low, 2 vc. Kinds, accumulator
-and rounding are run-time arguments: one compiled kernel per rule (cached on disk), whose
-branches on them are the same for every element (specialising them at compile time measured
-no faster here and multiplied the compile time by the number of combinations).
+and rounding are run-time arguments: one compiled kernel per rule (cached on disk). Its loops
+must not branch on them per element, or LLVM does not vectorize them: the loops are chosen per
+case outside (the rounding of θ and pass 2 once per accumulator, vc once per kind of W:
+:func:`_round_theta`, 2-3x faster). A loop never reads θ through one view and writes it
+through another (LLVM's run-time overlap check then falls back to the scalar loop, 5x slower).
+Specialising every combination at compile time measured no faster and multiplies the compile
+time.
 
 Work units: ``tstart`` cuts the groups into tasks of at least 16,384 values (consecutive groups;
 ``lowprec.flat.FlatLayout.task_start``), the unit of parallelism; each task owns scratch for the
@@ -150,6 +154,13 @@ def _lo16(w):  # type: ignore[no-untyped-def]
 @njit(**_INLINE)
 def _hi16(w):  # type: ignore[no-untyped-def]
     return K.threshold16((w >> _S16) & _MASK16)
+
+
+@njit(**_INLINE)
+def _consts(f):  # type: ignore[no-untyped-def]
+    """A format's four constants as scalars: loaded once, not from memory in every iteration
+    (a store to θ might alias the array, for all LLVM knows, which also stops vectorizing)."""
+    return f[0], f[1], f[2], f[3]
 
 
 @njit(**_INLINE)
@@ -341,6 +352,41 @@ def _sgld_mean(th, gr, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # 
     return x
 
 
+@njit(**_OPTS)  # not inlined: compiled once for its call sites
+def _round_theta(theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, dw, stochastic):  # type: ignore[no-untyped-def]
+    """The accumulator's rounding of θ[c:c+m] (:func:`_draw`; Δ_W of the group ``dw``): into θ̂
+    for full, into θ itself for low and vc.
+
+    One loop per accumulator, each given ``acc`` as a constant: a loop that still branches on
+    it does not vectorize (2-3x slower). In place the loop reads and writes one array, which
+    LLVM vectorizes; given two views of the same memory (θ as source and as destination) it
+    checks at run time whether they overlap, finds that they do, and runs the scalar loop
+    (5x slower: bench.step)."""
+    tv = theta[c : c + m]
+    o8, o4 = c & 7, c & 3
+    if acc == FULL:
+        hv = hat[c : c + m]
+        _round_run(hv, tv, us, ns, o8, o4, kw, f_w, FULL, var, sd, sd4, dw, stochastic)
+    elif acc == LOW:
+        _round_run(tv, tv, us, ns, o8, o4, kw, f_w, LOW, var, sd, sd4, dw, stochastic)
+    elif kw == 1:  # vc: its loop is longer, and branches on the kind stop it vectorizing too
+        _round_run(tv, tv, us, ns, o8, o4, 1, f_w, VC, var, sd, sd4, dw, stochastic)
+    elif kw == 2:
+        _round_run(tv, tv, us, ns, o8, o4, 2, f_w, VC, var, sd, sd4, dw, stochastic)
+    else:
+        _round_run(tv, tv, us, ns, o8, o4, 3, f_w, VC, var, sd, sd4, dw, stochastic)
+
+
+@njit(**_ARRAYS)
+def _round_run(dst, src, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, dw, stochastic):  # type: ignore[no-untyped-def]
+    """dst[j] ← _draw(src[j]) with the run's ξ_θ, U_TW and U_TS draws (scratch offsets o4, o8)."""
+    for j in range(dst.shape[0]):
+        dst[j] = _draw(
+            kw, f_w, acc, src[j], var, sd, sd4, dw, ns[X_T, o4 + j], us[U_TW, o8 + j],
+            us[U_TS, o8 + j], stochastic,
+        )  # fmt: skip
+
+
 @njit(**_INLINE)
 def sgld_slots(kg, kw, acc, stochastic, var):  # type: ignore[no-untyped-def]
     """The thresholds an SGLD step draws (a bit mask over U_G, U_TW, U_TS)."""
@@ -360,6 +406,7 @@ def sgld_step(
 ):  # type: ignore[no-untyped-def]
     """One SGLD step (module docstring) over the flat buffers (float32 arrays; ``hat`` is
     ``theta`` itself for low and vc). Pass 2 writes θ̂ (full) or θ (low, vc)."""
+    f_g, f_w = _consts(f_g), _consts(f_w)
     lr32, wd32 = _F(lr), _F(wd)
     sd = _F(math.sqrt(var))
     sd4 = sd * _FOUR if acc == VC else _ZERO
@@ -367,7 +414,6 @@ def sgld_step(
     slots = sgld_slots(kg, kw, acc, stochastic, var)
     normals = 1 if var > 0.0 else 0
     need = slots != 0 or normals != 0
-    out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
         us, ns = _scratch(slots, normals)
         for gi in range(tstart[t], tstart[t + 1]):
@@ -381,37 +427,30 @@ def sgld_step(
                 o8, o4 = c & 7, c & 3
                 # slices indexed by the loop counter: indices LLVM knows are >= 0 (no
                 # negative-index wraparound per access), so the loops vectorize
-                tv, gv, ov = theta[c : c + m], grad[c : c + m], out_w[c : c + m]
+                tv, gv = theta[c : c + m], grad[c : c + m]
                 # one loop per case, no store under a branch: each vectorizes (a branch on a
                 # run-time kind inside a vectorized loop computes every kind's arithmetic)
-                if kw == 2:
-                    for j in range(m):
-                        x = _sgld_mean(
-                            tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
-                            us[U_G, o8 + j], ns[X_T, o4 + j],
-                        )  # fmt: skip
-                        tv[j] = x
-                        mb = _maxbits(mb, abs(x) + sd4)
-                elif kg == 0 and kw == 0:  # float32 G and W: no rounding, no format branches
+                if kg == 0 and kw == 0:  # float32 G and W (so accumulator full): θ̂ = θ
+                    hv = hat[c : c + m]
                     for j in range(m):
                         x = _sgld_mean(
                             tv[j], gv[j], 0, f_g, gd, False, lr32, wd32, sd, noisy, _ZERO,
                             ns[X_T, o4 + j],
                         )  # fmt: skip
                         tv[j] = x
-                        ov[j] = x
-                else:
-                    for j in range(m):
-                        xi = ns[X_T, o4 + j]
-                        x = _sgld_mean(
-                            tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
-                            us[U_G, o8 + j], xi,
-                        )  # fmt: skip
-                        tv[j] = x
-                        ov[j] = _draw(
-                            kw, f_w, acc, x, var, sd, sd4, _ZERO, xi, us[U_TW, o8 + j],
-                            us[U_TS, o8 + j], stochastic,
-                        )  # fmt: skip
+                        hv[j] = x
+                    continue
+                for j in range(m):
+                    x = _sgld_mean(
+                        tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
+                        us[U_G, o8 + j], ns[X_T, o4 + j],
+                    )  # fmt: skip
+                    tv[j] = x
+                    mb = _maxbits(mb, abs(x) + sd4)
+                if kw != 2:  # Δ_W needs no group maximum: round the run while its draws are here
+                    _round_theta(
+                        theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, _ZERO, stochastic
+                    )
             if kw != 2:
                 continue
             dw = _group_delta(kw, f_w, mb)
@@ -419,13 +458,7 @@ def sgld_step(
                 m = min(CHUNK, s + n - c)
                 if need and n > CHUNK:
                     _fill(us, ns, c, m, k0, k1, slots, normals)
-                o8, o4 = c & 7, c & 3
-                tv, ov = theta[c : c + m], out_w[c : c + m]
-                for j in range(m):
-                    ov[j] = _draw(
-                        kw, f_w, acc, tv[j], var, sd, sd4, dw, ns[X_T, o4 + j],
-                        us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
-                    )  # fmt: skip
+                _round_theta(theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, dw, stochastic)
 
 
 # -- SGHMC ----------------------------------------------------------------------------------
@@ -479,6 +512,37 @@ def _sghmc_v(
     return x, th
 
 
+@njit(**_OPTS)  # not inlined: compiled once for its call sites
+def _momentum_theta(mom, theta, c, m, us, ns, km, f_m, dm, acc, stochastic, noise):  # type: ignore[no-untyped-def]
+    """SGHMC's pass 2 on elements c .. c+m-1 (module docstring, :func:`_sghmc_v`): v ← v' in M
+    (Δ_M of the group ``dm``), θ ← θ given v'; returns the bit pattern of max(|θ| + sd4_c)
+    over them. ``noise`` = (Var_v, sd_v, 4·sd_v for vc, Cov/Var_v, sd of θ given v', 4·that
+    for vc, noisy, S). One loop per accumulator, as :func:`_round_theta`."""
+    mv, tv = mom[c : c + m], theta[c : c + m]
+    o8, o4 = c & 7, c & 3
+    if acc == FULL:
+        return _momentum_run(mv, tv, us, ns, o8, o4, km, f_m, dm, FULL, stochastic, noise)
+    if acc == LOW:
+        return _momentum_run(mv, tv, us, ns, o8, o4, km, f_m, dm, LOW, stochastic, noise)
+    return _momentum_run(mv, tv, us, ns, o8, o4, km, f_m, dm, VC, stochastic, noise)
+
+
+@njit(**_ARRAYS)
+def _momentum_run(mv, tv, us, ns, o8, o4, km, f_m, dm, acc, stochastic, noise):  # type: ignore[no-untyped-def]
+    """The loop of :func:`_momentum_theta` (scratch offsets o8, o4)."""
+    var_v, sd_v, sd4_v, k, sd_c, sd4_c, noisy, sv = noise
+    mb = np.int32(0)
+    for j in range(mv.shape[0]):
+        v_out, th = _sghmc_v(
+            mv[j], tv[j], km, f_m, dm, acc, stochastic, var_v, sd_v, sd4_v, k, sd_c, noisy,
+            us[U_VM, o8 + j], us[U_VS, o8 + j], ns[X_T, o4 + j], ns[X_V, o4 + j], sv,
+        )  # fmt: skip
+        mv[j] = v_out
+        tv[j] = th
+        mb = _maxbits(mb, abs(th) + sd4_c)
+    return mb
+
+
 @njit(**_INLINE)
 def sghmc_slots(kg, kw, km, acc, stochastic, noisy):  # type: ignore[no-untyped-def]
     """The thresholds an SGHMC step draws (a bit mask over the five slots)."""
@@ -530,6 +594,7 @@ def sghmc_step(
     max|x| to ``gmax`` (int32 [groups]); the caller makes S' = max|x| over the tensor / max Q_M;
     phase 2 runs passes 2 and 3 with v' stored as Q(x/S') (low) or Q_vc(mean_v/S', Var_v/S'²)
     (vc)."""
+    f_g, f_w, f_m = _consts(f_g), _consts(f_w), _consts(f_m)
     c = (_F(coef[0]), _F(coef[1]), _F(coef[2]), _F(coef[3]))
     wd32 = _F(coef[4])
     var_v, var_th, cov = coef[5], coef[6], coef[7]
@@ -546,7 +611,6 @@ def sghmc_step(
     rescale = phase != 0
     split = kg == 2 or kw == 2 or km == 2 or rescale
     reach_v = _ZERO if rescale else sd4_v  # rescaling: S from max|x| itself (§6)
-    out_w = hat if acc == FULL else theta
     for t in prange(tstart.shape[0] - 1):
         us, ns = _scratch(slots, normals)
         for gi in range(tstart[t], tstart[t + 1]):
@@ -563,27 +627,23 @@ def sghmc_step(
                     if need:
                         _fill(us, ns, c0, m, k0, k1, slots, normals)
                     o8, o4 = c0 & 7, c0 & 3
+                    tv, mv, gv = theta[c0 : c0 + m], mom[c0 : c0 + m], grad[c0 : c0 + m]
                     for j in range(m):
-                        i = c0 + j
                         x, th = _sghmc_means(
-                            theta[i], mom[i] * sv, grad[i], kg, f_g, gd, acc, stochastic, c,
-                            wd32, sd_v, noisy, us[U_G, o8 + j], ns[X_V, o4 + j],
+                            tv[j], mv[j] * sv, gv[j], kg, f_g, gd, acc, stochastic, c, wd32,
+                            sd_v, noisy, us[U_G, o8 + j], ns[X_V, o4 + j],
                         )  # fmt: skip
-                        if split:
-                            mom[i] = x
-                            theta[i] = th
-                            mb = _maxbits(mb, abs(x) + reach_v)
-                            continue
-                        v_out, th = _sghmc_v(
-                            x, th, km, f_m, _ZERO, acc, stochastic, var_v, sd_v, sd4_v, k,
-                            sd_c, noisy, us[U_VM, o8 + j], us[U_VS, o8 + j], ns[X_T, o4 + j],
-                            ns[X_V, o4 + j], _ONE,
-                        )  # fmt: skip
-                        mom[i] = v_out
-                        theta[i] = th
-                        out_w[i] = _draw(
-                            kw, f_w, acc, th, var_c, sd_c, sd4_c, _ZERO, ns[X_T, o4 + j],
-                            us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
+                        mv[j] = x
+                        tv[j] = th
+                        mb = _maxbits(mb, abs(x) + reach_v)
+                    if not split:  # no group maxima: passes 2 and 3 on the run, draws at hand
+                        noise = (var_v, sd_v, sd4_v, k, sd_c, sd4_c, noisy, _ONE)
+                        _momentum_theta(
+                            mom, theta, c0, m, us, ns, km, f_m, _ZERO, acc, stochastic, noise
+                        )
+                        _round_theta(
+                            theta, hat, c0, m, us, ns, kw, f_w, acc, var_c, sd_c, sd4_c, _ZERO,
+                            stochastic,
                         )  # fmt: skip
                 if phase == 1:
                     gmax[gi] = mb
@@ -605,30 +665,18 @@ def sghmc_step(
                 m = min(CHUNK, s + n - c0)
                 if need and (refill or phase == 2):
                     _fill(us, ns, c0, m, k0, k1, slots, normals)
-                o8, o4 = c0 & 7, c0 & 3
-                mv, tv = mom[c0 : c0 + m], theta[c0 : c0 + m]
-                for j in range(m):
-                    v_out, th = _sghmc_v(
-                        mv[j], tv[j], km, f_m, dm, acc, stochastic, var_s, sd_s, sd4_s, k,
-                        sd_c, noisy, us[U_VM, o8 + j], us[U_VS, o8 + j], ns[X_T, o4 + j],
-                        ns[X_V, o4 + j], sv,
-                    )  # fmt: skip
-                    mv[j] = v_out
-                    tv[j] = th
-                    mb = _maxbits(mb, abs(th) + sd4_c)
+                noise = (var_s, sd_s, sd4_s, k, sd_c, sd4_c, noisy, sv)
+                mc = _momentum_theta(mom, theta, c0, m, us, ns, km, f_m, dm, acc, stochastic, noise)
+                mb = max(mb, mc)
             # pass 3: θ' in W
             dw = _group_delta(kw, f_w, mb)
             for c0 in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c0)
                 if need and refill:
                     _fill(us, ns, c0, m, k0, k1, slots, normals)
-                o8, o4 = c0 & 7, c0 & 3
-                tv, ov = theta[c0 : c0 + m], out_w[c0 : c0 + m]
-                for j in range(m):
-                    ov[j] = _draw(
-                        kw, f_w, acc, tv[j], var_c, sd_c, sd4_c, dw, ns[X_T, o4 + j],
-                        us[U_TW, o8 + j], us[U_TS, o8 + j], stochastic,
-                    )  # fmt: skip
+                _round_theta(
+                    theta, hat, c0, m, us, ns, kw, f_w, acc, var_c, sd_c, sd4_c, dw, stochastic
+                )
 
 
 sgld_step_serial = sgld_step.serial
