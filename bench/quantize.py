@@ -13,13 +13,16 @@ rounding) and block<8,32> with ``kernels="fused"`` (into a preallocated ``out=``
 writes into one, and returning a new tensor as a user calls it) and ``kernels="eager"``, plus
 nearest fixed<8,3> fused.
 
-What a new tensor costs: its pages are mapped and zeroed by the kernel at the first write.
-Rows ``write``, ``new 4K pages + write`` and ``new 2M pages + write`` time a write of N floats
-into an existing tensor, into ``torch.empty_like`` (4 KiB pages: one fault per page) and into
-``lowprec.kernels.fused.new_output`` (advised to use 2 MiB pages, what the fused path
-allocates); ``first_touch_ms`` is the difference. ``fixed fused 4K pages`` is the fused call
-with that advice off (what it cost before). With ``--torch-thp`` the fixed-point rows run again
-in a child process with THP_MEM_ALLOC_ENABLE=1 (torch then advises huge pages for all its
+What a new tensor costs: its pages are mapped and zeroed by the kernel at the first write,
+unless its memory is reused (lowprec/kernels/outputs.py: the fused path's large outputs are on
+2 MiB pages and, once freed, reused). Rows ``write``, ``new 4K pages + write``, ``new 2M pages +
+write`` and ``reused + write`` time a write of N floats into an existing tensor, into
+``torch.empty_like`` (4 KiB pages: one fault per page), into a new mapping advised to use
+2 MiB pages, and into ``outputs.new_output`` as a loop of calls gets it (the buffer the last
+call freed); ``first_touch_ms`` is the difference with ``write``. ``fixed fused 4K pages`` and
+``fixed fused fresh 2M pages`` are the fused call without reuse, on either page size (what it
+cost two rounds and one round ago). With ``--torch-thp`` the fixed-point rows run again in a
+child process with THP_MEM_ALLOC_ENABLE=1 (torch then advises huge pages for all its
 allocations, torch_expr's included), reported under ``torch_thp``.
 
 On the CPU this runs once per thread count (torch and numba set alike). Medians; GB/s counts
@@ -27,7 +30,8 @@ one read and one write of N float32 (8·N bytes, the same nominal traffic for al
 ratios of times). Reported: ``sr_vs_copy`` = copy time / our fused time into ``out=`` (per
 format and path in ``sr_vs_copy_by_format``; ``sr_vs_copy_allocating`` for a new tensor) and
 ``sr_vs_torch_expr`` = torch_expr time / our fused fixed-point time, both allocating (as a user
-calls them); ``sr_vs_torch_expr_4k`` the same with our output on 4 KiB pages,
+calls them in a loop); ``sr_vs_torch_expr_fresh`` and ``_4k`` the same with our output on new
+pages (2 MiB, 4 KiB),
 ``sr_vs_torch_expr_out`` against ours into ``out=``, ``sr_vs_torch_expr_no_alloc`` = torch_expr
 out= / ours into out= (neither allocates). The top-level keys are the fixed<8,3> figures at the
 first thread count. The numba compile time of a first call (cold cache) and of a later process
@@ -38,19 +42,20 @@ steady-state figures. With --json the last line is one object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from bench.timing import device_name, side_by_side
 from lowprec import quantize
 from lowprec.formats import FixedPoint
-from lowprec.kernels import fused
+from lowprec.kernels import outputs
 
 #: fused into a preallocated tensor (as the copy is), fused returning a new tensor, eager
 PATHS = ("fused out=", "fused", "eager")
@@ -70,16 +75,25 @@ def _qpytorch() -> Callable[..., torch.Tensor] | None:
     return fixed_point_quantize
 
 
-def _small_pages(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with the fused path's huge-page advice off (its outputs on 4 KiB pages)."""
+@contextlib.contextmanager
+def _outputs(reuse: bool, huge_pages: bool = True) -> Iterator[None]:
+    """The fused path's output allocation with reuse and huge pages on or off."""
+    saved = outputs.POOL_MAX_BYTES, outputs.HUGEPAGE_MIN_BYTES
+    outputs.POOL.clear()
+    outputs.POOL_MAX_BYTES = saved[0] if reuse else 0
+    outputs.HUGEPAGE_MIN_BYTES = saved[1] if huge_pages else 1 << 62
+    try:
+        yield
+    finally:
+        outputs.POOL_MAX_BYTES, outputs.HUGEPAGE_MIN_BYTES = saved
+
+
+def _with(fn: Callable[[], object], reuse: bool, huge_pages: bool = True) -> Callable[[], object]:
+    """``fn`` run under :func:`_outputs`."""
 
     def run() -> object:
-        saved = fused.HUGEPAGE_MIN_BYTES
-        fused.HUGEPAGE_MIN_BYTES = 1 << 62
-        try:
+        with _outputs(reuse, huge_pages):
             return fn()
-        finally:
-            fused.HUGEPAGE_MIN_BYTES = saved
 
     return run
 
@@ -108,8 +122,9 @@ def measure(
     methods: dict[str, Callable[[], object]] = {
         "copy": lambda: dst.copy_(x),
         "write": lambda: dst.fill_(0.5),
-        "new 4K pages + write": _small_pages(lambda: fused.new_output(x).fill_(0.5)),
-        "new 2M pages + write": lambda: fused.new_output(x).fill_(0.5),
+        "new 4K pages + write": _with(lambda: outputs.new_output(x).fill_(0.5), False, False),
+        "new 2M pages + write": _with(lambda: outputs.new_output(x).fill_(0.5), False),
+        "reused + write": lambda: outputs.new_output(x).fill_(0.5),
         "torch_expr": peer,
         "torch_expr out=": peer_out,
     }
@@ -128,9 +143,10 @@ def measure(
             methods[f"{name} {path}"] = lambda d=data, f=fmt, p=path: quantize(
                 d, f, "stochastic", g, kernels=p
             )
-    methods["fixed fused 4K pages"] = _small_pages(
-        lambda: quantize(x, fixed, "stochastic", g, kernels="fused")
-    )
+    for label, huge in (("4K pages", False), ("fresh 2M pages", True)):
+        methods[f"fixed fused {label}"] = _with(
+            lambda: quantize(x, fixed, "stochastic", g, kernels="fused"), False, huge
+        )
     methods["fixed nearest fused out="] = lambda: quantize(
         x, fixed, "nearest", kernels="fused", out=dst
     )
@@ -146,14 +162,19 @@ def measure(
         "median_s": median,
         "gb_per_s": {name: 8 * n / t / 1e9 for name, t in median.items()},
         "first_touch_ms": {
-            pages: (median[f"new {pages} pages + write"] - median["write"]) * 1e3
-            for pages in ("4K", "2M")
+            pages: (median[row] - median["write"]) * 1e3
+            for pages, row in (
+                ("4K", "new 4K pages + write"),
+                ("2M", "new 2M pages + write"),
+                ("reused", "reused + write"),
+            )
         },
         "torch_expr_allocations_ms": (median["torch_expr"] - median["torch_expr out="]) * 1e3,
         "sr_vs_copy_by_format": sr_vs_copy,
         "sr_vs_copy": sr_vs_copy["fixed fused out="],
         "sr_vs_copy_allocating": sr_vs_copy["fixed fused"],
         "sr_vs_torch_expr": median["torch_expr"] / median["fixed fused"],
+        "sr_vs_torch_expr_fresh": median["torch_expr"] / median["fixed fused fresh 2M pages"],
         "sr_vs_torch_expr_4k": median["torch_expr"] / median["fixed fused 4K pages"],
         "sr_vs_torch_expr_out": median["torch_expr"] / median["fixed fused out="],
         "sr_vs_torch_expr_no_alloc": median["torch_expr out="] / median["fixed fused out="],
@@ -240,12 +261,13 @@ def _print_table(result: dict[str, object], run: dict[str, object]) -> None:
         + "  ".join(f"{k} {v:.1f}x" for k, v in run["fused_over_eager"].items())
     )
     print(
-        f"sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f} (both allocating; ours on 4K "
-        f"pages: {run['sr_vs_torch_expr_4k']:.1f}, ours into out=: "
-        f"{run['sr_vs_torch_expr_out']:.1f}, neither allocating: "
-        f"{run['sr_vs_torch_expr_no_alloc']:.1f})   first touch of a new tensor: "
-        f"{touch['4K']:.1f} ms on 4K pages, {touch['2M']:.1f} ms on 2M pages; torch_expr's "
-        f"allocations: {run['torch_expr_allocations_ms']:.1f} ms"
+        f"sr_vs_torch_expr = {run['sr_vs_torch_expr']:.1f} (both allocating; ours on fresh "
+        f"2M pages: {run['sr_vs_torch_expr_fresh']:.1f}, 4K pages: "
+        f"{run['sr_vs_torch_expr_4k']:.1f}, ours into out=: {run['sr_vs_torch_expr_out']:.1f}, "
+        f"neither allocating: {run['sr_vs_torch_expr_no_alloc']:.1f})   first touch of a new "
+        f"tensor: {touch['4K']:.1f} ms on 4K pages, {touch['2M']:.1f} ms on 2M pages, "
+        f"{touch['reused']:.1f} ms reused; torch_expr's allocations: "
+        f"{run['torch_expr_allocations_ms']:.1f} ms"
     )
 
 

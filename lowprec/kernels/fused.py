@@ -10,17 +10,14 @@ Triton otherwise; Triton on CPU tensors needs TRITON_INTERPRET=1, which is how C
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
-import mmap
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
+from lowprec.kernels.outputs import new_output
 from lowprec.kernels.rng import TILE16, draw_key
 
 __all__ = ["block_layout", "new_output", "quantize_fused"]
@@ -32,47 +29,6 @@ NUMBA_LOCK = threading.Lock()
 #: up to this many values (or on one thread) the CPU kernels run on the calling thread: a
 #: parallel launch costs more than the work
 SERIAL_MAX = 1 << 15
-
-
-#: CPU outputs of at least this many bytes ask the kernel for transparent huge pages
-HUGEPAGE_MIN_BYTES = 4 << 20
-_HUGEPAGE = 2 << 20
-
-
-@functools.cache
-def _madvise():  # type: ignore[no-untyped-def]
-    """libc's ``madvise``, or None where huge pages cannot be asked for (not Linux, THP off)."""
-    try:
-        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-        if "[never]" in thp or not hasattr(mmap, "MADV_HUGEPAGE"):
-            return None
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
-
-
-def new_output(like: torch.Tensor) -> torch.Tensor:
-    """``torch.empty_like(like)`` (contiguous), on the CPU advised to use 2 MiB pages when
-    large, as torch does for all its allocations under THP_MEM_ALLOC_ENABLE=1.
-
-    A new tensor's pages are mapped (and zeroed by the kernel) when first written: with 4 KiB
-    pages that is one page fault per 4 KiB, about as long as the quantizer's own work on 40 MB
-    (bench.quantize prints both). ``madvise(MADV_HUGEPAGE)`` on the 2 MiB-aligned interior,
-    before the kernel's first write, makes it one fault per 2 MiB; only advice (the call's
-    result is ignored: where refused, the pages stay 4 KiB), and the tensor is an ordinary
-    torch tensor, freed by torch's allocator. As with torch's option, a fault may wait for the
-    kernel to compact memory into a free 2 MiB page (the THP ``defrag`` setting); raising
-    ``HUGEPAGE_MIN_BYTES`` past any size turns the advice off."""
-    out = torch.empty_like(like, memory_format=torch.contiguous_format)
-    nbytes = out.numel() * out.element_size()
-    if out.device.type == "cpu" and nbytes >= HUGEPAGE_MIN_BYTES and (advise := _madvise()):
-        start = -(-out.data_ptr() // _HUGEPAGE) * _HUGEPAGE
-        end = (out.data_ptr() + nbytes) // _HUGEPAGE * _HUGEPAGE
-        advise(start, end - start, mmap.MADV_HUGEPAGE)
-    return out
 
 
 def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]

@@ -8,16 +8,16 @@ import json
 import pytest
 
 from bench import quantize
-from lowprec.kernels import fused
+from lowprec.kernels import outputs
 
 
 def test_allocation_rows_and_torch_thp_child(capsys: pytest.CaptureFixture[str]) -> None:
     """Each derived figure is what its docstring says of the medians printed beside it; the
-    4K-page row leaves the fused path's huge-page threshold as it found it."""
-    threshold = fused.HUGEPAGE_MIN_BYTES
+    rows without reuse leave the fused path's output settings as they found them."""
+    settings = outputs.HUGEPAGE_MIN_BYTES, outputs.POOL_MAX_BYTES
     args = "--n 20000 --repeats 1 --threads 1 --no-compile-time --torch-thp --json"
     quantize.main(args.split())
-    assert threshold == fused.HUGEPAGE_MIN_BYTES
+    assert settings == (outputs.HUGEPAGE_MIN_BYTES, outputs.POOL_MAX_BYTES)
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = out["by_threads"]["1"]
     for r in (run, run["torch_thp"]):
@@ -27,12 +27,16 @@ def test_allocation_rows_and_torch_thp_child(capsys: pytest.CaptureFixture[str])
         assert r["sr_vs_torch_expr_4k"] == pytest.approx(
             med["torch_expr"] / med["fixed fused 4K pages"]
         )
+        assert r["sr_vs_torch_expr_fresh"] == pytest.approx(
+            med["torch_expr"] / med["fixed fused fresh 2M pages"]
+        )
         assert r["sr_vs_torch_expr_no_alloc"] == pytest.approx(
             med["torch_expr out="] / med["fixed fused out="]
         )
-        assert r["first_touch_ms"]["4K"] == pytest.approx(
-            1e3 * (med["new 4K pages + write"] - med["write"])
-        )
+        for pages, row in (("4K", "new 4K pages"), ("2M", "new 2M pages"), ("reused", "reused")):
+            assert r["first_touch_ms"][pages] == pytest.approx(
+                1e3 * (med[f"{row} + write"] - med["write"])
+            )
         assert r["torch_expr_allocations_ms"] == pytest.approx(
             1e3 * (med["torch_expr"] - med["torch_expr out="])
         )

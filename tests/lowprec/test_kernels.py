@@ -25,7 +25,7 @@ from scipy import stats
 import lowprec.kernels
 from lowprec import quantize, vc_quantize
 from lowprec.formats import BlockFloat, FixedPoint, parse_format
-from lowprec.kernels import cpu, fused, resolve
+from lowprec.kernels import cpu, fused, outputs, resolve
 from lowprec.kernels.fused import quantize_fused, vc_quantize_fused
 from lowprec.kernels.rng import draw_key
 
@@ -490,21 +490,59 @@ def _vm_flags(address: int) -> list[str]:
 
 
 def test_new_output_asks_for_huge_pages() -> None:
-    """A large CPU output is an ordinary contiguous float32 tensor whose 2 MiB-aligned
-    interior carries the MADV_HUGEPAGE advice ("hg" in its mapping's VmFlags) before the
-    kernel's first write; the quantizer's result is the same as into a plain tensor."""
-    if fused._madvise() is None or not Path("/proc/self/smaps").exists():
+    """A large CPU output is a contiguous float32 tensor whose mapping carries the
+    MADV_HUGEPAGE advice ("hg" in its VmFlags) before the kernel's first write; the quantizer's
+    result is the same as into a plain tensor."""
+    if not outputs.huge_pages_available() or not Path("/proc/self/smaps").exists():
         pytest.skip("transparent huge pages are off or not Linux: no advice is given")
+    outputs.POOL.clear()
     x = torch.randn(3 << 20)  # 12 MiB
-    out = fused.new_output(x)
+    out = outputs.new_output(x)
     assert out.shape == x.shape and out.dtype == x.dtype and out.is_contiguous()
-    interior = -(-out.data_ptr() // (2 << 20)) * (2 << 20)
-    assert "hg" in _vm_flags(interior)
+    assert "hg" in _vm_flags(out.data_ptr())
     g = torch.Generator().manual_seed(4)
     a = quantize(x, "fixed<8,3>", "stochastic", g, kernels="fused")
-    assert "hg" in _vm_flags(-(-a.data_ptr() // (2 << 20)) * (2 << 20))
+    assert "hg" in _vm_flags(a.data_ptr())
     b = quantize(x, "fixed<8,3>", "stochastic", g.manual_seed(4), kernels="fused", out=x.clone())
     assert _same(a, b)
+
+
+def test_freed_outputs_are_reused_not_while_alive() -> None:
+    """A freed large output's memory serves the next output of the same size in 2 MiB; while
+    any view of it lives it is not handed out; a stale buffer (NaN-filled) gives the same
+    quantization as a fresh tensor; the pool keeps at most POOL_MAX_BYTES."""
+    outputs.POOL.clear()
+    x = torch.randn(1 << 20)  # 4 MiB: the smallest size that is pooled
+    first = outputs.new_output(x)
+    address = first.data_ptr()
+    view = first[10:20]
+    del first
+    other = outputs.new_output(x)
+    assert other.data_ptr() != address  # the view keeps it
+    del view
+    assert outputs.POOL.bytes == 4 << 20
+    again = outputs.new_output(x.view(1024, 1024))
+    assert again.data_ptr() == address and again.shape == (1024, 1024)
+    assert outputs.POOL.bytes == 0
+    again.fill_(float("nan"))
+    del again
+    g = torch.Generator().manual_seed(7)
+    a = quantize(x, "block<8>", "stochastic", g, kernels="fused")
+    assert a.data_ptr() == address
+    b = quantize(x, "block<8>", "stochastic", g.manual_seed(7), kernels="fused", out=x.clone())
+    assert _same(a, b)
+    del a, other
+    outputs.POOL.clear()
+    saved = outputs.POOL_MAX_BYTES
+    outputs.POOL_MAX_BYTES = 6 << 20
+    try:
+        live = [outputs.new_output(x) for _ in range(3)]
+        del live
+        assert outputs.POOL.bytes == 4 << 20  # one of the three fits
+    finally:
+        outputs.POOL_MAX_BYTES = saved
+        outputs.POOL.clear()
+    assert outputs.new_output(torch.randn(1000)).untyped_storage().resizable()  # torch's own
 
 
 def test_torch_thread_count_survives_numba_start() -> None:
