@@ -251,17 +251,28 @@ workload: fake
 objectives: {test_error: min}
 resources: {cpu: 1}
 fixed: {reports: 1, sleep_s: 0.3}
-space:
-  lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]}
 """
+TEN = "  lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]}\n"
 
 
-def test_trials_reuse_one_worker_per_slot(local_ray: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "search",
+    [
+        f"space:\n{TEN}",
+        f"search: {{algorithm: grid, num_samples: 1, max_concurrent: 2}}\nspace:\n{TEN}",
+        "search: {algorithm: optuna, num_samples: 10, seed: 3}\nspace:\n"
+        "  lr: {loguniform: [0.01, 1.0]}\n",
+    ],
+    ids=["no-limit", "max-concurrent", "optuna"],
+)
+def test_trials_reuse_one_worker_per_slot(local_ray: None, tmp_path: Path, search: str) -> None:
     """Ten short trials on two slots run in exactly two worker processes: both slots work,
-    and each slot's actor is kept
-    for the next trial (Tune keeps it only while a trial is staged for it; the sweep stages as
-    many as there are slots). A new worker per trial costs seconds of imports (bench.scale)."""
-    outcome = _quiet_sweep(str(write_spec(tmp_path, REUSE)), tmp_path)
+    and each slot's actor is kept for the next trial. Without a limit Tune keeps it only while
+    a trial is staged for it (the sweep stages as many as there are slots); with a limit
+    (max_concurrent, optuna: Tune's ConcurrencyLimiter) the finished trial's actor is kept
+    until the searcher's next trial takes it. A new worker per trial costs seconds of imports
+    (bench.scale)."""
+    outcome = _quiet_sweep(str(write_spec(tmp_path, REUSE + search)), tmp_path)
     rows = outcome.table.to_pylist()
     assert outcome.complete and len(rows) == 10
     # both slots busy (not one trial at a time), and no slot restarted its worker
