@@ -17,6 +17,10 @@ Every format exposes what the quantizers need: ``spacing(x)`` (the grid step Δ 
 of ``x``), ``bounds(x)`` (the range, element-wise), ``max_value``, ``bits`` and ``bits_for``.
 The papers are low-precision SGLD (Zhang, Wilson, De Sa, ICML 2022) and low-precision SGHMC
 (Wang, Chen, Song, Zhang, TMLR 2024), whose formats follow qtorch.
+
+This module imports no torch (and no numpy) at its top: parsing a format string and its range
+checks are plain Python, so that a bad format is refused before torch loads (issue 10); the
+methods that compute on tensors import torch when they run.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from __future__ import annotations
 import functools
 import math
 import re
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "FP32",
@@ -46,18 +51,21 @@ __all__ = [
 #: float32 limits: 2^-149 is the smallest positive (subnormal) float32, 2^127 the largest power.
 _POW2_MIN = -149
 _POW2_MAX = 127
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_TINY = float(np.finfo(np.float32).tiny)  # 2^-126, the smallest normal float32
+_FLOAT32_MAX = math.ldexp(2.0 - math.ldexp(1.0, -23), 127)  # (2 - 2^-23)·2^127
+_TINY = math.ldexp(1.0, -126)  # the smallest normal float32
 #: bits of one shared exponent (a float32 exponent, as in the OCP microscaling layout)
 SHARED_EXPONENT_BITS = 8
 
 
 def _float32_toward_zero(value: float) -> float:
-    """The float32 nearest to ``value`` that is not larger in magnitude (exact when it fits)."""
-    f = np.float32(value)
-    if abs(float(f)) > abs(value):
-        f = np.nextafter(f, np.float32(0.0))
-    return float(f)
+    """The float32 nearest to ``value`` that is not larger in magnitude (exact when it fits).
+
+    ``struct`` rounds to the nearest float32; when that is larger in magnitude, one less in the
+    bit pattern (sign and magnitude) is the next float32 toward zero."""
+    (bits,) = struct.unpack("<I", struct.pack("<f", value))
+    if abs(struct.unpack("<f", struct.pack("<I", bits))[0]) > abs(value):
+        bits -= 1
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
 def pow2(k: torch.Tensor) -> torch.Tensor:
@@ -66,6 +74,8 @@ def pow2(k: torch.Tensor) -> torch.Tensor:
     Built from the bit pattern: a normal power (k ≥ -126) has biased exponent k + 127 and a zero
     mantissa; a subnormal one (k < -126) is the single mantissa bit k + 149.
     """
+    import torch
+
     k = k.to(torch.int32).clamp(_POW2_MIN, _POW2_MAX)
     normal = (k + 127).clamp(min=1) << 23
     subnormal = torch.ones_like(k) << (k + 149).clamp(0, 22)
@@ -78,6 +88,8 @@ def exponent_of(x: torch.Tensor) -> torch.Tensor:
     Exact for normal numbers; subnormals and zero give -127, inf and NaN give 128 (callers clamp
     to their own exponent range, which is all they need).
     """
+    import torch
+
     return ((x.view(torch.int32) >> 23) & 0xFF) - 127
 
 
@@ -135,12 +147,16 @@ class Format(ABC):
 
 
 def _as_float32(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"expected a floating-point torch.Tensor, got {type(x).__name__}")
     return x if x.dtype == torch.float32 else x.float()
 
 
 def _full(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value.to(torch.float32).expand(like.shape)
     return torch.full((), value, dtype=torch.float32, device=like.device).expand(like.shape)
@@ -267,6 +283,8 @@ class BlockFloat(Format):
     def _blocks(self, x: torch.Tensor) -> torch.Tensor:
         """k-blocks laid out as (..., nb, k), the last run zero-padded (a view when k divides
         the last dim)."""
+        import torch
+
         k, last = self.block_size, x.shape[-1]
         nb = -(-last // k)
         if nb * k != last:
@@ -276,6 +294,8 @@ class BlockFloat(Format):
     def _block_max(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """(per-block max|x|, blocked): shape (rows, 1, ..., 1) for dim-0 blocks, (..., nb, 1)
         for k-blocks (``blocked``; :meth:`_spread` takes it back to ``x``'s shape)."""
+        import torch
+
         if x.dim() == 0:
             return x.abs(), False
         if self.block_size is None:
@@ -295,11 +315,15 @@ class BlockFloat(Format):
         max] first, so e >= -126 and inf saturates); the product with 2^(2-wl) is exact.
         A NaN maximum gives Δ = inf, which makes its whole block NaN.
         """
+        import torch
+
         top = m.clamp(_TINY, _FLOAT32_MAX).view(torch.int32) & 0x7F800000
         delta = top.view(torch.float32) * math.ldexp(1.0, 2 - self.wl)
         return delta.clamp_(min=math.ldexp(1.0, _POW2_MIN)) if self.wl > 25 else delta
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, Any, Any, Any, Any]:
+        import torch
+
         if self.block_size is None or x.dim() == 0:
             return (x, *self._grid(x), None)
         shape, blocks = x.shape, self._blocks(x)
@@ -374,6 +398,8 @@ class SmallFloat(Format):
         return math.ldexp(1.0, self.emin - self.man)
 
     def _grid(self, x: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        import torch
+
         # the exponent field of x itself; subnormal inputs (-127) and NaN (128) are clamped,
         # inf is clamped to emax (it saturates to max_value anyway)
         if self.emin - self.man >= -126:

@@ -1,6 +1,9 @@
 """The precision of one trial (ALGORITHMS.md §3): the format of each tensor kind (W weights,
 G gradients, A activations, E errors, M momentum), the accumulator mode and the rounding, as one
 typed value. The config layer derives it from the flat keys (``workloads.precision``).
+
+Imports no torch (only ``lowprec.formats``): building a ``PrecisionSpec`` is the check of an
+impossible combination, and the command line makes it before torch loads (issue 10).
 """
 
 from __future__ import annotations
@@ -8,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lowprec.formats import FP32, Format
-from lowprec.quantize import ROUNDINGS
 
-__all__ = ["ACCUMULATORS", "PrecisionSpec"]
+__all__ = ["ACCUMULATORS", "ROUNDINGS", "PrecisionSpec"]
 
 ACCUMULATORS = ("full", "low", "vc")
+#: the quantizers' roundings (``lowprec.quantize`` re-exports it)
+ROUNDINGS = ("stochastic", "nearest")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from torch import nn
 from lowprec.formats import BlockFloat, Format, parse_format
 from lowprec.kernels import resolve as resolve_kernels
 from lowprec.kernels.fused import quantize_fused
+from lowprec.precision import ROUNDINGS
 
 __all__ = [
     "ROUNDINGS",
@@ -40,7 +41,6 @@ __all__ = [
     "uniform",
 ]
 
-ROUNDINGS = ("stochastic", "nearest")
 #: u·Δ is exact for uniforms on a 2^-24 grid when 2^-24·Δ is still a float32 (Δ >= 2^-125)
 _UNIFORM_EXACT = 2.0**-125
 

@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat, parse_format
-from lowprec.precision import ACCUMULATORS, PrecisionSpec
-from lowprec.quantize import ROUNDINGS
+from lowprec.precision import ACCUMULATORS, ROUNDINGS, PrecisionSpec
 from workloads.keyspec import FAMILIES, TENSOR_KINDS  # the keys' vocabulary, torch-free
 
 __all__ = [

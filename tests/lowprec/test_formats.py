@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from lowprec import FP32, BlockFloat, FixedPoint, SmallFloat, parse_format
 from lowprec.formats import exponent_of, pow2
+
+REPO = Path(__file__).resolve().parents[2]
 
 CANONICAL = [
     "fixed<8,3>",
@@ -156,3 +162,69 @@ def test_pow2_is_exact_over_the_float32_range() -> None:
 def test_exponent_of_normal_numbers() -> None:
     x = torch.tensor([1.0, 1.99, 2.0, 0.75, -3.0, 2**-126, 2**127])
     assert exponent_of(x).tolist() == [0, 0, 1, -1, 1, -126, 127]
+
+
+@pytest.mark.parametrize("text", ["fixed<26,0>", "fixed<32,0>", "fixed<32,5>", "block<32>"])
+def test_wide_range_ends_are_the_float32_at_or_below_the_exact_value(text: str) -> None:
+    """Above 24 significant bits the range end 2^(wl-fl-1) - Δ (block: 2^(wl-1) - 1 units) is
+    not a float32: the end is the float32 just below it (computed without numpy or torch)."""
+    fmt = parse_format(text)
+    exact = (
+        math.ldexp(1.0, fmt.wl - fmt.fl - 1) - fmt.delta
+        if isinstance(fmt, FixedPoint)
+        else math.ldexp(1.0, fmt.wl - 1) - 1.0
+    )
+    end = fmt.max_value if isinstance(fmt, FixedPoint) else fmt.max_units
+    as32 = torch.tensor(end, dtype=torch.float32)
+    assert as32.item() == end < exact  # a float32, below the exact value
+    assert torch.nextafter(as32, torch.tensor(math.inf)).item() > exact  # and the nearest one
+
+
+def test_formats_and_precision_import_no_torch() -> None:
+    """``lowprec.formats`` and ``lowprec.precision`` parse formats and check a precision
+    combination in a process without torch (or numpy); the lazy package still gives every
+    exported name, and ``lowprec.quantize`` stays the function even when the submodule of the
+    same name is imported first."""
+    code = """
+import sys
+import lowprec.formats, lowprec.precision
+from lowprec import FP32, PrecisionSpec, parse_format
+assert str(parse_format("Fixed<8, 3>")) == "fixed<8,3>"
+for text in ("fixed<99,3>", "float<9,2>", "blok<8>"):
+    try:
+        parse_format(text)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(text)
+try:
+    PrecisionSpec(weight=FP32(), accumulator="vc")
+except ValueError as err:
+    print(err)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy")))
+from lowprec.quantize import block_grid
+import lowprec
+from lowprec import quantize
+module = sys.modules["lowprec.quantize"]
+print(callable(quantize) and lowprec.quantize is quantize is module.quantize)
+print(sorted(lowprec.__all__) == sorted(lowprec._EXPORTS))
+print(all(getattr(lowprec, name) is not None for name in lowprec.__all__))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.splitlines()
+    assert out == [
+        "key 'accumulator': 'vc' keeps the weights in low precision, but the weight format is "
+        "fp32; choose a low-precision `format` with W in `tensors` (or `weight_format`), or "
+        "accumulator 'full'",
+        "[]",
+        "True",
+        "True",
+        "True",
+    ]
