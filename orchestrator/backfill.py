@@ -113,9 +113,9 @@ def _end_from_row(client: Any, run: Any, row: Mapping[str, Any], status: str, fi
     if row.get("error"):
         tags.append(RunTag("error", str(row["error"])[: tracking.MAX_TAG]))
     run_id = run.info.run_id
-    for i in range(0, max(len(metrics), 1), 500):
-        chunk = metrics[i : i + 500]
-        tracking.retry(lambda c=chunk: client.log_batch(run_id, metrics=c, tags=tags))
+    for i in range(0, max(len(metrics), 1), 500):  # MLflow takes <= 1,000 entries a batch
+        chunk, once = metrics[i : i + 500], tags if i == 0 else []
+        tracking.retry(lambda c=chunk, t=once: client.log_batch(run_id, metrics=c, tags=t))
     tracking.retry(lambda: client.set_terminated(run_id, status=final))
 
 
