@@ -11,9 +11,10 @@ when the key applies and otherwise a one-line reason (``"sampler sgld has no fri
 - :func:`irrelevant_keys`: key -> the reason it has no effect on a (filled) config.
 - :func:`effective_params`: the record of one trial: the relevant keys, the effective format
   string of every tensor kind the trial has, and ``bits_per_param``.
-- :func:`check_keys`: the part of :func:`resolve_config` that reads no workload module and no
-  number format (names, types, bounds, choices, the sampler, ``tensors``): it imports nothing
-  heavy, so that the command line refuses a bad key or value before torch loads (issue 10).
+- :func:`check_keys`: the part of :func:`resolve_config` that reads no workload module (names,
+  types, bounds, choices, the sampler, ``tensors``, the formats and their combination): it
+  imports no torch (``lowprec.formats`` and ``lowprec.precision`` are torch-free), so that the
+  command line refuses a bad key, value, format or combination before torch loads (issue 10).
 
 What a workload's trials have (read by the rules) is its :class:`workloads.keytable.WorkloadKeys`:
 ``workloads.keytable`` holds the project's workloads' tables; a workload registered at run time
@@ -251,8 +252,9 @@ def _rounding(c: Mapping[str, Any]) -> str | None:
 
 
 def precision_of(config: Mapping[str, Any]) -> PrecisionSpec:
-    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None).
-    Imports torch (``lowprec``), on the first call only."""
+    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None);
+    ``ValueError`` naming the key for a bad format or an impossible combination. Imports no
+    torch."""
     from workloads.precision import precision_from_config
 
     return precision_from_config(_derivation_view(config))
@@ -547,9 +549,10 @@ def irrelevant_keys(config: Mapping[str, Any]) -> dict[str, str]:
 
 def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``raw`` type-checked with every default filled in, the sampler checked against the
-    workload's, and ``tensors`` normalised: the first steps of :func:`resolve_config`, which
-    import no workload module and no ``lowprec`` (so not torch) for the project's workloads.
-    Raises ``ValueError`` naming the first offending key, as :func:`resolve_config` does."""
+    workload's, ``tensors`` normalised, and the formats parsed and combined into the trial's
+    ``PrecisionSpec`` (its checks): the first steps of :func:`resolve_config`, which import no
+    workload module and no torch for the project's workloads. Raises ``ValueError`` naming the
+    first offending key, as :func:`resolve_config` does."""
     config, _ = _fill(raw)
     workload = config["workload"]
     samplers = workload_keys(workload).samplers
@@ -559,6 +562,7 @@ def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
             f"(choose one of {', '.join(samplers)})"
         )
     _normalise_tensors(config)
+    _formats(config)  # validates formats and their combinations (lowprec, no torch)
     return config
 
 
@@ -571,8 +575,7 @@ def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     then impossible precision combinations, and whatever the workload module's optional
     ``validate(config)`` rejects. Resolving a resolved config gives it back unchanged.
     """
-    config = check_keys(raw)
-    _formats(config)  # validates formats and their combinations
+    config = check_keys(raw)  # with the formats and their combinations
     validate = getattr(get_workload(config["workload"]), "validate", None)
     if validate is not None:
         validate(dict(config))

@@ -1,5 +1,6 @@
-"""Bad keys and values are refused before torch is imported (issue 10: "each input refused in
-well under a second"), and the torch-free key tables agree with the workload modules.
+"""Bad keys, values, format strings and impossible precision combinations are refused before
+torch is imported (issue 10: "each input refused in well under a second"), and the torch-free key
+tables agree with the workload modules.
 
 The real ``python -m orchestrator.trial`` runs in subprocesses under ``-X importtime``, which
 lists on stderr every module the process imported: a refusal exits 2 with one ``error:`` line
@@ -18,13 +19,16 @@ from pathlib import Path
 import pytest
 
 from orchestrator.trial import TrialConfigError, parse_assignments, resolve
+from orchestrator.yamlio import load_yaml
 from workloads import WORKLOADS, get_workload
-from workloads.keys import check_keys, keys_for, workload_keys
+from workloads.keys import check_keys, keys_for, resolve_config, workload_keys
 from workloads.keysdoc import builtin_workloads, render_text
 from workloads.keytable import BUILTIN, VARIANCE_REDUCED, WorkloadKeys
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "ray", "mlflow", "lowprec")
+HEAVY = ("torch", "ray", "mlflow")
+#: the lowprec modules a refusal may import: format parsing and PrecisionSpec, both torch-free
+TORCH_FREE_LOWPREC = {"lowprec", "lowprec.formats", "lowprec.precision"}
 
 #: key=value arguments the CLI must refuse, each for a different check of ``check_keys``
 REFUSED: list[list[str]] = [
@@ -35,8 +39,22 @@ REFUSED: list[list[str]] = [
     ["workload=mixture", "epochz=3"],  # unknown for the workload
     ["workload=mnist_mlp", "sampler=halp"],  # a sampler the workload does not run
     ["workload=gaussian", "tensors=WXZ"],  # unknown tensor kinds
+    ["workload=gaussian", "weight_format='fixed<99,3>'"],  # a format string out of range
+    ["workload=mnist_mlp", "format=float", "bits=8", "exp_bits=8"],  # a family's keys: no man
+    ["workload=logreg", "act_format=blok<8>"],  # a kind logreg lacks: the string is still read
+    ["workload=gaussian", "accumulator=vc"],  # low-precision weights needed, the format is fp32
     ["workload=nope"],
 ]
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    """The imported modules a refusal must not need: torch, Ray, MLflow, and any lowprec
+    module besides the torch-free ones."""
+    return sorted(
+        m
+        for m in modules
+        if m.split(".")[0] in HEAVY or (m.startswith("lowprec") and m not in TORCH_FREE_LOWPREC)
+    )
 
 
 def _imported(stderr: str) -> set[str]:
@@ -74,7 +92,7 @@ def test_cli_refuses_bad_keys_and_values_before_torch_is_imported() -> None:
     for args, (code, stdout, stderr) in zip(REFUSED, results, strict=False):
         imported = _imported(stderr)
         assert {"orchestrator.yamlio", "workloads.keys"} <= imported  # -X importtime listed
-        heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+        heavy = _heavy(imported)
         assert not heavy, (args, heavy[:5])
         lines = [line for line in stderr.splitlines() if not line.startswith("import time:")]
         assert code == 2 and stdout == "", (args, code, stdout, lines)
@@ -88,7 +106,7 @@ def test_cli_refuses_bad_keys_and_values_before_torch_is_imported() -> None:
         assert lines[0] == f"error: {' '.join(str(exc.value).split())}", args
     code, stdout, stderr = results[-1]  # --keys workload=NAME: the table, no torch either
     assert code == 0 and stdout.strip() == render_text("cifar_resnet18").strip()
-    assert not [m for m in _imported(stderr) if m.split(".")[0] in HEAVY]
+    assert not _heavy(_imported(stderr))
 
 
 def test_spec_validation_refuses_a_bad_value_before_torch_is_imported(tmp_path: Path) -> None:
@@ -174,15 +192,36 @@ def test_a_workload_registered_at_run_time_is_read_from_its_module(
         workload_keys("nope")
 
 
-def test_sweep_cli_refuses_a_bad_spec_before_torch_is_imported(tmp_path: Path) -> None:
-    """``python -m orchestrator.sweep FILE --dry-run`` with an absurd value: exit 2, the one
-    line ``FILE: key.path: reason``, and no torch, Ray or MLflow imported to say it (the
-    trainable, which needs torch, is imported only once a sweep runs)."""
+#: (workload, fixed: mapping, its one-line refusal after ``FILE: ``); None: the same reason as
+#: ``resolve_config`` gives for the workload with those keys, reported at the first axis
+SWEEP_REFUSED: list[tuple[str, str, str | None]] = [
+    (
+        "cifar_resnet18",
+        "{epochs: 9223372036854775808}",
+        "fixed.epochs: key 'epochs': 9223372036854775808 is above the maximum 10000",
+    ),
+    ("gaussian", "{format: 'fixed<8,300>'}", None),  # a format string out of range
+    ("gaussian", "{accumulator: vc}", None),  # an impossible combination (fp32 weights)
+]
+
+
+@pytest.mark.parametrize(("workload", "fixed", "expected"), SWEEP_REFUSED)
+def test_sweep_cli_refuses_a_bad_spec_before_torch_is_imported(
+    tmp_path: Path, workload: str, fixed: str, expected: str | None
+) -> None:
+    """``python -m orchestrator.sweep FILE --dry-run`` with an absurd value, a bad format string
+    or an impossible precision combination: exit 2, the one line ``FILE: key.path: reason``, and
+    no torch, Ray or MLflow imported to say it (the trainable, which needs torch, is imported
+    only once a sweep runs)."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "name: t\nworkload: cifar_resnet18\nobjectives: {test_error: min}\n"
-        "fixed: {epochs: 9223372036854775808}\nspace: {seed: {grid: [0, 1]}}\n"
+        f"name: t\nworkload: {workload}\nobjectives: {{test_error: min}}\n"
+        f"fixed: {fixed}\nspace: {{seed: {{grid: [0, 1]}}}}\n"
     )
+    if expected is None:
+        with pytest.raises(ValueError) as exc:
+            resolve_config({"workload": workload, **load_yaml(fixed, "fixed")})
+        expected = f"space.seed: {exc.value}"
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "orchestrator.sweep", str(bad), "--dry-run"],
         cwd=REPO,
@@ -192,9 +231,7 @@ def test_sweep_cli_refuses_a_bad_spec_before_torch_is_imported(tmp_path: Path) -
         timeout=120,
     )
     lines = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    assert done.returncode == 2 and lines == [
-        f"error: {bad}: fixed.epochs: key 'epochs': 9223372036854775808 is above the maximum 10000"
-    ]
+    assert done.returncode == 2 and lines == [f"error: {bad}: {expected}"]
     imported = _imported(done.stderr)
     assert "orchestrator.spec" in imported
-    assert not [m for m in imported if m.split(".")[0] in HEAVY]
+    assert not _heavy(imported)
