@@ -23,7 +23,9 @@ computed in one loop (LLVM turns it into AVX-512 multiplies), their halves land 
 buffer, and the rounding loop then streams through contiguous elements. Kernels take
 ``k0``, ``k1`` (the key) and ``stream`` as Python ints. Each kernel is one body compiled twice
 (:func:`parallel_and_serial`): ``kernel`` on numba's thread pool, ``kernel.serial`` on the
-calling thread (small tensors, one thread), with the same results bit for bit.
+calling thread (small tensors, one thread), with the same results bit for bit. A kernel
+takes a format as one value ``f``, its four constants (FIXED, BLOCK, FLOAT below), and turns
+them into float32 scalars in each tile, outside the element loops.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from numba.extending import intrinsic
 from lowprec.kernels import rng
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+#: format kinds; a kernel takes a format as ``kind`` and ``f``, four float64 constants
+#: (lowprec.kernels.fused.format_params): FIXED (Δ, lo, hi, 0), BLOCK (wl, max_units, 0, 0),
+#: FLOAT (emin, emax, man, max_value)
+FIXED, BLOCK, FLOAT = 1, 2, 3
 _INLINE = {**_OPTS, "inline": "always"}
 
 
@@ -85,6 +91,7 @@ _F24 = np.float32(2.0**-24)
 _TWO_PI = np.float32(2.0 * math.pi)
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
+_F = np.float32
 _TINY_BITS = 0x00800000  # 2^-126
 _MAX_BITS = 0x7F7FFFFF  # float32 max
 _INF_BITS = 0x7F800000
@@ -314,9 +321,10 @@ def _nearest_float_run(x, out, emin, emax, man, maxv):  # type: ignore[no-untype
 
 
 @njit(**_OPTS)
-def _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+def _fixed_tile(x, out, t, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     s = t * _T16
     e = min(x.size, s + _T16)
+    delta, lo, hi = _F(f[0]), _F(f[1]), _F(f[2])
     if stochastic:
         buf = np.empty(_T16, np.uint16)
         fill_bits16(buf, t, k0, k1, stream)
@@ -326,16 +334,17 @@ def _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream):  # type: 
 
 
 @parallel_and_serial
-def quantize_fixed(x, out, delta, lo, hi, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    """out = Q(x) on a fixed grid (Δ, lo, hi scalars); one pass, tiles of 2048 in parallel."""
+def quantize_fixed(x, out, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) on the fixed grid f = (Δ, lo, hi, 0); one pass, tiles of 2048 in parallel."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _fixed_tile(x, out, t, delta, lo, hi, stochastic, k0, k1, stream)
+        _fixed_tile(x, out, t, f, stochastic, k0, k1, stream)
 
 
 @njit(**_OPTS)
-def _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+def _float_tile(x, out, t, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     s = t * _T16
     e = min(x.size, s + _T16)
+    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
     if stochastic:
         buf = np.empty(_T16, np.uint16)
         fill_bits16(buf, t, k0, k1, stream)
@@ -345,10 +354,11 @@ def _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream):  
 
 
 @parallel_and_serial
-def quantize_float(x, out, emin, emax, man, maxv, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    """out = Q(x) for float<exp,man> (Δ per element from x's exponent, range ±maxv)."""
+def quantize_float(x, out, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) for float<exp,man>, f = (emin, emax, man, max_value): Δ per element from
+    x's exponent, range ±max_value."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _float_tile(x, out, t, emin, emax, man, maxv, stochastic, k0, k1, stream)
+        _float_tile(x, out, t, f, stochastic, k0, k1, stream)
 
 
 @njit(**_OPTS)
@@ -400,10 +410,11 @@ def _block_tile(x, out, buf, s, maxbits, length, width, nb, wl, maxu, stochastic
 
 
 @njit(**_OPTS)
-def _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+def _block_tile_of(x, out, t, maxbits, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     s = t * _T16
     e = min(x.size, s + _T16)
     nb = (length + width - 1) // width
+    wl, maxu = int(f[0]), _F(f[1])
     buf = np.empty(_T16 if stochastic else 1, np.uint16)
     if stochastic:
         fill_bits16(buf, t, k0, k1, stream)
@@ -411,11 +422,12 @@ def _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, 
 
 
 @parallel_and_serial
-def quantize_block(x, out, maxbits, rows, length, width, wl, maxu, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    """out = Q(x) for block formats, Δ per block from ``maxbits`` (block_maxbits), range
-    ±maxu·Δ; tiles of 2048 in parallel, each cut into runs of one block."""
+def quantize_block(x, out, maxbits, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) for block formats, f = (wl, max_units, 0, 0): Δ per block from ``maxbits``
+    (block_maxbits over rows of ``length`` cut into runs of ``width``), range ±max_units·Δ;
+    tiles of 2048 in parallel, each cut into runs of one block."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _block_tile_of(x, out, t, maxbits, length, width, wl, maxu, stochastic, k0, k1, stream)
+        _block_tile_of(x, out, t, maxbits, length, width, f, stochastic, k0, k1, stream)
 
 
 def set_threads(n: int) -> None:
@@ -490,43 +502,22 @@ def vc_block_maxbits(mu, var, vmask, sd, rows, length, width, maxbits):  # type:
 
 
 @njit(**_OPTS)
-def _vc_tile(  # type: ignore[no-untyped-def]
-    mu,
-    var,
-    vmask,
-    sd,
-    out,
-    s,
-    kind,
-    delta,
-    lo,
-    hi,
-    emin,
-    emax,
-    man,
-    maxbits,
-    length,
-    width,
-    wl,
-    maxu,
-    k0,
-    k1,
-):
-    """One tile (mu, out: its slices, flat start s) of vc_quantize_kernel."""
+def _vc_grid(mu, var, vmask, sd, s, kind, f, maxbits, length, width, delta, lo, hi):  # type: ignore[no-untyped-def]
+    """(Δ, lo, hi) of each element of a tile (mu: its slice, flat start s) into the arrays
+    ``delta``, ``lo``, ``hi``: fixed f's constants; float Δ from the binade of the reach,
+    range ±max_value; block Δ per block (runs as in quantize_block), range ±max_units·Δ."""
     m = mu.size
-    t = s // _T16
-    per = vmask != 0
-    dbuf = np.empty(m, np.float32)  # Δ per element
-    hbuf = np.empty(m, np.float32)  # the range's upper end per element
-    if kind == 0:  # fixed point
+    if kind == FIXED:
         for p in range(m):
-            dbuf[p] = delta
-            hbuf[p] = hi
-    elif kind == 1:  # float<exp,man>: Δ from the binade of the reach
+            delta[p], lo[p], hi[p] = _F(f[0]), _F(f[1]), _F(f[2])
+    elif kind == FLOAT:
+        emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
+        per = vmask != 0
         for p in range(m):
-            dbuf[p] = float_delta(vc_reach(mu[p], var[(s + p) & vmask], sd, per), emin, emax, man)
-            hbuf[p] = hi
-    else:  # block: Δ per block, runs as in quantize_block
+            reach = vc_reach(mu[p], var[(s + p) & vmask], sd, per)
+            delta[p], lo[p], hi[p] = float_delta(reach, emin, emax, man), -maxv, maxv
+    else:
+        wl, maxu = int(f[0]), _F(f[1])
         nb = (length + width - 1) // width
         i = 0
         while i < m:
@@ -535,14 +526,27 @@ def _vc_tile(  # type: ignore[no-untyped-def]
             j = c // width
             end = min(m, r * length + min((j + 1) * width, length) - s)
             d = block_delta(maxbits[r * nb + j], wl)
+            h = d * maxu
             for p in range(i, end):
-                dbuf[p] = d
-                hbuf[p] = d * maxu
+                delta[p], lo[p], hi[p] = d, -h, h
             i = end
+
+
+@njit(**_OPTS)
+def _vc_tile(mu, var, vmask, sd, out, s, kind, f, maxbits, length, width, k0, k1):  # type: ignore[no-untyped-def]
+    """One tile (mu, out: its slices, flat start s) of vc_quantize_kernel: the grid of each
+    element, then the bits of the branches some element takes, then vc_element (and for
+    float formats the stochastic re-rounding onto the grid of the result's binade)."""
+    m = mu.size
+    t = s // _T16
+    delta = np.empty(m, np.float32)
+    lo = np.empty(m, np.float32)
+    hi = np.empty(m, np.float32)
+    _vc_grid(mu, var, vmask, sd, s, kind, f, maxbits, length, width, delta, lo, hi)
     any_big = False
     any_small = False
     for p in range(m):
-        big = var[(s + p) & vmask] / dbuf[p] / dbuf[p] > _QUARTER
+        big = var[(s + p) & vmask] / delta[p] / delta[p] > _QUARTER
         any_big |= big
         any_small |= not big
     cat = np.empty(_T16, np.uint16)
@@ -555,67 +559,27 @@ def _vc_tile(  # type: ignore[no-untyped-def]
         fill_normals(z[:_T32], 2 * t, k0, k1, VC_NORMAL)
         fill_normals(z[_T32:], 2 * t + 1, k0, k1, VC_NORMAL)
     for p in range(m):
-        h = hbuf[p]
         v = var[(s + p) & vmask]
-        out[p] = vc_element(mu[p], v, dbuf[p], lo if kind == 0 else -h, h, z[p], sr[p], cat[p])
-    if kind == 1:  # results in a coarser binade than Δ's: stochastic rounding onto the grid
+        out[p] = vc_element(mu[p], v, delta[p], lo[p], hi[p], z[p], sr[p], cat[p])
+    if kind == FLOAT:  # results in a coarser binade than Δ's: stochastic rounding onto the grid
+        emin, emax, man = int(f[0]), int(f[1]), int(f[2])
         rr = np.empty(_T16, np.uint16)
         fill_bits16(rr, t, k0, k1, VC_REROUND)
         for p in range(m):
             o = out[p]
-            out[p] = round_stochastic(o, float_delta(o, emin, emax, man), -hi, hi, rr[p])
+            out[p] = round_stochastic(o, float_delta(o, emin, emax, man), lo[p], hi[p], rr[p])
 
 
 @parallel_and_serial
-def vc_quantize_kernel(  # type: ignore[no-untyped-def]
-    mu,
-    var,
-    vmask,
-    sd,
-    out,
-    kind,
-    delta,
-    lo,
-    hi,
-    emin,
-    emax,
-    man,
-    maxbits,
-    length,
-    width,
-    wl,
-    maxu,
-    k0,
-    k1,
-):
+def vc_quantize_kernel(mu, var, vmask, sd, out, kind, f, maxbits, length, width, k0, k1):  # type: ignore[no-untyped-def]
     """out = Q_vc(mu, var) (vc_element per element), tiles of 2048 in parallel.
 
     ``var``: float32 array, read at index i & vmask (vmask 0: one scalar, -1: per element);
-    ``sd``: sqrt of the scalar var. ``kind`` 0 fixed (Δ, lo, hi), 1 float (emin, emax, man,
-    range ±hi), 2 block (maxbits from vc_block_maxbits, length, width, wl, maxu)."""
+    ``sd``: sqrt of the scalar var. The format: ``kind`` and ``f`` as ``format_params``
+    (FIXED (Δ, lo, hi, 0), FLOAT (emin, emax, man, max_value), BLOCK (wl, max_units, 0, 0)
+    with ``maxbits`` from vc_block_maxbits over rows of ``length`` in runs of ``width``)."""
     n = mu.size
     for t in prange((n + _T16 - 1) // _T16):
         s = t * _T16
         e = min(n, s + _T16)
-        _vc_tile(
-            mu[s:e],
-            var,
-            vmask,
-            sd,
-            out[s:e],
-            s,
-            kind,
-            delta,
-            lo,
-            hi,
-            emin,
-            emax,
-            man,
-            maxbits,
-            length,
-            width,
-            wl,
-            maxu,
-            k0,
-            k1,
-        )
+        _vc_tile(mu[s:e], var, vmask, sd, out[s:e], s, kind, f, maxbits, length, width, k0, k1)

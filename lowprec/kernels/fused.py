@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
+from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat
 from lowprec.kernels.outputs import new_output
 from lowprec.kernels.rng import TILE16, draw_key
 
-__all__ = ["block_layout", "new_output", "quantize_fused"]
+__all__ = ["block_layout", "format_params", "new_output", "quantize_fused"]
 
 #: the stream the quantizers use (others: lowprec/kernels/vc.py)
 QUANTIZE_STREAM = 0
@@ -38,6 +39,21 @@ def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
 
     kernel = getattr(cpu, name)
     return kernel.serial if n <= SERIAL_MAX or torch.get_num_threads() == 1 else kernel
+
+
+def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
+    """(kind, constants) of ``fmt``, the one value a kernel takes for a format: fp32 (0, -);
+    fixed (1, (Δ, lo, hi, 0)); block (2, (wl, max_units, 0, 0)); float (3, (emin, emax, man,
+    max_value)). The constants are float64 (one numba signature for every format)."""
+    if isinstance(fmt, FP32) or fmt.is_identity:
+        return 0, (0.0, 0.0, 0.0, 0.0)
+    if isinstance(fmt, FixedPoint):
+        return 1, (float(fmt.delta), float(fmt.min_value), float(fmt.max_value), 0.0)
+    if isinstance(fmt, BlockFloat):
+        return 2, (float(fmt.wl), float(fmt.max_units), 0.0, 0.0)
+    if isinstance(fmt, SmallFloat):
+        return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value))
+    raise ValueError(f"no fused kernel for format {fmt}")
 
 
 def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
@@ -130,29 +146,21 @@ def _quantize_into(
 
 
 def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
+    from lowprec.kernels.cpu import BLOCK, FIXED, FLOAT
 
     k0, k1 = (int(k) for k in key.tolist())
     xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
-    s = QUANTIZE_STREAM
-    n = xn.size
-    if isinstance(fmt, FixedPoint):
-        f32 = np.float32
-        _cpu_kernel("quantize_fixed", n)(
-            xn, on, f32(fmt.delta), f32(fmt.min_value), f32(fmt.max_value), stochastic, k0, k1, s
-        )
-    elif isinstance(fmt, SmallFloat):
-        maxv = np.float32(fmt.max_value)
-        _cpu_kernel("quantize_float", n)(
-            xn, on, fmt.emin, fmt.emax, fmt.man, maxv, stochastic, k0, k1, s
-        )
-    elif isinstance(fmt, BlockFloat):
+    kind, f = format_params(fmt)
+    args = (stochastic, k0, k1, QUANTIZE_STREAM)
+    if kind == FIXED:
+        _cpu_kernel("quantize_fixed", xn.size)(xn, on, f, *args)
+    elif kind == FLOAT:
+        _cpu_kernel("quantize_float", xn.size)(xn, on, f, *args)
+    elif kind == BLOCK:
         rows, length, width = block_layout(fmt, xf.shape)
         maxbits = np.empty(rows * -(-length // width), np.int32)
-        _cpu_kernel("block_maxbits", n)(xn, rows, length, width, maxbits)
-        maxu = np.float32(fmt.max_units)
-        _cpu_kernel("quantize_block", n)(
-            xn, on, maxbits, rows, length, width, fmt.wl, maxu, stochastic, k0, k1, s
-        )
+        _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
+        _cpu_kernel("quantize_block", xn.size)(xn, on, maxbits, length, width, f, *args)
     else:
         raise ValueError(f"no fused kernel for format {fmt}")
 
@@ -215,103 +223,106 @@ def vc_quantize_fused(
     out = new_output(m32)
     if isinstance(var, torch.Tensor):
         v = var.detach().to(device=m32.device, dtype=torch.float32).expand(m32.shape)
-        v, vscalar, sd, per = v.contiguous(), 0.0, 0.0, True
+        v = _Variance(v.contiguous(), 0.0, 0.0, True)
     else:
         vscalar = float(np.float32(var))
         sd = float(np.float32(np.sqrt(np.float32(var))))
-        v, per = torch.zeros(1, dtype=torch.float32, device=m32.device), False
+        v = _Variance(torch.full((1,), vscalar, device=m32.device), vscalar, sd, False)
+    kind, f = format_params(fmt)
+    if kind == 0:
+        raise ValueError(f"no fused VC kernel for format {fmt}")
+    layout = block_layout(fmt, m32.shape) if isinstance(fmt, BlockFloat) else (1, 1, 1)
     key = draw_key(generator)
+    if backend == "numba":
+        with _numba_launch():
+            _vc_numba(m32, v, out, kind, f, layout, key)
+    elif backend == "triton":
+        _vc_triton(m32, v, out, fmt, layout, key.to(m32.device))
+    else:
+        raise ValueError(f"backend {backend!r}: expected numba or triton")
+    return out if mu.dtype == torch.float32 else out.to(mu.dtype)
+
+
+class _Variance(NamedTuple):
+    """The variance of a VC draw: a float32 tensor (per element when ``per``, else one value
+    ``scalar``, of square root ``sd``)."""
+
+    values: torch.Tensor
+    scalar: float
+    sd: float
+    per: bool
+
+
+def _vc_numba(m32, v: _Variance, out, kind: int, f, layout, key) -> None:  # type: ignore[no-untyped-def]
+    from lowprec.kernels.cpu import BLOCK
+
+    k0, k1 = (int(k) for k in key.tolist())
+    mn, on, vn = m32.numpy().reshape(-1), out.numpy().reshape(-1), v.values.numpy().reshape(-1)
+    vmask, sd = (-1 if v.per else 0), np.float32(v.sd)
+    rows, length, width = layout
+    maxbits = np.zeros(rows * -(-length // width) if kind == BLOCK else 1, np.int32)
+    if kind == BLOCK:
+        _cpu_kernel("vc_block_maxbits", mn.size)(mn, vn, vmask, sd, rows, length, width, maxbits)
+    _cpu_kernel("vc_quantize_kernel", mn.size)(
+        mn, vn, vmask, sd, on, kind, f, maxbits, length, width, k0, k1
+    )
+
+
+def _vc_triton(m32, v: _Variance, out, fmt: Format, layout, key) -> None:  # type: ignore[no-untyped-def]
+    vscalar, sd, per = v.scalar, v.sd, v.per
+    v = v.values
+    rows, length, width = layout
     if isinstance(fmt, FixedPoint):
         kind, delta, lo, hi = 0, fmt.delta, fmt.min_value, fmt.max_value
     elif isinstance(fmt, SmallFloat):
         kind, delta, lo, hi = 1, 0.0, -fmt.max_value, fmt.max_value
-    elif isinstance(fmt, BlockFloat):
-        kind, delta, lo, hi = 2, 0.0, 0.0, 0.0
     else:
-        raise ValueError(f"no fused VC kernel for format {fmt}")
+        kind, delta, lo, hi = 2, 0.0, 0.0, 0.0
     emin, emax, man = (fmt.emin, fmt.emax, fmt.man) if kind == 1 else (0, 0, 0)
     wl, maxu = (fmt.wl, fmt.max_units) if kind == 2 else (0, 0.0)
-    rows, length, width = block_layout(fmt, m32.shape) if kind == 2 else (1, 1, 1)
     nb = -(-length // width)
-    if backend == "numba":
-        f32 = np.float32
-        with _numba_launch():
-            k0, k1 = (int(k) for k in key.tolist())
-            mn, on = m32.numpy().reshape(-1), out.numpy().reshape(-1)
-            vn = v.numpy().reshape(-1) if per else np.full(1, vscalar, np.float32)
-            vmask = -1 if per else 0
-            maxbits = np.zeros(rows * nb if kind == 2 else 1, np.int32)
-            if kind == 2:
-                _cpu_kernel("vc_block_maxbits", mn.size)(
-                    mn, vn, vmask, f32(sd), rows, length, width, maxbits
-                )
-            _cpu_kernel("vc_quantize_kernel", mn.size)(
-                mn,
-                vn,
-                vmask,
-                f32(sd),
-                on,
-                kind,
-                f32(delta),
-                f32(lo),
-                f32(hi),
-                emin,
-                emax,
-                man,
-                maxbits,
-                length,
-                width,
-                wl,
-                f32(maxu),
-                k0,
-                k1,
-            )
-    elif backend == "triton":
-        from lowprec.kernels import gpu
+    from lowprec.kernels import gpu
 
-        key = key.to(m32.device)
-        maxbits = torch.zeros(rows * nb if kind == 2 else 1, dtype=torch.int32, device=m32.device)
-        if kind == 2:
-            cw = min(1024, 1 << max(0, (width - 1).bit_length()))
-            bb = max(1, 4096 // cw)
-            gpu.vc_block_maxbits_kernel[(-(-rows * nb // bb), -(-width // cw))](
-                m32,
-                v,
-                vscalar,
-                sd,
-                maxbits,
-                rows * nb,
-                nb,
-                length,
-                width,
-                VAR_PER=per,
-                BB=bb,
-                CW=cw,
-            )
-        n = m32.numel()
-        gpu.vc_quantize_kernel[(-(-n // TILE16),)](
+    key = key.to(m32.device)
+    maxbits = torch.zeros(rows * nb if kind == 2 else 1, dtype=torch.int32, device=m32.device)
+    if kind == 2:
+        cw = min(1024, 1 << max(0, (width - 1).bit_length()))
+        bb = max(1, 4096 // cw)
+        gpu.vc_block_maxbits_kernel[(-(-rows * nb // bb), -(-width // cw))](
             m32,
             v,
             vscalar,
             sd,
-            out,
-            n,
-            key,
-            delta,
-            lo,
-            hi,
-            emin,
-            emax,
-            man,
             maxbits,
+            rows * nb,
             nb,
             length,
             width,
-            wl,
-            maxu,
-            KIND=kind,
             VAR_PER=per,
+            BB=bb,
+            CW=cw,
         )
-    else:
-        raise ValueError(f"backend {backend!r}: expected numba or triton")
-    return out if mu.dtype == torch.float32 else out.to(mu.dtype)
+    n = m32.numel()
+    gpu.vc_quantize_kernel[(-(-n // TILE16),)](
+        m32,
+        v,
+        vscalar,
+        sd,
+        out,
+        n,
+        key,
+        delta,
+        lo,
+        hi,
+        emin,
+        emax,
+        man,
+        maxbits,
+        nb,
+        length,
+        width,
+        wl,
+        maxu,
+        KIND=kind,
+        VAR_PER=per,
+    )

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from lowprec.flat import FlatLayout, block_structure
-from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat
+from lowprec.formats import BlockFloat, FixedPoint, Format
+from lowprec.kernels.fused import format_params  # the kernels' encoding of a format
 from lowprec.kernels.rng import draw_key
 
 __all__ = ["FusedExecutor", "format_params", "unsupported"]
@@ -279,17 +280,3 @@ class FusedExecutor:
             scale[:, 2] = float(coef.var_v) / scale[:, 1] ** 2
             t.sghmc_step(*args, 2, torch.as_tensor(scale, device=self.device), gmax)
             self.sampler.momentum_scale = scales.tolist()
-
-
-def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
-    """(kind, constants) of ``fmt`` for the kernels: fp32 (0, -); fixed (1, (Δ, lo, hi, 0));
-    block (2, (wl, max_units, 0, 0)); float (3, (emin, emax, man, max_value))."""
-    if isinstance(fmt, FP32) or fmt.is_identity:
-        return 0, (0.0, 0.0, 0.0, 0.0)
-    if isinstance(fmt, FixedPoint):
-        return 1, (fmt.delta, fmt.min_value, fmt.max_value, 0.0)
-    if isinstance(fmt, BlockFloat):
-        return 2, (float(fmt.wl), fmt.max_units, 0.0, 0.0)
-    if isinstance(fmt, SmallFloat):
-        return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), fmt.max_value)
-    raise ValueError(f"no fused kernel for format {fmt}")
