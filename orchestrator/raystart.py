@@ -149,6 +149,19 @@ def loopback_node() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+@contextlib.contextmanager
+def _quiet_token_notice() -> Iterator[None]:
+    """While a local Ray starts, its line that token authentication is on (Ray 2.60's default
+    for a new local cluster, kept) is not printed: a notice at every sweep, not a problem."""
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    saved = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(saved)
+
+
 def start(
     init: Callable[..., Any],
     shutdown: Callable[[], None],
@@ -173,7 +186,7 @@ def start(
             elif local_ip:
                 init(address="local", _node_ip_address=local_ip, **kwargs)
             else:
-                with loopback_node():
+                with loopback_node(), _quiet_token_notice():
                     init(address="local", _node_ip_address=LOOPBACK, **kwargs)
             quiet_tracebacks()
             return

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import subprocess
@@ -154,8 +155,12 @@ def _first_use_lock(tracking_uri: str) -> Iterator[None]:
 
 
 def client(tracking_uri: str) -> Any:
-    """An ``MlflowClient`` on ``tracking_uri`` (MLflow imported lazily: it is slow to import)."""
+    """An ``MlflowClient`` on ``tracking_uri`` (MLflow imported lazily: it is slow to import).
+    MLflow's INFO lines on creating or migrating a SQLite store's tables are not shown (the
+    sweep's own lines say where the store is)."""
     from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
     if tracking_uri.startswith(("http://", "https://")):
         for key, value in HTTP_ENV.items():

@@ -153,7 +153,8 @@ def test_real_sweep_off_a_terminal_prints_one_line_per_ended_trial(
 ) -> None:
     """The real sweep command with its output in a pipe (CI, a log file): one plain line per
     ended trial, a few lines before and after, and none of Ray Tune's per-trial warnings (with
-    its per-result loggers off, Tune's ResultGrid used to warn once per trial)."""
+    its per-result loggers off, Tune's ResultGrid used to warn once per trial), nor the notices
+    Ray and MLflow print on starting a cluster or creating a store."""
     import subprocess
     import sys
     import textwrap
@@ -176,6 +177,9 @@ def test_real_sweep_off_a_terminal_prints_one_line_per_ended_trial(
     ended = [line for line in lines if "| ended " in line]
     assert len(ended) == 4, proc.stderr[-3000:]
     assert "Failed to fetch metrics" not in proc.stderr
+    # nor Ray's notice that token authentication is on, nor MLflow's on creating its tables
+    assert "Token authentication" not in proc.stderr
+    assert "MLflow database tables" not in proc.stderr
     assert not any(line.startswith("- tune_trainable") for line in lines), proc.stderr[-3000:]
     others = [line for line in lines if not line.startswith("[ui ")]  # not progress/heartbeat
     assert len(others) <= 12, "\n".join(others)
