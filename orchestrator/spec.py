@@ -532,41 +532,45 @@ class _Validator:
 
     def combinations(self, spec: Spec, part: Variant) -> None:
         """Impossible combinations within ``part``: a representative config per listed value,
-        then (when few enough) every combination of the grid/choice axes."""
-        from workloads.keys import resolve_config
+        then (when few enough) every combination of the grid/choice axes. Each config is first
+        checked by ``check_keys`` (keys, values, formats, precision combinations: no torch),
+        then by ``resolve_config`` (the workload's own checks, which import its module), so that
+        a bad value in any axis is refused before torch loads."""
+        from workloads.keys import check_keys, resolve_config
 
         axes = spec.part_axes(part)
         fixed = spec.part_fixed(part)
         base = {**fixed, **{k: a.first() for k, a in axes.items()}}
         within = f" (variant {part.name})" if part.name is not None else ""
 
-        def check(config: dict[str, Any], path: str) -> None:
-            try:
-                resolve_config(config)
-            except (ValueError, TypeError) as exc:
-                raise self.error(path, f"{exc}{within}") from None
-
+        checks: list[tuple[dict[str, Any], str]] = []  # (config, the path its error names)
         if part.name is not None and not part.space:
-            check(base, f"variants.{part.name}")
+            checks.append((base, f"variants.{part.name}"))
         else:
             first = next(iter(axes), None)
-            check(base, "fixed" if first is None else self.axis_path(spec, part, first))
+            checks.append((base, "fixed" if first is None else self.axis_path(spec, part, first)))
         lists = [a for a in axes.values() if a.kind in LIST_KINDS]
         for axis in axes.values():
             values = axis.values if axis.kind in LIST_KINDS else (axis.low, axis.high)
             for i, value in enumerate(values):
                 if axis.kind == "randint" and i == 1:
                     value = int(value) - 1
-                check(
-                    {**base, axis.key: value},
-                    f"{self.axis_path(spec, part, axis.key)}.{axis.kind}[{i}]",
-                )
-        combos = math.prod(len(a.values) for a in lists)
-        if 1 < combos <= MAX_COMBINATIONS_CHECKED and len(lists) > 1:
-            for values in itertools.product(*(a.values for a in lists)):
-                combo = dict(zip([a.key for a in lists], values, strict=True))
+                path = f"{self.axis_path(spec, part, axis.key)}.{axis.kind}[{i}]"
+                checks.append(({**base, axis.key: value}, path))
+        count, keys = math.prod(len(a.values) for a in lists), [a.key for a in lists]
+        combos: list[dict[str, Any]] = []
+        if 1 < count <= MAX_COMBINATIONS_CHECKED and len(lists) > 1:
+            products = itertools.product(*(a.values for a in lists))
+            combos = [dict(zip(keys, values, strict=True)) for values in products]
+        for resolve in (check_keys, resolve_config):
+            for config, path in checks:
                 try:
-                    resolve_config({**base, **combo})
+                    resolve(config)
+                except (ValueError, TypeError) as exc:
+                    raise self.error(path, f"{exc}{within}") from None
+            for combo in combos:
+                try:
+                    resolve({**base, **combo})
                 except (ValueError, TypeError) as exc:
                     shown = ", ".join(f"{k}={v!r}" for k, v in combo.items())
                     where = "space" if part.name is None else f"variants.{part.name}"

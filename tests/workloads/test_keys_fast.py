@@ -15,11 +15,11 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator.trial import TrialConfigError, parse_assignments, resolve
-from orchestrator.yamlio import load_yaml
 from workloads import WORKLOADS, get_workload
 from workloads.keys import check_keys, keys_for, resolve_config, workload_keys
 from workloads.keysdoc import builtin_workloads, render_text
@@ -192,36 +192,61 @@ def test_a_workload_registered_at_run_time_is_read_from_its_module(
         workload_keys("nope")
 
 
-#: (workload, fixed: mapping, its one-line refusal after ``FILE: ``); None: the same reason as
-#: ``resolve_config`` gives for the workload with those keys, reported at the first axis
-SWEEP_REFUSED: list[tuple[str, str, str | None]] = [
+SEEDS = "space: {seed: {grid: [0, 1]}}"
+#: (workload, the spec's keys, the path its refusal names, then the reason: a string, or the
+#: config whose ``resolve_config`` error is the reason, with the same words)
+SWEEP_REFUSED: list[tuple[str, str, str, str | dict[str, Any]]] = [
     (
         "cifar_resnet18",
-        "{epochs: 9223372036854775808}",
-        "fixed.epochs: key 'epochs': 9223372036854775808 is above the maximum 10000",
+        f"fixed: {{epochs: 9223372036854775808}}\n{SEEDS}",
+        "fixed.epochs",
+        "key 'epochs': 9223372036854775808 is above the maximum 10000",
     ),
-    ("gaussian", "{format: 'fixed<8,300>'}", None),  # a format string out of range
-    ("gaussian", "{accumulator: vc}", None),  # an impossible combination (fp32 weights)
+    # a format string out of range, in fixed: the first config checked names the first axis
+    (
+        "gaussian",
+        f"fixed: {{format: 'fixed<8,300>'}}\n{SEEDS}",
+        "space.seed",
+        {"format": "fixed<8,300>"},
+    ),
+    # an impossible combination: low-precision weights needed, the format is fp32
+    ("gaussian", f"fixed: {{accumulator: vc}}\n{SEEDS}", "space.seed", {"accumulator": "vc"}),
+    # a bad format as the second value of an axis, after a first one that runs
+    (
+        "gaussian",
+        "space: {seed: {grid: [0, 1]}, weight_format: {grid: ['fixed<8,3>', 'blok<8>']}}",
+        "space.weight_format.grid[1]",
+        {"weight_format": "blok<8>"},
+    ),
+    # every value runs with the other axis's first value; one combination cannot run
+    (
+        "gaussian",
+        "space: {accumulator: {grid: [full, vc]}, format: {grid: [fixed, fp32]}}",
+        "space",
+        {"accumulator": "vc", "format": "fp32"},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("workload", "fixed", "expected"), SWEEP_REFUSED)
+@pytest.mark.parametrize(("workload", "keys", "path", "reason"), SWEEP_REFUSED)
 def test_sweep_cli_refuses_a_bad_spec_before_torch_is_imported(
-    tmp_path: Path, workload: str, fixed: str, expected: str | None
+    tmp_path: Path, workload: str, keys: str, path: str, reason: str | dict[str, Any]
 ) -> None:
     """``python -m orchestrator.sweep FILE --dry-run`` with an absurd value, a bad format string
-    or an impossible precision combination: exit 2, the one line ``FILE: key.path: reason``, and
-    no torch, Ray or MLflow imported to say it (the trainable, which needs torch, is imported
-    only once a sweep runs)."""
+    or an impossible precision combination, in ``fixed``, in an axis or across two axes: exit
+    2, the one line ``FILE: key.path: reason``, and no torch, Ray or MLflow imported to say it
+    (the trainable, which needs torch, is imported only once a sweep runs)."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        f"name: t\nworkload: {workload}\nobjectives: {{test_error: min}}\n"
-        f"fixed: {fixed}\nspace: {{seed: {{grid: [0, 1]}}}}\n"
-    )
-    if expected is None:
+    bad.write_text(f"name: t\nworkload: {workload}\nobjectives: {{test_error: min}}\n{keys}\n")
+    if isinstance(reason, dict):
         with pytest.raises(ValueError) as exc:
-            resolve_config({"workload": workload, **load_yaml(fixed, "fixed")})
-        expected = f"space.seed: {exc.value}"
+            resolve_config({"workload": workload, **reason})
+        combo = ", ".join(f"{k}={v!r}" for k, v in reason.items())
+        reason = (
+            f"the combination {combo} cannot run: {exc.value}"
+            if path == "space"
+            else str(exc.value)
+        )
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "orchestrator.sweep", str(bad), "--dry-run"],
         cwd=REPO,
@@ -231,7 +256,7 @@ def test_sweep_cli_refuses_a_bad_spec_before_torch_is_imported(
         timeout=120,
     )
     lines = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
-    assert done.returncode == 2 and lines == [f"error: {bad}: {expected}"]
+    assert done.returncode == 2 and lines == [f"error: {bad}: {path}: {reason}"]
     imported = _imported(done.stderr)
     assert "orchestrator.spec" in imported
     assert not _heavy(imported)
