@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPEC   ?= search_spaces/bits.yaml
 
-.PHONY: install system-deps test test-fast sweep smoke lint format bench clean faults
+.PHONY: install system-deps test test-fast sweep smoke lint format bench gpu-check clean faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: install
 	$(BIN)/python -m bench.resnet
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.scale
+
+# On a machine with a CUDA device: the CUDA tests and the GPU benchmarks in one run, the figures
+# against issue 13's bars (outputs in gpu-check/; bench/gpu.py).
+gpu-check: install
+	$(BIN)/python -m bench.gpu
 
 # Every injected fault and bad input (tests/faults), then the README's "Reliability" table.
 FAULTS_LOG ?= results/faults.jsonl
