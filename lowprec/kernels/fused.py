@@ -168,42 +168,39 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
 def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
     from lowprec.kernels import gpu
 
-    n = xf.numel()
-    grid = (-(-n // TILE16),)
-    s = QUANTIZE_STREAM
-    if isinstance(fmt, FixedPoint):
-        gpu.quantize_fixed_kernel[grid](
-            xf, out, n, key, s, fmt.delta, fmt.min_value, fmt.max_value, STOCHASTIC=stochastic
-        )
-    elif isinstance(fmt, SmallFloat):
-        gpu.quantize_float_kernel[grid](
-            xf, out, n, key, s, fmt.emin, fmt.emax, fmt.man, fmt.max_value, STOCHASTIC=stochastic
-        )
-    elif isinstance(fmt, BlockFloat):
-        rows, length, width = block_layout(fmt, xf.shape)
-        nb = -(-length // width)
-        maxbits = torch.zeros(rows * nb, dtype=torch.int32, device=xf.device)
-        cw = min(1024, 1 << max(0, (width - 1).bit_length()))
-        bb = max(1, 4096 // cw)
-        gpu.block_maxbits_kernel[(-(-rows * nb // bb), -(-width // cw))](
-            xf, maxbits, rows * nb, nb, length, width, BB=bb, CW=cw
-        )
-        gpu.quantize_block_kernel[grid](
-            xf,
-            out,
-            n,
-            maxbits,
-            nb,
-            length,
-            width,
-            fmt.wl,
-            fmt.max_units,
-            key,
-            s,
-            STOCHASTIC=stochastic,
-        )
-    else:
+    kind, consts = format_params(fmt)
+    if kind == 0:
         raise ValueError(f"no fused kernel for format {fmt}")
+    maxbits, blocks = _triton_block_maxima(xf, fmt, kind)
+    n = xf.numel()
+    gpu.quantize_kernel[(-(-n // TILE16),)](
+        xf, out, n, key, QUANTIZE_STREAM, gpu.format_args(kind, consts), maxbits, blocks,
+        KIND=kind, STOCHASTIC=stochastic,
+    )  # fmt: skip
+
+
+def _triton_block_maxima(x: torch.Tensor, fmt: Format, kind: int, v=None):  # type: ignore[no-untyped-def]
+    """(maxbits, (nb, length, width)) of a block format over ``x``: the bit pattern of each
+    block's max|x| (block_maxbits_kernel), or with ``v`` (a _Variance) of its max VC reach
+    (vc_block_maxbits_kernel); other formats: a placeholder and (1, 1, 1)."""
+    from lowprec.kernels import gpu
+
+    if kind != gpu.BLOCK:
+        return torch.zeros(1, dtype=torch.int32, device=x.device), (1, 1, 1)
+    rows, length, width = block_layout(fmt, x.shape)
+    nb = -(-length // width)
+    maxbits = torch.zeros(rows * nb, dtype=torch.int32, device=x.device)
+    cw = min(1024, 1 << max(0, (width - 1).bit_length()))
+    bb = max(1, 4096 // cw)
+    grid = (-(-rows * nb // bb), -(-width // cw))
+    if v is None:
+        gpu.block_maxbits_kernel[grid](x, maxbits, rows * nb, nb, length, width, BB=bb, CW=cw)
+    else:
+        gpu.vc_block_maxbits_kernel[grid](
+            x, v.values, v.scalar, v.sd, maxbits, rows * nb, nb, length, width,
+            VAR_PER=v.per, BB=bb, CW=cw,
+        )  # fmt: skip
+    return maxbits, (nb, length, width)
 
 
 def vc_quantize_fused(
@@ -231,13 +228,12 @@ def vc_quantize_fused(
     kind, f = format_params(fmt)
     if kind == 0:
         raise ValueError(f"no fused VC kernel for format {fmt}")
-    layout = block_layout(fmt, m32.shape) if isinstance(fmt, BlockFloat) else (1, 1, 1)
     key = draw_key(generator)
     if backend == "numba":
         with _numba_launch():
-            _vc_numba(m32, v, out, kind, f, layout, key)
+            _vc_numba(m32, v, out, fmt, kind, f, key)
     elif backend == "triton":
-        _vc_triton(m32, v, out, fmt, layout, key.to(m32.device))
+        _vc_triton(m32, v, out, fmt, kind, f, key.to(m32.device))
     else:
         raise ValueError(f"backend {backend!r}: expected numba or triton")
     return out if mu.dtype == torch.float32 else out.to(mu.dtype)
@@ -253,13 +249,13 @@ class _Variance(NamedTuple):
     per: bool
 
 
-def _vc_numba(m32, v: _Variance, out, kind: int, f, layout, key) -> None:  # type: ignore[no-untyped-def]
+def _vc_numba(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  # type: ignore[no-untyped-def]
     from lowprec.kernels.cpu import BLOCK
 
     k0, k1 = (int(k) for k in key.tolist())
     mn, on, vn = m32.numpy().reshape(-1), out.numpy().reshape(-1), v.values.numpy().reshape(-1)
     vmask, sd = (-1 if v.per else 0), np.float32(v.sd)
-    rows, length, width = layout
+    rows, length, width = block_layout(fmt, m32.shape) if kind == BLOCK else (1, 1, 1)
     maxbits = np.zeros(rows * -(-length // width) if kind == BLOCK else 1, np.int32)
     if kind == BLOCK:
         _cpu_kernel("vc_block_maxbits", mn.size)(mn, vn, vmask, sd, rows, length, width, maxbits)
@@ -268,61 +264,12 @@ def _vc_numba(m32, v: _Variance, out, kind: int, f, layout, key) -> None:  # typ
     )
 
 
-def _vc_triton(m32, v: _Variance, out, fmt: Format, layout, key) -> None:  # type: ignore[no-untyped-def]
-    vscalar, sd, per = v.scalar, v.sd, v.per
-    v = v.values
-    rows, length, width = layout
-    if isinstance(fmt, FixedPoint):
-        kind, delta, lo, hi = 0, fmt.delta, fmt.min_value, fmt.max_value
-    elif isinstance(fmt, SmallFloat):
-        kind, delta, lo, hi = 1, 0.0, -fmt.max_value, fmt.max_value
-    else:
-        kind, delta, lo, hi = 2, 0.0, 0.0, 0.0
-    emin, emax, man = (fmt.emin, fmt.emax, fmt.man) if kind == 1 else (0, 0, 0)
-    wl, maxu = (fmt.wl, fmt.max_units) if kind == 2 else (0, 0.0)
-    nb = -(-length // width)
+def _vc_triton(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  # type: ignore[no-untyped-def]
     from lowprec.kernels import gpu
 
-    key = key.to(m32.device)
-    maxbits = torch.zeros(rows * nb if kind == 2 else 1, dtype=torch.int32, device=m32.device)
-    if kind == 2:
-        cw = min(1024, 1 << max(0, (width - 1).bit_length()))
-        bb = max(1, 4096 // cw)
-        gpu.vc_block_maxbits_kernel[(-(-rows * nb // bb), -(-width // cw))](
-            m32,
-            v,
-            vscalar,
-            sd,
-            maxbits,
-            rows * nb,
-            nb,
-            length,
-            width,
-            VAR_PER=per,
-            BB=bb,
-            CW=cw,
-        )
+    maxbits, blocks = _triton_block_maxima(m32, fmt, kind, v)
     n = m32.numel()
     gpu.vc_quantize_kernel[(-(-n // TILE16),)](
-        m32,
-        v,
-        vscalar,
-        sd,
-        out,
-        n,
-        key,
-        delta,
-        lo,
-        hi,
-        emin,
-        emax,
-        man,
-        maxbits,
-        nb,
-        length,
-        width,
-        wl,
-        maxu,
-        KIND=kind,
-        VAR_PER=per,
-    )
+        m32, v.values, v.scalar, v.sd, out, n, key, gpu.format_args(kind, f), maxbits, blocks,
+        KIND=kind, VAR_PER=v.per,
+    )  # fmt: skip

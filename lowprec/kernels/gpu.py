@@ -16,9 +16,13 @@ words are uint32 tensors, floats float32):
     rint(y)                                                 round half to even, exact
     clamp(x, lo, hi), round_nearest(x, delta, lo, hi), round_stochastic(x, delta, lo, hi, r)
     pow2(k), pow2_bits(k), float_delta(x, emin, emax, man), absbits(x), block_delta(maxbits, wl)
+    tile_words(tile, k0, k1, stream) -> words, tile_r16(words, J), tile_normals(...) -> 4 rows
+    grid(x, KIND, f, gd) -> (Δ, lo, hi)                     a format's grid per element
 
 A tile of 2048 elements is one program: its 256 Philox groups are computed once (registers
-only), and element 256·j + p of the tile takes half j of group p, as on the CPU.
+only), and element 256·j + p of the tile takes half j of group p, as on the CPU. A format is
+one value: ``KIND`` (constexpr, as lowprec.kernels.fused.format_params) and the tuple ``f`` of
+:func:`format_args`.
 """
 
 from __future__ import annotations
@@ -100,16 +104,26 @@ def box_muller(wa, wb):
 
 
 @triton.jit
-def tile_word(w0, w1, w2, w3, J: tl.constexpr):
-    """Word J >> 1 of a tile's groups (J = 0..7, the tile's 16-bit half index)."""
-    if J // 2 == 0:
-        return w0
-    elif J // 2 == 1:
-        return w1
-    elif J // 2 == 2:
-        return w2
-    else:
-        return w3
+def tile_words(tile, k0, k1, stream):
+    """The four words of the 256 Philox groups of ``tile`` (a tile of 2048 16-bit draws or
+    1024 32-bit ones) under ``stream``."""
+    return group_words(tile * G + tl.arange(0, G), k0, k1, stream)
+
+
+@triton.jit
+def tile_r16(words, J: tl.constexpr):
+    """r16 of a 16-bit tile's elements 256·J + p (J = 0..7): half J % 2 of word J // 2."""
+    return half16(words[J // 2], J % 2)
+
+
+@triton.jit
+def tile_normals(tile, k0, k1, stream):
+    """N(0, 1) of a 32-bit tile's elements 256·J + p (J = 0..3) as four rows: Box-Muller of
+    words (w0, w1) and (w2, w3) of group p."""
+    w0, w1, w2, w3 = tile_words(tile, k0, k1, stream)
+    z0, z1 = box_muller(w0, w1)
+    z2, z3 = box_muller(w2, w3)
+    return z0, z1, z2, z3
 
 
 # ---------------------------------------------------------------------------- rounding
@@ -185,55 +199,77 @@ def block_delta(maxbits, wl):
     return bits.to(tl.float32, bitcast=True)
 
 
+# ---------------------------------------------------------------------------- formats
+# A kernel takes a format as ``KIND`` (constexpr; lowprec.kernels.fused.format_params) and one
+# tuple ``f`` of three floats and three integers (format_args): FIXED (Δ, lo, hi, -, -, -),
+# BLOCK (max_units, -, -, wl, -, -), FLOAT (max_value, -, -, emin, emax, man).
+FIXED: tl.constexpr = tl.constexpr(1)
+BLOCK: tl.constexpr = tl.constexpr(2)
+FLOAT: tl.constexpr = tl.constexpr(3)
+
+
+def format_args(kind: int, consts: tuple[float, ...]) -> tuple[float, float, float, int, int, int]:
+    """The tuple ``f`` of a (kind, constants) pair of format_params."""
+    c = consts
+    if kind == 1:
+        return float(c[0]), float(c[1]), float(c[2]), 0, 0, 0
+    if kind == 2:
+        return float(c[1]), 0.0, 0.0, int(c[0]), 0, 0
+    if kind == 3:
+        return float(c[3]), 0.0, 0.0, int(c[0]), int(c[1]), int(c[2])
+    return 0.0, 0.0, 0.0, 0, 0, 0
+
+
+@triton.jit
+def grid(x, KIND: tl.constexpr, f, gd):
+    """(Δ, lo, hi) of each element of x: fixed f's constants; block the block's Δ ``gd``,
+    range ±max_units·gd; float Δ from x's binade, range ±max_value."""
+    z = tl.zeros_like(x)
+    if KIND == FIXED:
+        return z + f[0], z + f[1], z + f[2]
+    elif KIND == BLOCK:
+        hi = gd * f[0]
+        return gd, -hi, hi
+    else:
+        return float_delta(x, f[3], f[4], f[5]), z - f[0], z + f[0]
+
+
+@triton.jit
+def block_delta_at(maxbits_ptr, offs, mask, KIND: tl.constexpr, f, blocks):
+    """Δ of the block of each flat index ``offs`` (block formats; 0 otherwise): the tensor is
+    rows of ``length`` values in runs of ``width``, blocks = (nb, length, width)."""
+    if KIND == BLOCK:
+        nb, length, width = blocks
+        r = offs // length
+        c = offs - r * length
+        return block_delta(tl.load(maxbits_ptr + r * nb + c // width, mask=mask, other=0), f[3])
+    else:
+        return 0.0
+
+
 # ---------------------------------------------------------------------------- quantize kernels
 
 
 @triton.jit
-def quantize_fixed_kernel(
-    x_ptr, out_ptr, n, key_ptr, stream, delta, lo, hi, STOCHASTIC: tl.constexpr
-):
-    """One tile of 2048 elements: Q(x) on a fixed grid (Δ, lo, hi scalars)."""
-    delta, lo, hi = tl.cast(delta, tl.float32), tl.cast(lo, tl.float32), tl.cast(hi, tl.float32)
+def quantize_kernel(
+    x_ptr, out_ptr, n, key_ptr, stream, f, maxbits_ptr, blocks,
+    KIND: tl.constexpr, STOCHASTIC: tl.constexpr,
+):  # fmt: skip
+    """One tile of 2048 elements: out = Q_F(x), F = (KIND, f); block formats read each
+    element's Δ from ``maxbits`` (block_maxbits_kernel; ``blocks`` = (nb, length, width))."""
     tile = tl.program_id(0).to(tl.int64)
-    gl = tl.arange(0, G)
-    base = tile * TILE16
     if STOCHASTIC:
         k0, k1 = load_key(key_ptr)
-        w0, w1, w2, w3 = group_words(tile * G + gl, k0, k1, stream)
+        words = tile_words(tile, k0, k1, stream)
     for j in tl.static_range(8):
-        offs = base + j * G + gl
+        offs = tile * TILE16 + j * G + tl.arange(0, G)
         mask = offs < n
         x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        d, lo, hi = grid(x, KIND, f, block_delta_at(maxbits_ptr, offs, mask, KIND, f, blocks))
         if STOCHASTIC:
-            r = half16(tile_word(w0, w1, w2, w3, j), j % 2)
-            q = round_stochastic(x, delta, lo, hi, r)
+            q = round_stochastic(x, d, lo, hi, tile_r16(words, j))
         else:
-            q = round_nearest(x, delta, lo, hi)
-        tl.store(out_ptr + offs, q, mask=mask)
-
-
-@triton.jit
-def quantize_float_kernel(
-    x_ptr, out_ptr, n, key_ptr, stream, emin, emax, man, maxv, STOCHASTIC: tl.constexpr
-):
-    """One tile of 2048 elements: Q(x) for float<exp,man> (Δ per element, range ±maxv)."""
-    maxv = tl.cast(maxv, tl.float32)
-    tile = tl.program_id(0).to(tl.int64)
-    gl = tl.arange(0, G)
-    base = tile * TILE16
-    if STOCHASTIC:
-        k0, k1 = load_key(key_ptr)
-        w0, w1, w2, w3 = group_words(tile * G + gl, k0, k1, stream)
-    for j in tl.static_range(8):
-        offs = base + j * G + gl
-        mask = offs < n
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        d = float_delta(x, emin, emax, man)
-        if STOCHASTIC:
-            r = half16(tile_word(w0, w1, w2, w3, j), j % 2)
-            q = round_stochastic(x, d, -maxv, maxv, r)
-        else:
-            q = round_nearest(x, d, -maxv, maxv)
+            q = round_nearest(x, d, lo, hi)
         tl.store(out_ptr + offs, q, mask=mask)
 
 
@@ -257,55 +293,14 @@ def block_maxbits_kernel(
 
 
 @triton.jit
-def quantize_block_kernel(
-    x_ptr,
-    out_ptr,
-    n,
-    maxbits_ptr,
-    nb,
-    length,
-    width,
-    wl,
-    maxu,
-    key_ptr,
-    stream,
-    STOCHASTIC: tl.constexpr,
-):
-    """One tile of 2048 elements: Q(x) for block formats, Δ per element's block."""
-    maxu = tl.cast(maxu, tl.float32)
-    tile = tl.program_id(0).to(tl.int64)
-    gl = tl.arange(0, G)
-    base = tile * TILE16
-    if STOCHASTIC:
-        k0, k1 = load_key(key_ptr)
-        w0, w1, w2, w3 = group_words(tile * G + gl, k0, k1, stream)
-    for j in tl.static_range(8):
-        offs = base + j * G + gl
-        mask = offs < n
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        r = offs // length
-        c = offs - r * length
-        mb = tl.load(maxbits_ptr + r * nb + c // width, mask=mask, other=0)
-        d = block_delta(mb, wl)
-        hi = d * maxu
-        if STOCHASTIC:
-            q = round_stochastic(x, d, -hi, hi, half16(tile_word(w0, w1, w2, w3, j), j % 2))
-        else:
-            q = round_nearest(x, d, -hi, hi)
-        tl.store(out_ptr + offs, q, mask=mask)
-
-
-@triton.jit
 def bits16_kernel(out_ptr, n, key_ptr, stream):
     """out[i] = r16 of element i (int32): the bits themselves, for tests against numba."""
     tile = tl.program_id(0).to(tl.int64)
-    gl = tl.arange(0, G)
     k0, k1 = load_key(key_ptr)
-    w0, w1, w2, w3 = group_words(tile * G + gl, k0, k1, stream)
+    words = tile_words(tile, k0, k1, stream)
     for j in tl.static_range(8):
-        offs = tile * TILE16 + j * G + gl
-        r = half16(tile_word(w0, w1, w2, w3, j), j % 2)
-        tl.store(out_ptr + offs, r.to(tl.int32), mask=offs < n)
+        offs = tile * TILE16 + j * G + tl.arange(0, G)
+        tl.store(out_ptr + offs, tile_r16(words, j).to(tl.int32), mask=offs < n)
 
 
 # ---------------------------------------------------------------------------- VC quantizer
@@ -381,81 +376,39 @@ def vc_block_maxbits_kernel(
 
 @triton.jit
 def vc_quantize_kernel(
-    mu_ptr,
-    var_ptr,
-    vscalar,
-    sd,
-    out_ptr,
-    n,
-    key_ptr,
-    delta,
-    lo,
-    hi,
-    emin,
-    emax,
-    man,
-    maxbits_ptr,
-    nb,
-    length,
-    width,
-    wl,
-    maxu,
-    KIND: tl.constexpr,
-    VAR_PER: tl.constexpr,
-):
-    """One tile of 2048 elements of Q_vc(mu, var): KIND 0 fixed (Δ, lo, hi), 1 float (emin,
-    emax, man, range ±hi), 2 block (maxbits, nb, length, width, wl, maxu)."""
-    delta, lo, hi = tl.cast(delta, tl.float32), tl.cast(lo, tl.float32), tl.cast(hi, tl.float32)
-    vscalar, sd, maxu = (
-        tl.cast(vscalar, tl.float32),
-        tl.cast(sd, tl.float32),
-        tl.cast(maxu, tl.float32),
-    )
+    mu_ptr, var_ptr, vscalar, sd, out_ptr, n, key_ptr, f, maxbits_ptr, blocks,
+    KIND: tl.constexpr, VAR_PER: tl.constexpr,
+):  # fmt: skip
+    """One tile of 2048 elements of Q_vc(mu, var) (vc_element), format F = (KIND, f) as in
+    quantize_kernel; float formats: Δ from the binade of vc_reach, then the result rounded
+    stochastically onto the grid of its own binade."""
+    vscalar, sd = tl.cast(vscalar, tl.float32), tl.cast(sd, tl.float32)
     tile = tl.program_id(0).to(tl.int64)
-    gl = tl.arange(0, G)
     k0, k1 = load_key(key_ptr)
-    groups = tile * G + gl
-    c0, c1, c2, c3 = group_words(groups, k0, k1, VC_CAT)
-    s0, s1, s2, s3 = group_words(groups, k0, k1, VC_SR)
-    if KIND == 1:
-        e0, e1, e2, e3 = group_words(groups, k0, k1, VC_REROUND)
-    na0, na1, na2, na3 = group_words(2 * tile * G + gl, k0, k1, VC_NORMAL)
-    nb0, nb1, nb2, nb3 = group_words((2 * tile + 1) * G + gl, k0, k1, VC_NORMAL)
-    za0, za1 = box_muller(na0, na1)
-    za2, za3 = box_muller(na2, na3)
-    zb0, zb1 = box_muller(nb0, nb1)
-    zb2, zb3 = box_muller(nb2, nb3)
+    cat = tile_words(tile, k0, k1, VC_CAT)
+    sr = tile_words(tile, k0, k1, VC_SR)
+    if KIND == FLOAT:
+        rr = tile_words(tile, k0, k1, VC_REROUND)
+    za = tile_normals(2 * tile, k0, k1, VC_NORMAL)
+    zb = tile_normals(2 * tile + 1, k0, k1, VC_NORMAL)
     for j in tl.static_range(8):
-        offs = tile * TILE16 + j * G + gl
+        offs = tile * TILE16 + j * G + tl.arange(0, G)
         mask = offs < n
         mu = tl.load(mu_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         if VAR_PER:
             v = tl.load(var_ptr + offs, mask=mask, other=0.0)
         else:
             v = tl.zeros_like(mu) + vscalar
-        if KIND == 0:
-            d = tl.zeros_like(mu) + delta
-            lo_e = tl.zeros_like(mu) + lo
-            hi_e = tl.zeros_like(mu) + hi
-        elif KIND == 1:
-            d = float_delta(vc_reach(mu, v, sd, VAR_PER), emin, emax, man)
-            lo_e = tl.zeros_like(mu) - hi
-            hi_e = tl.zeros_like(mu) + hi
+        gd = block_delta_at(maxbits_ptr, offs, mask, KIND, f, blocks)
+        if KIND == FLOAT:
+            d, lo, hi = grid(vc_reach(mu, v, sd, VAR_PER), KIND, f, gd)
         else:
-            r = offs // length
-            c = offs - r * length
-            mb = tl.load(maxbits_ptr + r * nb + c // width, mask=mask, other=0)
-            d = block_delta(mb, wl)
-            hi_e = d * maxu
-            lo_e = -hi_e
-        if j < 4:
-            z = tile_word(za0, za1, za2, za3, 2 * j)
+            d, lo, hi = grid(mu, KIND, f, gd)
+        if j < 4:  # noqa: SIM108 (a constexpr branch)
+            z = za[j]
         else:
-            z = tile_word(zb0, zb1, zb2, zb3, 2 * (j - 4))
-        r_cat = half16(tile_word(c0, c1, c2, c3, j), j % 2)
-        r_sr = half16(tile_word(s0, s1, s2, s3, j), j % 2)
-        q = vc_element(mu, v, d, lo_e, hi_e, z, r_sr, r_cat)
-        if KIND == 1:
-            r_e = half16(tile_word(e0, e1, e2, e3, j), j % 2)
-            q = round_stochastic(q, float_delta(q, emin, emax, man), -hi, hi, r_e)
+            z = zb[j - 4]
+        q = vc_element(mu, v, d, lo, hi, z, tile_r16(sr, j), tile_r16(cat, j))
+        if KIND == FLOAT:
+            q = round_stochastic(q, float_delta(q, f[3], f[4], f[5]), lo, hi, tile_r16(rr, j))
         tl.store(out_ptr + offs, q, mask=mask)
