@@ -15,17 +15,26 @@ values and state) in an Optuna storage instead of the driver's memory:
   (TPE, NSGA-II) reads every trial from the storage, those of the interrupted run included,
   and proposes nothing twice. Trials the killed driver had asked for but Tune never recorded
   (asked after Tune's last snapshot) are told FAIL on restore, so none stays RUNNING.
-- :class:`StudySearch` is Ray's ``OptunaSearch`` with three fixes: every study trial carries the
-  Tune ``trial_id`` as a user attribute (one Optuna trial per Tune trial, traceable); an
-  intermediate report without the objective is not given to the study (Ray's raises KeyError
-  on it, ending the sweep); and a trial that ends without all its objective values -- stopped
-  early by ASHA in a multi-objective study, whose intermediate reports carry no objective -- is
-  told PRUNED (FAIL when it raised) rather than left RUNNING by a failing ``tell``.
+- A configuration is run once: when the sampler proposes the effective configuration of an
+  earlier trial (a categorical space, or keys without effect, make that common), the proposal
+  is not run but told the earlier trial's outcome (its values; FAIL while it still runs or if
+  it failed), marked with the user attribute ``duplicate_of``, and the sampler asked again, up
+  to :data:`MAX_REDRAWS` times (a space whose every configuration has run then runs a repeat,
+  with a warning). TPE runs with ``constant_liar`` so that two slots are not handed the same
+  configuration while the first is still running.
+- :class:`StudySearch` is Ray's ``OptunaSearch`` with that and three more fixes: every study
+  trial carries the Tune ``trial_id`` as a user attribute (one Optuna trial per Tune trial,
+  traceable); an intermediate report without the objective is not given to the study (Ray's
+  raises KeyError on it, ending the sweep); and a trial that ends without all its objective
+  values -- stopped early by ASHA in a multi-objective study, whose intermediate reports carry
+  no objective -- is told PRUNED (FAIL when it raised) rather than left RUNNING by a failing
+  ``tell``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import urllib.parse
@@ -35,6 +44,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 ENV_STORAGE = "LOWPREC_OPTUNA_STORAGE"
 USER_ATTR_TRIAL = "trial_id"
+USER_ATTR_DUPLICATE = "duplicate_of"
+#: proposals of an already-run configuration told and asked again, per Tune trial
+MAX_REDRAWS = 25
 logger = logging.getLogger(__name__)
 
 
@@ -97,9 +109,51 @@ class StudySearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict | None:
         fresh = trial_id not in self._ot_trials
         params = super().suggest(trial_id)
-        if fresh and trial_id in self._ot_trials:
-            self._ot_trials[trial_id].set_user_attr(USER_ATTR_TRIAL, trial_id)
+        if not fresh or trial_id not in self._ot_trials:
+            return params
+        for _ in range(MAX_REDRAWS):
+            twin = self._twin(self._ot_trials[trial_id])
+            if twin is None:
+                break
+            self._tell_as(self._ot_trials.pop(trial_id), twin)
+            params = super().suggest(trial_id)
+        else:
+            logger.warning("the sampler proposes only configurations already run: a repeat")
+        trial = self._ot_trials[trial_id]
+        trial.set_user_attr(USER_ATTR_TRIAL, trial_id)
+        self._proposed()[self._config_key(trial)] = trial.number
         return params
+
+    def _proposed(self) -> dict[str, int]:
+        """Configuration key -> the study trial number that first proposed it (kept in the
+        searcher's state, which Tune saves and restores with the sweep)."""
+        return self.__dict__.setdefault("_configs", {})
+
+    def _config_key(self, trial: Any) -> str:
+        """The trial's effective configuration (what the space function returns for it: keys
+        without effect left out), as a canonical string."""
+        config = self._space(trial) if callable(self._space) else trial.params
+        return json.dumps(config, sort_keys=True, default=repr)
+
+    def _twin(self, trial: Any) -> Any:
+        """The earlier study trial proposed with ``trial``'s configuration, or None."""
+        number = self._proposed().get(self._config_key(trial))
+        if number is None:
+            return None
+        return self._ot_study.get_trials(deepcopy=False)[number]
+
+    def _tell_as(self, trial: Any, twin: Any) -> None:
+        """End ``trial`` (a repeat of ``twin``'s configuration, not run) with ``twin``'s
+        outcome: its values when complete, PRUNED when pruned, else FAIL."""
+        from optuna.trial import TrialState
+
+        trial.set_user_attr(USER_ATTR_DUPLICATE, twin.number)
+        if twin.state == TrialState.COMPLETE:
+            self._ot_study.tell(trial, twin.values)
+        elif twin.state == TrialState.PRUNED:
+            self._ot_study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self._ot_study.tell(trial, state=TrialState.FAIL)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """An intermediate report: given to the study only when it carries the objective (a

@@ -114,7 +114,8 @@ def _searcher(spec: Spec, max_concurrent: int | None, storage: str | None = None
         if space is not None:
             kwargs["space"] = space
         if len(metrics) == 1:
-            sampler = optuna.samplers.TPESampler(seed=spec.search_seed)
+            # constant_liar: running trials count as bad, so parallel slots get different ones
+            sampler = optuna.samplers.TPESampler(seed=spec.search_seed, constant_liar=True)
             return StudySearch(metric=metrics[0], mode=modes[0], sampler=sampler, **kwargs)
         sampler = optuna.samplers.NSGAIISampler(seed=spec.search_seed)
         return StudySearch(metric=metrics, mode=modes, sampler=sampler, **kwargs)

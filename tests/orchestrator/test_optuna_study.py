@@ -85,6 +85,68 @@ def test_restore_fails_orphans_and_the_sampler_sees_the_history(tmp_path: Path) 
     assert loaded.trials[0].intermediate_values == {2: 0.25}
 
 
+def _noop_b(trial: optuna.Trial) -> dict[str, object]:
+    """A space whose parameter ``b`` has no effect: the effective config is ``a`` alone."""
+    a = trial.suggest_categorical("a", [1, 2, 3])
+    trial.suggest_categorical("b", ["x", "y"])
+    return {"a": a}
+
+
+def _categorical(url: str) -> study.StudySearch:
+    return study.StudySearch(
+        space=_noop_b,
+        metric="test_error",
+        mode="min",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        study_name="s",
+        storage=study.open_storage(url),
+    )
+
+
+def test_a_configuration_already_run_is_told_not_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three effective configs (b has no effect): the first three Tune trials get the three,
+    whatever the sampler proposes; each repeat proposal is told its twin's value (marked
+    ``duplicate_of``), none left RUNNING; a fourth Tune trial, the space exhausted, runs a
+    repeat after MAX_REDRAWS told proposals, with a warning."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = _categorical(url)
+    seen = []
+    for i, trial_id in enumerate("abc"):
+        config = search.suggest(trial_id)
+        seen.append(config["a"])
+        search.on_trial_complete(trial_id, {"test_error": 0.1 * (i + 1)})
+    assert sorted(seen) == [1, 2, 3]
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    dup = study.USER_ATTR_DUPLICATE
+    value = {t.params["a"]: t.value for t in trials if dup not in t.user_attrs}
+    repeats = [t for t in trials if dup in t.user_attrs]
+    assert len(repeats) == len(trials) - 3
+    for t in repeats:  # told, not run: the earlier trial's value, and no Tune trial of its own
+        assert t.value == value[t.params["a"]] and study.USER_ATTR_TRIAL not in t.user_attrs
+        twin = trials[t.user_attrs[dup]]
+        assert twin.params["a"] == t.params["a"] and dup not in twin.user_attrs
+    with caplog.at_level("WARNING", logger="orchestrator.study"):
+        assert search.suggest("d")["a"] in (1, 2, 3)
+    assert "already run" in caplog.text
+    after = optuna.load_study(study_name="s", storage=url).trials
+    assert len(after) == len(trials) + study.MAX_REDRAWS + 1
+    assert [t.state for t in after].count(TrialState.RUNNING) == 1  # d's, running
+
+
+def test_a_repeat_of_a_running_trial_is_told_fail(tmp_path: Path) -> None:
+    """While the twin runs there is no value to give: the repeat proposal is told FAIL."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = _categorical(url)
+    running = {search.suggest(t)["a"] for t in "abc"}  # all three running
+    assert running == {1, 2, 3}
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    repeats = [t for t in trials if study.USER_ATTR_DUPLICATE in t.user_attrs]
+    assert repeats and all(t.state == TrialState.FAIL for t in repeats)
+
+
 def test_storage_url_and_redaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(study.ENV_STORAGE, raising=False)
     sweep = tmp_path / "results" / "x"

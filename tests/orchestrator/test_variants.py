@@ -120,6 +120,32 @@ def test_optuna_space_proposes_exactly_the_union_and_flat_configs() -> None:
     assert params == {"variant", "seed", "lowprec.format", "lowprec.bits", "lowprec.accumulator"}
 
 
+def test_study_search_runs_no_effective_config_twice(tmp_path: Path) -> None:
+    """The sweep's searcher (orchestrator.study.StudySearch) under a random sampler: 20 Tune
+    trials of the 39-config space get 20 different effective configs (a plain random sampler
+    repeats one within 20 draws with probability 1 - 39!/(19!·39^20) > 0.99), all of the grid."""
+    import optuna
+
+    from orchestrator.study import StudySearch
+
+    spec = parse_spec(
+        ISSUE.replace("algorithm: grid, num_samples: 1", "algorithm: optuna, num_samples: 39")
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = StudySearch(
+        space=spec.optuna_space(),
+        metric="test_error",
+        mode="min",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    proposed = []
+    for i in range(20):
+        proposed.append(search.suggest(f"t{i}"))
+        search.on_trial_complete(f"t{i}", {"test_error": 0.5})
+    assert len(_as_set(proposed)) == 20
+    assert _as_set(proposed) <= _as_set(_expected_issue_trials())
+
+
 def test_trial_list_suggests_each_config_once_and_resumes_where_it_stopped(
     tmp_path: Path,
 ) -> None:
