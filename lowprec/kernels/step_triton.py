@@ -32,40 +32,28 @@ BLOCK = 1024
 
 
 @triton.jit
-def _grid(x, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd):
-    """(Δ, lo, hi) per element: fixed (fa, fb, fc); block (gd, ±fa·gd); float x's binade."""
-    z = tl.zeros_like(x)
-    if KIND == 1:
-        return z + fa, z + fb, z + fc
-    elif KIND == 2:
-        hi = z + gd * fa
-        return z + gd, -hi, hi
-    else:
-        return G.float_delta(x, i0, i1, i2), z - fa, z + fa
-
-
-@triton.jit
-def _quantize(x, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, u, STOCHASTIC: tl.constexpr):
-    """Q_F(x) with threshold u (float32) for stochastic rounding."""
+def _quantize(x, KIND: tl.constexpr, f, gd, u, STOCHASTIC: tl.constexpr):
+    """Q_F(x), F = (KIND, f) (lowprec.kernels.gpu.grid; gd the group's Δ for block formats),
+    with threshold u (float32) for stochastic rounding."""
     if KIND == 0:
         return x
     else:
-        d, lo, hi = _grid(x, KIND, fa, fb, fc, i0, i1, i2, gd)
+        d, lo, hi = G.grid(x, KIND, f, gd)
         y = tl.math.div_rn(G.clamp(x, lo, hi), d)
         if STOCHASTIC:
-            f = tl.floor(y)
-            return (f + tl.where(u < y - f, 1.0, 0.0)) * d
+            fl = tl.floor(y)
+            return (fl + tl.where(u < y - fl, 1.0, 0.0)) * d
         else:
             return G.rint(y) * d
 
 
 @triton.jit
-def _vc(mu, var, sd, reach, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, xi, u_cat, u_rnd):
+def _vc(mu, var, sd, reach, KIND: tl.constexpr, f, gd, xi, u_cat, u_rnd):
     """Q_vc(μ, var) element-wise (step_cpu._vc)."""
     if KIND == 0:
         return mu + sd * xi
     else:
-        d, lo, hi = _grid(reach, KIND, fa, fb, fc, i0, i1, i2, gd)
+        d, lo, hi = G.grid(reach, KIND, f, gd)
         m = tl.math.div_rn(G.clamp(mu, lo, hi), d)
         w = tl.math.div_rn(tl.math.div_rn(tl.zeros_like(mu) + var, d), d)
         big = w > 0.25
@@ -84,19 +72,19 @@ def _vc(mu, var, sd, reach, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, xi, 
         down = tl.where(u2 >= 2.0 - (second - a), 1.0, 0.0)
         out = G.clamp((q + up - down) * d, lo, hi)
         if KIND == 3:
-            return _quantize(out, KIND, fa, fb, fc, i0, i1, i2, 0.0, u_rnd, True)
+            return _quantize(out, KIND, f, 0.0, u_rnd, True)
         else:
             return out
 
 
 @triton.jit
-def _draw(x, var, sd, sd4, KIND: tl.constexpr, fa, fb, fc, i0, i1, i2, gd, xi, u, u_rnd,
-          ACC: tl.constexpr, STOCHASTIC: tl.constexpr):  # fmt: skip
+def _draw(x, var, sd, sd4, KIND: tl.constexpr, f, gd, xi, u, u_rnd, ACC: tl.constexpr,
+          STOCHASTIC: tl.constexpr):  # fmt: skip
     """full, low: Q_F(x); vc: Q_vc(x, var) (Δ of the reach |x| + 4·sd)."""
     if ACC == 2:
-        return _vc(x, var, sd, tl.abs(x) + sd4, KIND, fa, fb, fc, i0, i1, i2, gd, xi, u, u_rnd)
+        return _vc(x, var, sd, tl.abs(x) + sd4, KIND, f, gd, xi, u, u_rnd)
     else:
-        return _quantize(x, KIND, fa, fb, fc, i0, i1, i2, gd, u, STOCHASTIC)
+        return _quantize(x, KIND, f, gd, u, STOCHASTIC)
 
 
 @triton.jit
@@ -135,7 +123,7 @@ def _normals(base, k0, k1, N: tl.constexpr, ON: tl.constexpr, BLOCK_: tl.constex
 
 
 @triton.jit
-def _group_delta(ptr, s, n, KIND: tl.constexpr, wl, BLOCK_: tl.constexpr):
+def _group_delta(ptr, s, n, KIND: tl.constexpr, f, BLOCK_: tl.constexpr):
     """Δ of a block group from max|x| over ptr[s:s+n] (0 for other formats)."""
     if KIND == 2:
         mb = tl.zeros((), tl.int32)
@@ -143,38 +131,62 @@ def _group_delta(ptr, s, n, KIND: tl.constexpr, wl, BLOCK_: tl.constexpr):
             j = c + tl.arange(0, BLOCK_)
             x = tl.load(ptr + s + j, mask=j < n, other=0.0)
             mb = tl.maximum(mb, tl.max(G.absbits(x), axis=0))
-        return G.block_delta(mb, wl)
+        return G.block_delta(mb, f[3])
     else:
         return 0.0
 
 
 @triton.jit
+def _group(gstart_ptr, glen_ptr):
+    """(s, n, a0) of this program's exponent group: its start, its length, and the start
+    rounded down to a multiple of 8 (the random calls' boundary), where its windows begin."""
+    g_id = tl.program_id(0)
+    s = tl.load(gstart_ptr + g_id)
+    n = tl.load(glen_ptr + g_id)
+    return s, n, s - s % 8
+
+
+@triton.jit
+def _window(a0, c, s, n, BLOCK_: tl.constexpr):
+    """(base, i, mask) of the window at offset c: its first index a0 + c, its indices, and
+    which of them lie in the group s .. s + n - 1."""
+    base = a0 + c
+    i = base + tl.arange(0, BLOCK_)
+    return base, i, (i >= s) & (i < s + n)
+
+
+@triton.jit
+def _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC: tl.constexpr):
+    """The accumulator's result: θ̂ for full (θ keeps the full-precision value), else θ."""
+    if ACC == 0:
+        tl.store(hat_ptr + i, out, mask=mask)
+    else:
+        tl.store(theta_ptr + i, out, mask=mask)
+
+
+@triton.jit
 def _sgld_kernel(
-    theta_ptr, hat_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr, lr, wd, var, sd, sd4,
-    ga, gb, gc, gi0, gi1, gi2, wa, wb, wc, wi0, wi1, wi2,
+    theta_ptr, hat_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr, lr, wd, var, sd, sd4, fg, fw,
     KG: tl.constexpr, KW: tl.constexpr, ACC: tl.constexpr, STOCHASTIC: tl.constexpr,
     NOISY: tl.constexpr, NORMALS: tl.constexpr, BLOCK_: tl.constexpr,
 ):  # fmt: skip
     """One SGLD step on one exponent group (step_cpu.sgld_step), in windows of BLOCK_
-    elements aligned to 8 (the random calls' boundaries)."""
+    elements aligned to 8 (the random calls' boundaries). Formats: G (KG, fg) of the
+    gradient, W (KW, fw) of the weights (lowprec.kernels.gpu.format_args)."""
     U_G: tl.constexpr = STOCHASTIC and KG != 0
     U_TW: tl.constexpr = (ACC == 2 and NORMALS) or (ACC != 2 and STOCHASTIC and KW != 0)
     U_TS: tl.constexpr = ACC == 2
-    g_id = tl.program_id(0)
-    s = tl.load(gstart_ptr + g_id)
-    n = tl.load(glen_ptr + g_id)
-    a0 = s - s % 8
+    s, n, a0 = _group(gstart_ptr, glen_ptr)
     k0, k1 = G.load_key(key_ptr)
-    gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
+    gd = _group_delta(grad_ptr, s, n, KG, fg, BLOCK_)
     mb = tl.zeros((), tl.int32)
+    # pass 1: θ ← θ - lr·(Q_G(∇) + wd·θ) (+ sd·ξ); without a block W, θ's rounding too
     for c in range(0, n + (s - a0), BLOCK_):
-        base = a0 + c
-        i = base + tl.arange(0, BLOCK_)
-        mask = (i >= s) & (i < s + n)
+        base, i, mask = _window(a0, c, s, n, BLOCK_)
         xt = _normals(base, k0, k1, 0, NORMALS, BLOCK_)
         th = tl.load(theta_ptr + i, mask=mask, other=0.0)
-        g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0, gi1, gi2,
-                      gd, _thresholds(base, k0, k1, 0, U_G, BLOCK_), STOCHASTIC)  # fmt: skip
+        g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, fg, gd,
+                      _thresholds(base, k0, k1, 0, U_G, BLOCK_), STOCHASTIC)  # fmt: skip
         if wd != 0.0:
             g = g + wd * th
         x = th - lr * g
@@ -185,57 +197,49 @@ def _sgld_kernel(
             r = tl.where(mask, G.absbits(tl.abs(x) + sd4), 0)
             mb = tl.maximum(mb, tl.max(r, axis=0))
         else:
-            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, 0.0, xt,
+            out = _draw(x, var, sd, sd4, KW, fw, 0.0, xt,
                         _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
                         _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
             if ACC == 0:
                 tl.store(theta_ptr + i, x, mask=mask)
-                tl.store(hat_ptr + i, out, mask=mask)
-            else:
-                tl.store(theta_ptr + i, out, mask=mask)
+            _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
     if KW == 2:
-        dw = G.block_delta(mb, wi0)
+        # pass 2 (block W): θ's rounding with the group's Δ
+        dw = G.block_delta(mb, fw[3])
         for c in range(0, n + (s - a0), BLOCK_):
-            base = a0 + c
-            i = base + tl.arange(0, BLOCK_)
-            mask = (i >= s) & (i < s + n)
+            base, i, mask = _window(a0, c, s, n, BLOCK_)
             xt = _normals(base, k0, k1, 0, NORMALS, BLOCK_)
             x = tl.load(theta_ptr + i, mask=mask, other=0.0)
-            out = _draw(x, var, sd, sd4, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt,
+            out = _draw(x, var, sd, sd4, KW, fw, dw, xt,
                         _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
                         _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
-            if ACC == 0:
-                tl.store(hat_ptr + i, out, mask=mask)
-            else:
-                tl.store(theta_ptr + i, out, mask=mask)
+            _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
 
 
 @triton.jit
 def _sghmc_kernel(
     theta_ptr, hat_ptr, mom_ptr, grad_ptr, gstart_ptr, glen_ptr, key_ptr, scale_ptr, gmax_ptr,
-    e, a, b, cc, wd, var_v, sd_v, sd4_v, k, var_c, sd_c, sd4_c,
-    ga, gb, gc, gi0, gi1, gi2, wa, wb, wc, wi0, wi1, wi2, ma, mb_, mc, mi0, mi1, mi2,
+    e, a, b, cc, wd, var_v, sd_v, sd4_v, k, var_c, sd_c, sd4_c, fg, fw, fm,
     KG: tl.constexpr, KW: tl.constexpr, KM: tl.constexpr, ACC: tl.constexpr,
     STOCHASTIC: tl.constexpr, NOISY: tl.constexpr, PHASE: tl.constexpr, BLOCK_: tl.constexpr,
 ):  # fmt: skip
     """One exact underdamped SGHMC step on one exponent group (step_cpu.sghmc_step): pass 1
     the means (and the Gaussian v' for full and low), pass 2 v' in M and θ given v', pass 3
     θ' in W. PHASE 0: all; with momentum rescaling 1 (pass 1, the group's max|x| to gmax)
-    then 2 (passes 2 and 3 with the scales of ``scale``: S, S', Var_v/S'² per group)."""
+    then 2 (passes 2 and 3 with the scales of ``scale``: S, S', Var_v/S'² per group).
+    Formats: G (KG, fg), W (KW, fw), M (KM, fm) (lowprec.kernels.gpu.format_args)."""
     U_G: tl.constexpr = STOCHASTIC and KG != 0
     U_TW: tl.constexpr = (ACC == 2 and NOISY) or (ACC != 2 and STOCHASTIC and KW != 0)
     U_TS: tl.constexpr = ACC == 2
     U_VM: tl.constexpr = (ACC == 2 and NOISY) or (ACC == 1 and STOCHASTIC and KM != 0)
     U_VS: tl.constexpr = ACC == 2
     RESCALE: tl.constexpr = PHASE != 0
+    s, n, a0 = _group(gstart_ptr, glen_ptr)
     g_id = tl.program_id(0)
-    s = tl.load(gstart_ptr + g_id)
-    n = tl.load(glen_ptr + g_id)
-    a0 = s - s % 8
     k0, k1 = G.load_key(key_ptr)
     dm = 0.0
     if PHASE != 2:
-        gd = _group_delta(grad_ptr, s, n, KG, gi0, BLOCK_)
+        gd = _group_delta(grad_ptr, s, n, KG, fg, BLOCK_)
         sv = 1.0
         if RESCALE:
             sv = tl.load(scale_ptr + 3 * g_id).to(tl.float32)
@@ -243,15 +247,12 @@ def _sghmc_kernel(
         # pass 1: mean_v, mean_θ; v ← mean_v (+ sd_v·ξ_v for full and low)
         mbits = tl.zeros((), tl.int32)
         for c in range(0, n + (s - a0), BLOCK_):
-            base = a0 + c
-            i = base + tl.arange(0, BLOCK_)
-            mask = (i >= s) & (i < s + n)
+            base, i, mask = _window(a0, c, s, n, BLOCK_)
             xv = _normals(base, k0, k1, 1, NOISY, BLOCK_)
             th = tl.load(theta_ptr + i, mask=mask, other=0.0)
             v = tl.load(mom_ptr + i, mask=mask, other=0.0) * sv
-            g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, ga, gb, gc, gi0,
-                          gi1, gi2, gd, _thresholds(base, k0, k1, 0, U_G, BLOCK_),
-                          STOCHASTIC)  # fmt: skip
+            g = _quantize(tl.load(grad_ptr + i, mask=mask, other=0.0), KG, fg, gd,
+                          _thresholds(base, k0, k1, 0, U_G, BLOCK_), STOCHASTIC)  # fmt: skip
             if wd != 0.0:
                 g = g + wd * th
             mean_v = e * v - a * g
@@ -265,7 +266,7 @@ def _sghmc_kernel(
         if PHASE == 1:
             tl.store(gmax_ptr + g_id, mbits)
         if KM == 2:
-            dm = G.block_delta(mbits, mi0)
+            dm = G.block_delta(mbits, fm[3])
     if PHASE != 1:
         # pass 2: v' in M (divided by its new scale when rescaled), then θ given v'
         sv2 = 1.0
@@ -280,9 +281,7 @@ def _sghmc_kernel(
             sd4s = 4.0 * sds if ACC == 2 else 0.0
         mbits = tl.zeros((), tl.int32)
         for c in range(0, n + (s - a0), BLOCK_):
-            base = a0 + c
-            i = base + tl.arange(0, BLOCK_)
-            mask = (i >= s) & (i < s + n)
+            base, i, mask = _window(a0, c, s, n, BLOCK_)
             xt = _normals(base, k0, k1, 0, NOISY, BLOCK_)
             xv = _normals(base, k0, k1, 1, NOISY, BLOCK_)
             x = tl.load(mom_ptr + i, mask=mask, other=0.0)
@@ -290,51 +289,33 @@ def _sghmc_kernel(
             u_vs = _thresholds(base, k0, k1, 4, U_VS, BLOCK_)
             if ACC == 2:
                 if NOISY:
-                    v_new = _vc(x / sv2, vs, sds, tl.abs(x / sv2) + sd4s, KM, ma, mb_, mc, mi0,
-                                mi1, mi2, dm, xv, _thresholds(base, k0, k1, 3, U_VM, BLOCK_),
-                                u_vs)  # fmt: skip
+                    v_new = _vc(x / sv2, vs, sds, tl.abs(x / sv2) + sd4s, KM, fm, dm, xv,
+                                _thresholds(base, k0, k1, 3, U_VM, BLOCK_), u_vs)  # fmt: skip
                     th = th + k * (v_new * sv2 - x)
                 else:  # Q_vc(mean_v, 0): stochastic rounding with the small branch's threshold
-                    v_new = _quantize(x / sv2, KM, ma, mb_, mc, mi0, mi1, mi2, dm, u_vs, True)
+                    v_new = _quantize(x / sv2, KM, fm, dm, u_vs, True)
                 tl.store(mom_ptr + i, v_new, mask=mask)
             else:
                 if NOISY:
                     th = th + k * (sd_v * xv) + sd_c * xt
                 if ACC == 1:
-                    v_new = _quantize(x / sv2, KM, ma, mb_, mc, mi0, mi1, mi2, dm,
+                    v_new = _quantize(x / sv2, KM, fm, dm,
                                       _thresholds(base, k0, k1, 3, U_VM, BLOCK_),
                                       STOCHASTIC)  # fmt: skip
                     tl.store(mom_ptr + i, v_new, mask=mask)
             tl.store(theta_ptr + i, th, mask=mask)
             r = tl.where(mask, G.absbits(tl.abs(th) + sd4_c), 0)
             mbits = tl.maximum(mbits, tl.max(r, 0))
-        dw = G.block_delta(mbits, wi0) if KW == 2 else 0.0
+        dw = G.block_delta(mbits, fw[3]) if KW == 2 else 0.0
         # pass 3: θ' in W
         for c in range(0, n + (s - a0), BLOCK_):
-            base = a0 + c
-            i = base + tl.arange(0, BLOCK_)
-            mask = (i >= s) & (i < s + n)
+            base, i, mask = _window(a0, c, s, n, BLOCK_)
             xt = _normals(base, k0, k1, 0, NOISY, BLOCK_)
             x = tl.load(theta_ptr + i, mask=mask, other=0.0)
-            out = _draw(x, var_c, sd_c, sd4_c, KW, wa, wb, wc, wi0, wi1, wi2, dw, xt,
+            out = _draw(x, var_c, sd_c, sd4_c, KW, fw, dw, xt,
                         _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
                         _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
-            if ACC == 0:
-                tl.store(hat_ptr + i, out, mask=mask)
-            else:
-                tl.store(theta_ptr + i, out, mask=mask)
-
-
-def _fmt_args(fmt: tuple[int, tuple[float, ...]]) -> tuple[Any, ...]:
-    """(fa, fb, fc, i0, i1, i2) of a (kind, constants) pair of fused.format_params."""
-    kind, c = fmt
-    if kind == 1:
-        return float(c[0]), float(c[1]), float(c[2]), 0, 0, 0
-    if kind == 2:
-        return float(c[1]), 0.0, 0.0, int(c[0]), 0, 0
-    if kind == 3:
-        return float(c[3]), 0.0, 0.0, int(c[0]), int(c[1]), int(c[2])
-    return 0.0, 0.0, 0.0, 0, 0, 0
+            _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
 
 
 def sgld_step(
@@ -342,18 +323,20 @@ def sgld_step(
     glen: torch.Tensor, formats: list[Any], acc: int, stochastic: bool, coef: Any,
     key: torch.Tensor,
 ) -> None:  # fmt: skip
-    """Launch one SGLD step: one program per exponent group."""
+    """Launch one SGLD step: one program per exponent group. ``formats``: the (kind,
+    constants) pairs of G and W (lowprec.kernels.fused.format_params)."""
     import math
 
     (kg, _), (kw, _) = formats
+    fg, fw = (G.format_args(*f) for f in formats)
     var = float(coef.var)
     sd = float(torch.tensor(math.sqrt(var), dtype=torch.float32))
     sd4 = 4.0 * sd if acc == 2 else 0.0
     noisy = var > 0.0 and acc != 2
     _sgld_kernel[(gstart.numel(),)](
         theta, hat, grad, gstart, glen, key, float(coef.lr), float(coef.weight_decay), var, sd,
-        sd4, *_fmt_args(formats[0]), *_fmt_args(formats[1]), KG=kg, KW=kw, ACC=acc,
-        STOCHASTIC=bool(stochastic), NOISY=noisy, NORMALS=var > 0.0, BLOCK_=BLOCK,
+        sd4, fg, fw, KG=kg, KW=kw, ACC=acc, STOCHASTIC=bool(stochastic), NOISY=noisy,
+        NORMALS=var > 0.0, BLOCK_=BLOCK,
     )  # fmt: skip
 
 
@@ -365,10 +348,11 @@ def sghmc_step(
 ) -> None:  # fmt: skip
     """Launch one SGHMC step (``phase`` 0), or its phase 1 or 2 with momentum rescaling
     (``scale`` float64 [groups, 3], ``gmax`` int32 [groups]: step_cpu.sghmc_step): one
-    program per exponent group."""
+    program per exponent group. ``formats``: the (kind, constants) pairs of G, W and M."""
     import math
 
     (kg, _), (kw, _), (km, _) = formats
+    fg, fw, fm = (G.format_args(*f) for f in formats)
     var_v, var_th, cov = float(coef.var_v), float(coef.var_theta), float(coef.cov)
     noisy = var_v > 0.0
     k = cov / var_v if noisy else 0.0
@@ -380,10 +364,8 @@ def sghmc_step(
         gmax = torch.zeros(1, dtype=torch.int32, device=theta.device)
     _sghmc_kernel[(gstart.numel(),)](
         theta, hat, mom, grad, gstart, glen, key, scale, gmax, float(coef.decay),
-        float(coef.v_from_g),
-        float(coef.theta_from_v), float(coef.theta_from_g), float(coef.weight_decay), var_v,
-        sd_v, 4.0 * sd_v if vc else 0.0, k, var_c, sd_c, 4.0 * sd_c if vc else 0.0,
-        *_fmt_args(formats[0]), *_fmt_args(formats[1]), *_fmt_args(formats[2]),
-        KG=kg, KW=kw, KM=km, ACC=acc, STOCHASTIC=bool(stochastic), NOISY=noisy, PHASE=phase,
-        BLOCK_=BLOCK,
+        float(coef.v_from_g), float(coef.theta_from_v), float(coef.theta_from_g),
+        float(coef.weight_decay), var_v, sd_v, 4.0 * sd_v if vc else 0.0, k, var_c, sd_c,
+        4.0 * sd_c if vc else 0.0, fg, fw, fm, KG=kg, KW=kw, KM=km, ACC=acc,
+        STOCHASTIC=bool(stochastic), NOISY=noisy, PHASE=phase, BLOCK_=BLOCK,
     )  # fmt: skip
