@@ -156,6 +156,25 @@ def _window(a0, c, s, n, BLOCK_: tl.constexpr):
 
 
 @triton.jit
+def _theta_pass(theta_ptr, hat_ptr, group, key, noise, KW: tl.constexpr, fw, dw,
+                ACC: tl.constexpr, STOCHASTIC: tl.constexpr, NORMALS: tl.constexpr,
+                U_TW: tl.constexpr, U_TS: tl.constexpr, BLOCK_: tl.constexpr):  # fmt: skip
+    """The last pass over a group: θ (θ̂ for full) ← the accumulator's draw of θ in W
+    (_draw; noise = (var, sd, sd4) of the draw, dw the group's Δ for a block W)."""
+    s, n, a0 = group
+    k0, k1 = key
+    var, sd, sd4 = noise
+    for c in range(0, n + (s - a0), BLOCK_):
+        base, i, mask = _window(a0, c, s, n, BLOCK_)
+        xt = _normals(base, k0, k1, 0, NORMALS, BLOCK_)
+        x = tl.load(theta_ptr + i, mask=mask, other=0.0)
+        out = _draw(x, var, sd, sd4, KW, fw, dw, xt,
+                    _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
+                    _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
+        _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
+
+
+@triton.jit
 def _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC: tl.constexpr):
     """The accumulator's result: θ̂ for full (θ keeps the full-precision value), else θ."""
     if ACC == 0:
@@ -203,17 +222,10 @@ def _sgld_kernel(
             if ACC == 0:
                 tl.store(theta_ptr + i, x, mask=mask)
             _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
-    if KW == 2:
-        # pass 2 (block W): θ's rounding with the group's Δ
+    if KW == 2:  # pass 2 (block W): θ's rounding with the group's Δ
         dw = G.block_delta(mb, fw[3])
-        for c in range(0, n + (s - a0), BLOCK_):
-            base, i, mask = _window(a0, c, s, n, BLOCK_)
-            xt = _normals(base, k0, k1, 0, NORMALS, BLOCK_)
-            x = tl.load(theta_ptr + i, mask=mask, other=0.0)
-            out = _draw(x, var, sd, sd4, KW, fw, dw, xt,
-                        _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
-                        _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
-            _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
+        _theta_pass(theta_ptr, hat_ptr, (s, n, a0), (k0, k1), (var, sd, sd4), KW, fw, dw, ACC,
+                    STOCHASTIC, NORMALS, U_TW, U_TS, BLOCK_)  # fmt: skip
 
 
 @triton.jit
@@ -308,14 +320,8 @@ def _sghmc_kernel(
             mbits = tl.maximum(mbits, tl.max(r, 0))
         dw = G.block_delta(mbits, fw[3]) if KW == 2 else 0.0
         # pass 3: θ' in W
-        for c in range(0, n + (s - a0), BLOCK_):
-            base, i, mask = _window(a0, c, s, n, BLOCK_)
-            xt = _normals(base, k0, k1, 0, NOISY, BLOCK_)
-            x = tl.load(theta_ptr + i, mask=mask, other=0.0)
-            out = _draw(x, var_c, sd_c, sd4_c, KW, fw, dw, xt,
-                        _thresholds(base, k0, k1, 1, U_TW, BLOCK_),
-                        _thresholds(base, k0, k1, 2, U_TS, BLOCK_), ACC, STOCHASTIC)  # fmt: skip
-            _store_draw(theta_ptr, hat_ptr, i, out, mask, ACC)
+        _theta_pass(theta_ptr, hat_ptr, (s, n, a0), (k0, k1), (var_c, sd_c, sd4_c), KW, fw, dw,
+                    ACC, STOCHASTIC, NOISY, U_TW, U_TS, BLOCK_)  # fmt: skip
 
 
 def sgld_step(
