@@ -373,7 +373,7 @@ def _round_theta(theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, dw, stoch
         _round_run(tv, tv, us, ns, o8, o4, 1, f_w, VC, var, sd, sd4, dw, stochastic)
     elif kw == 2:
         _round_run(tv, tv, us, ns, o8, o4, 2, f_w, VC, var, sd, sd4, dw, stochastic)
-    else:
+    else:  # float (vc has a low-precision W: PrecisionSpec refuses fp32 with vc)
         _round_run(tv, tv, us, ns, o8, o4, 3, f_w, VC, var, sd, sd4, dw, stochastic)
 
 
