@@ -100,28 +100,26 @@ _INF_BITS = 0x7F800000
 # ---------------------------------------------------------------------------- bit casts
 
 
-@intrinsic
-def f32_as_i32(typingctx, x):  # type: ignore[no-untyped-def]
-    """The bit pattern of a float32 as an int32 (a free register reinterpretation)."""
-    if x != types.float32:
-        return None
+def _bitcast(name: str, src: types.Type, dst: types.Type, doc: str):  # type: ignore[no-untyped-def]
+    """A numba intrinsic ``name(x)``: the ``dst`` value with the bit pattern of the ``src``
+    value x (a free register reinterpretation)."""
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
+    def cast(typingctx, x):  # type: ignore[no-untyped-def]
+        if x != src:
+            return None
 
-    return types.int32(types.float32), codegen
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            return builder.bitcast(args[0], context.get_value_type(dst))
+
+        return dst(src), codegen
+
+    cast.__name__ = cast.__qualname__ = name
+    cast.__doc__ = doc
+    return intrinsic(cast)
 
 
-@intrinsic
-def i32_as_f32(typingctx, x):  # type: ignore[no-untyped-def]
-    """The float32 whose bit pattern is the int32 ``x``."""
-    if x != types.int32:
-        return None
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return types.float32(types.int32), codegen
+f32_as_i32 = _bitcast("f32_as_i32", types.float32, types.int32, "The bit pattern of a float32.")
+i32_as_f32 = _bitcast("i32_as_f32", types.int32, types.float32, "The float32 of an int32's bits.")
 
 
 # ---------------------------------------------------------------------------- random bits
