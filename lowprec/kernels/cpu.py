@@ -16,6 +16,7 @@ kernels; every float is float32, every Philox word a uint64 holding 32 bits):
     float_delta(x, emin, emax, man) -> Δ of a float<exp,man> element
     block_delta(maxbits, wl) -> Δ of a block whose max|x| has the bit pattern maxbits
     absbits(x) -> bit pattern of |x| (int32; integer max over it is max|x|, NaN-propagating)
+    block_run(s, i, m, length, width, nb) -> (block, end)       a tile's run inside one block
     vc_element(mu, w_units, ...)                               Q_vc of one element (§4)
 
 The tile layout (rng.py) is what makes the loops vectorize: a tile's 256 Philox groups are
@@ -387,6 +388,16 @@ def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-d
         maxbits[b] = _block_max(x, b, length, width, nb)
 
 
+@njit(**_INLINE)
+def block_run(s, i, m, length, width, nb):  # type: ignore[no-untyped-def]
+    """(b, end): the block b of element i of a tile of m elements starting at flat index s
+    (rows of ``length`` cut into runs of ``width``, nb runs a row), and the tile index where
+    that block's run ends in the tile."""
+    r = (s + i) // length
+    j = (s + i - r * length) // width
+    return r * nb + j, min(m, r * length + min((j + 1) * width, length) - s)
+
+
 @njit(**_OPTS)
 def _block_tile(x, out, buf, s, maxbits, length, width, nb, wl, maxu, stochastic):  # type: ignore[no-untyped-def]
     """The elements of one tile (x, out: the tile's slices, starting at flat index s), cut into
@@ -394,11 +405,8 @@ def _block_tile(x, out, buf, s, maxbits, length, width, nb, wl, maxu, stochastic
     i = 0
     m = x.size
     while i < m:
-        r = (s + i) // length
-        c = s + i - r * length
-        j = c // width
-        end = min(m, r * length + min((j + 1) * width, length) - s)
-        delta = block_delta(maxbits[r * nb + j], wl)
+        b, end = block_run(s, i, m, length, width, nb)
+        delta = block_delta(maxbits[b], wl)
         hi = delta * maxu
         if stochastic:
             _sr_fixed_run(x[i:end], out[i:end], buf[i:end], delta, -hi, hi)
@@ -526,11 +534,8 @@ def _vc_tile(mu, var, vmask, sd, out, s, kind, f, maxbits, length, width, k0, k1
         nb = (length + width - 1) // width
         i = 0
         while i < m:
-            r = (s + i) // length
-            c = s + i - r * length
-            j = c // width
-            end = min(m, r * length + min((j + 1) * width, length) - s)
-            d = block_delta(maxbits[r * nb + j], wl)
+            b, end = block_run(s, i, m, length, width, nb)
+            d = block_delta(maxbits[b], wl)
             h = d * maxu
             for p in range(i, end):
                 delta[p], lo[p], hi[p] = d, -h, h
