@@ -1,0 +1,142 @@
+"""Every Triton kernel compiles for a real GPU (sm_90: H100/H200), without one.
+
+CI has no GPU: the Triton kernels run there under TRITON_INTERPRET=1, which executes their
+Python with numpy and never compiles them. A kernel can pass in the interpreter and still fail
+to compile (a tuple argument the code generator does not take, a type the interpreter lets
+through). Triton compiles ahead of time for a named target with its bundled ptxas: source ->
+TTIR -> TTGIR -> LLVM IR -> PTX -> cubin, no driver involved. Each kernel is compiled here with
+the argument types and constants its launcher uses (lowprec/kernels/fused.py and
+samplers/fused.py via step_triton.py): formats (KIND / KG, KW, KM), rounding, accumulators,
+the noise switches and SGHMC's phases. When a kernel's parameters change, this table must be
+updated with them, and that is the point: it re-checks the GPU compile.
+
+The compiles run in one child process without TRITON_INTERPRET (tests/conftest.py sets it for
+this process, where ``@triton.jit`` then makes interpreted functions, which do not compile):
+``python -m tests.lowprec.test_triton_sm90`` prints one JSON line, case -> error or null.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+P, I32, F32, I64P = "*fp32", "i32", "fp32", "*i64"
+#: gpu.format_args: (three float32 constants, three int32 ones)
+FORMAT = ("fp32", "fp32", "fp32", "i32", "i32", "i32")
+BLOCKS = ("i32", "i32", "i32")
+
+
+def _compile(fn: Any, **args: Any) -> dict[str, Any]:
+    """``fn`` compiled for sm_90: a str or tuple value is an argument's type, anything else a
+    constexpr's value. Every parameter must be given (a launcher's whole call)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    assert set(args) == set(fn.arg_names), set(fn.arg_names) ^ set(args)
+    signature = {n: (v if isinstance(v, str | tuple) else "constexpr") for n, v in args.items()}
+    constants = {n: v for n, v in args.items() if signature[n] == "constexpr"}
+    source = ASTSource(fn=fn, signature=signature, constexprs=constants)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm
+
+
+def _cases() -> list[tuple[str, Any, dict[str, Any]]]:
+    from lowprec.kernels import gpu, step_triton
+
+    cases = []
+    for stochastic in (False, True):
+        for kind in (1, 2, 3):
+            cases.append((
+                f"quantize kind={kind} stochastic={stochastic}", gpu.quantize_kernel,
+                dict(x_ptr=P, out_ptr=P, n=I32, key_ptr=I64P, stream=I32, f=FORMAT,
+                     maxbits_ptr="*i32", blocks=BLOCKS, KIND=kind, STOCHASTIC=stochastic),
+            ))  # fmt: skip
+    cases.append((
+        "block maxima", gpu.block_maxbits_kernel,
+        dict(x_ptr=P, maxbits_ptr="*i32", nblocks=I32, nb=I32, length=I32, width=I32, BB=4,
+             CW=1024),
+    ))  # fmt: skip
+    cases.append((
+        "bits16", gpu.bits16_kernel, dict(out_ptr="*i32", n=I32, key_ptr=I64P, stream=I32)
+    ))  # fmt: skip
+    for per in (False, True):
+        cases.append((
+            f"vc block maxima var_per={per}", gpu.vc_block_maxbits_kernel,
+            dict(mu_ptr=P, var_ptr=P, vscalar=F32, sd=F32, maxbits_ptr="*i32", nblocks=I32,
+                 nb=I32, length=I32, width=I32, VAR_PER=per, BB=4, CW=1024),
+        ))  # fmt: skip
+        for kind in (1, 2, 3):
+            cases.append((
+                f"vc kind={kind} var_per={per}", gpu.vc_quantize_kernel,
+                dict(mu_ptr=P, var_ptr=P, vscalar=F32, sd=F32, out_ptr=P, n=I32,
+                     key_ptr=I64P, f=FORMAT, maxbits_ptr="*i32", blocks=BLOCKS, KIND=kind,
+                     VAR_PER=per),
+            ))  # fmt: skip
+    # (KG, KW, accumulator 0 full / 1 low / 2 vc, stochastic)
+    for kg, kw, acc, stochastic in [(1, 1, 1, True), (2, 2, 0, True), (3, 3, 2, True),
+                                    (2, 2, 2, False), (0, 0, 0, False)]:  # fmt: skip
+        cases.append((
+            f"sgld kg={kg} kw={kw} acc={acc} stochastic={stochastic}", step_triton._sgld_kernel,
+            dict(theta_ptr=P, hat_ptr=P, grad_ptr=P, gstart_ptr=I64P, glen_ptr=I64P,
+                 key_ptr=I64P, lr=F32, wd=F32, var=F32, sd=F32, sd4=F32, fg=FORMAT, fw=FORMAT,
+                 KG=kg, KW=kw, ACC=acc, STOCHASTIC=stochastic, NOISY=acc != 2, NORMALS=True,
+                 BLOCK_=step_triton.BLOCK),
+        ))  # fmt: skip
+    # (KG, KW, KM, accumulator, phase: 0 whole step, 1 and 2 momentum rescaling)
+    for kg, kw, km, acc, phase in [(2, 2, 0, 0, 0), (1, 1, 1, 2, 0), (1, 1, 1, 1, 1),
+                                   (1, 1, 1, 2, 2), (3, 3, 3, 1, 0), (2, 2, 2, 2, 0)]:  # fmt: skip
+        cases.append((
+            f"sghmc kg={kg} kw={kw} km={km} acc={acc} phase={phase}", step_triton._sghmc_kernel,
+            dict(theta_ptr=P, hat_ptr=P, mom_ptr=P, grad_ptr=P, gstart_ptr=I64P,
+                 glen_ptr=I64P, key_ptr=I64P, scale_ptr="*fp64", gmax_ptr="*i32", e=F32,
+                 a=F32, b=F32, cc=F32, wd=F32, var_v=F32, sd_v=F32, sd4_v=F32, k=F32,
+                 var_c=F32, sd_c=F32, sd4_c=F32, fg=FORMAT, fw=FORMAT, fm=FORMAT, KG=kg, KW=kw,
+                 KM=km, ACC=acc, STOCHASTIC=True, NOISY=True, PHASE=phase,
+                 BLOCK_=step_triton.BLOCK),
+        ))  # fmt: skip
+    return cases
+
+
+def _compile_all() -> dict[str, str | None]:
+    """Each case's compile error (None: it compiled to PTX for sm_90 and a ptxas cubin)."""
+    errors: dict[str, str | None] = {}
+    for name, fn, args in _cases():
+        try:
+            asm = _compile(fn, **args)
+            assert ".target sm_90" in asm["ptx"], "no sm_90 PTX"
+            assert len(asm["cubin"]) > 1000, "no cubin"
+            errors[name] = None
+        except Exception as exc:  # reported per case by the test
+            errors[name] = f"{type(exc).__name__}: {str(exc).strip()[-2000:]}"
+    return errors
+
+
+NAMES = [name for name, _, _ in _cases()]
+
+
+@pytest.fixture(scope="module")
+def compiled() -> dict[str, str | None]:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.lowprec.test_triton_sm90"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_compiles_for_sm90(compiled: dict[str, str | None], name: str) -> None:
+    assert compiled[name] is None, compiled[name]
+
+
+if __name__ == "__main__":
+    print(json.dumps(_compile_all()))
