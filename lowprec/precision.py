@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from lowprec.formats import FP32, Format
 
-__all__ = ["ACCUMULATORS", "ROUNDINGS", "PrecisionSpec"]
+__all__ = ["ACCUMULATORS", "ROUNDINGS", "VARIANCE_REDUCED", "PrecisionSpec", "check_method"]
 
 ACCUMULATORS = ("full", "low", "vc")
 #: the quantizers' roundings (``lowprec.quantize`` re-exports it)
@@ -54,3 +54,37 @@ class PrecisionSpec:
         """Storage bits per stored weight (``weight.bits``; 32 for ``full``, whose master copy is
         float32)."""
         return 32.0 if self.accumulator == "full" else self.weight.bits
+
+
+#: the variance-reduced optimisers (lowprec.samplers.halp)
+VARIANCE_REDUCED = ("svrg", "halp")
+
+
+def check_method(mode: str, precision: PrecisionSpec) -> None:
+    """``ValueError`` naming the key when ``mode`` (svrg | halp) cannot run with ``precision``.
+
+    HALP keeps a float32 anchor plus offsets in the weight format's bits: that is
+    ``accumulator: low`` with a low-precision weight format (its full-precision limit is SVRG).
+    SVRG takes ``full`` (SVRG) or ``low`` (LP-SVRG, which needs a low-precision weight format).
+    """
+    if mode not in VARIANCE_REDUCED:
+        raise ValueError(f"key 'sampler': {mode!r} is not one of {', '.join(VARIANCE_REDUCED)}")
+    if mode == "halp":
+        if precision.weight.is_identity:
+            raise ValueError(
+                "key 'sampler': halp stores its offsets in the weight format's bits: set a "
+                "low-precision weight format (e.g. format: fixed, bits: 8)"
+            )
+        if precision.accumulator != "low":
+            raise ValueError(
+                f"key 'accumulator': halp stores its iterate as a float32 anchor plus offsets in "
+                f"the weight format's bits, which is accumulator: low (got "
+                f"{precision.accumulator!r}); the full-precision method is sampler: svrg"
+            )
+    if mode == "svrg" and precision.accumulator == "vc":
+        raise ValueError("key 'accumulator': svrg supports full (SVRG) and low (LP-SVRG), not vc")
+    if mode == "svrg" and precision.accumulator == "low" and precision.weight.is_identity:
+        raise ValueError(
+            "key 'accumulator': LP-SVRG (low) needs a low-precision weight format (e.g. "
+            "format: fixed, bits: 8), or accumulator full for SVRG"
+        )

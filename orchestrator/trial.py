@@ -20,10 +20,11 @@ weight format (:func:`weight_bits`; fp32 -> 32).
 The command prints progress on stderr and one JSON object on the last line of stdout. It exits 2
 with a one-line message for unknown keys, bad values, impossible combinations and missing data,
 0 for status ``ok`` or ``diverged``, and 1 for ``failed`` (the traceback on stderr). Unknown keys,
-wrong types, values out of bounds, bad format strings and impossible precision combinations are
-refused before torch is imported (``workloads.keys.check_keys``, with the torch-free
-``lowprec.formats`` and ``lowprec.precision``: in a tenth of a second, issue 10); numpy, torch and
-the workload modules load only for what needs them (the workload's own checks, the run).
+wrong types, values out of bounds, bad format strings, impossible precision combinations and
+the project workloads' own checks are refused before torch is imported
+(``workloads.keys.check_keys``, with the torch-free ``lowprec.formats``, ``lowprec.precision``
+and ``workloads.checks``: in a tenth of a second, issue 10); numpy, torch and the workload
+modules load only for the run.
 """
 
 from __future__ import annotations

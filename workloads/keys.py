@@ -550,9 +550,10 @@ def irrelevant_keys(config: Mapping[str, Any]) -> dict[str, str]:
 def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``raw`` type-checked with every default filled in, the sampler checked against the
     workload's, ``tensors`` normalised, and the formats parsed and combined into the trial's
-    ``PrecisionSpec`` (its checks): the first steps of :func:`resolve_config`, which import no
-    workload module and no torch for the project's workloads. Raises ``ValueError`` naming the
-    first offending key, as :func:`resolve_config` does."""
+    ``PrecisionSpec`` (its checks), and a project workload's own checks
+    (:mod:`workloads.checks`): the steps of :func:`resolve_config` that import no workload
+    module and no torch for the project's workloads. Raises ``ValueError`` naming the first
+    offending key, as :func:`resolve_config` does."""
     config, _ = _fill(raw)
     workload = config["workload"]
     samplers = workload_keys(workload).samplers
@@ -563,7 +564,18 @@ def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
         )
     _normalise_tensors(config)
     _formats(config)  # validates formats and their combinations (lowprec, no torch)
+    check = _builtin_check(workload)
+    if check is not None:  # a project workload's own checks (workloads.checks, no torch)
+        check(config)
     return config
+
+
+def _builtin_check(workload: str) -> Any:
+    """The torch-free check of a project workload (:data:`workloads.checks.BUILTIN`), or None
+    (a registered workload's module has its own ``validate``, run by :func:`resolve_config`)."""
+    from workloads.checks import BUILTIN as CHECKS  # it imports this module
+
+    return CHECKS.get(WORKLOADS.get(workload, ""))
 
 
 def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -575,10 +587,11 @@ def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     then impossible precision combinations, and whatever the workload module's optional
     ``validate(config)`` rejects. Resolving a resolved config gives it back unchanged.
     """
-    config = check_keys(raw)  # with the formats and their combinations
-    validate = getattr(get_workload(config["workload"]), "validate", None)
-    if validate is not None:
-        validate(dict(config))
+    config = check_keys(raw)  # with the formats, their combinations, the project's checks
+    if _builtin_check(config["workload"]) is None:
+        validate = getattr(get_workload(config["workload"]), "validate", None)
+        if validate is not None:
+            validate(dict(config))
     for name in irrelevant_keys(config):
         config[name] = None
     return config

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
+from lowprec.precision import VARIANCE_REDUCED
 from workloads.keyspec import Key
 
 #: the samplers a workload runs unless it says otherwise
 DEEP_SAMPLERS: tuple[str, ...] = ("sgld", "sghmc", "sgd")
-#: logreg's variance-reduced optimisers (``lowprec.samplers.halp.MODES``)
-VARIANCE_REDUCED: tuple[str, ...] = ("svrg", "halp")
 #: the data sets of the deep workloads (``workloads.data`` loads them)
 MNIST_DATASETS: tuple[str, ...] = ("mnist5k", "mnist", "fashion_mnist")
 CIFAR_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")

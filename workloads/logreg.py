@@ -38,27 +38,17 @@ import torch
 from lowprec import PrecisionSpec, schedules
 from lowprec import metrics as lm
 from lowprec import samplers as lp_samplers
-from lowprec.samplers.halp import MODES as VARIANCE_REDUCED
-from lowprec.samplers.halp import check_method
-from workloads import synthetic
+from workloads import checks
 from workloads.base import Diverged, TrialContext, WorkloadResult
 from workloads.data import mnist5k_arrays
-from workloads.keys import precision_of
 from workloads.keytable import LOGREG as TABLE
 from workloads.synthetic import bits_metrics
 from workloads.trialspec import TrialSpec, build_sampler
 
 #: its keys, samplers and optimisers (workloads.keytable, read there without importing torch)
 KEYS, SAMPLERS, OPTIMISERS = TABLE.keys, TABLE.samplers, TABLE.optimisers
-
-
-def validate(config: dict[str, Any]) -> None:
-    """Reject, before anything runs, SVRG/HALP combinations that cannot run (check_method) and
-    burn-in/thinning that leave no sample to collect."""
-    if config["sampler"] in VARIANCE_REDUCED:
-        check_method(config["sampler"], precision_of(config))
-    elif config["sampler"] not in OPTIMISERS:  # a sampler's ensemble needs a collected sample
-        synthetic.validate(config)
+#: its checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+validate = checks.check_logreg
 
 
 @cache

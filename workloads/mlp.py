@@ -27,11 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from workloads import checks
 from workloads import data as data_mod
 from workloads.base import DataUnavailable, TrialContext, WorkloadResult
+from workloads.checks import parse_hidden
 from workloads.keytable import MNIST_MLP as TABLE
 from workloads.train import precision_and_quantizer, train_classifier
-from workloads.train import validate as validate_training
 from workloads.trialspec import TrialSpec
 
 #: its keys and defaults, the README's float32 MNIST settings (6.7% test error on mnist5k)
@@ -39,30 +40,8 @@ from workloads.trialspec import TrialSpec
 KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 
-#: bounds on ``hidden``: layers, and the width of one layer
-MAX_LAYERS, MAX_WIDTH = 64, 65_536
-
-
-def parse_hidden(hidden: str) -> list[int]:
-    """``"512,256"`` → ``[512, 256]``; ``ValueError`` naming the key for anything else (at
-    most ``MAX_LAYERS`` layers of at most ``MAX_WIDTH`` units)."""
-    parts = str(hidden).split(",")
-    widths = [int(p) for p in parts if p.strip().isdigit() and len(p.strip()) <= 6]
-    if not widths or len(widths) != len(parts) or any(not 1 <= w <= MAX_WIDTH for w in widths):
-        raise ValueError(
-            f"key 'hidden': {hidden!r:.80} is not a comma-separated list of layer widths in "
-            f"1..{MAX_WIDTH} (e.g. '100' or '512,256')"
-        )
-    if len(widths) > MAX_LAYERS:
-        raise ValueError(f"key 'hidden': more than {MAX_LAYERS} layers")
-    return widths
-
-
-def validate(config: dict[str, Any]) -> None:
-    """Before anything runs: ``hidden`` parses, and the training schedule collects a sample
-    (:func:`workloads.train.validate`)."""
-    parse_hidden(config["hidden"])
-    validate_training(config)
+#: checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+validate = checks.check_mlp
 
 
 class MLP(nn.Module):

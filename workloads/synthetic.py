@@ -20,8 +20,9 @@ import torch
 
 from lowprec import PrecisionSpec, schedules
 from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
+from workloads import checks
 from workloads.base import Diverged, TrialContext
-from workloads.trialspec import ScheduleSpec, TrialSpec, build_sampler
+from workloads.trialspec import TrialSpec, build_sampler
 
 #: without ``num_samples``, keep at most this many collected values (samples × chains × dim)
 DEFAULT_KEPT_VALUES = 2_000_000
@@ -30,6 +31,10 @@ CHECK_EVERY = 100
 
 #: ∇U(θ, generator) -> a tensor of θ's shape (the stochastic gradient)
 GradFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+#: checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+validate = checks.check_synthetic
 
 
 def word_bits(fmt: Format) -> int:
@@ -81,19 +86,6 @@ def _sample_capacity(trial: TrialSpec, sched: schedules.Schedule, values_per: in
         upper = max(sched.total_steps - run.burn_in, 0) // run.thin
     cap = run.num_samples or max(1, DEFAULT_KEPT_VALUES // values_per)
     return max(1, min(int(cap), upper))
-
-
-def validate(config: dict[str, Any]) -> None:
-    """Before anything runs: ``burn_in`` and ``thin`` (or the cyclical schedule) must leave at
-    least one of the ``steps`` steps to collect a sample."""
-    sched = ScheduleSpec.from_values(config).build(int(config["steps"]))
-    if not sched.collects_any(int(config["burn_in"]), int(config["thin"])):
-        key = "explore_fraction" if sched.kind == "cyclical" else "burn_in"
-        raise ValueError(
-            f"key {key!r}: burn_in={config['burn_in']}, thin={config['thin']} "
-            f"(schedule {sched.kind}) leave none of the {config['steps']} steps to collect a "
-            "sample; lower burn_in or explore_fraction, or raise steps"
-        )
 
 
 def run_chains(

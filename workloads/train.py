@@ -38,16 +38,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowprec.metrics import classification_metrics, entropy, ood_auroc
-from workloads import trialspec
+from workloads import checks, trialspec
 from workloads.base import Diverged, TrialContext, WorkloadResult
+from workloads.checks import collection_epochs
 from workloads.data import ImageData, augment_crop_flip, minibatches, normalize
 from workloads.synthetic import bits_metrics
-from workloads.trialspec import ScheduleSpec
 
 #: examples per forward pass when predicting the test set
 EVAL_BATCH = {"cpu": 500, "cuda": 2000}
 #: check the running loss for NaN/inf every this many steps (a check synchronises the GPU)
 CHECK_EVERY = 25
+
+
+#: checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+validate = checks.check_training
 
 
 def precision_and_quantizer(
@@ -82,65 +86,6 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                     p.copy_((2.0 * u - 1.0) * bound)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_parameters()
-
-
-#: steps per epoch assumed when a cyclical run is validated before its data are loaded (the
-#: real one is within a factor of a few of this for the bundled data sets; the run re-checks)
-_VALIDATION_STEPS_PER_EPOCH = 100
-
-
-def validate(config: dict[str, Any]) -> None:
-    """Before anything runs: cyclical ``epochs`` must be a multiple of ``cycles``, and the
-    schedule must collect a sample. Exact for constant and decay schedules (their sample epochs
-    do not depend on the steps per epoch); cyclical ones are checked at
-    ``_VALIDATION_STEPS_PER_EPOCH`` steps per epoch, and :func:`train_classifier` re-checks with
-    the real number."""
-    epochs = int(config["epochs"])
-    if config["schedule"] == "cyclical" and epochs % config["cycles"]:
-        raise ValueError(
-            f"key 'cycles': epochs ({epochs}) must be a multiple of cycles ({config['cycles']}) "
-            "so that every cycle ends at the end of an epoch"
-        )
-    spe = _VALIDATION_STEPS_PER_EPOCH if config["schedule"] == "cyclical" else 1
-    schedule = ScheduleSpec.from_values(config).build(epochs * spe, steps_per_epoch=spe)
-    collection_epochs(
-        schedule, epochs, spe, config["burn_in"], config["thin"], config["num_samples"]
-    )
-
-
-def collection_epochs(
-    schedule: Any,
-    epochs: int,
-    steps_per_epoch: int,
-    burn_in: int,
-    thin: int,
-    num_samples: int | None,
-) -> list[int]:
-    """The epochs (1-based) at whose end a sample is collected and kept.
-
-    An epoch is collected when the step that ends it is a sample step of the schedule counted in
-    epochs (``burn_in`` and ``thin`` times ``steps_per_epoch``; cyclical: a cycle's sample
-    point); of those, the last ``num_samples`` are kept.
-    """
-    spe = steps_per_epoch
-    chosen = [
-        e
-        for e in range(1, epochs + 1)
-        if schedule.is_sample_step(e * spe - 1, burn_in=burn_in * spe, thin=thin * spe)
-    ]
-    if num_samples is not None:
-        chosen = chosen[-num_samples:]
-    if not chosen:
-        if schedule.kind == "cyclical":
-            raise ValueError(
-                "key 'explore_fraction': no epoch end falls in a cycle's sampling stage; lower "
-                "explore_fraction or raise epochs"
-            )
-        raise ValueError(
-            f"key 'burn_in': burn_in ({burn_in}) leaves no epoch of the {epochs} to collect a "
-            "sample; lower burn_in below epochs"
-        )
-    return chosen
 
 
 def _batch(

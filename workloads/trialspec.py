@@ -20,13 +20,14 @@ import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from lowprec import PrecisionSpec
 from lowprec.schedules import Schedule
 from workloads.keys import precision_of, resolve_config, run_length_key, with_defaults
+
+if TYPE_CHECKING:  # torch only in annotations: this module loads without it
+    import torch
 
 
 class SamplerName(enum.StrEnum):

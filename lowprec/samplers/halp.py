@@ -36,36 +36,12 @@ import torch
 
 from lowprec import PrecisionSpec, quantize
 from lowprec.formats import FixedPoint
+from lowprec.precision import VARIANCE_REDUCED, check_method
+
+#: the methods (svrg, halp); check_method says which precisions each runs with
+MODES = VARIANCE_REDUCED
 
 GradFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
-MODES = ("svrg", "halp")
-
-
-def check_method(mode: str, precision: PrecisionSpec) -> None:
-    """``ValueError`` naming the key when ``mode`` (svrg | halp) cannot run with ``precision``.
-
-    HALP keeps a float32 anchor plus offsets in the weight format's bits: that is
-    ``accumulator: low`` with a low-precision weight format (its full-precision limit is SVRG).
-    SVRG takes ``full`` (SVRG) or ``low`` (LP-SVRG, which needs a low-precision weight format).
-    """
-    if mode not in MODES:
-        raise ValueError(f"key 'sampler': {mode!r} is not one of {', '.join(MODES)}")
-    if mode == "halp":
-        if precision.weight.is_identity:
-            raise ValueError(
-                "sampler 'halp' stores its offsets in the weight format's bits: set a "
-                "low-precision weight format (e.g. format: fixed, bits: 8)"
-            )
-        if precision.accumulator != "low":
-            raise ValueError(
-                f"key 'accumulator': halp stores its iterate as a float32 anchor plus offsets in "
-                f"the weight format's bits, which is accumulator: low (got "
-                f"{precision.accumulator!r}); the full-precision method is sampler: svrg"
-            )
-    if mode == "svrg" and precision.accumulator == "vc":
-        raise ValueError("key 'accumulator': svrg supports full (SVRG) and low (LP-SVRG), not vc")
-    if mode == "svrg" and precision.accumulator == "low" and precision.weight.is_identity:
-        raise ValueError("LP-SVRG (accumulator: low) needs a low-precision weight format")
 
 
 class VarianceReduced:

@@ -27,8 +27,8 @@ from workloads.keytable import BUILTIN, VARIANCE_REDUCED, WorkloadKeys
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "ray", "mlflow")
-#: the lowprec modules a refusal may import: format parsing and PrecisionSpec, both torch-free
-TORCH_FREE_LOWPREC = {"lowprec", "lowprec.formats", "lowprec.precision"}
+#: the lowprec modules a refusal may import: formats, PrecisionSpec, schedules (torch-free)
+TORCH_FREE_LOWPREC = {"lowprec", "lowprec.formats", "lowprec.precision", "lowprec.schedules"}
 
 #: key=value arguments the CLI must refuse, each for a different check of ``check_keys``
 REFUSED: list[list[str]] = [
@@ -43,6 +43,11 @@ REFUSED: list[list[str]] = [
     ["workload=mnist_mlp", "format=float", "bits=8", "exp_bits=8"],  # a family's keys: no man
     ["workload=logreg", "act_format=blok<8>"],  # a kind logreg lacks: the string is still read
     ["workload=gaussian", "accumulator=vc"],  # low-precision weights needed, the format is fp32
+    # the workloads' own checks (workloads.checks)
+    ["workload=gaussian", "steps=100", "burn_in=200"],  # no step left to collect a sample
+    ["workload=mnist_mlp", "schedule=cyclical", "epochs=10", "cycles=3"],  # cycles ∤ epochs
+    ["workload=mnist_mlp", "hidden=100,x"],
+    ["workload=logreg", "sampler=halp"],  # HALP keeps its offsets in low-precision weights
     ["workload=nope"],
 ]
 
@@ -211,6 +216,13 @@ SWEEP_REFUSED: list[tuple[str, str, str, str | dict[str, Any]]] = [
     ),
     # an impossible combination: low-precision weights needed, the format is fp32
     ("gaussian", f"fixed: {{accumulator: vc}}\n{SEEDS}", "space.seed", {"accumulator": "vc"}),
+    # a workload's own check (workloads.checks): cyclical epochs not a multiple of cycles
+    (
+        "mnist_mlp",
+        f"fixed: {{schedule: cyclical, epochs: 10, cycles: 3}}\n{SEEDS}",
+        "space.seed",
+        {"schedule": "cyclical", "epochs": 10, "cycles": 3},
+    ),
     # a bad format as the second value of an axis, after a first one that runs
     (
         "gaussian",
