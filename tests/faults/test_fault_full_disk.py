@@ -56,13 +56,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(mount: Path) -> Path:
-    """A file taking every free byte of ``mount``."""
+    """A file taking every free byte of ``mount``. Unbuffered: the write that finds the disk
+    full raises inside ``suppress``; a buffered file kept the unwritten part and raised
+    ENOSPC again when closed, outside it (CI saw that once)."""
     filler = mount / "filler"
     block = b"\0" * (1 << 16)
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
+    with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(block)
-            f.flush()
     return filler
 
 
