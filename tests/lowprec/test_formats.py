@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import torch
 
 from lowprec import FP32, BlockFloat, FixedPoint, SmallFloat, parse_format
 from lowprec.formats import exponent_of, pow2
+from tests.pyrun import stdout_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -210,15 +208,7 @@ print(callable(quantize) and lowprec.quantize is quantize is module.quantize)
 print(sorted(lowprec.__all__) == sorted(lowprec._EXPORTS))
 print(all(getattr(lowprec, name) is not None for name in lowprec.__all__))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.splitlines()
+    out = stdout_lines(code)
     assert out == [
         "key 'accumulator': 'vc' keeps the weights in low precision, but the weight format is "
         "fp32; choose a low-precision `format` with W in `tensors` (or `weight_format`), or "

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.trial import TrialConfigError, parse_assignments, resolve
+from tests.pyrun import stdout_lines
 from workloads import WORKLOADS, get_workload
 from workloads.keys import check_keys, keys_for, resolve_config, workload_keys
 from workloads.keysdoc import builtin_workloads, render_text
@@ -131,15 +132,7 @@ def test_spec_validation_refuses_a_bad_value_before_torch_is_imported(tmp_path: 
         "    print(exc)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
     ).replace("{HEAVY!r}", repr(set(HEAVY)))
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.splitlines()
+    out = stdout_lines(code)
     assert out == [
         f"{bad}: fixed.epochs: key 'epochs': 9223372036854775808 is above the maximum 10000",
         "[]",
