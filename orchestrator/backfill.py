@@ -65,8 +65,8 @@ def _open_store(sweep_dir: str) -> tuple[ResultsStore, dict[str, Any]]:
 
 
 def _name_keys(store: ResultsStore) -> tuple[str, ...]:
+    from orchestrator.naming import name_keys as keys_of
     from orchestrator.spec import parse_spec
-    from orchestrator.sweep import _name_keys as keys_of
 
     try:
         return keys_of(parse_spec(store.read_spec_text() or "", "spec.yaml"))

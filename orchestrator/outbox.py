@@ -376,3 +376,14 @@ def catch_up(store: Any, make_client: Callable[[], Any], wait_s: float) -> tuple
         if left == 0 or time.monotonic() >= deadline:
             return left, filled
         time.sleep(min(RETRY_EVERY_S, max(deadline - time.monotonic(), 0.0)))
+
+
+#: the key of the parent run's queued MLflow writes (orchestrator.outbox)
+PARENT_KEY = "_sweep"
+
+
+def queue_parent(store: Any, parent: str, *ops: dict[str, Any]) -> None:
+    """Writes to the parent run, sent with the trials' by :func:`_mlflow_catch_up`."""
+    earlier = load_pending(store, PARENT_KEY) or {}
+    queued = [*earlier.get("ops", []), *ops]
+    save_pending(store, PARENT_KEY, parent, queued, final=True)

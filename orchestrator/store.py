@@ -35,6 +35,8 @@ import pickletools
 import posixpath
 import re
 import sys
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -469,3 +471,14 @@ def table_to_text(table: pa.Table, columns: list[str], limit: int = 40) -> str:
     if table.num_rows > limit:
         out.write(f"... {table.num_rows - limit} more rows\n")
     return out.getvalue()
+
+
+def local_path(uri: str) -> str | None:
+    """The local directory of a sweep URI: a path as it is, ``file:///dir`` as ``/dir``; None
+    for remote storage (``s3://``, ``gs://`` ...)."""
+    if "://" not in uri:
+        return uri
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return urllib.request.url2pathname(parsed.path)
+    return None

@@ -15,7 +15,10 @@
    kept, ``diverged: true``); ``failed`` when it raises anything else (the error text kept).
 
 Every result carries ``wall_s`` (seconds in the workload) and ``bits``, the word length of the
-weight format (:func:`weight_bits`; fp32 -> 32).
+weight format (:func:`weight_bits`; fp32 -> 32), and the cost panel (:func:`trial_costs`,
+docs/costs.md): ``state_bytes``, ``ensemble_bits``, ``bops_per_step``, ``bops_per_prediction``,
+``energy_pj_per_step``, ``energy_pj_per_prediction`` (None where the cost model has no figure),
+``peak_rss_mb``, on CUDA ``peak_gpu_mb``, and ``ess_per_s`` where the workload reports ``ess``.
 
 The command prints progress on stderr and one JSON object on the last line of stdout. It exits 2
 with a one-line message for unknown keys, bad values, impossible combinations and missing data,
@@ -279,6 +282,8 @@ def run_trial(
         ctx.report = report
 
     result = TrialResult(config=config, status="ok")
+    if device.type == "cuda":  # peak_gpu_mb is this trial's peak, not the process's
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     try:
         out = module.run(trial, ctx)
@@ -305,7 +310,30 @@ def run_trial(
     )
     if ctx.step_kernels is not None:  # the path that ran the sampler step (None: svrg, halp)
         result.metrics["step_kernels"] = ctx.step_kernels
+    result.metrics.update(trial_costs(trial, result.metrics, device))
     return result
+
+
+def trial_costs(trial: Any, metrics: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """The cost panel of a trial (docs/costs.md): ``workloads.costs.trial_costs`` from its
+    spec and the ensemble's size, ``ess_per_s`` where the workload reports ``ess``, and the
+    measured ``peak_rss_mb`` (this process's peak resident memory, MiB) and, on CUDA,
+    ``peak_gpu_mb`` (PyTorch's peak allocated GPU memory during the trial, MiB)."""
+    import resource
+
+    import torch
+
+    from workloads.costs import trial_costs as costs_of
+
+    out: dict[str, Any] = dict(costs_of(trial, metrics.get("samples")))
+    ess, wall_s = metrics.get("ess"), metrics.get("wall_s")
+    if isinstance(ess, int | float) and isinstance(wall_s, float) and wall_s > 0:
+        out["ess_per_s"] = float(ess) / wall_s
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    out["peak_rss_mb"] = rss / (2**20 if sys.platform == "darwin" else 2**10)
+    if device.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import sweep
+from orchestrator import driver, sweep
 from orchestrator.store import DamagedFile, ResultsStore
 from tests.orchestrator.helpers import write_spec
 
@@ -143,7 +143,7 @@ def test_a_sweep_over_the_limit_needs_yes(
     """The limit lowered to 3 for a 4-trial spec (the logic, not 10,000 validations): without
     --yes one line and exit 2, nothing written; with --yes the launch goes on (here to the next
     check: nothing to resume); --dry-run lists it either way."""
-    monkeypatch.setattr(sweep, "LARGE_SWEEP", 3)
+    monkeypatch.setattr(driver, "LARGE_SWEEP", 3)
     spec = write_spec(tmp_path, SPEC, "big.yaml")
     results = tmp_path / "results"
     code, lines = _cli([str(spec), "--results", str(results)], capsys)
@@ -166,7 +166,7 @@ def test_a_sweep_over_the_limit_needs_yes(
 
 
 def test_the_limit_is_ten_thousand() -> None:
-    assert sweep.LARGE_SWEEP == 10_000
+    assert driver.LARGE_SWEEP == 10_000
 
 
 def test_a_large_grid_is_refused_before_its_trials_are_checked(

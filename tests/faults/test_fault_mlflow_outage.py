@@ -47,7 +47,7 @@ def local_ray(ray_env: None, fake_registered: None) -> Iterator[None]:
     """One local Ray instance (2 CPUs) for the module; the sweeps join it."""
     import ray
 
-    from orchestrator.sweep import _init_ray
+    from orchestrator.tune_setup import init_ray as _init_ray
 
     assert not ray.is_initialized()
     for attempt in range(3):  # a machine loaded by other jobs can miss Ray's fixed 30 s start-up

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.sweep import WORKER_ENV, run_sweep
+from orchestrator.sweep import run_sweep
+from orchestrator.tune_setup import WORKER_ENV
 from tests.faults import harness
 from tests.orchestrator.helpers import write_spec
 

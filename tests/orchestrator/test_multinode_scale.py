@@ -52,7 +52,7 @@ def cluster(ray_env: None, fake_registered: None) -> Iterator[dict[str, Any]]:
     import ray
     from ray.cluster_utils import Cluster
 
-    from orchestrator.sweep import WORKER_ENV
+    from orchestrator.tune_setup import WORKER_ENV
 
     os.environ.update(WORKER_ENV)
     fast_failure_detection = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}

@@ -25,7 +25,7 @@ def local_ray(ray_env: None, fake_registered: None) -> Iterator[None]:
     """One local Ray instance (2 CPUs) for the module; sweeps reuse it."""
     import ray
 
-    from orchestrator.sweep import _init_ray
+    from orchestrator.tune_setup import init_ray as _init_ray
 
     assert not ray.is_initialized()
     # address="local": our own Ray, even when another process's `ray start` cluster runs here
@@ -221,7 +221,7 @@ def test_resume_before_tune_saved_anything_starts_afresh(
     local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A driver that died after writing sweep.json but before Tune started can be resumed."""
-    import orchestrator.sweep as sweep_mod
+    import orchestrator.driver as driver_mod
 
     spec = write_spec(tmp_path, "name: early\nworkload: fake\nobjectives: {test_error: min}\n")
     kwargs = dict(
@@ -234,7 +234,7 @@ def test_resume_before_tune_saved_anything_starts_afresh(
     def killed(*args: object, **kw: object) -> bool:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_mod, "_fit", killed)
+    monkeypatch.setattr(driver_mod, "_fit", killed)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(str(spec), err=io.StringIO(), **kwargs)
     monkeypatch.undo()

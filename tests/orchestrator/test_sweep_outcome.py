@@ -10,16 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from orchestrator.driver import _all_ended
+from orchestrator.outcome import SweepOutcome
 from orchestrator.spec import parse_spec
-from orchestrator.store import ResultsStore, rows_to_table
-from orchestrator.sweep import (
-    SweepOutcome,
-    _all_ended,
-    _analysis_report,
-    dry_run,
-    local_path,
-    summarize,
-)
+from orchestrator.store import ResultsStore, local_path, rows_to_table
+from orchestrator.summary import analysis_report, summarize
+from orchestrator.sweep import dry_run
 from tests.orchestrator.test_spec import VALID
 
 
@@ -66,14 +62,14 @@ def test_no_trial_succeeded_is_said_loudly_and_the_report_skipped(tmp_path: Path
     summarize(outcome, out)
     assert "NO TRIAL SUCCEEDED" in out.getvalue()
     assert "first error: RuntimeError: fake failure" in out.getvalue()
-    _analysis_report(outcome, err)
+    analysis_report(outcome, err)
     assert "analysis report skipped: no trial succeeded" in err.getvalue()
     assert "ValueError" not in err.getvalue()
     # nothing recorded at all (every trial killed before writing a row)
     out, err = io.StringIO(), io.StringIO()
     empty = _outcome(tmp_path, [])
     summarize(empty, out)
-    _analysis_report(empty, err)
+    analysis_report(empty, err)
     assert "NO TRIAL SUCCEEDED" in out.getvalue()
     assert "analysis report skipped: no trial succeeded" in err.getvalue()
 
@@ -101,7 +97,7 @@ def test_printed_analysis_command_and_report_for_storage_uris(tmp_path: Path, ur
         assert "analysis: python -m analysis.report /data/results/t\n" in out.getvalue()
     else:
         assert f"analysis: copy {uri} to a local directory DIR" in out.getvalue()
-        _analysis_report(outcome, err)
+        analysis_report(outcome, err)
         assert f"analysis report skipped: {uri} is not a local directory" in err.getvalue()
 
 
@@ -114,7 +110,7 @@ def test_file_uri_report_is_written_to_the_local_directory(
     monkeypatch.setattr(analysis.report, "write_report", lambda d: seen.append(d))
     outcome = _outcome(tmp_path, [_row("a_0", "ok")], sweep_uri=f"file://{tmp_path}/t")
     err = io.StringIO()
-    _analysis_report(outcome, err)
+    analysis_report(outcome, err)
     assert seen == [f"{tmp_path}/t"], err.getvalue()
     assert f"report:   {tmp_path}/t/report" in err.getvalue()
 

@@ -70,8 +70,8 @@ def test_run_names_known_answers() -> None:
 
 
 def test_run_names_of_the_default_sweep_are_distinct() -> None:
+    from orchestrator.naming import name_keys as _name_keys
     from orchestrator.spec import load_spec
-    from orchestrator.sweep import _name_keys
 
     spec = load_spec(Path(__file__).resolve().parents[2] / "search_spaces" / "bits.yaml")
     keys = _name_keys(spec)

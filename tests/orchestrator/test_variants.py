@@ -403,7 +403,8 @@ def test_variants_sweep_end_to_end(ray_env: None, tmp_path: Path) -> None:
     import ray
 
     from orchestrator import tracking
-    from orchestrator.sweep import _init_ray, run_sweep
+    from orchestrator.sweep import run_sweep
+    from orchestrator.tune_setup import init_ray as _init_ray
 
     spec_file = write_spec(tmp_path, E2E)
     assert load_spec(spec_file).num_trials() == 4
