@@ -40,6 +40,7 @@ smoke: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .
@@ -54,11 +55,11 @@ bench: install
 	$(BIN)/python -m bench.scale
 
 # On a machine with a CUDA device: the CUDA tests and the GPU benchmarks in one run, the figures
-# against issue 13's bars (outputs in gpu-check/; bench/gpu.py).
+# against their bars (outputs in gpu-check/; bench/gpu.py).
 gpu-check: install
 	$(BIN)/python -m bench.gpu
 
-# Every injected fault and bad input (tests/faults), then the README's "Reliability" table.
+# Every injected fault and bad input (tests/faults), then the table of docs/reliability.md.
 FAULTS_LOG ?= results/faults.jsonl
 faults: install
 	mkdir -p $(dir $(FAULTS_LOG)) && rm -f $(FAULTS_LOG)

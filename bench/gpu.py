@@ -1,4 +1,4 @@
-"""The GPU rows of issue 13 in one run, for a machine with a CUDA device (`make gpu-check`).
+"""The GPU benchmarks and the CUDA tests in one run (`make gpu-check`), on a CUDA machine.
 
     python -m bench.gpu [--out DIR] [--json]
 

@@ -1,4 +1,4 @@
-"""Bookkeeping cost per trial, through the real sweep command (issue 12, item 3).
+"""Bookkeeping cost per trial, through the real sweep command.
 
     python -m bench.scale                 # N = 100 and 1,000
     python -m bench.scale --large         # also N = 10,000 (a long run: an hour or more)

@@ -7,7 +7,7 @@ ReLU MLP on a batch of 128 (random inputs: the cost does not depend on the data)
 - ``lp``: ``block<8>`` weights and gradients (one exponent per output row), variance-corrected
   low-precision accumulators (``accumulator: vc``): VC SGLDLP-L;
 
-each with the ``eager`` executor (the per-tensor reference, what ran before issue 13) and the
+each with the ``eager`` executor (the per-tensor reference) and the
 ``fused`` one (one kernel per step over flat buffers). They are timed in alternating rounds
 (median over rounds), so that drift in the machine's load hits all alike. Reported:
 

@@ -1,4 +1,4 @@
-"""How busy a sweep keeps the machine (issue 13, item 5).
+"""How busy a sweep keeps the machine.
 
     python -m bench.sweep                       # 16 Gaussian trials of ~5 s on this machine's CPUs
     python -m bench.sweep --trials 8 --trial-seconds 2 --json

@@ -6,7 +6,7 @@ docs/numerics.md and ALGORITHMS.md §1-4.
 
 The package imports lazily (PEP 562): each name below is imported from its module on first
 use, so that ``lowprec.formats`` and ``lowprec.precision``, which import no torch, parse a
-format and check a precision combination before torch loads (issue 10). ``from lowprec import
+format and check a precision combination before torch loads. ``from lowprec import
 X`` works as it always did.
 """
 

@@ -3,7 +3,7 @@ G gradients, A activations, E errors, M momentum), the accumulator mode and the 
 typed value. The config layer derives it from the flat keys (``workloads.precision``).
 
 Imports no torch (only ``lowprec.formats``): building a ``PrecisionSpec`` is the check of an
-impossible combination, and the command line makes it before torch loads (issue 10).
+impossible combination, and the command line makes it before torch loads.
 """
 
 from __future__ import annotations

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 
-if TYPE_CHECKING:
-    from orchestrator.spec import SpecError
+from orchestrator.errors import SpecError
 
 #: deepest nesting of sequences and mappings a document may have (a spec needs about 5)
 MAX_DEPTH = 100
@@ -52,7 +51,6 @@ _ALLOWED_TAGS = frozenset(
 
 
 def _error(file: str, where: str, reason: str) -> SpecError:
-    from orchestrator.spec import SpecError  # spec imports this module
 
     return SpecError(file, where, " ".join(reason.split()))
 
@@ -253,7 +251,6 @@ def parse_scalar(text: str) -> Any:
     A value that is not a scalar (a list or a mapping), or that is not valid YAML at all, is kept
     as the string it was written as (the key's type check then refuses it, naming the key).
     """
-    from orchestrator.spec import SpecError
 
     try:
         value = load_yaml(text, "<argument>")

@@ -67,7 +67,7 @@ class TrialContext:
 class WorkloadResult:
     """What a finished workload hands back.
 
-    metrics:     final metrics, named as in DESIGN.md (``test_error``, ``w2``, ``bits``, ...);
+    metrics:     final metrics, named as in docs/results.md (``test_error``, ``w2``, ``bits``, ...);
                  every value a float, int or bool.
     labels, probs: classifiers only: per test example the true label ``[n]`` (int64) and the
                  ensemble's class probabilities ``[n, classes]`` (float32).

@@ -2,7 +2,7 @@
 
 ``workloads.keys.check_keys`` runs them (:data:`BUILTIN`, by workload module), so that
 ``python -m orchestrator.trial`` and ``sweep --dry-run`` refuse these configs in one line before
-torch loads (issue 10); each workload module keeps its check as its ``validate``. Each takes a
+torch loads; each workload module keeps its check as its ``validate``. Each takes a
 config whose keys all have values (defaults filled in) and raises ``ValueError`` naming the key.
 
 - synthetic targets (gaussian, mixture; logreg's samplers): ``burn_in`` and ``thin`` (or the
@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lowprec.precision import VARIANCE_REDUCED, check_method
-from workloads.keys import precision_of
 from workloads.keytable import LOGREG
-from workloads.trialspec import ScheduleSpec
+from workloads.precision import precision_of
+from workloads.runspec import ScheduleSpec
 
 __all__ = [
     "BUILTIN",

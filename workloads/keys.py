@@ -14,7 +14,7 @@ when the key applies and otherwise a one-line reason (``"sampler sgld has no fri
 - :func:`check_keys`: the part of :func:`resolve_config` that reads no workload module (names,
   types, bounds, choices, the sampler, ``tensors``, the formats and their combination): it
   imports no torch (``lowprec.formats`` and ``lowprec.precision`` are torch-free), so that the
-  command line refuses a bad key, value, format or combination before torch loads (issue 10).
+  command line refuses a bad key, value, format or combination before torch loads.
 
 What a workload's trials have (read by the rules) is its :class:`workloads.keytable.WorkloadKeys`:
 ``workloads.keytable`` holds the project's workloads' tables; a workload registered at run time
@@ -27,17 +27,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workloads import WORKLOADS, get_workload
 from workloads.keyspec import FAMILIES, TENSOR_KINDS, Key, Rule
 from workloads.keyspec import MAX_STR_LEN as MAX_STR_LEN
 from workloads.keytable import BUILTIN, WorkloadKeys
 from workloads.keytable import DEEP_SAMPLERS as DEEP_SAMPLERS
-
-if TYPE_CHECKING:
-    from lowprec.precision import PrecisionSpec
-
+from workloads.precision import precision_of
 
 # ----------------------------------------------------------------------------------------------
 # what a workload's trials have (its table: workloads.keytable, or its module's attributes)
@@ -251,30 +248,10 @@ def _rounding(c: Mapping[str, Any]) -> str | None:
     return "every tensor kind is fp32: nothing is rounded"
 
 
-def precision_of(config: Mapping[str, Any]) -> PrecisionSpec:
-    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None);
-    ``ValueError`` naming the key for a bad format or an impossible combination. Imports no
-    torch."""
-    from workloads.precision import precision_from_config
-
-    return precision_from_config(_derivation_view(config))
-
-
 def _formats(c: Mapping[str, Any]) -> dict[str, Any]:
     """kind letter -> the effective Format, for the kinds this trial has."""
     spec = precision_of(c)
     return {k: getattr(spec, TENSOR_KINDS[k][0]) for k in tensor_kinds(c)}
-
-
-def _derivation_view(c: Mapping[str, Any]) -> dict[str, Any]:
-    """``c`` with the precision keys set to None (irrelevant) replaced by values that derive the
-    same formats: no format taker -> fp32, nothing rounded -> stochastic. Missing keys take
-    their defaults."""
-    view = {k: v for k, v in c.items() if not (k == "bits" and v is None)}
-    for key, stands_in in (("format", "fp32"), ("tensors", ""), ("rounding", "stochastic")):
-        if key in view and view[key] is None:
-            view[key] = stands_in
-    return view
 
 
 # ----------------------------------------------------------------------------------------------

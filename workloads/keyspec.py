@@ -3,7 +3,7 @@ and its check, with the precision keys' vocabulary (format families, tensor kind
 
 Imports nothing heavy (no torch, numpy, Ray or MLflow): ``python -m orchestrator.trial`` and the
 spec loader refuse a bad key or value with this and ``workloads.keytable`` before torch loads
-(issue 10: "each input refused in well under a second"). ``workloads.keys`` re-exports
+(each input is refused in well under a second). ``workloads.keys`` re-exports
 :class:`Key`.
 """
 

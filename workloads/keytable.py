@@ -3,7 +3,7 @@
 ``workloads.keys`` validates a config against ``COMMON_KEYS`` plus the table of its workload
 (:class:`WorkloadKeys`). The tables of the project's workloads live here, beside nothing heavy,
 so that a bad key or value is refused before the workload module (torch, the data loaders) is
-imported (issue 10); each workload module takes its ``KEYS`` and ``DEFAULTS`` from here. A
+imported; each workload module takes its ``KEYS`` and ``DEFAULTS`` from here. A
 workload registered at run time (``workloads.WORKLOADS[name] = "pkg.module"``) has no entry:
 its table is read from its module's attributes (:meth:`WorkloadKeys.of_module`):
 

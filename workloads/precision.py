@@ -164,3 +164,21 @@ def precision_config(spec: PrecisionSpec) -> dict[str, str]:
     """The per-tensor override keys and the accumulator/rounding that rebuild ``spec``."""
     out = {key: str(getattr(spec, kind)) for kind, key in TENSOR_KINDS.values()}
     return {**out, "accumulator": spec.accumulator, "rounding": spec.rounding}
+
+
+def precision_of(config: Mapping[str, Any]) -> PrecisionSpec:
+    """The ``lowprec.PrecisionSpec`` of a filled or resolved config (irrelevant keys None);
+    ``ValueError`` naming the key for a bad format or an impossible combination. Imports no
+    torch."""
+    return precision_from_config(derivation_view(config))
+
+
+def derivation_view(c: Mapping[str, Any]) -> dict[str, Any]:
+    """``c`` with the precision keys set to None (irrelevant) replaced by values that derive the
+    same formats: no format taker -> fp32, nothing rounded -> stochastic. Missing keys take
+    their defaults."""
+    view = {k: v for k, v in c.items() if not (k == "bits" and v is None)}
+    for key, stands_in in (("format", "fp32"), ("tensors", ""), ("rounding", "stochastic")):
+        if key in view and view[key] is None:
+            view[key] = stands_in
+    return view

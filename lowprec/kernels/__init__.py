@@ -1,4 +1,4 @@
-"""Fused kernels for the quantizers: which code path runs, and the launchers (issue 13).
+"""Fused kernels for the quantizers: which code path runs, and the launchers.
 
 ``kernels`` (the config key, and the keyword of :func:`lowprec.quantize` and
 :func:`lowprec.vc_quantize`) chooses the code path:

@@ -1,4 +1,4 @@
-"""CPU kernels in numba: the counter-based bits and the fused quantizers (issue 13, items 1-2).
+"""CPU kernels in numba: the counter-based bits and the fused quantizers.
 
 Device-level building blocks (``@njit(inline="always")``; call them from your own ``@njit``
 kernels; every float is float32, every Philox word a uint64 holding 32 bits):

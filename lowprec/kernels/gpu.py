@@ -1,4 +1,4 @@
-"""GPU kernels in Triton: the counter-based bits and the fused quantizers (issue 13, items 1-2).
+"""GPU kernels in Triton: the counter-based bits and the fused quantizers.
 
 The same functions, names and bit layout as lowprec/kernels/cpu.py (see lowprec/kernels/rng.py),
 so the numba and Triton kernels give the same bits for the same key; under

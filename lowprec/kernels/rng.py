@@ -1,4 +1,4 @@
-"""Counter-based random bits: Philox4x32-10 keyed by (key, element index) (issue 13, item 1).
+"""Counter-based random bits: Philox4x32-10 keyed by (key, element index).
 
 The generator (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC'11;
 the same function as Triton's ``tl.randint4x`` and cuRAND's Philox) maps a 128-bit counter

@@ -27,7 +27,7 @@ the passes run one after another on each chunk of CHUNK values, while its draws 
 
 Random numbers (the building blocks of :mod:`lowprec.kernels.cpu`, bits of
 :mod:`lowprec.kernels.rng`), under the key drawn once per step from the trial's generator;
-every bit drawn serves one draw of one element (issue 13, "use every bit you draw"). Each
+every bit drawn serves one draw of one element. Each
 quantity has its own Philox4x32-10 stream (counter word c2) and each call serves consecutive
 elements:
 

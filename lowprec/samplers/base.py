@@ -1,6 +1,6 @@
 """What every update rule shares: the accumulator, the executor, the prior and the protocol.
 
-A sampler is three parts (DESIGN.md, "the shape to grow into"):
+A sampler is three parts (docs/ARCHITECTURE.md, "Packages"):
 
 - the **update rule** (:class:`SGLD`, :class:`SGHMC`): the equation, written once, as the
   scalar coefficients of one step (:meth:`Sampler.coefficients`) and the per-tensor update
@@ -59,6 +59,10 @@ class Sampler:
             eager with one line on stderr), ``fused`` (ValueError naming ``kernels`` when it
             cannot run) or ``eager``. ``executor_name`` says which one runs.
     """
+
+    #: the fused step kernel that runs this rule (``lowprec.samplers.fused``), None: eager only;
+    #: each rule names its own, so the fused executor needs no list of the rules
+    fused_rule: str | None = None
 
     #: the name used in configs (``sampler: ...``)
     name = "base"

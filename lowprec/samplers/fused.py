@@ -33,14 +33,8 @@ PARALLEL_MIN = 1 << 15
 
 
 def _rule(sampler: Any) -> str:
-    from lowprec.samplers.sghmc import SGHMC
-    from lowprec.samplers.sgld import SGLD
-
-    if isinstance(sampler, SGHMC):
-        return "sghmc"
-    if isinstance(sampler, SGLD):
-        return "sgld"
-    return type(sampler).__name__
+    """The fused step the sampler's rule declares (its class's ``fused_rule``)."""
+    return getattr(sampler, "fused_rule", None) or type(sampler).__name__
 
 
 def _formats(sampler: Any) -> list[Format]:

@@ -98,6 +98,8 @@ class SGHMC(Sampler):
     ``momentum_rescale`` (low and vc only). The momentum starts at zero.
     """
 
+    fused_rule = "sghmc"
+
     name = "sghmc"
 
     def __init__(

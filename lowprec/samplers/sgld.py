@@ -38,6 +38,7 @@ class SGLD(Sampler):
     """Stochastic gradient Langevin dynamics with full / low / vc accumulators."""
 
     name = "sgld"
+    fused_rule = "sgld"
 
     def coefficients(self, lr: float, noise: bool) -> SGLDCoefficients:
         # Var of the Langevin noise per step, deep-learning convention: 2·lr·T/N

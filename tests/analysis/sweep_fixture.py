@@ -1,5 +1,5 @@
 """Builders of realistic sweep directories, written with pyarrow in the orchestrator's layout
-(DESIGN.md "Where results go"), so analysis is tested without running a sweep.
+(docs/results.md), so analysis is tested without running a sweep.
 
 - :func:`write_classifier_sweep`: a grid over format × bits × accumulator × seed of a classifier,
   plus fp32 baselines, with diverged and failed trials, and per-trial predictions whose metrics

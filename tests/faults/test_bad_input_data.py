@@ -1,4 +1,4 @@
-"""Damaged data files (issue 10, "Bad input"): IDX files (raw and gzipped) and CIFAR python
+"""Damaged data files: IDX files (raw and gzipped) and CIFAR python
 batches cut short, with bytes flipped or junk appended. Every load either reads the data or
 raises ``DataUnavailable`` naming the damaged file; never another exception (a traceback),
 never a hang. The specific cases (gzip bombs, forged headers, pickles carrying code) are in

@@ -1,4 +1,4 @@
-"""Bad input around a sweep directory (issue 10, "Bad input"): damaged ``sweep.json``,
+"""Bad input around a sweep directory: damaged ``sweep.json``,
 ``spec.yaml`` and ``trials.parquet`` on ``--resume`` say in one line which file and what to do
 (exit 2, before Ray or MLflow start), and a sweep larger than ``LARGE_SWEEP`` trials is launched
 only with ``--yes``."""

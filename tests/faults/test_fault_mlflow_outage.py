@@ -1,4 +1,4 @@
-"""Fault 5 of issue 10: the MLflow tracking server unreachable during a sweep.
+"""The MLflow tracking server unreachable during a sweep.
 
 A real ``mlflow server`` on 127.0.0.1 (SQLite behind it) is stopped while trials run:
 

@@ -1,4 +1,4 @@
-"""Property-based fuzz of the spec loader (issue 10, "Bad input").
+"""Property-based fuzz of the spec loader.
 
 Every input either loads (a :class:`orchestrator.spec.Spec`) or raises exactly one
 :class:`orchestrator.spec.SpecError` whose text is ONE line: ``FILE: line L, column C: reason`` for

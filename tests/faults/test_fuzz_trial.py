@@ -1,5 +1,5 @@
-"""Bad input to ``python -m orchestrator.trial KEY=VALUE`` and to every number a key takes
-(issue 10, "Bad input").
+"""Bad input to ``python -m orchestrator.trial KEY=VALUE`` and to every number a key takes.
+
 
 In process (many inputs): :func:`orchestrator.trial.parse_assignments` then
 :func:`orchestrator.trial.resolve` either gives a config or raises ONE

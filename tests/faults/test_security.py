@@ -1,4 +1,4 @@
-"""Security (issue 10): no eval/exec/shell of user text, YAML through the safe loader only,
+"""Security: no eval/exec/shell of user text, YAML through the safe loader only,
 checkpoints read with ``torch.load(weights_only=True)`` (every workload's state loads that way;
 a damaged or malicious one runs nothing and names the file), a spec ``name`` cannot leave the
 results directory, a sweep writes only under the results directory and the MLflow store, and

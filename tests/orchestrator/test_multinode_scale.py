@@ -1,4 +1,4 @@
-"""Multi-node at size (issue 12, item 4): a simulated cluster (``ray.cluster_utils.Cluster``: a
+"""Multi-node at size: a simulated cluster (``ray.cluster_utils.Cluster``: a
 head that runs no trials and four one-CPU worker nodes) runs 500 tiny trials, and one worker
 node is removed part-way. Every trial must be recorded exactly once: 500 rows, one per grid
 point, all ``ok``, and one finished MLflow child run per trial."""

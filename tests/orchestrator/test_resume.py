@@ -91,7 +91,7 @@ def test_interrupted_then_killed_then_resumed(fake_env: dict[str, str], tmp_path
     )
     # one FINISHED child per trial; a child of an attempt the SIGKILL cut before Tune recorded
     # its trial (Tune runs that configuration again under a new trial id) is marked KILLED,
-    # never FINISHED, and belongs to no row (issue 10: "one finished child per trial")
+    # never FINISHED, and belongs to no row (one finished child per trial)
     finished = [c for c in children if c.info.status == "FINISHED"]
     assert sorted(c.data.tags["trial_id"] for c in finished) == sorted(r["trial_id"] for r in table)
     rows = {r["trial_id"] for r in table}

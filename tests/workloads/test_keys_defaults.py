@@ -1,4 +1,4 @@
-"""Each workload's defaults give a sensible trial on their own (issue 9, part 3)."""
+"""Each workload's defaults give a sensible trial on their own."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Bad keys, values, format strings and impossible precision combinations are refused before
-torch is imported (issue 10: "each input refused in well under a second"), and the torch-free key
+torch is imported (each input is refused in well under a second), and the torch-free key
 tables agree with the workload modules.
 
 The real ``python -m orchestrator.trial`` runs in subprocesses under ``-X importtime``, which

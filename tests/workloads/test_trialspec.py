@@ -8,12 +8,8 @@ import torch
 from lowprec.formats import FixedPoint
 from lowprec.samplers import SGD, SGHMC, SGLD
 from workloads.keys import resolve_config
-from workloads.trialspec import (
-    SamplerName,
-    ScheduleKind,
-    TrialSpec,
-    build_sampler,
-)
+from workloads.runspec import SamplerName, ScheduleKind
+from workloads.trialspec import TrialSpec, build_sampler
 
 
 def test_typed_parts_of_a_deep_trial() -> None:
