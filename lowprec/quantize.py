@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowprec.formats import BlockFloat, Format, parse_format
+from lowprec.formats import BlockFloat, Format, ScaledFormat, parse_format
 from lowprec.kernels import resolve as resolve_kernels
-from lowprec.kernels.fused import quantize_fused
+from lowprec.kernels.fused import has_fused, quantize_fused
 from lowprec.precision import ROUNDINGS
 
 __all__ = [
@@ -103,6 +103,8 @@ def quantize(
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"quantize: expected a floating-point torch.Tensor, got {type(x)}")
     path = resolve_kernels(kernels, x.device)
+    if path == "fused" and not has_fused(fmt, x.device):
+        path = "eager"  # a format without a fused kernel (yet) runs the reference code
     if out is not None and (out.shape != x.shape or not out.is_floating_point()):
         raise ValueError(f"quantize: out must be a floating-point tensor of shape {x.shape}")
     if fmt.is_identity:
@@ -122,6 +124,11 @@ def _round(
     x: torch.Tensor, fmt: Format, rounding: str, generator: torch.Generator | None
 ) -> torch.Tensor:
     xf = x if x.dtype == torch.float32 else x.float()
+    if isinstance(fmt, ScaledFormat):
+        # the scale from the unrounded block, held fixed; the rounding acts on the element grid
+        y, _, up, restore = fmt.to_element(xf)
+        q = _round(y, fmt.element, rounding, generator)
+        return _restore(q.mul_(up), restore, x.dtype)
     grid = block_grid(fmt, xf)
     if grid is not None:
         delta, lo, hi, restore = (*grid, None)

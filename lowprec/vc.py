@@ -12,9 +12,16 @@ import math
 import numpy as np
 import torch
 
-from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat, parse_format
+from lowprec.formats import (
+    BlockFloat,
+    FixedPoint,
+    Format,
+    ScaledFormat,
+    SmallFloat,
+    parse_format,
+)
 from lowprec.kernels import resolve as resolve_kernels
-from lowprec.kernels.fused import vc_quantize_fused
+from lowprec.kernels.fused import has_fused, vc_quantize_fused
 from lowprec.quantize import block_grid, check_generator, quantize, uniform
 
 __all__ = ["vc_quantize"]
@@ -93,7 +100,7 @@ def vc_quantize(
         raise ValueError(f"vc_quantize: var must be a finite number >= 0, got {var!r}")
     mu32 = mu if mu.dtype == torch.float32 else mu.float()
     check_generator(mu32, generator)
-    fused = resolve_kernels(kernels, mu.device) == "fused"
+    fused = resolve_kernels(kernels, mu.device) == "fused" and has_fused(fmt, mu.device)
     if fused and not fmt.is_identity and not return_variance and mu.numel():
         if isinstance(var, torch.Tensor):
             var.expand(mu.shape)  # raises unless var broadcasts to mu
@@ -109,6 +116,8 @@ def vc_quantize(
     if fmt.is_identity:
         out = _randn(mu32, generator).mul_(sd).add_(mu32).to(mu.dtype)
         return (out, v.expand(mu.shape).clone()) if return_variance else out
+    if isinstance(fmt, ScaledFormat):
+        return _vc_scaled(mu32, v, sd, fmt, generator, return_variance, mu.dtype)
 
     # the grid the draw lands on: Δ (and for blocks the range) from |μ| + 4·sqrt(v), which the
     # draw stays below with probability ~1 - 6e-5 (fixed point: Δ does not depend on it)
@@ -192,6 +201,33 @@ def vc_quantize(
         return out, v.expand(mu.shape).clone()
     delivered = torch.where(big, v, torch.maximum(v, v_s * delta * delta))
     return out, delivered.expand(mu.shape).contiguous()
+
+
+def _vc_scaled(
+    mu32: torch.Tensor,
+    v: torch.Tensor,
+    sd: torch.Tensor | float,
+    fmt: ScaledFormat,
+    generator: torch.Generator | None,
+    return_variance: bool,
+    dtype: torch.dtype,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Q_vc on a scaled format: the scale per block from max(|μ| + 4·sqrt(v)) over the block
+    (the reach, as for block formats), held fixed; μ and v mapped onto the element's units
+    (μ·into, v·into²); Q_vc on the element's grid (this same law: fixed grid for integer
+    elements, the element's binade of the reach for floats); the result times the scale."""
+    reach = mu32.abs().add_(sd * _REACH_SDS)
+    m, into, up, restore = fmt.to_element(mu32, reach=reach)
+    if v.dim() == 0:
+        ve = fmt.variance_into_element(v, into)
+    else:
+        ve = fmt.variance_into_element(fmt.layout(v.expand(mu32.shape).contiguous())[0], into)
+    out = vc_quantize(m, ve, fmt.element, generator, return_variance, kernels="eager")
+    if return_variance:
+        q, delivered = out
+        delivered = restore((delivered * up * up).expand(q.shape).contiguous())
+        return restore(q.mul_(up)).to(dtype), delivered
+    return restore(out.mul_(up)).to(dtype)
 
 
 def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -21,7 +21,7 @@ from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat
 from lowprec.kernels.outputs import new_output
 from lowprec.kernels.rng import TILE16, draw_key
 
-__all__ = ["block_layout", "format_params", "new_output", "quantize_fused"]
+__all__ = ["block_layout", "format_params", "has_fused", "new_output", "quantize_fused"]
 
 #: the stream the quantizers use (others: lowprec/kernels/vc.py)
 QUANTIZE_STREAM = 0
@@ -54,6 +54,17 @@ def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
     if isinstance(fmt, SmallFloat):
         return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value))
     raise ValueError(f"no fused kernel for format {fmt}")
+
+
+def has_fused(fmt: Format, device: torch.device | str | None = None) -> bool:
+    """Whether the fused quantizers take ``fmt`` (on ``device``'s backend): fixed, block and
+    float formats (the OCP elements are floats); the scaled formats (MX, NVFP4, scaled
+    integers) run the eager reference."""
+    try:
+        format_params(fmt)
+    except ValueError:
+        return False
+    return True
 
 
 def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:

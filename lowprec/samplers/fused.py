@@ -22,12 +22,12 @@ import torch
 
 from lowprec.flat import FlatLayout, block_structure
 from lowprec.formats import BlockFloat, FixedPoint, Format
-from lowprec.kernels.fused import format_params  # the kernels' encoding of a format
+from lowprec.kernels.fused import format_params, has_fused  # the kernels' encoding of a format
 from lowprec.kernels.rng import draw_key
+from lowprec.precision import ACCUMULATOR_CODES
 
 __all__ = ["FusedExecutor", "format_params", "unsupported"]
 
-_ACC = {"full": 0, "low": 1, "vc": 2}
 #: below this many values a step runs on one thread (a parallel launch costs more than it saves)
 PARALLEL_MIN = 1 << 15
 
@@ -78,6 +78,9 @@ def unsupported(sampler: Any) -> str | None:
     ptrs = [p.data_ptr() for p in params if p.numel()]
     if len(set(ptrs)) != len(ptrs):
         return "some parameters share storage (tied weights)"
+    for f in _formats(sampler):
+        if not has_fused(f):
+            return f"no fused step for the scaled format {f} (it runs eager)"
     why, _ = structure_of(_formats(sampler))
     if why is not None:
         return why
@@ -116,7 +119,7 @@ class FusedExecutor:
                 sampler.momentum = self.layout.views(self.mom)
         self.theta, self.hat = theta, hat
         self.formats = [format_params(f) for f in _formats(sampler)]  # tuples: no refcounts
-        self.acc = _ACC[sampler.accumulator]
+        self.acc = ACCUMULATOR_CODES[sampler.accumulator]
         #: share the step out over threads only when there are several tasks to share
         self.parallel = len(self.layout.task_start) > 2 and n >= PARALLEL_MIN
         self.stochastic = sampler.rounding == "stochastic"
