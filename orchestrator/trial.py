@@ -26,7 +26,7 @@ with a one-line message for unknown keys, bad values, impossible combinations an
 wrong types, values out of bounds, bad format strings, impossible precision combinations and
 the project workloads' own checks are refused before torch is imported
 (``workloads.keys.check_keys``, with the torch-free ``lowprec.formats``, ``lowprec.precision``
-and ``workloads.checks``: in a tenth of a second, issue 10); numpy, torch and the workload
+and ``workloads.checks``: in a tenth of a second); numpy, torch and the workload
 modules load only for the run.
 """
 
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     import torch
 
 STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
+#: the metrics a trial measures rather than computes: two runs of one seed differ only in these
+MEASURED_METRICS: tuple[str, ...] = ("wall_s", "ess_per_s", "peak_rss_mb", "peak_gpu_mb")
 
 
 class TrialConfigError(ValueError):
@@ -144,7 +146,7 @@ def ignored_keys(raw: Mapping[str, Any]) -> dict[str, str]:
 def record_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """What a trial's row records of its config: every key of the resolved ``config`` (those
     without effect stay None), with ``workloads.keys.effective_params`` over it, so the row holds
-    the effective format string of each tensor kind and ``bits_per_param`` (issue 9: never a
+    the effective format string of each tensor kind and ``bits_per_param`` (never a
     value that did not apply). A config that cannot resolve (a failed trial) is kept as it is."""
     from workloads.keys import effective_params
 

@@ -11,8 +11,10 @@ temperature T the chains target N(0, T Σ).
 Metrics: ``mean`` and ``std`` of every collected sample (pooled over chains; for d > 1 the mean
 of the coordinates' means and sqrt of the mean variance, with ``std_ratio`` =
 sqrt(mean_i Var_i / Σ_ii)), ``w2`` (1-D: exact, from the kept samples; d-D: the Gaussian closed
-form from the collected moments), ``ks`` (1-D; d-D: the largest over coordinates), ``ess`` (per
-chain, averaged, from the kept samples), ``target_std``, ``bits``, ``bits_per_param``.
+form from the collected moments), ``ks`` (1-D; d-D: the largest over coordinates), ``ess`` and
+``rhat`` (:func:`workloads.diagnostics.chain_diagnostics` of the kept samples: ArviZ's bulk ESS
+over all chains and rank-normalised split R-hat, the worst coordinate; R-hat needs two chains),
+``target_std``, ``bits``, ``bits_per_param``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from scipy import stats
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
+from workloads.diagnostics import chain_diagnostics
 from workloads.keytable import GAUSSIAN as TABLE
 from workloads.synthetic import bits_metrics, run_chains
 from workloads.synthetic import validate as validate
@@ -76,7 +79,7 @@ def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult
         "mean": float(mean.mean()),
         "std": float(math.sqrt(max(np.mean(np.diag(cov)), 0.0))),
         "target_std": float(math.sqrt(np.mean(np.diag(target_cov)))),
-        "ess": lm.ess(samples),
+        **chain_diagnostics(samples),
         "samples": int(samples.shape[0]),
         "collected": int(chains.collected),
     }

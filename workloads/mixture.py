@@ -6,8 +6,10 @@ gradient ∇Ũ(θ) = -p'(θ)/p(θ) + ``grad_noise``·ξ, N = 1; at temperature T
 p(θ)^(1/T) (the reference metrics assume T = 1 and are skipped otherwise).
 
 Metrics: ``mean``, ``std`` (of every collected sample, pooled), ``w2`` and ``ks`` (exact, from
-the kept samples), ``ess``, ``weight_right`` (fraction of kept samples above 0; the target's is
-2/3 up to the negligible mass of the other component across 0, ≈ 2/3 - 0.0009),
+the kept samples), ``ess`` and ``rhat`` (:func:`workloads.diagnostics.chain_diagnostics`:
+ArviZ's bulk ESS over all chains and rank-normalised split R-hat, worst coordinate; R-hat needs
+two chains), ``weight_right`` (fraction of kept samples above 0; the target's is 2/3 up to the
+negligible mass of the other component across 0, ≈ 2/3 - 0.0009),
 ``target_weight_right``, ``bits``, ``bits_per_param``.
 """
 
@@ -20,6 +22,7 @@ import torch
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
+from workloads.diagnostics import chain_diagnostics
 from workloads.keytable import MIXTURE as TABLE
 from workloads.synthetic import bits_metrics, run_chains
 from workloads.synthetic import validate as validate
@@ -68,7 +71,7 @@ def run(config: TrialSpec | dict[str, Any], ctx: TrialContext) -> WorkloadResult
         "mean": float(mean.mean()),
         "std": float(np.sqrt(max(np.mean(np.diag(cov)), 0.0))),
         "target_std": ref.std(),
-        "ess": lm.ess(samples),
+        **chain_diagnostics(samples),
         "weight_right": float(np.mean(samples > 0)),
         "target_weight_right": float(1.0 - ref.cdf(0.0)),
         "samples": int(samples.shape[0]),

@@ -33,7 +33,9 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def _without_timing(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k != "wall_s"}
+    from orchestrator.trial import MEASURED_METRICS
+
+    return {k: v for k, v in summary.items() if k not in MEASURED_METRICS}
 
 
 def test_cli_prints_json_last_line_and_is_deterministic(fake_env: dict[str, str]) -> None:
@@ -45,7 +47,7 @@ def test_cli_prints_json_last_line_and_is_deterministic(fake_env: dict[str, str]
     assert result["bits"] == 8  # fixed<8,3>: word length 8
     assert result["wall_s"] > 0
     assert math.isfinite(result["std"])
-    # same seed -> the same JSON, timing aside (wall_s is the only non-deterministic field)
+    # same seed -> the same JSON, measurements aside (wall_s, peak memory, ESS per second)
     assert _without_timing(json.loads(second.stdout.strip().splitlines()[-1])) == _without_timing(
         result
     )
@@ -185,7 +187,7 @@ def test_record_names_the_path_that_ran_the_sampler_step(
     extra: dict, kernels: str, step_kernels: str
 ) -> None:
     """``kernels`` is the quantizers' path; ``step_kernels`` the sampler step's, which may fall
-    back to eager where the fused step cannot run (issue 13: a result traces to its code path)."""
+    back to eager where the fused step cannot run (a result traces to its code path)."""
     from orchestrator.trial import run_trial
 
     config = {
