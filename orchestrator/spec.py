@@ -52,7 +52,14 @@ BASE_METRICS: tuple[str, ...] = (
     "test_error", "test_nll", "test_ece", "test_brier", "ood_auroc", "w2", "ks", "std", "ess",
     "wall_s", "bits_per_param", "bits", "mean", "train_loss",
 )  # fmt: skip
-ALLOWED_METRICS: frozenset[str] = frozenset(BASE_METRICS) | {f"last_{m}" for m in BASE_METRICS}
+#: the cost panel and the chain diagnostics (docs/costs.md), objectives too (no last_* variant)
+COST_METRICS: tuple[str, ...] = (
+    "state_bytes", "ensemble_bits", "bops_per_step", "bops_per_prediction", "energy_pj_per_step",
+    "energy_pj_per_prediction", "peak_rss_mb", "peak_gpu_mb", "rhat", "ess_per_s",
+)  # fmt: skip
+ALLOWED_METRICS: frozenset[str] = (
+    frozenset(BASE_METRICS) | {f"last_{m}" for m in BASE_METRICS} | frozenset(COST_METRICS)
+)
 
 ALGORITHMS = ("grid", "random", "optuna")
 SCHEDULERS = ("none", "asha")
@@ -338,8 +345,19 @@ class _Validator:
         if name not in ALLOWED_METRICS:
             raise self.error(
                 path,
-                f"unknown metric {name!r}; objectives may use {', '.join(BASE_METRICS)} "
-                "and their last_* variants",
+                f"unknown metric {name!r}; objectives may use {', '.join(BASE_METRICS)}, "
+                f"their last_* variants, and {', '.join(COST_METRICS)}",
+            )
+        # a metric the workload never reports could not rank a single trial (a workload
+        # registered at run time has no list: anything allowed is accepted)
+        from workloads.costs import reported_metrics
+
+        workload = getattr(self, "workload", None)
+        reported = reported_metrics(workload) if workload else None
+        if reported is not None and name not in reported:
+            listed = ", ".join(sorted(reported & ALLOWED_METRICS))
+            raise self.error(
+                path, f"workload {workload} does not report {name!r}; it reports: {listed}"
             )
         return name
 
@@ -359,6 +377,7 @@ class _Validator:
         from workloads import WORKLOADS
 
         workload = self.string(doc["workload"], "workload", tuple(WORKLOADS))
+        self.workload = workload  # metric() checks an objective against its metrics
         spec = Spec(file=self.file, text=self.text, name=name, workload=workload, objectives={})
         spec.description = str(doc.get("description") or "")
         self.objectives(spec, doc["objectives"])
