@@ -129,6 +129,10 @@ def apply(client: Any, op: Mapping[str, Any], run_id: str | None) -> str | None:
             if end.get("traceback"):
                 client.log_text(run_id, end["traceback"], "traceback.txt")
             client.set_terminated(run_id, status=end["status"])
+    elif kind == "tags":  # set on an ended run too: its status and end time stay
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in op["tags"].items()])
+    elif kind == "experiment_tag":
+        client.set_experiment_tag(op["experiment_id"], op["key"], op["value"])
     elif kind == "artifact":
         client.log_artifact(run_id, op["local_path"], op.get("artifact_path"))
     elif kind == "text":

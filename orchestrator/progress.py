@@ -46,6 +46,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from orchestrator.naming import configuration_name
 from orchestrator.store import ResultsStore, trial_row
 from orchestrator.tracking import TAG_TRIAL, client, retry, run_name
 from orchestrator.trial import TrialConfigError, record_config, resolve, weight_bits
@@ -389,6 +390,7 @@ class SweepProgress(Callback):
             status="ok",
             error=None,
             trial_id=trial.trial_id,
+            configuration=configuration_name(config, self.name_keys),
             mlflow_run_id=run_id,
             wall_s=float(result.get("time_total_s", math.nan)),
             early_stopped=True,

@@ -39,6 +39,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestrator.naming import FORMAT_KEYS, child_name, run_name, trial_params
+
+__all__ = ["FORMAT_KEYS", "child_name", "run_name", "trial_params"]  # named here before naming.py
+
 T = TypeVar("T")
 #: tag keys (besides mlflow.parentRunId)
 TAG_TRIAL, TAG_SWEEP, TAG_STATUS, TAG_VARIANT = "trial_id", "sweep_id", "status", "variant"
@@ -49,8 +53,6 @@ RUNS_DIR = "mlflow_runs"
 #: value it gives model-training experiments (``ExperimentKind.CUSTOM_MODEL_DEVELOPMENT`` in
 #: mlflow/server/js): the runs table ("Machine learning"), not the GenAI "Overview" of traces
 EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
-#: the precision keys a run name shows as one effective weight format (``block<8>``)
-FORMAT_KEYS = ("format", "bits", "frac_bits", "exp_bits", "block_size")
 #: MLflow's own HTTP retries (default: 7, with minutes of back-off per call) kept short: the
 #: outbox retries instead, without stalling the trial
 HTTP_ENV = {
@@ -250,6 +252,7 @@ def experiment_url(
     experiment_id: str,
     ui: str | None = None,
     sort: tuple[str, str] | None = None,
+    view: str | None = None,
 ) -> str:
     """The experiment's runs table in the MLflow UI: on the server itself for an ``http(s)``
     URI, else on ``ui`` (where ``mlflow ui`` listens, default ``http://127.0.0.1:5000``).
@@ -258,10 +261,16 @@ def experiment_url(
     switch (kept per browser, GenAI until the user flips it), not from the experiment's kind
     tag, so the URL names the runs tab and ``workflowType=machine_learning``; ``sort`` =
     ``(metric, "min"|"max")`` orders the runs by that metric, which also lists the children
-    flat (the UI nests them under their parent, collapsed, only when sorted by date)."""
+    flat (the UI nests them under their parent, collapsed, only when sorted by date).
+
+    ``view``: the key of a saved view (:func:`view_state`, stored by :func:`share_view_op`):
+    the UI then takes its filter, order and columns from it (and ignores ``sort``: a URL that
+    names any of the filter or order keys makes MLflow 3.17 skip the saved view)."""
     base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
     query = "workflowType=machine_learning"
-    if sort is not None:
+    if view is not None:
+        query += f"&{VIEW_PARAM}={urllib.parse.quote(view, safe='')}"
+    elif sort is not None:
         metric, mode = sort
         key = urllib.parse.quote(f"metrics.`{metric}`", safe="")
         query += f"&orderByKey={key}&orderByAsc={'true' if mode == 'min' else 'false'}"
@@ -269,82 +278,50 @@ def experiment_url(
     return f"{root}/#/experiments/{experiment_id}/runs?{query}"
 
 
+#: the URL parameter and the experiment tag prefix of a saved view in MLflow 3.17's UI
+#: (mlflow/server/js: ``viewStateShareKey``, ``mlflow.sharedViewState.<key>``): the tag's value
+#: is the view as JSON, the runs table's filter and order (``searchFilter``, ``orderByKey``,
+#: ``orderByAsc``) and its shown columns (``selectedColumns``); the UI refuses to take the
+#: expanded, pinned or hidden runs from a saved view
+VIEW_PARAM, VIEW_TAG_PREFIX = "viewStateShareKey", "mlflow.sharedViewState."
+#: the tag each child run carries with its configuration's verdict; the parent run's value
+#: (``answer: <configuration>``) sorts before every verdict, so ordering by it puts the parent
+#: first
+TAG_VERDICT = "verdict"
+
+
+def view_state(sweep_id: str, objectives: Sequence[str]) -> dict[str, Any]:
+    """The runs table of one sweep as the URL opens it: its runs only (``tags.sweep_id``),
+    ordered by the ``verdict`` tag (the parent's ``answer: ...`` first, then baseline, better,
+    equivalent, inconclusive, worse; runs without one last), with the verdict and the
+    objectives as columns."""
+    columns = [f"tags.`{TAG_VERDICT}`", *(f"metrics.`{m}`" for m in objectives)]
+    return {
+        "searchFilter": f"tags.{TAG_SWEEP} = '{sweep_id}'",
+        "orderByKey": f"tags.`{TAG_VERDICT}`",
+        "orderByAsc": True,
+        "selectedColumns": columns,
+    }
+
+
+def share_view_op(experiment_id: str, sweep_id: str, objectives: Sequence[str]) -> dict[str, Any]:
+    """The outbox operation that stores :func:`view_state` as the experiment's saved view
+    ``sweep_id`` (the key :func:`experiment_url` names with ``view=sweep_id``)."""
+    import json
+
+    return {
+        "op": "experiment_tag",
+        "experiment_id": experiment_id,
+        "key": f"{VIEW_TAG_PREFIX}{sweep_id}",
+        "value": json.dumps(view_state(sweep_id, objectives)),
+    }
+
+
 def ui_command(tracking_uri: str) -> str:
     """The command that opens the MLflow UI on this store (a server URI needs none)."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri} (the tracking server serves the UI)"
     return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
-
-
-# ----------------------------------------------------------------------------------------------
-# what a child run shows: its name and its params
-# ----------------------------------------------------------------------------------------------
-
-
-def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial's effective configuration: ``workloads.keys.effective_params`` (the relevant
-    keys, the effective per-tensor formats, ``bits_per_param``), never a ``None``."""
-    try:
-        from workloads.keys import effective_params
-    except ImportError:  # before the schema's table offers it: at least no unset keys
-        effective_params = None
-    params: Mapping[str, Any] = config
-    if effective_params is not None:
-        try:
-            params = effective_params(config)
-        except (ValueError, KeyError, TypeError):
-            params = config
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def _weight_format(config: Mapping[str, Any]) -> str | None:
-    params = trial_params(config)
-    if params.get("weight_format") is not None:
-        return str(params["weight_format"])
-    try:
-        from workloads.keys import precision_of
-
-        return str(precision_of(dict(config)).weight)
-    except Exception:
-        return None
-
-
-def _name_part(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return f"{key}={str(value).lower()}"
-    if isinstance(value, float):
-        return f"{key}={value:.4g}"
-    if isinstance(value, int):
-        return f"{key}={value}"
-    return str(value)  # choices and format strings say what they are: sgld, vc, fixed<8,3>
-
-
-def run_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
-    """What distinguishes a trial within its sweep: its variant, then the value of every
-    searched key that applies to it (``None`` ones skipped), the precision keys
-    (``format``, ``bits`` ...) shown as the one weight format they make:
-
-        run_name({"format": "block", "bits": 8, "accumulator": "vc", "seed": 1, ...},
-                 ["format", "bits", "accumulator", "seed"]) == "block<8> vc seed=1"
-    """
-    parts: list[str] = []
-    if config.get("variant"):
-        parts.append(str(config["variant"]))
-    shown_format = False
-    for key in keys:
-        value = config.get(key)
-        if key == "variant" or value is None:
-            continue
-        if key in FORMAT_KEYS:
-            if shown_format:
-                continue
-            shown_format = True
-            weight = _weight_format(config)
-            if weight is not None:
-                parts.append(weight)
-                continue
-        parts.append(_name_part(key, value))
-    return " ".join(parts) or "trial"
 
 
 def start_parent_run(
@@ -498,7 +475,7 @@ class TrialTracker:
                 "experiment_id": self.experiment_id,
                 "parent": self.parent,
                 "trial_id": self.trial_id,
-                "name": run_name(config, self.name_keys),
+                "name": child_name(config, self.name_keys),
                 "tags": tags,
                 "spec_text": spec_text,
                 "run_id": self.recorded_run_id(),

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from orchestrator.naming import configuration_name
 from orchestrator.spec import ALLOWED_METRICS
 from orchestrator.store import ResultsStore, trial_row
 from orchestrator.tracking import TrialTracker, numeric_metrics
@@ -194,6 +195,8 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         status=result.status,
         error=result.error,
         trial_id=trial_id,
+        # the child run's name without the seed: the answer groups the seeds by it
+        configuration=configuration_name(resolved, sweep.name_keys),
         mlflow_run_id=tracker.run_id or run_id,  # known by now even if the start was slow
         sweep_id=sweep.sweep_id,
         git_commit=sweep.git_commit,

@@ -1,8 +1,9 @@
 """The MLflow UI in a real browser: a real ``mlflow server`` on 127.0.0.1 over a small real
 sweep's SQLite store, the experiment URL the sweep printed opened in headless Chromium
 (Debian's ``chromium``; skipped cleanly only when /usr/bin/chromium is absent): the page is the
-runs table, showing the parent run and its children by name; the screenshot is kept in the
-test's tmp dir."""
+sweep's saved view of the runs table, the parent run first, its children by name with their
+verdicts, the objective a column; the parent's page shows the answer; the screenshot is kept in
+the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -66,18 +67,36 @@ def sweep(fake_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
 def test_printed_url_opens_the_runs_table_with_parent_and_named_children(
     sweep, tmp_path: Path
 ) -> None:
+    """The printed URL names the sweep's saved view: the UI opens it (MLflow says so), filters
+    the runs to this sweep, orders them by verdict with the parent first, and shows the verdict
+    and the objective as columns (the other 47 hidden)."""
     printed = re.search(r"then open (http://\S+)", ESCAPES.sub("", sweep.output))
     assert printed, "the sweep did not print the experiment's URL"
     meta = sweep.meta
+    assert f"viewStateShareKey={meta['sweep_id']}" in printed.group(1)
     with MlflowServer(meta["tracking_uri"], tmp_path) as server:
         url = printed.group(1).replace("http://127.0.0.1:5000", server.url)
         assert f"/#/experiments/{meta['experiment_id']}/runs?" in url
         title, text = _page(tmp_path, url, "printed")
         assert title.startswith("Runs - Experiment"), (title, text[:2000])
+        assert "You're viewing a shared view" in text, text[:3000]
+        assert "Sort: verdict" in text, text[:3000]
         assert "Run Name" in text and "5 matching runs" in text, text[:3000]  # parent + 4
-        for name in sorted(NAMES):
-            assert name in text, (name, text[:3000])
-        assert re.search(r"#[0-9a-f]{6} ui \d+ \w+ ago", text), text[:3000]  # the parent row
+        # the columns: the objective (a metric) and the verdict (a tag), in that order
+        assert re.search(r"Metrics Tags Duration test_error verdict", text), text[:3000]
+        # the rows: the parent first, then the baseline, then the other three
+        names = re.findall(r"#[0-9a-f]{6} (.+?) (?:\d+|a|an) (?:second|minute|hour)s? ago", text)
+        assert names[0] == "ui", names
+        assert names[1] == "fixed<8,3> lr=0.1", names  # the baseline sorts before inconclusive
+        assert sorted(names[1:]) == sorted(NAMES), names
+        verdicts = re.findall(r"answer: \S+|baseline|inconclusive|equivalent|better|worse", text)
+        assert verdicts[0].startswith("answer: ") and verdicts[1] == "baseline", verdicts
+
+        # the parent run's page: the description holds the answer's sentence
+        page = f"{server.url}/#/experiments/{meta['experiment_id']}/runs/{meta['parent_run_id']}"
+        _, text = _page(tmp_path, page, "parent")
+        assert "Verdicts against the baseline" in text, text[:3000]
+        assert "fixed<8,3> lr=0.1" in text, text[:3000]
 
         # the experiment's own address, in Model training: the runs table, not the traces
         # overview (whose page title MLflow 3.17 makes "Overview - Experiment ...")

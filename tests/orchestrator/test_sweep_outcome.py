@@ -94,7 +94,8 @@ def test_printed_analysis_command_and_report_for_storage_uris(tmp_path: Path, ur
     out, err = io.StringIO(), io.StringIO()
     summarize(outcome, out)
     if uri.startswith("file://"):
-        assert "analysis: python -m analysis.report /data/results/t\n" in out.getvalue()
+        assert "analysis: python -m analysis.answer /data/results/t\n" in out.getvalue()
+        assert "          python -m analysis.report /data/results/t\n" in out.getvalue()
     else:
         assert f"analysis: copy {uri} to a local directory DIR" in out.getvalue()
         analysis_report(outcome, err)

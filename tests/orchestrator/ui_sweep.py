@@ -2,7 +2,8 @@
 session) by the progress test (its live line) and the MLflow UI test (its SQLite store).
 
 The fake workload (tests/orchestrator/fake_workload.py), 4 trials, 2 at a time, each reporting
-3 times a second apart: the runs are named by the searched keys (weight format and lr)."""
+3 times a second apart: the runs are named by the searched keys (weight format and lr); the
+answer compares them with the baseline ``fixed<8,3> lr=0.1``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ fixed: {reports: 3, sleep_s: 1.0}
 space:
   weight_format: {grid: ['fixed<8,3>', 'fixed<6,3>']}
   lr: {grid: [0.1, 0.2]}
+baseline: {weight_format: 'fixed<8,3>', lr: 0.1}
 """
 #: the runs' names: the searched keys' values (orchestrator.tracking.run_name)
 NAMES = {f"{w} lr={lr}" for w in ("fixed<8,3>", "fixed<6,3>") for lr in (0.1, 0.2)}
