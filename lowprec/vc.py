@@ -100,7 +100,7 @@ def vc_quantize(
         raise ValueError(f"vc_quantize: var must be a finite number >= 0, got {var!r}")
     mu32 = mu if mu.dtype == torch.float32 else mu.float()
     check_generator(mu32, generator)
-    fused = resolve_kernels(kernels, mu.device) == "fused" and has_fused(fmt, mu.device)
+    fused = resolve_kernels(kernels, mu.device) == "fused" and has_fused(fmt, mu.device, "vc")
     if fused and not fmt.is_identity and not return_variance and mu.numel():
         if isinstance(var, torch.Tensor):
             var.expand(mu.shape)  # raises unless var broadcasts to mu

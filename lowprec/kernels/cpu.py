@@ -436,6 +436,98 @@ def quantize_block(x, out, maxbits, length, width, f, stochastic, k0, k1, stream
         _block_tile_of(x, out, t, maxbits, length, width, f, stochastic, k0, k1, stream)
 
 
+# ---------------------------------------------------------------------------- scaled formats
+# OCP MX, NVFP4 and scaled integers (lowprec.formats.ScaledFormat): per block a scale from the
+# block's max|x| (``maxbits``, as for block formats), then the element rounding of y = x/into
+# (or x·into) on a float-like element grid (emin, emax, man, maxv; integers are emin = emax = 0
+# with man = their fractional bits), times ``up``. ``g`` = (rule, a, b, 0): the scale rule
+# SCALE_MX (a = emax of the element), SCALE_NVFP4 (a = T, the per-tensor scale, 0 for none;
+# b = float32 1/T) or SCALE_INT (a = 2^(B-1) - 1). Eager: lowprec/formats.py, the same float32
+# operations in the same order (nearest rounding equal bit for bit).
+SCALE_MX, SCALE_NVFP4, SCALE_INT = 1, 2, 3
+_E4M3_EPS = np.float32(2.0**-6)
+_E4M3_MAX = np.float32(448.0)
+_SIX = np.float32(6.0)
+_NAN = np.float32(np.nan)
+
+
+@njit(**_INLINE)
+def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
+    """(into, up, divide) of a block whose max|x| has bit pattern ``maxbits``: y = x/into when
+    ``divide`` else x·into; the value is q·up."""
+    if rule == SCALE_MX:
+        if maxbits > _INF_BITS:
+            return _NAN, _NAN, True
+        s = ((maxbits >> 23) & 0xFF) - 127 - int(a)
+        s = -127 if s < -127 else s
+        s = 127 if s > 127 else s
+        x = pow2(s)
+        return x, x, True
+    amax = i32_as_f32(np.int32(maxbits))
+    if rule == SCALE_NVFP4:
+        t = _F(a)
+        bs = amax / _SIX
+        if t != _ZERO:
+            bs = bs / t
+        c = clamp(bs, _E4M3_EPS, _E4M3_MAX)
+        s = round_nearest(c, float_delta(c, -6, 8, 3), -_E4M3_MAX, _E4M3_MAX)
+        if t == _ZERO:
+            return _ONE / s, s, False
+        return _F(b) / s, t * s, False
+    # SCALE_INT: ±inf count as float32 max (NaN stays)
+    if maxbits == _INF_BITS:
+        amax = i32_as_f32(np.int32(_MAX_BITS))
+    top = _F(a)
+    s = amax / top
+    if np.isinf(s * top):
+        s = i32_as_f32(np.int32(f32_as_i32(s) - np.int32(1)))
+    return (_ONE if s == _ZERO else s), s, True
+
+
+@njit(**_OPTS)
+def _scaled_run(x, out, buf, into, up, divide, emin, emax, man, maxv, stochastic):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        y = x[p] / into if divide else x[p] * into
+        d = float_delta(y, emin, emax, man)
+        if stochastic:
+            q = round_stochastic(y, d, -maxv, maxv, buf[p])
+        else:
+            q = round_nearest(y, d, -maxv, maxv)
+        out[p] = q * up
+
+
+@njit(**_OPTS)
+def _scaled_tile_of(x, out, t, maxbits, length, width, f, g, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    s = t * _T16
+    e = min(x.size, s + _T16)
+    nb = (length + width - 1) // width
+    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
+    rule = int(g[0])
+    buf = np.empty(_T16 if stochastic else 1, np.uint16)
+    if stochastic:
+        fill_bits16(buf, t, k0, k1, stream)
+    xs, os = x[s:e], out[s:e]
+    i = 0
+    m = xs.size
+    while i < m:
+        b, end = block_run(s, i, m, length, width, nb)
+        into, up, divide = block_scale(maxbits[b], rule, g[1], g[2])
+        _scaled_run(
+            xs[i:end], os[i:end], buf[i:end] if stochastic else buf, into, up, divide,
+            emin, emax, man, maxv, stochastic,
+        )  # fmt: skip
+        i = end
+
+
+@parallel_and_serial
+def quantize_scaled(x, out, maxbits, length, width, f, g, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) for a scaled format: the element f = (emin, emax, man, max_value), the scale
+    g = (rule, a, b, 0) per block of ``maxbits`` (block_maxbits over rows of ``length`` in runs
+    of ``width``); tiles of 2048 in parallel, each cut into runs of one block."""
+    for t in prange((x.size + _T16 - 1) // _T16):
+        _scaled_tile_of(x, out, t, maxbits, length, width, f, g, stochastic, k0, k1, stream)
+
+
 def set_threads(n: int) -> None:
     """numba's thread count for the next kernels (capped at its pool size)."""
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))

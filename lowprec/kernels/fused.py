@@ -17,7 +17,18 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat
+from lowprec.formats import (
+    FP32,
+    NVFP4,
+    BlockFloat,
+    FixedPoint,
+    Format,
+    IntElement,
+    MXFormat,
+    ScaledFormat,
+    ScaledInt,
+    SmallFloat,
+)
 from lowprec.kernels.outputs import new_output
 from lowprec.kernels.rng import TILE16, draw_key
 
@@ -56,15 +67,49 @@ def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
     raise ValueError(f"no fused kernel for format {fmt}")
 
 
-def has_fused(fmt: Format, device: torch.device | str | None = None) -> bool:
-    """Whether the fused quantizers take ``fmt`` (on ``device``'s backend): fixed, block and
-    float formats (the OCP elements are floats); the scaled formats (MX, NVFP4, scaled
-    integers) run the eager reference."""
+def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "quantize") -> bool:
+    """Whether the fused kernels take ``fmt`` for ``op`` (quantize | vc) on ``device``'s backend:
+    fixed, block and float formats everywhere (the OCP elements are floats); the scaled formats
+    (MX with the floor rule, NVFP4, scaled integers) in the numba quantizer. The others run
+    the eager reference."""
+    if isinstance(fmt, ScaledFormat):
+        cpu = device is None or torch.device(device).type == "cpu"
+        return op == "quantize" and cpu and scaled_params(fmt) is not None
     try:
         format_params(fmt)
     except ValueError:
         return False
     return True
+
+
+def element_params(fmt: Format) -> tuple[float, float, float, float]:
+    """(emin, emax, man, max_value) of a scaled format's element as a float grid: an integer
+    element with Δ = 2^-frac is emin = emax = 0, man = frac."""
+    if isinstance(fmt, SmallFloat):
+        return float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value)
+    if isinstance(fmt, IntElement):
+        return 0.0, 0.0, float(fmt.frac), float(fmt.max_value)
+    raise ValueError(f"no fused kernel for element {fmt}")
+
+
+def scaled_params(
+    fmt: ScaledFormat,
+) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]] | None:
+    """(element constants, scale constants) of a scaled format for the fused kernels
+    (lowprec/kernels/cpu.py ``quantize_scaled``), or None when it has none (the MX rules other
+    than floor). The per-tensor scale of ``nvfp4<t>`` is filled in per call."""
+    from lowprec.kernels.cpu import SCALE_INT, SCALE_MX, SCALE_NVFP4
+
+    elem = element_params(fmt.element)
+    if isinstance(fmt, MXFormat):
+        if fmt.scale_rule != "floor":
+            return None
+        return elem, (float(SCALE_MX), float(fmt.emax), 0.0, 0.0)
+    if isinstance(fmt, NVFP4):
+        return elem, (float(SCALE_NVFP4), 0.0, 0.0, 0.0)
+    if isinstance(fmt, ScaledInt):
+        return elem, (float(SCALE_INT), float(2 ** (fmt.nbits - 1) - 1), 0.0, 0.0)
+    return None
 
 
 def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
@@ -161,6 +206,9 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
 
     k0, k1 = (int(k) for k in key.tolist())
     xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
+    if isinstance(fmt, ScaledFormat):
+        _numba_scaled(xf, xn, on, fmt, stochastic, k0, k1)
+        return
     kind, f = format_params(fmt)
     args = (stochastic, k0, k1, QUANTIZE_STREAM)
     if kind == FIXED:
@@ -174,6 +222,26 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
         _cpu_kernel("quantize_block", xn.size)(xn, on, maxbits, length, width, f, *args)
     else:
         raise ValueError(f"no fused kernel for format {fmt}")
+
+
+def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: int) -> None:  # type: ignore[no-untyped-def]
+    """The block maxima, then the scaled rounding (the per-tensor scale of nvfp4<t> from the
+    largest block maximum: float32 operations as the eager code's)."""
+    params = scaled_params(fmt)
+    if params is None:
+        raise ValueError(f"no fused kernel for format {fmt}")
+    f, g = params
+    rows, length, width = block_layout(fmt, xf.shape)
+    maxbits = np.empty(rows * -(-length // width), np.int32)
+    _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
+    if isinstance(fmt, NVFP4) and fmt.per_tensor:
+        amax = maxbits.max().view(np.float32)
+        t = np.float32(amax) / np.float32(448.0 * 6.0)
+        t = np.float32(1.0) if t == 0 else t
+        g = (g[0], float(t), float(np.float32(1.0) / t), 0.0)
+    _cpu_kernel("quantize_scaled", xn.size)(
+        xn, on, maxbits, length, width, f, g, stochastic, k0, k1, QUANTIZE_STREAM
+    )
 
 
 def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:

@@ -520,3 +520,36 @@ def test_activation_and_error_quantizers_take_the_new_formats() -> None:
     assert torch.equal(quantize(y.detach(), "mx<fp8_e4m3>", "nearest"), y.detach())
     (y * torch.randn(8, 64, generator=gen(1))).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.ne(0).any()
+
+
+# --- the fused (numba) quantizers against the eager reference ---------------------------------
+
+SCALED = [
+    "mx<fp8_e4m3>", "mx<fp8_e5m2>", "mx<fp6_e2m3>", "mx<fp6_e3m2,16>", "mx<fp4_e2m1>", "mx<int8>",
+    "nvfp4", "nvfp4<t>", "int<8>", "int<4,g32>", "int<4,g7>",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", SCALED)
+def test_fused_nearest_equals_eager_bit_for_bit(text: str) -> None:
+    """Every shape the layouts cut differently: rows with a last dim a multiple of K, one that
+    is not (a shorter last block), 1-D and 0-d; with and without NaN/inf blocks."""
+    x = block_values("fp8_e4m3", rows=1024)
+    finite = x.clone()
+    finite[~torch.isfinite(finite)] = 1.0
+    for data in (x, finite):
+        for xx in (data, data[:, :100].contiguous(), data[3], data[0, 0], data.reshape(4, 8, -1)):
+            eager = quantize(xx, text, "nearest", kernels="eager")
+            fused = quantize(xx, text, "nearest", kernels="fused")
+            assert same_bits(fused, eager), (text, tuple(xx.shape))
+
+
+def test_rules_other_than_floor_and_vc_run_eager() -> None:
+    from lowprec.kernels.fused import has_fused
+
+    assert has_fused(parse_format("mx<fp8_e4m3>"), "cpu")
+    assert not has_fused(parse_format("mx<fp8_e4m3,rceil>"), "cpu")
+    assert not has_fused(parse_format("nvfp4"), "cpu", "vc")
+    x = torch.randn(4, 64)
+    fmt = "mx<fp8_e4m3,rceil>"
+    assert torch.equal(quantize(x, fmt, "nearest"), quantize(x, fmt, "nearest", kernels="eager"))
