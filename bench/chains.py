@@ -35,6 +35,7 @@ import torch
 
 from bench.step import set_threads
 from bench.timing import device_name
+from lowprec.precision import KERNEL_MODES
 from workloads import gaussian
 from workloads.base import TrialContext
 from workloads.keys import resolve_config
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=10, help="one-chain trials per round")
     parser.add_argument("--threads", type=int, default=1, help="torch and numba threads")
-    parser.add_argument("--kernels", default="auto", choices=("auto", "fused", "eager"))
+    parser.add_argument("--kernels", default="auto", choices=KERNEL_MODES)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = parser.parse_args(argv)
     if min(args.steps, args.rounds, args.trials, args.threads, *args.sizes) < 1:

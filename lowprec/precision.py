@@ -12,9 +12,22 @@ from dataclasses import dataclass, field
 
 from lowprec.formats import FP32, Format
 
-__all__ = ["ACCUMULATORS", "ROUNDINGS", "VARIANCE_REDUCED", "PrecisionSpec", "check_method"]
+__all__ = [
+    "ACCUMULATORS",
+    "ACCUMULATOR_CODES",
+    "KERNEL_MODES",
+    "ROUNDINGS",
+    "VARIANCE_REDUCED",
+    "PrecisionSpec",
+    "check_method",
+]
 
+#: the accumulators (ALGORITHMS.md §5): every layer takes the words from here
 ACCUMULATORS = ("full", "low", "vc")
+#: the accumulators' integer codes in the fused kernels (numba and Triton take no strings)
+ACCUMULATOR_CODES = {name: code for code, name in enumerate(ACCUMULATORS)}
+#: which code path runs a trial's quantizers and steps: fused kernels where the device has them
+KERNEL_MODES = ("auto", "fused", "eager")
 #: the quantizers' roundings (``lowprec.quantize`` re-exports it)
 ROUNDINGS = ("stochastic", "nearest")
 

@@ -29,6 +29,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from lowprec.precision import ACCUMULATORS, KERNEL_MODES, ROUNDINGS
+from lowprec.schedules import SCHEDULES
 from workloads import WORKLOADS, get_workload
 from workloads.keyspec import FAMILIES, TENSOR_KINDS, Key, Rule
 from workloads.keyspec import MAX_STR_LEN as MAX_STR_LEN
@@ -281,7 +283,7 @@ COMMON_KEYS: dict[str, Key] = {
         "auto",
         "code path of the quantizers and sampler steps: auto (fused when the device has one), "
         "fused or eager",
-        choices=("auto", "fused", "eager"),
+        choices=KERNEL_MODES,
     ),
     "variant": Key(
         str, None, "name of the spec's variant this trial belongs to (set by sweeps)", optional=True
@@ -345,13 +347,13 @@ COMMON_KEYS: dict[str, Key] = {
         str,
         "full",
         "full (LP-F), low (naive LP-L) or vc (variance-corrected LP-L)",
-        choices=("full", "low", "vc"),
+        choices=ACCUMULATORS,
     ),
     "rounding": Key(
         str,
         "stochastic",
         "rounding of quantizers",
-        choices=("stochastic", "nearest"),
+        choices=ROUNDINGS,
         applies=_rounding,
     ),
     "vc_mode": Key(
@@ -376,7 +378,7 @@ COMMON_KEYS: dict[str, Key] = {
         max=1e3,
     ),
     "schedule": Key(
-        str, "constant", "step-size schedule", choices=("constant", "decay", "cyclical")
+        str, "constant", "step-size schedule", choices=SCHEDULES
     ),
     "cycles": Key(
         int, 1, "cyclical schedule: number of cycles M", min=1, max=10_000, applies=_cyclical

@@ -25,9 +25,10 @@ import sys
 
 import torch
 
+from lowprec.precision import KERNEL_MODES
+
 __all__ = ["KERNEL_MODES", "available", "resolve"]
 
-KERNEL_MODES = ("auto", "fused", "eager")
 _warned: set[str] = set()
 
 

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 import torch
 
 from lowprec.formats import FixedPoint, Format
+from lowprec.precision import ACCUMULATORS
 from lowprec.samplers.rounding import Rounding
 
 __all__ = ["ACCUMULATORS", "VC", "Accumulator", "Draw", "Full", "Low", "make_accumulator"]
-
-ACCUMULATORS = ("full", "low", "vc")
 
 
 @dataclass

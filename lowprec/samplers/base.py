@@ -35,12 +35,13 @@ from typing import Any
 import torch
 
 from lowprec import Format, PrecisionSpec
-from lowprec.samplers.accumulators import ACCUMULATORS, Accumulator, make_accumulator
+from lowprec.precision import ACCUMULATORS, KERNEL_MODES
+from lowprec.samplers.accumulators import Accumulator, make_accumulator
 from lowprec.samplers.rounding import Rounding
 
 __all__ = ["ACCUMULATORS", "EXECUTORS", "Sampler"]
 
-EXECUTORS = ("auto", "fused", "eager")
+EXECUTORS = KERNEL_MODES
 
 
 class Sampler:
