@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import SpecError
 from orchestrator.yamlio import load_yaml, read_text
 
-#: metrics an objective may name: DESIGN.md's list, ``bits``, ``mean``, ``train_loss``, and the
-#: ``last_*`` (last single sample) variant of each
+#: metrics an objective may name: docs/results.md's list, ``bits``, ``mean``, ``train_loss``,
+#: and the ``last_*`` (last single sample) variant of each
 BASE_METRICS: tuple[str, ...] = (
     "test_error", "test_nll", "test_ece", "test_brier", "ood_auroc", "w2", "ks", "std", "ess",
     "wall_s", "bits_per_param", "bits", "mean", "train_loss",
@@ -67,20 +68,10 @@ RANGE_KINDS = ("uniform", "loguniform", "randint")
 LIST_KINDS = ("grid", "choice")
 TOP_KEYS = (
     "name", "description", "workload", "objectives", "search", "scheduler", "resources",
-    "max_failures", "fixed", "space", "variants",
+    "max_failures", "fixed", "space", "variants", "baseline",
 )  # fmt: skip
 #: above this many grid/choice combinations only each value is checked, not every combination
 MAX_COMBINATIONS_CHECKED = 4096
-
-
-class SpecError(ValueError):
-    """A search-space file that cannot run. ``str()`` is ``FILE: KEY.PATH: reason``."""
-
-    def __init__(self, file: str, path: str, reason: str):
-        self.file, self.path, self.reason = file, path, reason
-        where = f"{file}: {path}" if path else file
-        # always one line, whatever a key or value holds
-        super().__init__(f"{where}: {reason}".replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +130,12 @@ class Spec:
     space: dict[str, Axis] = field(default_factory=dict)
     description: str = ""
     reference: dict[str, float] = field(default_factory=dict)
+    #: the tolerances the spec gives (``objectives: {m: {direction: min, tolerance: t}}``), in
+    #: the metric's units; :meth:`tolerance` adds analysis's defaults
+    tolerances: dict[str, float] = field(default_factory=dict)
+    #: ``baseline:`` as written: a variant (or configuration) name, a mapping of keys to values,
+    #: or None (the default: the one configuration whose formats are all fp32, if exactly one)
+    baseline: str | dict[str, Any] | None = None
 
     #: the sub-spaces of ``variants:`` (empty: the spec has none)
     subspaces: list[Variant] = field(default_factory=list)
@@ -231,6 +228,15 @@ class Spec:
             return self.search_metric, self.search_mode
         return list(self.objectives), list(self.objectives.values())
 
+    def tolerance(self, metric: str) -> float | None:
+        """The equivalence tolerance of ``metric``: the spec's, else analysis's default
+        (``analysis.answer.DEFAULT_TOLERANCE``), else None (its verdict is ``inconclusive``)."""
+        if metric in self.tolerances:
+            return self.tolerances[metric]
+        from analysis.answer import DEFAULT_TOLERANCE
+
+        return DEFAULT_TOLERANCE.get(metric)
+
     def primary_objective(self) -> tuple[str, str]:
         """The first objective: what ASHA prunes on (unless ``scheduler.metric``) and what the
         progress line calls "best"."""
@@ -238,6 +244,41 @@ class Spec:
             return self.scheduler_metric, self.objectives.get(self.scheduler_metric, "min")
         metric = next(iter(self.objectives))
         return metric, self.objectives[metric]
+
+
+#: keys that never tell two configurations apart (a configuration is its trials over seeds)
+NOT_CONFIGURATION = ("seed", "device")
+
+
+def baseline_candidates(spec: Spec) -> list[dict[str, Any]]:
+    """One dict per configuration the sweep can run, as ``analysis.answer.select_baseline``
+    reads a trials.parquet row: the resolved config with the effective formats
+    (``weight_format`` ...), ``variant`` and ``configuration`` (the child runs' name without
+    the seed). Grid/random: the listed trials; optuna: every combination of the variants and
+    the listed values (:func:`orchestrator.expand.configs_with_parts`)."""
+    from orchestrator.expand import configs_with_parts
+    from orchestrator.naming import configuration_name, name_keys
+    from workloads.keys import effective_params
+
+    keys = name_keys(spec)
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for part, config in configs_with_parts(spec):
+        identity = tuple(
+            sorted((k, repr(v)) for k, v in config.items() if k not in NOT_CONFIGURATION)
+        )
+        if identity in seen:
+            continue
+        seen.add(identity)
+        try:
+            record = {**config, **effective_params(config)}
+        except (ValueError, TypeError, KeyError):
+            record = dict(config)
+        if part.name is not None:
+            record["variant"] = part.name
+        record["configuration"] = configuration_name(record, keys)
+        out.append(record)
+    return out
 
 
 def check_data(spec: Spec) -> None:
@@ -387,6 +428,8 @@ class _Validator:
         if "max_failures" in doc:
             spec.max_failures = self.integer(doc["max_failures"], "max_failures", 0)
         self.keys(spec, doc.get("fixed"), doc.get("space"), doc.get("variants"))
+        if doc.get("baseline") is not None:
+            self.baseline(spec, doc["baseline"])
         return spec
 
     def objectives(self, spec: Spec, value: Any) -> None:
@@ -397,7 +440,18 @@ class _Validator:
             if metric == "reference":
                 continue
             self.metric(metric, f"objectives.{metric}")
-            spec.objectives[metric] = self.string(mode, f"objectives.{metric}", ("min", "max"))
+            path = f"objectives.{metric}"
+            if isinstance(mode, dict):  # {direction: min, tolerance: 0.005}
+                self.known(mode, path, ("direction", "tolerance"))
+                if "direction" not in mode:
+                    raise self.error(f"{path}.direction", "missing (min or max)")
+                spec.objectives[metric] = self.string(
+                    mode["direction"], f"{path}.direction", ("min", "max")
+                )
+                if mode.get("tolerance") is not None:
+                    spec.tolerances[metric] = self.tolerance(metric, mode["tolerance"], path)
+            else:
+                spec.objectives[metric] = self.string(mode, path, ("min", "max"))
         if not spec.objectives:
             raise self.error("objectives", "empty; name at least one metric: min|max")
         if "reference" in objectives:  # the hypervolume reference point analysis reads
@@ -408,6 +462,86 @@ class _Validator:
                 spec.reference[metric] = self.number(
                     value, f"objectives.reference.{metric}", -math.inf, strict=False
                 )
+
+    def tolerance(self, metric: str, value: Any, path: str) -> float:
+        """A positive, finite number in ``metric``'s units; a cost is not compared for
+        equivalence, so it takes none."""
+        from analysis.answer import is_cost
+
+        path = f"{path}.tolerance"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(
+                path, f"expected a positive number (in {metric}'s units), got {value!r}"
+            )
+        if not math.isfinite(value) or value <= 0:
+            raise self.error(path, f"must be a positive number (in {metric}'s units), got {value}")
+        if is_cost(metric):
+            raise self.error(
+                path, f"{metric} is a cost: it is compared by value, never for equivalence"
+            )
+        return float(value)
+
+    def baseline(self, spec: Spec, value: Any) -> None:
+        """``baseline:`` selects exactly one configuration (the trials that differ only in
+        ``seed``): a variant name, or a mapping of keys to values (checked as the keys' values).
+        Grid/random: matched against the listed trials; optuna: against every combination of
+        the variants and listed (grid/choice) values, so a key searched over a range cannot
+        select it."""
+        from analysis.answer import select_baseline
+        from workloads.keys import keys_for
+
+        if isinstance(value, str):
+            if not value.strip():
+                raise self.error("baseline", "empty: name a variant, or give keys: values")
+            spec.baseline = value
+        elif isinstance(value, dict):
+            known = keys_for(spec.workload)
+            mapping = self.mapping(value, "baseline")
+            if not mapping:
+                raise self.error("baseline", "an empty mapping selects nothing; give keys: values")
+            checked: dict[str, Any] = {}
+            for key, raw in mapping.items():
+                path = f"baseline.{key}"
+                if key == "variant":
+                    if raw not in spec.variants:
+                        shown = ", ".join(spec.variants) or "none: the spec has no variants"
+                        raise self.error(path, f"{raw!r} is not a variant (variants: {shown})")
+                    checked[key] = raw
+                    continue
+                self.settable(spec, known, key, path)
+                checked[key] = self.value(known[key], key, raw, path)
+                ranged = [
+                    p.name for p in spec.parts()
+                    if key in spec.part_axes(p) and spec.part_axes(p)[key].kind in RANGE_KINDS
+                ]  # fmt: skip
+                if ranged:
+                    raise self.error(
+                        path, f"{key} is drawn from a range: it cannot select one configuration"
+                    )
+            spec.baseline = checked
+        else:
+            raise self.error(
+                "baseline",
+                f"expected a variant name or a mapping of keys to values, got {value!r:.80}",
+            )
+        configs = baseline_candidates(spec)
+        found = select_baseline(spec.baseline, configs)
+        if isinstance(spec.baseline, dict):
+            shown = "{" + ", ".join(f"{k}: {v}" for k, v in spec.baseline.items()) + "}"
+        else:
+            shown = repr(spec.baseline)
+        if not found:
+            hint = f" (variants: {', '.join(spec.variants)})" if spec.variants else ""
+            raise self.error("baseline", f"{shown} matches no configuration of the sweep{hint}")
+        if len(found) > 1:
+            names = [configs[i].get("configuration") or "?" for i in found]
+            listed = ", ".join(names[:4]) + (
+                f" and {len(names) - 4} more" if len(names) > 4 else ""
+            )
+            raise self.error(
+                "baseline",
+                f"{shown} matches {len(found)} configurations ({listed}); add keys that select one",
+            )
 
     def search(self, spec: Spec, value: Any) -> None:
         search = self.mapping(value, "search", required=False)
