@@ -1,6 +1,6 @@
 """Reading a finished (or running) sweep back from its files.
 
-A sweep directory ``RESULTS/<name>/`` holds (the orchestrator writes it; DESIGN.md):
+A sweep directory ``RESULTS/<name>/`` holds (the orchestrator writes it; docs/results.md):
 
 - ``spec.yaml``: the search-space file the sweep ran (``objectives`` gives the Pareto axes);
 - ``trials.parquet``: one row per trial, every config key, every final metric, ``status``
@@ -145,20 +145,52 @@ def format_family(weight_format: Any, fmt: Any) -> str:
 
 def objectives_from_spec(spec: dict[str, Any]) -> dict[str, str]:
     """``{metric: 'min'|'max'}`` from the spec's ``objectives`` (its ``reference`` entry, the
-    hypervolume reference point, is not an objective). ``ValueError`` on a bad direction."""
+    hypervolume reference point, is not an objective). An entry is ``metric: min`` or
+    ``metric: {direction: min, tolerance: 0.005}``. ``ValueError`` on a bad direction."""
+    return {metric: direction for metric, (direction, _) in _objective_entries(spec).items()}
+
+
+def tolerances_from_spec(spec: dict[str, Any]) -> dict[str, float]:
+    """``{metric: tolerance}`` of the objectives whose spec entry gives ``tolerance`` (a positive
+    number in the metric's units); ``ValueError`` naming the key otherwise."""
+    return {m: t for m, (_, t) in _objective_entries(spec).items() if t is not None}
+
+
+def _objective_entries(spec: dict[str, Any]) -> dict[str, tuple[str, float | None]]:
     raw = spec.get("objectives") or {}
     if not isinstance(raw, dict):
         raise ValueError(f"spec key 'objectives': expected a mapping metric: min|max, got {raw!r}")
-    objectives = {}
-    for metric, direction in raw.items():
+    entries: dict[str, tuple[str, float | None]] = {}
+    for metric, entry in raw.items():
         if metric == "reference":
             continue
+        tolerance = None
+        direction = entry
+        if isinstance(entry, dict):
+            unknown = sorted(set(entry) - {"direction", "tolerance"})
+            if unknown:
+                raise ValueError(
+                    f"spec key 'objectives.{metric}.{unknown[0]}': not a key of an objective "
+                    "(direction, tolerance)"
+                )
+            direction = entry.get("direction", "min")
+            tolerance = entry.get("tolerance")
+            if tolerance is not None and (
+                isinstance(tolerance, bool)
+                or not isinstance(tolerance, int | float)
+                or not np.isfinite(tolerance)
+                or tolerance <= 0
+            ):
+                raise ValueError(
+                    f"spec key 'objectives.{metric}.tolerance': must be a positive number "
+                    f"in {metric}'s units, got {tolerance!r}"
+                )
         if direction not in ("min", "max"):
             raise ValueError(
                 f"spec key 'objectives.{metric}': direction must be min or max, got {direction!r}"
             )
-        objectives[str(metric)] = str(direction)
-    return objectives
+        entries[str(metric)] = (str(direction), None if tolerance is None else float(tolerance))
+    return entries
 
 
 def reference_from_spec(spec: dict[str, Any]) -> dict[str, float] | None:

@@ -1,0 +1,1002 @@
+"""The answer of a sweep: how few bits suffice, at a stated confidence (ALGORITHMS.md §12).
+
+    python -m analysis.answer RESULTS/<sweep> [--json] [--resamples 2000] [--seed 0]
+
+prints one sentence, e.g.
+
+    fewest bits with no measurable loss against fp32: block<5> vc at 5.25 bits/weight:
+    test_error 7.0% [6.5, 7.5] vs 6.9% [6.4, 7.4]; difference +0.1 pt [-0.3, +0.5] (90% CI)
+    within ±0.5 (3 seeds x 1,000 test images)
+
+then one line per configuration (the trials that differ only in ``seed``) sorted by cost, with
+its verdict against the baseline; with ``--json`` one JSON object on the last line (schema in
+:meth:`Answer.to_json`). A directory that is not a sweep: one line on stderr, exit 2.
+
+- **Configurations**: the ``configuration`` column of trials.parquet (the MLflow child run name
+  without the seed) when present, else a name made from the config keys that vary.
+- **Baseline**: the spec's ``baseline`` (a variant name, or a mapping of config keys to values),
+  else the one configuration whose recorded formats are all fp32 (:func:`select_baseline`).
+- **Objectives** compared: the spec's objectives that are not costs; the **cost** is the spec's
+  first cost objective (``bits_per_param``, ``ensemble_bits``, ``state_bytes``, ``bops_*``,
+  ``energy_*``, ``bits``), else ``bits_per_param`` when a column.
+- **Tolerance** τ per objective: the spec's ``objectives.<m>.tolerance``, else
+  :data:`DEFAULT_TOLERANCE`; none: that objective's verdict is ``inconclusive``.
+- **Statistics**: :mod:`analysis.stats` (two-way bootstrap over seeds and test examples from
+  ``predictions/``, paired differences, verdicts, front probabilities).
+- **The answer**: the cheapest configuration whose verdict is ``equivalent`` or ``better``;
+  when none is, the sentence says so and names the cheapest ``inconclusive`` one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from analysis import stats
+from analysis.load import (
+    NOT_CONFIGURATION,
+    NoTrials,
+    load_sweep,
+    tolerances_from_spec,
+)
+from analysis.pareto import knee, non_dominated
+
+#: tolerance τ per metric, in the metric's own units, when the spec gives none (an error of
+#: 0.005 is half a point: five images of a 1,000-image test set)
+DEFAULT_TOLERANCE: dict[str, float] = {
+    "test_error": 0.005,
+    "last_test_error": 0.005,
+    "test_nll": 0.02,
+    "test_ece": 0.01,
+    "test_brier": 0.005,
+    "ood_auroc": 0.01,
+}
+
+#: metrics that cannot be negative: their intervals are clipped at 0 (error-like ones and ECE,
+#: AUROC also at 1); clipping moves no interval away from a true value
+NONNEGATIVE = frozenset(
+    {"test_error", "last_test_error", "test_nll", "test_ece", "test_brier", "ood_auroc", "w2", "ks"}
+)
+
+#: cost objectives: compared by value, never for equivalence (a name or a name prefix)
+COST_NAMES: tuple[str, ...] = ("bits_per_param", "ensemble_bits", "state_bytes", "bits")
+COST_PREFIXES: tuple[str, ...] = ("bops_", "energy_")
+
+#: the format keys whose values decide the default baseline (all fp32), besides ``format``
+FORMAT_KEYS: tuple[str, ...] = (
+    "weight_format",
+    "grad_format",
+    "act_format",
+    "error_format",
+    "momentum_format",
+)
+FP32_NAMES = frozenset({"fp32", "float32"})
+
+#: how a cost reads in a sentence
+COST_UNITS: dict[str, str] = {"bits_per_param": "bits/weight", "bits": "bits"}
+
+#: workloads whose test examples are images (the sentence says "test images")
+IMAGE_WORKLOADS = ("mnist", "cifar", "resnet", "fashion")
+
+
+def is_cost(metric: str) -> bool:
+    """Whether ``metric`` is a cost (compared by value, never tested for equivalence)."""
+    return metric in COST_NAMES or metric.startswith(COST_PREFIXES)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Spec value against recorded value: numbers by value (32 == 32.0), else as strings."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return str(a).lower() == str(b).lower()
+    if isinstance(a, int | float | np.number) and isinstance(b, int | float | np.number):
+        return float(a) == float(b)
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a).strip() == str(b).strip()
+
+
+def _all_fp32(config: Mapping[str, Any]) -> bool:
+    values = [config.get(k) for k in ("format", *FORMAT_KEYS)]
+    return all(_missing(v) or str(v).strip().lower() in FP32_NAMES for v in values)
+
+
+def select_baseline(baseline_spec: Any, configs: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indices of the configurations ``baseline_spec`` selects (one per configuration).
+
+    ``configs``: one dict ``{key: value}`` per configuration (incl. ``variant``); entries that
+    differ only in ``seed`` or ``device`` count as one configuration, and only the first index
+    of each is returned. ``baseline_spec``:
+
+    - a string: the configurations whose ``variant`` is that name (when no configuration has
+      that variant, those whose ``configuration`` name is that string);
+    - a mapping ``{key: value}``: the configurations whose every named key has that value
+      (numbers compare by value; a key the configuration lacks does not match);
+    - None (the default): the configurations whose recorded formats (``format`` and
+      weight/grad/act/error/momentum_format, those present and set) are all ``fp32``, but only
+      when exactly one configuration is: otherwise ``[]``.
+
+    The caller refuses 0 or more than 1 match for an explicit baseline.
+    """
+    seen: dict[tuple, int] = {}
+    for i, config in enumerate(configs):
+        key = tuple(sorted((k, str(v)) for k, v in config.items() if k not in NOT_CONFIGURATION))
+        seen.setdefault(key, i)
+    distinct = sorted(seen.values())
+    if baseline_spec is None:
+        found = [i for i in distinct if _all_fp32(configs[i])]
+        return found if len(found) == 1 else []
+    if isinstance(baseline_spec, str):
+        found = [i for i in distinct if _same(configs[i].get("variant"), baseline_spec)]
+        if not found:
+            found = [i for i in distinct if _same(configs[i].get("configuration"), baseline_spec)]
+        return found
+    if isinstance(baseline_spec, Mapping):
+        if not baseline_spec:
+            raise ValueError("spec key 'baseline': an empty mapping selects nothing")
+        return [
+            i
+            for i in distinct
+            if all(k in configs[i] and _same(configs[i][k], v) for k, v in baseline_spec.items())
+        ]
+    raise ValueError(
+        f"spec key 'baseline': expected a variant name or a mapping of config keys to values, "
+        f"got {baseline_spec!r}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# the result
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """One configuration's figures on one objective: mean and 95 % CI over seeds and test
+    examples, the difference against the baseline with its 95 % and 90 % CIs, the verdict,
+    McNemar's p (error), how many seeds and test examples, and which interval method."""
+
+    mean: float
+    ci: tuple[float, float]
+    diff: float | None = None
+    diff_ci: tuple[float, float] | None = None
+    diff_ci90: tuple[float, float] | None = None
+    verdict: str = "inconclusive"
+    mcnemar_p: float | None = None
+    n_seeds: int = 0
+    n_test: int | None = None
+    method: str = stats.NO_INTERVAL
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean": _num(self.mean),
+            "ci": _pair(self.ci),
+            "diff": _num(self.diff),
+            "diff_ci": _pair(self.diff_ci),
+            "diff_ci90": _pair(self.diff_ci90),
+            "verdict": self.verdict,
+            "mcnemar_p": _num(self.mcnemar_p),
+            "n_seeds": int(self.n_seeds),
+            "n_test": None if self.n_test is None else int(self.n_test),
+            "method": self.method,
+        }
+
+
+@dataclass
+class Configuration:
+    """One configuration: its name, variant, cost, verdict, front probability, figures per
+    compared objective and its trials."""
+
+    configuration: str
+    variant: str | None
+    cost: float
+    verdict: str
+    front_probability: float | None
+    figures: dict[str, Figures]
+    trial_ids: list[str]
+    n_seeds: int
+    bits_per_param: float | None = None
+
+    def to_json(self, cost_name: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "configuration": self.configuration,
+            "variant": self.variant,
+            "bits_per_param": _num(self.bits_per_param),
+        }
+        if cost_name and cost_name != "bits_per_param":
+            out[cost_name] = _num(self.cost)
+        out.update(
+            verdict=self.verdict,
+            front_probability=_num(self.front_probability),
+            n_seeds=self.n_seeds,
+            trial_ids=self.trial_ids,
+        )
+        out.update({m: f.to_json() for m, f in self.figures.items()})
+        return out
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _pair(p: tuple[float, float] | None) -> list[float | None] | None:
+    return None if p is None else [_num(p[0]), _num(p[1])]
+
+
+@dataclass
+class Answer:
+    """What :func:`compute_answer` found. ``sentence`` is the one-sentence answer;
+    :meth:`lines`, :meth:`to_json`, :meth:`markdown`, :attr:`verdicts`, :meth:`metrics` give the
+    same figures for the terminal, the CLI, MLflow and the report."""
+
+    sweep: str
+    path: Path
+    baseline: str | None
+    baseline_note: str
+    cost_name: str | None
+    objectives: dict[str, str]
+    tolerances: dict[str, float | None]
+    configurations: list[Configuration]
+    answer: Configuration | None
+    kind: str  # "answer" | "none" | "no-baseline" | "no-objective"
+    knee: str | None
+    n_test: int | None
+    resamples: int
+    methods: dict[str, str]
+    example_word: str = "test examples"
+    sentence: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """``{configuration: verdict}``."""
+        return {c.configuration: c.verdict for c in self.configurations}
+
+    def by_name(self, name: str | None) -> Configuration | None:
+        return next((c for c in self.configurations if c.configuration == name), None)
+
+    def lines(self) -> list[str]:
+        """One line per configuration, sorted by cost: verdict, name, cost, figures."""
+        rows = []
+        width = max([len(c.configuration) for c in self.configurations] + [13])
+        for c in self.configurations:
+            parts = [f"{c.verdict:<12}", f"{c.configuration:<{width}}"]
+            if self.cost_name:
+                parts.append(f"{_sig(c.cost)} {COST_UNITS.get(self.cost_name, self.cost_name)}")
+            for m, f in c.figures.items():
+                text = f"{m} {_fmt(m, f.mean)} [{_fmt(m, f.ci[0], unit=False)}, "
+                text += f"{_fmt(m, f.ci[1], unit=False)}]"
+                if f.diff is not None and c.verdict != "baseline":
+                    text += f" diff {_fmt_diff(m, f.diff)} [{_fmt_diff(m, f.diff_ci90[0], False)},"
+                    text += f" {_fmt_diff(m, f.diff_ci90[1], False)}]"
+                parts.append(text)
+            if c.front_probability is not None and math.isfinite(c.front_probability):
+                parts.append(f"front {c.front_probability:.2f}")
+            parts.append(f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}")
+            rows.append("  ".join(parts))
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's JSON object: ``baseline`` (its configuration name or null), ``answer``
+        (``configuration``, ``bits_per_param``, the cost, ``verdict`` and per compared objective
+        ``{mean, ci, diff, diff_ci, diff_ci90, verdict, mcnemar_p, n_seeds, n_test, method}``; null
+        when no configuration qualifies), ``configurations`` (the same per configuration plus
+        ``variant``, ``verdict``, ``front_probability``), and ``sentence``, ``kind``, ``cost``,
+        ``objectives``, ``tolerances``, ``knee``, ``n_test``, ``resamples``, ``methods``."""
+        answer = None
+        if self.answer is not None:
+            answer = self.answer.to_json(self.cost_name)
+            answer.pop("front_probability", None)
+        return {
+            "sweep": self.sweep,
+            "baseline": self.baseline,
+            "baseline_note": self.baseline_note,
+            "answer": answer,
+            "kind": self.kind,
+            "sentence": self.sentence,
+            "cost": self.cost_name,
+            "objectives": self.objectives,
+            "tolerances": self.tolerances,
+            "knee": self.knee,
+            "n_test": self.n_test,
+            "resamples": self.resamples,
+            "methods": self.methods,
+            "notes": self.notes,
+            "configurations": [c.to_json(self.cost_name) for c in self.configurations],
+        }
+
+    def table(self) -> pd.DataFrame:
+        """The verdict table (at most 8 columns, 3 significant digits, as text): configuration,
+        cost, verdict, then per compared objective (at most two) ``mean [95% CI]`` and
+        ``diff [90% CI]``, front probability, seeds."""
+        rows = []
+        shown = list(self.objectives)[:2] if len(self.objectives) > 1 else list(self.objectives)
+        for c in self.configurations:
+            row = {"configuration": c.configuration}
+            if self.cost_name:
+                row[COST_UNITS.get(self.cost_name, self.cost_name)] = _sig(c.cost)
+            row["verdict"] = c.verdict
+            for m in shown:
+                f = c.figures.get(m)
+                if f is None:
+                    row[m] = row[f"Δ{m}"] = ""
+                    continue
+                row[m] = f"{_fmt(m, f.mean)} [{_fmt(m, f.ci[0], False)}, {_fmt(m, f.ci[1], False)}]"
+                row[f"Δ{m} (90% CI)"] = (
+                    ""
+                    if f.diff is None or c.verdict == "baseline"
+                    else f"{_fmt_diff(m, f.diff)} [{_fmt_diff(m, f.diff_ci90[0], False)}, "
+                    f"{_fmt_diff(m, f.diff_ci90[1], False)}]"
+                )
+            if len(shown) < 2:
+                row["front prob."] = (
+                    "" if c.front_probability is None else f"{c.front_probability:.2f}"
+                )
+                row["seeds"] = str(c.n_seeds)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def full_table(self) -> pd.DataFrame:
+        """Every figure of every configuration, one row each, full precision (for the CSV)."""
+        rows = []
+        for c in self.configurations:
+            row: dict[str, Any] = {
+                "configuration": c.configuration,
+                "variant": c.variant,
+                "cost": c.cost,
+                "bits_per_param": c.bits_per_param,
+                "verdict": c.verdict,
+                "front_probability": c.front_probability,
+                "n_seeds": c.n_seeds,
+                "trial_ids": " ".join(c.trial_ids),
+            }
+            for m, f in c.figures.items():
+                row.update(
+                    {
+                        f"{m}": f.mean,
+                        f"{m}_lo": f.ci[0],
+                        f"{m}_hi": f.ci[1],
+                        f"{m}_diff": f.diff,
+                        f"{m}_diff_lo": None if f.diff_ci is None else f.diff_ci[0],
+                        f"{m}_diff_hi": None if f.diff_ci is None else f.diff_ci[1],
+                        f"{m}_diff_lo90": None if f.diff_ci90 is None else f.diff_ci90[0],
+                        f"{m}_diff_hi90": None if f.diff_ci90 is None else f.diff_ci90[1],
+                        f"{m}_verdict": f.verdict,
+                        f"{m}_mcnemar_p": f.mcnemar_p,
+                        f"{m}_n_test": f.n_test,
+                        f"{m}_method": f.method,
+                    }
+                )
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def markdown(self) -> str:
+        """The sentence, how to read it, and the verdict table (Markdown, for the parent run's
+        description)."""
+        table = self.table()
+        head = "| " + " | ".join(table.columns) + " |"
+        rule = "|" + "---|" * len(table.columns)
+        body = [
+            "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+            for row in table.itertuples(index=False)
+        ]
+        rule_text = (
+            "Verdicts against the baseline: *equivalent* when the 90% CI of the difference lies "
+            "inside ±tolerance, *worse*/*better* when not and the 95% CI lies entirely on one "
+            "side of 0, else *inconclusive*. Means with 95% CIs over seeds and test examples."
+        )
+        return "\n".join(
+            [f"**{self.sentence}**", "", rule_text, "", head, rule, *body, ""]
+            + [f"- {n}" for n in self.notes]
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """The answer's figures as ``{name: float}`` for the parent run: ``answer_<cost>``,
+        ``answer_<m>``, ``answer_<m>_lo``/``_hi``, ``answer_<m>_diff``/``_diff_lo``/``_diff_hi``
+        (90% CI), ``baseline_<m>``, and ``n_<verdict>`` counts."""
+        out: dict[str, float] = {}
+        if self.answer is not None:
+            if self.cost_name:
+                out[f"answer_{self.cost_name}"] = self.answer.cost
+            for m, f in self.answer.figures.items():
+                out[f"answer_{m}"] = f.mean
+                out[f"answer_{m}_lo"], out[f"answer_{m}_hi"] = f.ci
+                if f.diff is not None:
+                    out[f"answer_{m}_diff"] = f.diff
+                    out[f"answer_{m}_diff_lo"], out[f"answer_{m}_diff_hi"] = f.diff_ci90
+        base = self.by_name(self.baseline)
+        if base is not None:
+            for m, f in base.figures.items():
+                out[f"baseline_{m}"] = f.mean
+        for v in stats.VERDICTS:
+            out[f"n_{v}"] = float(sum(c.verdict == v for c in self.configurations))
+        return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
+
+
+# ------------------------------------------------------------------------------------------------
+# formatting
+# ------------------------------------------------------------------------------------------------
+
+
+def _percent(metric: str) -> bool:
+    return metric.endswith("error")
+
+
+def _sig(x: float | None, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    text = f"{x:.{digits}g}"
+    if "e" in text:
+        return text
+    return text
+
+
+def _fmt(metric: str, x: float | None, unit: bool = True) -> str:
+    """A value: error-like metrics in percent with one decimal (two below 1 %), others to 3
+    significant digits."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if _percent(metric):
+        decimals = 1 if abs(x) >= 0.01 else 2
+        return f"{100 * x:.{decimals}f}" + ("%" if unit else "")
+    return _sig(x)
+
+
+def _fmt_diff(metric: str, x: float | None, unit: bool = True) -> str:
+    """A difference with its sign: error-like in points (one decimal, two when the value is
+    under 0.1 pt), others to 3 significant digits."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if _percent(metric):
+        pts = 100 * x
+        decimals = 1 if abs(pts) >= 0.1 or pts == 0 else 2
+        return f"{pts:+.{decimals}f}" + (" pt" if unit else "")
+    return f"{x:+.3g}"
+
+
+def _fmt_tol(metric: str, tol: float) -> str:
+    return f"{100 * tol:g}" + (" pt" if False else "") if _percent(metric) else f"{tol:g}"
+
+
+# ------------------------------------------------------------------------------------------------
+# reading the trials and predictions
+# ------------------------------------------------------------------------------------------------
+
+
+def configuration_names(trials: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
+    """Each trial's configuration name: the ``configuration`` column when present (the MLflow
+    child run name without the seed), else the variant, the weight format (``weight_format``
+    or ``format`` with ``bits=``) and ``key=value`` of every other config key that varies."""
+    if "configuration" in trials.columns and trials["configuration"].notna().all():
+        return trials["configuration"].astype(str)
+    varying = [k for k in keys if k in trials.columns and trials[k].astype(str).nunique() > 1]
+    fmt_keys = ("format", "bits", *FORMAT_KEYS)
+    show_format = any(k in varying for k in fmt_keys)
+    names = []
+    for _, row in trials.iterrows():
+        parts = []
+        if "variant" in row and not _missing(row["variant"]):
+            parts.append(str(row["variant"]))
+        if show_format:
+            weight = row.get("weight_format")
+            if not _missing(weight):
+                parts.append(str(weight))
+            else:
+                fmt = row.get("format")
+                fmt = "fp32" if _missing(fmt) else str(fmt)
+                bits = row.get("bits")
+                parts.append(fmt if fmt == "fp32" or _missing(bits) else f"{fmt}<{int(bits)}>")
+        for k in varying:
+            if k in fmt_keys or k == "variant":
+                continue
+            v = row[k]
+            if _missing(v):
+                continue
+            if isinstance(v, bool | np.bool_):
+                parts.append(f"{k}={str(bool(v)).lower()}")
+            elif isinstance(v, float | np.floating):
+                parts.append(f"{k}={v:.4g}")
+            elif isinstance(v, int | np.integer):
+                parts.append(f"{k}={v}")
+            else:
+                parts.append(str(v))
+        names.append(" ".join(parts) or "all")
+    return pd.Series(names, index=trials.index)
+
+
+@dataclass
+class _Predictions:
+    """Per-example data of the ok trials: per additive metric L [T, N], ECE bins/gaps [T, N]."""
+
+    n_test: int
+    losses: dict[str, np.ndarray]
+    ece: tuple[np.ndarray, np.ndarray] | None
+    wrong: np.ndarray | None
+
+
+def _read_one(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(path)
+    tables = [pq.read_table(f, columns=["example", "label", "probs"]) for f in files]
+    import pyarrow as pa
+
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    example = table.column("example").to_numpy()
+    order = np.argsort(example, kind="stable")
+    labels = table.column("label").to_numpy().astype(np.int64)[order]
+    column = table.column("probs").combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    probs = values.reshape(len(table), -1)[order]
+    return labels, probs
+
+
+def read_predictions(
+    sweep_dir: Path, trial_ids: Sequence[str], metrics: Sequence[str], workers: int = 4
+) -> tuple[_Predictions | None, str | None]:
+    """Per-example losses of ``metrics`` (additive ones and ``test_ece``) for ``trial_ids``, read
+    in threads (parquet and NumPy release the GIL). Returns (None, why) when a trial has no
+    predictions or the trials were not scored on the same examples."""
+    additive = [m for m in metrics if m in stats.ADDITIVE]
+    want_ece = "test_ece" in metrics
+    if not trial_ids or not (additive or want_ece):
+        return None, None
+    folders = [sweep_dir / "predictions" / f"trial_id={t}" for t in trial_ids]
+    missing = [t for t, f in zip(trial_ids, folders, strict=True) if not f.is_dir()]
+    if missing:
+        return None, f"trial {missing[0]} stored no predictions"
+
+    def one(folder: Path):
+        labels, probs = _read_one(folder)
+        out = {m: stats.per_example(m, labels, probs) for m in additive}
+        wrong = (probs.argmax(axis=1) != labels) if "test_error" in metrics else None
+        parts = stats.ece_parts(labels, probs) if want_ece else None
+        return labels, out, parts, wrong
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, folders))
+    labels0 = results[0][0]
+    for (labels, *_), t in zip(results, trial_ids, strict=True):
+        if len(labels) != len(labels0) or not np.array_equal(labels, labels0):
+            return None, (
+                f"trial {t} was scored on other test examples than trial {trial_ids[0]}: "
+                "no paired comparison"
+            )
+    losses = {m: np.stack([r[1][m] for r in results]) for m in additive}
+    ece = None
+    if want_ece:
+        ece = (np.stack([r[2][0] for r in results]), np.stack([r[2][1] for r in results]))
+    wrong = np.stack([r[3] for r in results]) if "test_error" in metrics else None
+    return _Predictions(len(labels0), losses, ece, wrong), None
+
+
+# ------------------------------------------------------------------------------------------------
+# the computation
+# ------------------------------------------------------------------------------------------------
+
+
+def _cost_name(objectives: Mapping[str, str], columns: Sequence[str]) -> str | None:
+    for m in objectives:
+        if is_cost(m) and m in columns:
+            return m
+    for m in ("bits_per_param", "bits"):
+        if m in columns:
+            return m
+    return None
+
+
+def _grid(frame: pd.DataFrame, column: str, cells: np.ndarray) -> np.ndarray:
+    """[C, S] of ``column`` (float) with NaN where ``cells`` is -1."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    out = np.full(cells.shape, np.nan)
+    has = cells >= 0
+    out[has] = values[cells[has]]
+    return out
+
+
+def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 0) -> Answer:
+    """The answer of the sweep in ``sweep_dir`` (module docstring). Raises
+    :class:`analysis.load.NoTrials` without trials.parquet, ``ValueError`` for a spec it cannot
+    use (a baseline matching several configurations, a bad tolerance)."""
+    sweep = load_sweep(sweep_dir)
+    spec = sweep.spec
+    trials = sweep.trials
+    objectives_all = dict(sweep.objectives)
+    if not objectives_all:
+        for metric in ("test_error", "w2"):
+            if metric in trials.columns:
+                objectives_all = {metric: "min"}
+                break
+    tolerances_spec = tolerances_from_spec(spec)
+    cost_name = _cost_name(objectives_all, list(trials.columns))
+    compared = {m: d for m, d in objectives_all.items() if not is_cost(m)}
+    tolerances = {m: tolerances_spec.get(m, DEFAULT_TOLERANCE.get(m)) for m in compared}
+    notes: list[str] = [
+        f"{m} has no tolerance (no default for it): its verdict is inconclusive; give one as "
+        f"objectives: {{{m}: {{direction: {d}, tolerance: ...}}}}"
+        for m, d in compared.items()
+        if tolerances[m] is None
+    ]
+
+    keys = [k for k in sweep.config_keys if k in trials.columns]
+    names = configuration_names(trials, keys)
+    trials = trials.assign(_configuration=names.to_numpy())
+    order = list(dict.fromkeys(trials["_configuration"]))
+    ok = trials[(trials["status"] == "ok")].copy()
+    for m in compared:
+        if m not in ok.columns:
+            ok[m] = np.nan
+    if len(ok):
+        finite = np.isfinite(ok[list(compared)].to_numpy(dtype=float)).all(axis=1)
+        ok = ok[finite]
+    # seeds by value (a repeat of a seed within a configuration gets its own slot)
+    seed_col = ok["seed"] if "seed" in ok.columns else pd.Series(0, index=ok.index)
+    occurrence = ok.groupby([ok["_configuration"], seed_col.astype(str)]).cumcount()
+    seed_key = seed_col.astype(str) + "#" + occurrence.astype(str)
+    seeds = sorted(set(seed_key), key=lambda s: (len(s), s))
+    C, S = len(order), max(len(seeds), 1)
+    cells = np.full((C, S), -1, dtype=np.int64)
+    ok = ok.reset_index(drop=True)
+    ci = {name: i for i, name in enumerate(order)}
+    si = {s: j for j, s in enumerate(seeds)}
+    for row, (name, s) in enumerate(zip(ok["_configuration"], seed_key, strict=True)):
+        cells[ci[name], si[s]] = row
+    n_ok = (cells >= 0).sum(axis=1)
+
+    # the baseline
+    first = trials.drop_duplicates("_configuration").set_index("_configuration").loc[order]
+    config_dicts = [
+        {
+            **{k: first.iloc[i][k] for k in keys},
+            "configuration": order[i],
+            **({"variant": first.iloc[i]["variant"]} if "variant" in first.columns else {}),
+        }
+        for i in range(C)
+    ]
+    baseline_spec = spec.get("baseline")
+    found = select_baseline(baseline_spec, config_dicts)
+    if baseline_spec is not None and len(found) != 1:
+        which = ": " + ", ".join(order[i] for i in found[:4]) if found else ""
+        raise ValueError(
+            f"spec key 'baseline': {baseline_spec!r} matches {len(found)} configurations "
+            f"(expected exactly one){which}"
+        )
+    base = found[0] if found else None
+    if base is not None and n_ok[base] == 0:
+        notes.append(f"the baseline {order[base]} has no ok trial: nothing to compare against")
+        base_usable = None
+    else:
+        base_usable = base
+    if baseline_spec is not None:
+        baseline_note = f"the spec's baseline: {baseline_spec!r}"
+    elif base is not None:
+        baseline_note = "the one configuration whose formats are all fp32"
+    else:
+        baseline_note = (
+            "none: the spec names no baseline and not exactly one configuration has all "
+            "formats fp32 (give one with the spec key 'baseline')"
+        )
+
+    # predictions
+    rng = np.random.default_rng(seed)
+    per_example = [m for m in compared if m in stats.ADDITIVE or m in stats.RESAMPLED]
+    preds, why = (None, None)
+    if per_example and len(ok):
+        preds, why = read_predictions(sweep.path, list(ok["trial_id"]), per_example)
+        if why:
+            notes.append(f"no two-way bootstrap: {why}; t-intervals over seeds instead")
+    n_test = preds.n_test if preds is not None else None
+    weights = stats.multinomial_counts(rng, resamples, n_test) if preds is not None else None
+    seed_w = stats.multinomial_counts(rng, resamples, S).astype(np.float64)
+
+    estimates: dict[str, stats.Estimate] = {}
+    diffs: dict[str, stats.Estimate] = {}
+    for m in compared:
+        values = _grid(ok, m, cells) if len(ok) else np.full((C, S), np.nan)
+        draws = losses = None
+        ms_res = None
+        if preds is not None and m in preds.losses:
+            losses = np.full((C, S, n_test), np.nan, dtype=np.float32)
+            has = cells >= 0
+            losses[has] = preds.losses[m][cells[has]]
+            values = np.where(has, losses.mean(axis=2, dtype=np.float64), np.nan)
+            draws = stats.test_draws_additive(losses, weights)
+            ms_res = stats.decompose(losses).ms_res
+        elif preds is not None and m == "test_ece" and preds.ece is not None:
+            bins = np.zeros((C, S, n_test), dtype=np.int64)
+            gaps = np.full((C, S, n_test), np.nan, dtype=np.float32)
+            has = cells >= 0
+            bins[has] = preds.ece[0][cells[has]]
+            gaps[has] = preds.ece[1][cells[has]]
+            values = stats.ece_values(bins, gaps)
+            draws = stats.test_draws_ece(bins, gaps, weights)
+        estimates[m] = stats.estimate(values, draws, seed_w, n_test, ms_res)
+        if base_usable is not None:
+            diffs[m] = stats.differences(values, draws, seed_w, n_test, base_usable, losses)
+
+    # McNemar on the seed-majority errors
+    mcnemar: dict[int, float] = {}
+    if preds is not None and preds.wrong is not None and base_usable is not None:
+        has = cells >= 0
+        wrong = np.zeros((C, S, n_test), dtype=np.float32)
+        wrong[has] = preds.wrong[cells[has]]
+        majority = wrong.sum(axis=1) / np.maximum(n_ok, 1)[:, None] > 0.5
+        for c in range(C):
+            if n_ok[c] and c != base_usable:
+                mcnemar[c] = stats.mcnemar(majority[c], majority[base_usable])[2]
+
+    # costs
+    cost = np.full(C, np.nan)
+    bpp = np.full(C, np.nan)
+    for column, target in ((cost_name, cost), ("bits_per_param", bpp)):
+        if column and column in trials.columns:
+            values = pd.to_numeric(trials[column], errors="coerce")
+            target[:] = values.groupby(trials["_configuration"]).mean().reindex(order).to_numpy()
+
+    # front probability (objectives in minimisation form, the cost fixed)
+    front_p = np.full(C, np.nan)
+    if compared and len(ok):
+        signs = np.array([1.0 if d == "min" else -1.0 for d in compared.values()])
+        draws = np.stack([estimates[m].draws for m in compared], axis=2) * signs
+        draws[:, n_ok == 0, :] = np.nan
+        front_p = stats.front_probability(draws, cost if cost_name else None)
+        front_p[n_ok == 0] = np.nan
+
+    # verdicts and figures
+    configurations = []
+    for c in range(C):
+        figures = {}
+        for m, d in compared.items():
+            e = estimates[m]
+            lo, hi = float(e.lo[c]), float(e.hi[c])
+            if m in NONNEGATIVE:  # the interval of a rate or a loss stops at 0 (and 1)
+                lo, hi = max(lo, 0.0), hi
+            if _percent(m) or m in ("test_ece", "ood_auroc"):
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
+            fig = Figures(
+                mean=float(e.mean[c]),
+                ci=(lo, hi),
+                n_seeds=int(e.n[c]),
+                n_test=n_test if e.method[c] in (stats.TWO_WAY, stats.TEST_ONLY) else None,
+                method=str(e.method[c]),
+            )
+            if m in diffs and n_ok[c]:
+                dd = diffs[m]
+                lo90, hi90 = dd.interval(stats.EQUIVALENCE_LEVEL)
+                fig.diff = float(dd.mean[c])
+                fig.diff_ci = (float(dd.lo[c]), float(dd.hi[c]))
+                fig.diff_ci90 = (float(lo90[c]), float(hi90[c]))
+                fig.verdict = stats.verdict(
+                    fig.diff_ci[0], fig.diff_ci[1], *fig.diff_ci90, tolerances.get(m), d
+                )
+                if m == "test_error" and c in mcnemar:
+                    fig.mcnemar_p = mcnemar[c]
+            figures[m] = fig
+        if n_ok[c] == 0:
+            verdict = "failed"
+        elif c == base_usable:
+            verdict = "baseline"
+            for fig in figures.values():
+                fig.verdict = "baseline"
+        elif base_usable is None:
+            verdict = "inconclusive"
+        else:
+            verdict = stats.combine([f.verdict for f in figures.values()])
+        tids = trials.loc[trials["_configuration"] == order[c], "trial_id"].astype(str).tolist()
+        first_row = first.iloc[c]
+        variant = first_row.get("variant") if "variant" in first.columns else None
+        configurations.append(
+            Configuration(
+                configuration=order[c],
+                variant=None if _missing(variant) else str(variant),
+                cost=float(cost[c]),
+                verdict=verdict,
+                front_probability=None if not np.isfinite(front_p[c]) else float(front_p[c]),
+                figures=figures,
+                trial_ids=tids,
+                n_seeds=int(n_ok[c]),
+                bits_per_param=None if not np.isfinite(bpp[c]) else float(bpp[c]),
+            )
+        )
+    first_obj = next(iter(compared), None)
+
+    def sort_key(cfg: Configuration):
+        value = cfg.figures[first_obj].mean if first_obj else 0.0
+        sign = 1.0 if not first_obj or compared[first_obj] == "min" else -1.0
+        return (
+            cfg.cost if math.isfinite(cfg.cost) else math.inf,
+            sign * value if math.isfinite(value) else math.inf,
+            cfg.configuration,
+        )
+
+    configurations.sort(key=sort_key)
+
+    # the knee on configuration means
+    knee_name = None
+    scored = [c for c in configurations if c.n_seeds and compared]
+    if scored:
+        frame = pd.DataFrame(
+            {
+                **{m: [c.figures[m].mean for c in scored] for m in compared},
+                **({"_cost": [c.cost for c in scored]} if cost_name else {}),
+            }
+        )
+        objs = {**compared, **({"_cost": "min"} if cost_name else {})}
+        signs = np.array([1.0 if d == "min" else -1.0 for d in objs.values()])
+        f = frame[list(objs)].to_numpy(dtype=float) * signs
+        mask = non_dominated(f)
+        if mask.any():
+            front = frame[mask].reset_index(drop=True)
+            idx = np.flatnonzero(mask)
+            knee_name = scored[idx[knee(front, objs).index]].configuration
+
+    baseline_name = order[base] if base is not None else None
+    pick = [c for c in configurations if c.verdict in ("equivalent", "better")]
+    if not compared:
+        kind = "no-objective"
+    elif base_usable is None:
+        kind = "no-baseline"
+    else:
+        kind = "answer" if pick else "none"
+    methods = {str(k): stats.METHOD_TEXT[str(k)] for e in estimates.values() for k in set(e.method)}
+    workload = str(
+        spec.get("workload") or (trials["workload"].iloc[0] if "workload" in trials else "")
+    )
+    answer = Answer(
+        sweep=sweep.name,
+        path=sweep.path,
+        baseline=baseline_name,
+        baseline_note=baseline_note,
+        cost_name=cost_name,
+        objectives=compared,
+        tolerances=tolerances,
+        configurations=configurations,
+        answer=pick[0] if kind == "answer" else None,
+        kind=kind,
+        knee=knee_name,
+        n_test=n_test,
+        resamples=resamples,
+        methods=methods,
+        example_word="test images"
+        if any(w in workload for w in IMAGE_WORKLOADS)
+        else "test examples",
+        notes=notes,
+    )
+    answer.sentence = _sentence(answer)
+    return answer
+
+
+def _figures_text(answer: Answer, cfg: Configuration, base: Configuration | None) -> str:
+    parts = []
+    for m, f in cfg.figures.items():
+        text = f"{m} {_fmt(m, f.mean)} [{_fmt(m, f.ci[0], False)}, {_fmt(m, f.ci[1], False)}]"
+        if base is not None and f.diff is not None:
+            b = base.figures[m]
+            text += f" vs {_fmt(m, b.mean)} [{_fmt(m, b.ci[0], False)}, {_fmt(m, b.ci[1], False)}]"
+            text += (
+                f"; difference {_fmt_diff(m, f.diff)} [{_fmt_diff(m, f.diff_ci90[0], False)}, "
+                f"{_fmt_diff(m, f.diff_ci90[1], False)}] (90% CI)"
+            )
+            tol = answer.tolerances.get(m)
+            if tol is not None:
+                where = "within" if f.verdict in ("equivalent",) else "against"
+                text += f" {where} ±{_fmt_tol(m, tol)}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _scope(answer: Answer, cfg: Configuration) -> str:
+    n = cfg.n_seeds
+    seeds = f"{n} seed{'s' if n != 1 else ''}"
+    if answer.n_test:
+        text = f"{seeds} x {answer.n_test:,} {answer.example_word}"
+    else:
+        text = f"{seeds}, t-interval over seeds (no stored predictions)"
+    if n == 1 and answer.n_test:
+        text += "; one seed: the intervals count the test set only"
+    return text
+
+
+def _sentence(answer: Answer) -> str:
+    unit = COST_UNITS.get(answer.cost_name or "", answer.cost_name or "")
+    cost_word = "bits" if answer.cost_name in ("bits_per_param", "bits") else answer.cost_name
+    base = answer.by_name(answer.baseline)
+
+    def at(cfg: Configuration) -> str:
+        return f" at {_sig(cfg.cost)} {unit}" if answer.cost_name else ""
+
+    if answer.kind == "no-objective":
+        return f"sweep {answer.sweep}: no objective to compare (the spec's objectives are costs)"
+    if answer.kind == "no-baseline":
+        scored = [c for c in answer.configurations if c.n_seeds]
+        if not scored:
+            return f"sweep {answer.sweep}: no trial finished ok; nothing to answer"
+        knee_cfg = answer.by_name(answer.knee) or scored[0]
+        return (
+            f"no baseline to compare against ({answer.baseline_note}); the knee of the front of "
+            f"configuration means: {knee_cfg.configuration}{at(knee_cfg)}: "
+            f"{_figures_text(answer, knee_cfg, None)} ({_scope(answer, knee_cfg)})"
+        )
+    if answer.kind == "answer":
+        cfg = answer.answer
+        assert cfg is not None
+        if cfg.verdict == "better":
+            lead = f"fewest {cost_word} with a measurable gain over {answer.baseline}"
+        else:
+            lead = f"fewest {cost_word} with no measurable loss against {answer.baseline}"
+        return (
+            f"{lead}: {cfg.configuration}{at(cfg)}: {_figures_text(answer, cfg, base)} "
+            f"({_scope(answer, cfg)})"
+        )
+    tried = [c for c in answer.configurations if c.verdict not in ("baseline", "failed")]
+    inconclusive = [c for c in tried if c.verdict == "inconclusive"]
+    if inconclusive:
+        cfg = inconclusive[0]
+        return (
+            f"no configuration is shown equivalent to {answer.baseline} within tolerance; the "
+            f"cheapest inconclusive one is {cfg.configuration}{at(cfg)}: "
+            f"{_figures_text(answer, cfg, base)} ({_scope(answer, cfg)})"
+        )
+    return (
+        f"every configuration is measurably worse than {answer.baseline}"
+        f" ({len(tried)} configurations; {_scope(answer, base) if base else ''})"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point (module docstring); returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.answer",
+        description="How few bits suffice: the sweep's answer with confidence intervals.",
+    )
+    parser.add_argument("sweep_dir", help="a sweep directory RESULTS/<name>")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object (one line)")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    args = parser.parse_args(argv)
+    try:
+        if args.resamples < 2:
+            raise ValueError(f"--resamples {args.resamples}: need at least 2")
+        answer = compute_answer(args.sweep_dir, resamples=args.resamples, seed=args.seed)
+    except (NoTrials, FileNotFoundError, NotADirectoryError, ValueError) as error:
+        print(f"error: {error}".splitlines()[0], file=sys.stderr)
+        return 2
+    print(answer.sentence)
+    for line in answer.lines():
+        print("  " + line)
+    for note in answer.notes:
+        print(f"note: {note}")
+    if args.json:
+        print(json.dumps(answer.to_json(), allow_nan=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The answer of a sweep: baseline selection, McNemar, the CLI and its JSON schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats as sps
+
+from analysis import stats
+from analysis.answer import DEFAULT_TOLERANCE, compute_answer, main, select_baseline
+from analysis.load import objectives_from_spec, tolerances_from_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIGS = [
+    {"variant": None, "format": "fp32", "bits": 32, "accumulator": "full", "seed": 0},
+    {"variant": None, "format": "fp32", "bits": 32, "accumulator": "full", "seed": 1},
+    {"variant": None, "format": "block", "bits": 8, "accumulator": "vc", "seed": 0},
+    {"variant": None, "format": "block", "bits": 8, "accumulator": "low", "seed": 0},
+    {"variant": None, "format": "fixed", "bits": 8, "accumulator": "vc", "seed": 0},
+]
+
+
+def test_default_baseline_is_the_one_all_fp32_configuration():
+    # two seeds of the fp32 configuration are one configuration: its first index
+    assert select_baseline(None, CONFIGS) == [0]
+    two = [*CONFIGS, {**CONFIGS[0], "accumulator": "vc"}]
+    assert select_baseline(None, two) == []  # two fp32 configurations: none by default
+    assert select_baseline(None, CONFIGS[2:]) == []  # none is fp32
+    # recorded weight/grad formats count: an fp32 'format' with a block gradient is not fp32
+    mixed = [{**CONFIGS[0], "grad_format": "block<8>"}, CONFIGS[2]]
+    assert select_baseline(None, mixed) == []
+    named = [{"weight_format": "fp32", "grad_format": None}, {"weight_format": "fixed<8,3>"}]
+    assert select_baseline(None, named) == [0]
+
+
+def test_explicit_baseline_by_variant_or_keys():
+    variants = [
+        {"variant": "fp32", "format": "fp32"},
+        {"variant": "lp", "format": "block", "bits": 8},
+        {"variant": "lp", "format": "block", "bits": 4},
+    ]
+    assert select_baseline("fp32", variants) == [0]
+    assert select_baseline("lp", variants) == [1, 2]  # the caller refuses two
+    assert select_baseline("nope", variants) == []
+    assert select_baseline({"format": "block", "bits": 8.0}, variants) == [1]  # 8 == 8.0
+    assert select_baseline({"format": "fp32", "accumulator": "full"}, CONFIGS) == [0]
+    assert select_baseline({"accumulator": "vc"}, CONFIGS) == [2, 4]
+    assert select_baseline({"missing_key": 1}, CONFIGS) == []
+    with pytest.raises(ValueError, match="baseline"):
+        select_baseline(3, CONFIGS)
+
+
+def test_objectives_accept_tolerances_and_refuse_bad_ones():
+    spec = {
+        "objectives": {
+            "test_error": {"direction": "min", "tolerance": 0.01},
+            "test_nll": "min",
+            "bits_per_param": "min",
+            "reference": {"test_error": 1.0},
+        }
+    }
+    assert objectives_from_spec(spec) == {
+        "test_error": "min",
+        "test_nll": "min",
+        "bits_per_param": "min",
+    }
+    assert tolerances_from_spec(spec) == {"test_error": 0.01}
+    for bad in (0, -0.1, "small", True, float("nan")):
+        with pytest.raises(ValueError, match=r"objectives\.test_error\.tolerance"):
+            tolerances_from_spec({"objectives": {"test_error": {"tolerance": bad}}})
+    assert DEFAULT_TOLERANCE["test_error"] == 0.005
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_pairs():
+    wrong_b = np.array([0, 0, 0, 1, 1, 0, 0, 1, 0, 0], bool)
+    wrong_c = np.array([1, 1, 0, 1, 0, 1, 0, 1, 1, 0], bool)
+    b01, b10, p = stats.mcnemar(wrong_c, wrong_b)
+    assert (b01, b10) == (4, 1)
+    # by hand: P(X <= 1) + P(X >= 4) for X ~ Bin(5, 1/2) = (1 + 5 + 5 + 1) / 32
+    assert p == pytest.approx(12 / 32)
+    assert p == pytest.approx(sps.binomtest(4, 5, 0.5).pvalue)
+    assert stats.mcnemar(wrong_b, wrong_b)[2] == 1.0
+
+
+def test_verdict_rules():
+    v = stats.verdict
+    assert v(-0.004, 0.004, -0.003, 0.003, 0.005) == "equivalent"
+    # the 95% CI above 0 but the 90% CI inside the band: equivalent (a negligible loss)
+    assert v(0.0005, 0.0045, 0.001, 0.004, 0.005) == "equivalent"
+    assert v(0.001, 0.012, 0.002, 0.011, 0.005) == "worse"
+    assert v(-0.012, -0.001, -0.011, -0.002, 0.005) == "better"
+    assert v(-0.012, -0.001, -0.011, -0.002, 0.005, "max") == "worse"
+    assert v(-0.002, 0.012, 0.0, 0.011, 0.005) == "inconclusive"
+    assert v(0.001, 0.012, 0.002, 0.011, None) == "inconclusive"  # no tolerance
+    assert stats.combine(["equivalent", "better"]) == "better"
+    assert stats.combine(["equivalent", "inconclusive"]) == "inconclusive"
+    assert stats.combine(["better", "worse"]) == "worse"
+
+
+def _json_line(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_cli_json_schema(storage_sweep, capsys):
+    assert main([str(storage_sweep), "--json", "--resamples", "300"]) == 0
+    out = capsys.readouterr().out
+    data = _json_line(out)
+    assert out.splitlines()[0] == data["sentence"]
+    assert data["baseline"] == "fp32 full"
+    assert {"baseline", "answer", "configurations"} <= set(data)
+    configs = data["configurations"]
+    assert len(configs) == 28  # 27 grid configurations + fp32
+    for c in configs:
+        assert {
+            "configuration",
+            "variant",
+            "bits_per_param",
+            "verdict",
+            "front_probability",
+        } <= set(c)
+        assert c["verdict"] in stats.VERDICTS
+        fig = c["test_error"]
+        assert {"mean", "ci", "diff", "diff_ci", "n_seeds", "n_test"} <= set(fig)
+        if c["verdict"] != "failed":
+            assert fig["ci"][0] <= fig["mean"] <= fig["ci"][1]
+            assert fig["n_test"] == 300
+    costs = [c["bits_per_param"] for c in configs if c["bits_per_param"] is not None]
+    assert costs == sorted(costs)  # sorted by cost
+    assert [c["verdict"] for c in configs].count("baseline") == 1
+    failed = [c for c in configs if c["verdict"] == "failed"]
+    assert [c["configuration"] for c in failed] == ["fixed<4,2> low"]  # diverged on every seed
+    if data["answer"] is not None:
+        assert data["answer"]["configuration"] in {c["configuration"] for c in configs}
+        assert "test_error" in data["answer"]
+    # one line per configuration after the sentence
+    assert len([line for line in out.splitlines() if line.startswith("  ")]) == 28
+
+
+def test_cli_refuses_a_directory_that_is_not_a_sweep(tmp_path, capsys):
+    assert main([str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "trials.parquet" in err
+
+
+def test_cli_runs_as_a_module(storage_sweep):
+    out = subprocess.run(
+        [sys.executable, "-m", "analysis.answer", str(storage_sweep), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert _json_line(out.stdout)["baseline"] == "fp32 full"
+
+
+def test_a_baseline_matching_two_configurations_is_refused(tmp_path, storage_sweep):
+    import shutil
+
+    sweep = tmp_path / "storage"
+    shutil.copytree(storage_sweep, sweep)
+    spec = yaml.safe_load((sweep / "spec.yaml").read_text())
+    spec["baseline"] = {"accumulator": "vc", "bits": 8}
+    (sweep / "spec.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ValueError, match=r"spec key 'baseline'.*matches 3 configurations"):
+        compute_answer(sweep, resamples=50)
+    spec["baseline"] = {"format": "block", "bits": 8, "accumulator": "vc"}
+    (sweep / "spec.yaml").write_text(yaml.safe_dump(spec))
+    answer = compute_answer(sweep, resamples=200)
+    assert answer.baseline == "block<8> vc"
+    assert answer.verdicts["block<8> vc"] == "baseline"
+
+
+def test_answer_views_agree(storage_sweep):
+    answer = compute_answer(storage_sweep, resamples=300)
+    data = answer.to_json()
+    assert answer.sentence and "\n" not in answer.sentence
+    assert len(answer.lines()) == len(data["configurations"])
+    assert answer.verdicts == {c["configuration"]: c["verdict"] for c in data["configurations"]}
+    md = answer.markdown()
+    assert md.startswith(f"**{answer.sentence}**")
+    assert len(answer.table().columns) <= 8
+    metrics = answer.metrics()
+    assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+    if answer.answer is not None:
+        assert metrics["answer_test_error"] == answer.answer.figures["test_error"].mean
