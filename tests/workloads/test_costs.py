@@ -235,9 +235,19 @@ def test_a_cost_that_cannot_be_computed_is_null_never_a_crash():
     assert set(costs.trial_costs(Odd(), 3).values()) == {None}
 
 
+def test_logreg_shapes_are_the_data_sets():
+    """The model's inputs (features + the ones column) and training sizes are the loaded data's."""
+    from workloads.logreg import load_data
+
+    for name, (features, classes) in costs.LOGREG_SHAPES.items():
+        data = load_data(name, torch.device("cpu"))
+        assert tuple(data["x_train"].shape) == (costs.TRAIN_SIZES[name], features)
+        assert int(data["y_train"].max()) + 1 == classes
+
+
 def test_logreg_costs():
-    """breast_cancer: W [31, 1] (30 features + bias, binary); batch min(32, 398) ... the data
-    and residual are float32; forward x·W, backward xᵀr (errors × inputs) only."""
+    """breast_cancer: W [31, 1] (30 features + bias, binary); the data and the residual are
+    float32; forward x·W, backward xᵀr (errors × inputs) only."""
     t = TrialSpec.from_config({"workload": "logreg"})
     batch = min(int(t.run.batch_size), 398)
     c = costs_of({"workload": "logreg"}, 10)
