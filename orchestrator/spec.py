@@ -716,10 +716,12 @@ class _Validator:
             products = itertools.product(*(a.values for a in lists))
             combos = [dict(zip(keys, values, strict=True)) for values in products]
         for resolve in (check_keys, resolve_config):
-            for config, path in checks:
+            for i, (config, path) in enumerate(checks):
                 try:
                     resolve(config)
                 except (ValueError, TypeError) as exc:
+                    if i == 0:  # the fixed keys and each axis's first value: name the culprit
+                        path = self.culprit(spec, part, str(exc)) or path
                     raise self.error(path, f"{exc}{within}") from None
             for combo in combos:
                 try:
@@ -728,6 +730,22 @@ class _Validator:
                     shown = ", ".join(f"{k}={v!r}" for k, v in combo.items())
                     where = "space" if part.name is None else f"variants.{part.name}"
                     raise self.error(where, f"the combination {shown} cannot run: {exc}") from None
+
+    def culprit(self, spec: Spec, part: Variant, message: str) -> str | None:
+        """Where the spec sets the key an error names (``key 'burn_in': ...`` ->
+        ``fixed.burn_in``), else the first key the spec sets that the message mentions; None
+        when it mentions none (a default's doing: the caller's path stands)."""
+        named = re.match(r"key '([^']+)'", message)
+        keys = [named.group(1)] if named else []
+        keys += [k for k in re.findall(r"[A-Za-z_]\w*", message) if k not in keys]
+        for key in keys:
+            if key in part.fixed or key in part.space:
+                return f"variants.{part.name}.{key}"
+            if key in spec.fixed:
+                return f"fixed.{key}"
+            if key in spec.space:
+                return f"space.{key}"
+        return None
 
     @staticmethod
     def axis_path(spec: Spec, part: Variant, key: str) -> str:

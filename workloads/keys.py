@@ -437,7 +437,9 @@ COMMON_KEYS: dict[str, Key] = {
     "burn_in": Key(
         int,
         0,
-        "steps (step-based workloads) or epochs (deep) before samples are collected",
+        "steps (step-based workloads) or epochs (deep) before samples are collected; when "
+        "not set and the default leaves no step or epoch to sample (it is >= steps or "
+        "epochs), half the run length, rounded down",
         min=0,
         max=10**9,
         applies=_burn_in_thin,
@@ -498,7 +500,19 @@ def _fill(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Key]]:
         if value is None and not (key.optional and name in raw):
             value = key.default
         config[name] = key.check(name, value)
+    _derive_burn_in(raw, config, workload)
     return config, known
+
+
+def _derive_burn_in(raw: Mapping[str, Any], config: dict[str, Any], workload: str) -> None:
+    """A default that would refuse the user's own settings gives way: ``burn_in`` not set,
+    and its default at least the run length (``epochs=3`` against mnist_mlp's ``burn_in: 5``
+    would leave no sample to collect), becomes half the run length, rounded down."""
+    if raw.get("burn_in") is not None or "burn_in" not in config:
+        return
+    length = config.get(workload_keys(workload).run_length)
+    if isinstance(length, int) and config["burn_in"] >= length:
+        config["burn_in"] = length // 2
 
 
 def _normalise_tensors(config: dict[str, Any]) -> None:

@@ -200,20 +200,25 @@ SWEEP_REFUSED: list[tuple[str, str, str, str | dict[str, Any]]] = [
         "fixed.epochs",
         "key 'epochs': 9223372036854775808 is above the maximum 10000",
     ),
-    # a format string out of range, in fixed: the first config checked names the first axis
+    # a format string out of range, in fixed: the error names the key where the spec sets it
     (
         "gaussian",
         f"fixed: {{format: 'fixed<8,300>'}}\n{SEEDS}",
-        "space.seed",
+        "fixed.format",
         {"format": "fixed<8,300>"},
     ),
     # an impossible combination: low-precision weights needed, the format is fp32
-    ("gaussian", f"fixed: {{accumulator: vc}}\n{SEEDS}", "space.seed", {"accumulator": "vc"}),
+    (
+        "gaussian",
+        f"fixed: {{accumulator: vc}}\n{SEEDS}",
+        "fixed.accumulator",
+        {"accumulator": "vc"},
+    ),
     # a workload's own check (workloads.checks): cyclical epochs not a multiple of cycles
     (
         "mnist_mlp",
         f"fixed: {{schedule: cyclical, epochs: 10, cycles: 3}}\n{SEEDS}",
-        "space.seed",
+        "fixed.cycles",
         {"schedule": "cyclical", "epochs": 10, "cycles": 3},
     ),
     # a bad format as the second value of an axis, after a first one that runs
