@@ -9,9 +9,10 @@ fixed<8,3> as a user writes it (``torch_expr``: five new tensors) and the same c
 preallocated tensors (``torch_expr out=``), QPyTorch's ``fixed_point_quantize`` when it is
 importable (the quantizers the LP-SGLD papers used; a line says when it is not), and our
 stochastic rounding of fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the
-rounding) and block<8,32> with ``kernels="fused"`` (into a preallocated ``out=``, as the copy
-writes into one, and returning a new tensor as a user calls it) and ``kernels="eager"``, plus
-nearest fixed<8,3> fused.
+rounding), block<8,32>, mx<fp8_e4m3>, mx<fp4_e2m1>, nvfp4 and int<4,g32> (a scale per run of
+32 or 16 values: the block maxima, then the rounding) with ``kernels="fused"`` (into a
+preallocated ``out=``, as the copy writes into one, and returning a new tensor as a user calls
+it) and ``kernels="eager"``, plus nearest fixed<8,3> fused.
 
 What a new tensor costs: its pages are mapped and zeroed by the kernel at the first write,
 unless its memory is reused (lowprec/kernels/outputs.py: the fused path's large outputs are on
@@ -64,6 +65,11 @@ FORMATS = {
     "float": "float<4,3>",
     "block_rows": "block<8>",
     "block_k32": "block<8,32>",
+    # the formats of today's hardware (scale per block of 32 or 16 values along the last dim)
+    "mx_fp8": "mx<fp8_e4m3>",
+    "mx_fp4": "mx<fp4_e2m1>",
+    "nvfp4": "nvfp4",
+    "int4_g32": "int<4,g32>",
 }
 
 

@@ -454,15 +454,16 @@ _NAN = np.float32(np.nan)
 @njit(**_INLINE)
 def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
     """(into, up, divide) of a block whose max|x| has bit pattern ``maxbits``: y = x/into when
-    ``divide`` else x·into; the value is q·up."""
+    ``divide`` (scaled integers) else x·into; the value is q·up. ``divide`` depends on the
+    rule only."""
     if rule == SCALE_MX:
         if maxbits > _INF_BITS:
             return _NAN, _NAN, True
         s = ((maxbits >> 23) & 0xFF) - 127 - int(a)
         s = -127 if s < -127 else s
         s = 127 if s > 127 else s
-        x = pow2(s)
-        return x, x, True
+        # x·2^-s is x/2^s exactly (both powers of two are float32 for |s| <= 127)
+        return pow2(-s), pow2(s), False
     amax = i32_as_f32(np.int32(maxbits))
     if rule == SCALE_NVFP4:
         t = _F(a)
@@ -485,47 +486,105 @@ def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
 
 
 @njit(**_OPTS)
-def _scaled_run(x, out, buf, into, up, divide, emin, emax, man, maxv, stochastic):  # type: ignore[no-untyped-def]
-    for p in range(x.size):
-        y = x[p] / into if divide else x[p] * into
-        d = float_delta(y, emin, emax, man)
-        if stochastic:
-            q = round_stochastic(y, d, -maxv, maxv, buf[p])
-        else:
-            q = round_nearest(y, d, -maxv, maxv)
-        out[p] = q * up
+def _scaled_sr_run(x, out, buf, into, up, divide, emin, emax, man, maxv):  # type: ignore[no-untyped-def]
+    if divide:
+        for p in range(x.size):
+            y = x[p] / into[p]
+            q = round_stochastic(y, float_delta(y, emin, emax, man), -maxv, maxv, buf[p])
+            out[p] = q * up[p]
+    else:
+        for p in range(x.size):
+            y = x[p] * into[p]
+            q = round_stochastic(y, float_delta(y, emin, emax, man), -maxv, maxv, buf[p])
+            out[p] = q * up[p]
 
 
 @njit(**_OPTS)
-def _scaled_tile_of(x, out, t, maxbits, length, width, f, g, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    s = t * _T16
-    e = min(x.size, s + _T16)
-    nb = (length + width - 1) // width
-    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
-    rule = int(g[0])
-    buf = np.empty(_T16 if stochastic else 1, np.uint16)
-    if stochastic:
-        fill_bits16(buf, t, k0, k1, stream)
-    xs, os = x[s:e], out[s:e]
-    i = 0
-    m = xs.size
-    while i < m:
-        b, end = block_run(s, i, m, length, width, nb)
-        into, up, divide = block_scale(maxbits[b], rule, g[1], g[2])
-        _scaled_run(
-            xs[i:end], os[i:end], buf[i:end] if stochastic else buf, into, up, divide,
-            emin, emax, man, maxv, stochastic,
-        )  # fmt: skip
-        i = end
+def _scaled_nearest_run(x, out, into, up, divide, emin, emax, man, maxv):  # type: ignore[no-untyped-def]
+    if divide:
+        for p in range(x.size):
+            y = x[p] / into[p]
+            out[p] = round_nearest(y, float_delta(y, emin, emax, man), -maxv, maxv) * up[p]
+    else:
+        for p in range(x.size):
+            y = x[p] * into[p]
+            out[p] = round_nearest(y, float_delta(y, emin, emax, man), -maxv, maxv) * up[p]
 
 
 @parallel_and_serial
-def quantize_scaled(x, out, maxbits, length, width, f, g, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
-    """out = Q(x) for a scaled format: the element f = (emin, emax, man, max_value), the scale
-    g = (rule, a, b, 0) per block of ``maxbits`` (block_maxbits over rows of ``length`` in runs
-    of ``width``); tiles of 2048 in parallel, each cut into runs of one block."""
+def block_scales(maxbits, g, into, up):  # type: ignore[no-untyped-def]
+    """into[b], up[b] = block_scale of block b, for every block (one pass before the tiles)."""
+    rule = int(g[0])
+    for b in prange(maxbits.size):
+        into[b], up[b], _ = block_scale(maxbits[b], rule, g[1], g[2])
+
+
+@njit(**_OPTS)
+def _spread_regular(into, up, b0, width, binto, bup):  # type: ignore[no-untyped-def]
+    """The per-block scales over a tile that starts at block b0 and holds whole blocks of
+    ``width`` (an inner loop of ``width`` stores: it vectorizes)."""
+    for blk in range(into.size // width):
+        v = binto[b0 + blk]
+        w = bup[b0 + blk]
+        o = blk * width
+        for k in range(width):
+            into[o + k] = v
+            up[o + k] = w
+
+
+@njit(**_OPTS)
+def _spread_runs(into, up, s, length, width, nb, binto, bup):  # type: ignore[no-untyped-def]
+    """The same for any layout (rows of ``length`` in runs of ``width``, the last shorter):
+    the tile's first block by division, the next ones by stepping."""
+    m = into.size
+    r = s // length
+    j = (s - r * length) // width
+    i = 0
+    while i < m:
+        end = min(m, r * length + min((j + 1) * width, length) - s)
+        b = r * nb + j
+        for p in range(i, end):
+            into[p] = binto[b]
+            up[p] = bup[b]
+        i = end
+        j += 1
+        if j == nb:
+            j = 0
+            r += 1
+
+
+@njit(**_OPTS)
+def _scaled_tile_of(x, out, t, binto, bup, divide, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """One tile: the blocks' scales spread over its elements, then one loop over the tile
+    (per-block work inside the element loop keeps it from vectorizing)."""
+    s = t * _T16
+    e = min(x.size, s + _T16)
+    m = e - s
+    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
+    into = np.empty(m, np.float32)
+    up = np.empty(m, np.float32)
+    if length % width == 0 and _T16 % width == 0:
+        _spread_regular(into, up, s // width, width, binto, bup)
+    else:
+        _spread_runs(into, up, s, length, width, (length + width - 1) // width, binto, bup)
+    if stochastic:
+        buf = np.empty(_T16, np.uint16)
+        fill_bits16(buf, t, k0, k1, stream)
+        _scaled_sr_run(x[s:e], out[s:e], buf, into, up, divide, emin, emax, man, maxv)
+    else:
+        _scaled_nearest_run(x[s:e], out[s:e], into, up, divide, emin, emax, man, maxv)
+
+
+@parallel_and_serial
+def quantize_scaled(x, out, binto, bup, divide, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+    """out = Q(x) for a scaled format: the element f = (emin, emax, man, max_value); the
+    blocks' scales ``binto``/``bup`` (block_scales over block_maxbits of rows of ``length``
+    in runs of ``width``), y = x/into when ``divide`` else x·into, value q·up; tiles of 2048
+    in parallel."""
     for t in prange((x.size + _T16 - 1) // _T16):
-        _scaled_tile_of(x, out, t, maxbits, length, width, f, g, stochastic, k0, k1, stream)
+        _scaled_tile_of(
+            x, out, t, binto, bup, divide, length, width, f, stochastic, k0, k1, stream
+        )  # fmt: skip
 
 
 def set_threads(n: int) -> None:

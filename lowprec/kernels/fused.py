@@ -227,6 +227,8 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
 def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: int) -> None:  # type: ignore[no-untyped-def]
     """The block maxima, then the scaled rounding (the per-tensor scale of nvfp4<t> from the
     largest block maximum: float32 operations as the eager code's)."""
+    from lowprec.kernels.cpu import SCALE_INT
+
     params = scaled_params(fmt)
     if params is None:
         raise ValueError(f"no fused kernel for format {fmt}")
@@ -239,8 +241,12 @@ def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: 
         t = np.float32(amax) / np.float32(448.0 * 6.0)
         t = np.float32(1.0) if t == 0 else t
         g = (g[0], float(t), float(np.float32(1.0) / t), 0.0)
+    binto = np.empty(maxbits.size, np.float32)
+    bup = np.empty(maxbits.size, np.float32)
+    _cpu_kernel("block_scales", maxbits.size)(maxbits, g, binto, bup)
+    divide = int(g[0]) == SCALE_INT
     _cpu_kernel("quantize_scaled", xn.size)(
-        xn, on, maxbits, length, width, f, g, stochastic, k0, k1, QUANTIZE_STREAM
+        xn, on, binto, bup, divide, length, width, f, stochastic, k0, k1, QUANTIZE_STREAM
     )
 
 
