@@ -271,6 +271,21 @@ def test_run_trial_records_the_cost_panel(tmp_path):
     assert "peak_gpu_mb" not in m  # cpu
 
 
+def test_run_trial_figures_are_the_same_on_the_eager_and_the_fused_executor():
+    """The same trial run by each executor records the same cost figures (and, here, the same
+    chains: the fused step reproduces the eager one)."""
+    from orchestrator.trial import run_trial
+
+    base = {"workload": "gaussian", "chains": 2, "steps": 300, "burn_in": 100, "dim": 3,
+            "weight_format": "fixed<8,4>", "accumulator": "low"}  # fmt: skip
+    eager = run_trial({**base, "kernels": "eager"}).metrics
+    other = run_trial({**base, "kernels": "auto"}).metrics
+    for key in costs.COST_METRICS:
+        assert eager[key] == other[key], key
+    assert eager["state_bytes"] == 6 * (8 + 32) / 8
+    assert eager["ensemble_bits"] == eager["samples"] * 6 * 8
+
+
 def _dry_run(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
