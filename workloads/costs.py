@@ -444,8 +444,9 @@ def step_energy_pj(trial: Any, model: Model) -> float:
     total = 2.0 * sram_pj(state_bits(trial, model))
     for layer in model.layers:
         w, x, e = _layer_ops(trial, layer)
-        x_bits = b * layer.inputs * word_bits(x)
-        e_bits = b * layer.outputs * word_bits(e)
+        # activations and errors in memory: bits per value with block scales amortised
+        x_bits = b * layer.inputs * float(x.bits)
+        e_bits = b * layer.outputs * float(e.bits)
         w_bits = _weight_bits(trial, layer)
         total += b * layer.macs * mac_pj(w, x, layer.fan_in) + sram_pj(x_bits) + sram_pj(w_bits)
         if not layer.backward:
@@ -466,7 +467,7 @@ def prediction_energy_pj(trial: Any, model: Model, samples: int) -> float:
     for layer in model.layers:
         w, x, _ = _layer_ops(trial, layer)
         total += layer.macs * mac_pj(w, x, layer.fan_in)
-        total += sram_pj(layer.inputs * word_bits(x)) + sram_pj(_weight_bits(trial, layer))
+        total += sram_pj(layer.inputs * float(x.bits)) + sram_pj(_weight_bits(trial, layer))
     return samples * total
 
 
