@@ -286,6 +286,21 @@ def test_run_trial_figures_are_the_same_on_the_eager_and_the_fused_executor():
     assert eager["ensemble_bits"] == eager["samples"] * 6 * 8
 
 
+@pytest.mark.cuda
+def test_run_trial_on_cuda_records_peak_gpu_memory_and_the_cpu_figures():
+    """On CUDA the row gains peak_gpu_mb (PyTorch's peak allocation during the trial: the
+    [chains, dim] chains and the kept-sample buffer at least); the computed figures are the
+    CPU's."""
+    from orchestrator.trial import run_trial
+
+    base = {"workload": "gaussian", "chains": 64, "dim": 8, "steps": 300, "burn_in": 100}
+    gpu = run_trial({**base, "device": "cuda"}).metrics
+    cpu = run_trial({**base, "device": "cpu"}).metrics
+    assert gpu["peak_gpu_mb"] > 0
+    for key in costs.COST_METRICS:
+        assert gpu[key] == cpu[key], key
+
+
 def _dry_run(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
