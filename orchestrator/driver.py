@@ -359,7 +359,7 @@ def _fit(
         stream=err,
         name_keys=context.name_keys,
     )
-    watch = InterruptWatch()
+    watch = InterruptWatch(err, spec.name)
     # a local results dir: Tune's own state files replaced whole or not at all (a full disk
     # cannot cut them short: orchestrator.atomicfs); an object store: Tune's own resolution
     tune_fs = atomicfs.for_storage(store.fs)
@@ -381,6 +381,8 @@ def _fit(
         )
         resume = False
     if resume:
+        if spec.algorithm != "optuna" and tune_fs is not None:
+            _align_trial_list(store, spec.name, err)
         # Tune restores the run config it saved; the callbacks are ours to give again
         tuner = tune.Tuner.restore(
             store.tune_uri(),
@@ -446,3 +448,81 @@ def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:
     ended = all(s in ("TERMINATED", "ERROR") for _, s in statuses)
     recorded = all(t in rows for t, s in statuses if s == "TERMINATED")
     return ended and recorded and len(statuses) >= spec.num_trials()
+
+
+def _align_trial_list(store: ResultsStore, name: str, err: TextIO) -> None:
+    """Make the trial list's saved position agree with the trials Tune's state holds.
+
+    Tune saves its experiment state (the trials), the search generator's state and the trial
+    list's (:mod:`orchestrator.trial_list`) as three files, uploaded one by one. When one upload
+    fails and another does not (a nearly full disk takes the trial list's 300 bytes and refuses
+    the experiment state's 90 KB; a driver killed between two uploads), the newest files disagree:
+    a trial list ahead of the trials would never hand out the configs it gave to trials Tune
+    lost, and the resumed sweep ends short of its trials, saying "interrupted"; one behind would
+    run configs twice. So before Tune restores: the configs Tune holds trials of come first, in
+    the list's order, then the others; the position, and the search generator's count of the
+    trials it made, is the number Tune holds; and the concurrency limiter forgets trials Tune
+    does not hold (they would count as running)."""
+    import glob
+    import json
+
+    from ray import cloudpickle
+
+    directory = local_path(store.tune_uri())
+    newest = {
+        pattern: max(glob.glob(os.path.join(directory or "", pattern)), default=None)
+        for pattern in ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*")
+    }
+    if directory is None or None in newest.values():
+        return
+    try:
+        with open(newest["experiment_state-*.json"]) as f:
+            trials = [json.loads(state) for state, _ in json.load(f)["trial_data"]]
+        with open(newest["searcher-state-*.pkl"], "rb") as f:
+            listed = cloudpickle.load(f)
+        with open(newest["search_gen_state-*"], "rb") as f:
+            generator = cloudpickle.load(f)
+        configs, position = list(listed["configs"]), int(listed["next_index"])
+        held = [t["config"] for t in trials]
+        ids = {t["trial_id"] for t in trials}
+    except Exception:  # not files this code knows: Tune's restore says what is wrong
+        return
+    first = []
+    rest = list(configs)
+    for config in held:
+        if config in rest:
+            first.append(rest.pop(rest.index(config)))
+    if len(first) != len(held):
+        return  # trials of configs the list does not hold: not ours to change
+    limiter = generator.get("name:ConcurrencyLimiter") or {}
+    live = set(limiter.get("live_trials") or ())
+    lost = live - ids
+    counter = generator.get("counter")
+    if first + rest == configs and position == len(first) == counter and not lost:
+        return  # they agree (the usual case)
+    state = {"configs": first + rest, "next_index": len(first)}
+    _replace_pickle(newest["searcher-state-*.pkl"], state)
+    # the generator stops at counter == total_samples: it counts the trials it made
+    generator.update(counter=len(first), finished=False)
+    if limiter:
+        limiter["live_trials"] = live & ids
+        limiter["num_unfinished_live_trials"] = len(live & ids)
+    _replace_pickle(newest["search_gen_state-*"], generator)
+    print(
+        f"[{name}] Ray Tune's saved state disagreed with itself (a write that failed: a full "
+        f"disk, a killed driver): the trial list had handed out {position} configs, Tune holds "
+        f"{len(first)} trials; the other {len(rest)} configs are run now",
+        file=err,
+        flush=True,
+    )
+
+
+def _replace_pickle(path: str, value: Any) -> None:
+    from ray import cloudpickle
+
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as f:
+        cloudpickle.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -113,3 +113,65 @@ def test_full_disk_mid_sweep(
     assert not audit["problems"], audit["problems"]
     assert (audit["recorded"], audit["duplicates"], audit["lost"]) == (TRIALS, 0, 0)
     assert tracebacks == 0
+
+
+def _tune_state(directory: Path, held: list[dict], listed: list[dict], position: int) -> None:
+    """Tune's three state files as a failed upload leaves them: the experiment state holding
+    trials of ``held``, the trial list at ``position`` of ``listed`` (its search generator
+    counting as many, one of them running under the concurrency limiter)."""
+    import json
+
+    from ray import cloudpickle
+
+    trials = [
+        [json.dumps({"trial_id": f"t{i}", "config": config}), "{}"] for i, config in enumerate(held)
+    ]
+    (directory / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": trials})
+    )
+    with open(directory / "searcher-state-2026-01-01_00-00-01.pkl", "wb") as f:
+        cloudpickle.dump({"configs": listed, "next_index": position}, f)
+    limiter = {"max_concurrent": 2, "live_trials": {f"t{position - 1}"}}
+    limiter["num_unfinished_live_trials"] = 1
+    generator = {"counter": position, "total_samples": len(listed), "finished": True}
+    with open(directory / "search_gen_state-2026-01-01_00-00-01.json", "wb") as f:
+        cloudpickle.dump({**generator, "name:ConcurrencyLimiter": limiter}, f)
+
+
+@pytest.mark.parametrize("held", [2, 4], ids=["trial list ahead", "trial list behind"])
+def test_resume_aligns_the_trial_list_with_the_trials_tune_holds(tmp_path: Path, held: int) -> None:
+    """The cause of a resumed sweep that ended "interrupted: 2/4 trials recorded" after a full
+    disk: Tune uploads its experiment state (~90 KB) and the trial list's state (~300 bytes) as
+    separate files, and on a nearly full disk the small one fits where the large one does not.
+    The trial list then stands ahead of the trials Tune holds (it handed out configs whose
+    trials Tune lost) and, resumed, never hands them out again; behind, it would run configs
+    twice. Before Tune restores, the driver puts the trial list where Tune's trials are."""
+    import io
+
+    from ray import cloudpickle
+
+    from orchestrator.driver import _align_trial_list
+
+    configs = [{"lr": 0.1 * (i + 1)} for i in range(4)]
+    store = ResultsStore(tmp_path / "results", "full")
+    tune_dir = Path(store.path) / "tune"
+    tune_dir.mkdir(parents=True)
+    position = 4 if held == 2 else 2
+    _tune_state(tune_dir, configs[:held], configs, position)
+    err = io.StringIO()
+    _align_trial_list(store, "full", err)
+    with open(tune_dir / "searcher-state-2026-01-01_00-00-01.pkl", "rb") as f:
+        listed = cloudpickle.load(f)
+    with open(tune_dir / "search_gen_state-2026-01-01_00-00-01.json", "rb") as f:
+        generator = cloudpickle.load(f)
+    assert listed == {"configs": configs, "next_index": held}
+    assert (generator["counter"], generator["finished"]) == (held, False)
+    limiter = generator["name:ConcurrencyLimiter"]
+    assert limiter["live_trials"] == ({"t1"} if held == 4 else set())  # t3: a trial Tune lost
+    assert limiter["num_unfinished_live_trials"] == len(limiter["live_trials"])
+    assert f"handed out {position} configs, Tune holds {held} trials" in err.getvalue()
+
+    # agreeing files are left alone
+    before = {p.name: p.read_bytes() for p in tune_dir.iterdir()}
+    _align_trial_list(store, "full", io.StringIO())
+    assert {p.name: p.read_bytes() for p in tune_dir.iterdir()} == before
