@@ -34,6 +34,9 @@ import pandas as pd
 #: every trial has the same value; the margin lets the extreme points of a front add volume.
 MARGIN = 0.1
 
+#: derived columns constant within a configuration that :func:`aggregate_seeds` carries along
+CARRIED = ("configuration", "family")
+
 #: the seed-pooled frame of :func:`aggregate_seeds` names its spread columns <metric>_std and
 #: its count column ``n_seeds``
 COUNT_COLUMN = "n_seeds"
@@ -145,18 +148,19 @@ def aggregate_seeds(
     The result has one row per configuration: the config keys, ``<metric>`` = the mean over its
     seeds, ``<metric>_std`` = the sample standard deviation (ddof 1; NaN for one seed),
     ``n_seeds`` = how many ok trials were pooled and ``trial_ids`` = their ids joined by spaces.
-    Any other column constant within a configuration (``family``) is carried along.
+    The derived columns ``configuration`` (the configuration's name) and ``family``, constant
+    within a configuration, are carried along (first).
     """
     keys = [k for k in config_keys if k in trials.columns]
     ok = trials[trials["status"] == "ok"] if "status" in trials.columns else trials
     metrics = [m for m in metrics if m not in keys]
     if not keys:
         raise ValueError("config_keys: none of them is a column; cannot tell configurations apart")
+    carried = [c for c in CARRIED if c in trials.columns and c not in keys]
     rows = []
     for _, group in ok.groupby(keys, dropna=False, sort=True):
-        row = {k: group[k].iloc[0] for k in keys}
-        if "family" in group.columns and "family" not in keys:
-            row["family"] = group["family"].iloc[0]
+        row = {c: group[c].iloc[0] for c in carried}
+        row.update({k: group[k].iloc[0] for k in keys})
         for metric in metrics:
             values = pd.to_numeric(group[metric], errors="coerce").astype(float)
             row[metric] = values.mean()
@@ -164,7 +168,8 @@ def aggregate_seeds(
         row[COUNT_COLUMN] = len(group)
         row["trial_ids"] = " ".join(group["trial_id"].astype(str)) if "trial_id" in group else ""
         rows.append(row)
-    columns = [*keys, *(["family"] if "family" in ok.columns and "family" not in keys else [])]
+    columns = [*(["configuration"] if "configuration" in carried else []), *keys]
+    columns += [c for c in carried if c != "configuration"]
     columns += [c for m in metrics for c in (m, f"{m}_std")] + [COUNT_COLUMN, "trial_ids"]
     return pd.DataFrame(rows, columns=columns)
 

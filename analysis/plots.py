@@ -4,10 +4,15 @@ Figures are built as ``matplotlib.figure.Figure`` objects, not through pyplot, s
 GUI backend, leave pyplot's state alone and are safe to draw in worker threads; a notebook shows
 them with ``display(fig)``, :func:`save` writes them with the Agg renderer.
 
+- :func:`plot_answer`: the answer's figure: every configuration's mean with its 95 % CI
+  (seeds and test examples) against its cost on a log2 axis, coloured by its verdict against
+  the baseline, whose interval is drawn as a band (and its ± tolerance as dotted lines), the
+  front of configuration means as a staircase, points labelled by configuration.
 - :func:`plot_metric_vs_bits`: a metric (test error, NLL, ECE) against a bits column (``bits``,
-  the word length, or ``bits_per_param``, the storage bits per weight), every ok trial as a
-  point (mean ± std over seeds), the Pareto front of (metric, that column) per accumulator mode
-  in one panel and per format family in the other, drawn as staircases.
+  the word length, or ``bits_per_param``, the storage bits per weight) on a log2 axis, every
+  configuration as a point (seed mean with its 95 % CI when the answer gives one, else ± std
+  over seeds), the Pareto front of (metric, that column) per accumulator mode in one panel and
+  per format family in the other, drawn as staircases.
 - :func:`plot_sample_histograms`: the Gaussian experiment of the low-precision SGLD paper
   (Zhang, Wilson, De Sa, ICML 2022, fig. 1): histograms of the collected samples against the
   target density, one panel per accumulator mode.
@@ -26,10 +31,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from analysis.calibration import bin_index, ece_from_bins
-from analysis.pareto import aggregate_seeds, pareto_front
+from analysis.pareto import aggregate_seeds, non_dominated, pareto_front
 
 #: order and colours of the accumulator modes and format families in every figure
 ACCUMULATORS: tuple[str, ...] = ("full", "low", "vc")
@@ -62,6 +67,31 @@ def integer_ticks(ax: Axes, values: pd.Series | np.ndarray, axis: str = "x") -> 
         (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
 
 
+def log2_axis(ax: Axes, values: pd.Series | np.ndarray, axis: str = "x") -> None:
+    """A log2 scale on ``axis`` with ticks at the values themselves (when at most 12 distinct,
+    else at powers of two), printed as plain numbers (4, 5.25, 32)."""
+    values = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(float)
+    values = np.unique(values[np.isfinite(values) & (values > 0)])
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log", base=2)
+    if values.size == 0:
+        return
+    if values.size <= 12:
+        # ticks closer than 0.15 in log2 units (4 and 4.25) would print over each other
+        keep = [values[0]]
+        for value in values[1:]:
+            if np.log2(value) - np.log2(keep[-1]) >= 0.15:
+                keep.append(value)
+        ticks = np.array(keep)
+    else:
+        ticks = 2.0 ** np.arange(
+            np.floor(np.log2(values.min())), np.ceil(np.log2(values.max())) + 1
+        )
+    target.set_ticks(ticks)
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def _ordered(values: Sequence[object], preferred: Sequence[str]) -> list[object]:
     present = list(dict.fromkeys(values))
     return [v for v in preferred if v in present] + sorted(
@@ -92,15 +122,20 @@ def plot_metric_vs_bits(
     bits: str = "bits",
     direction: str = "min",
     title: str | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+    log2: bool = True,
 ) -> Figure:
-    """``metric`` against ``bits`` (the column on the x-axis: ``bits`` or ``bits_per_param``):
-    seed means with std error bars, fronts per accumulator (left) and per format family
-    (right), and first, when the sweep has variants (a ``variant`` column), one per variant.
-    Fronts are over the seed means, objectives ``{metric: direction, bits: min}``; the x-axis
-    gets integer ticks when every value of ``bits`` is a whole number."""
+    """``metric`` against ``bits`` (the column on the x-axis: ``bits`` or ``bits_per_param``,
+    log2 scale unless ``log2`` is False): seed means with error bars, fronts per accumulator
+    (left) and per format family (right), and first, when the sweep has variants (a ``variant``
+    column), one per variant. The error bars are the 95 % CIs of ``intervals`` (``{configuration:
+    (lo, hi)}``, matched on the trials' ``configuration`` column) where given, else ± one
+    standard deviation over seeds. Fronts are over the seed means, objectives
+    ``{metric: direction, bits: min}``."""
     if metric == bits:
         raise ValueError(f"metric {metric!r}: is the x-axis itself; plot another metric")
     pooled = aggregate_seeds(trials, config_keys, [metric, bits]) if len(trials) else trials
+    use_ci = bool(intervals) and "configuration" in pooled.columns
     panels: list[tuple[str, Sequence[str]]] = [("accumulator", ACCUMULATORS), ("family", FAMILIES)]
     if "variant" in pooled.columns and pooled["variant"].notna().any():
         # a spec with variants: one front per variant first (in the spec's order)
@@ -110,10 +145,13 @@ def plot_metric_vs_bits(
     axes = fig.subplots(1, len(panels), sharey=True)
     n_bad = int((trials["status"] != "ok").sum()) if "status" in trials else 0
     for ax, (by, preferred) in zip(axes, panels, strict=True):
-        ax.set_xlabel(axis_label(bits), fontsize=9)
+        ax.set_xlabel(axis_label(bits) + (" (log2 scale)" if log2 else ""), fontsize=9)
         ax.grid(alpha=0.3)
         if bits in pooled.columns:
-            integer_ticks(ax, pooled[bits])
+            if log2:
+                log2_axis(ax, pooled[bits])
+            else:
+                integer_ticks(ax, pooled[bits])
         if by not in pooled.columns or pooled.empty or pooled[metric].notna().sum() == 0:
             ax.set_title(f"by {by}: no ok trial with {metric}")
             continue
@@ -121,11 +159,18 @@ def plot_metric_vs_bits(
         colors = matplotlib.colormaps["tab10"]
         for k, group in enumerate(groups):
             part = pooled[pooled[by] == group]
-            std = part[f"{metric}_std"].fillna(0.0)
+            if use_ci:
+                ci = np.array(
+                    [intervals.get(str(c), (np.nan, np.nan)) for c in part["configuration"]]
+                ).reshape(-1, 2)
+                mean = part[metric].to_numpy(dtype=float)
+                yerr = np.nan_to_num(np.abs(np.stack([mean - ci[:, 0], ci[:, 1] - mean])))
+            else:
+                yerr = part[f"{metric}_std"].fillna(0.0)
             ax.errorbar(
                 part[bits],
                 part[metric],
-                yerr=std,
+                yerr=yerr,
                 fmt="o",
                 ms=4,
                 alpha=0.45,
@@ -138,8 +183,138 @@ def plot_metric_vs_bits(
         ax.set_title(f"fronts by {by}")
         ax.legend(fontsize=8, title=by, title_fontsize=8)
     axes[0].set_ylabel(metric)
+    bars = "95% CIs over seeds and test examples" if use_ci else "± std over seeds"
     fig.suptitle(
-        title or f"{metric} against {bits} (points: seed means ± std; {n_bad} trials not ok)",
+        title
+        or f"{metric} against {bits} (points: seed means, bars: {bars}; {n_bad} trials not ok)",
+        fontsize=10,
+    )
+    return fig
+
+
+#: colours of the verdicts in :func:`plot_answer`
+VERDICT_COLORS: dict[str, str] = {
+    "baseline": "black",
+    "equivalent": "tab:green",
+    "better": "tab:blue",
+    "worse": "tab:red",
+    "inconclusive": "tab:gray",
+}
+
+#: most configurations labelled by name in :func:`plot_answer` (beyond it: the front, the
+#: answer and the baseline only)
+MAX_LABELS = 40
+
+
+def plot_answer(answer: object, metric: str, title: str | None = None) -> Figure:
+    """The answer's figure for ``metric`` (an :class:`analysis.answer.Answer`): every scored
+    configuration at its cost (log2 axis; configurations of one cost spread a little sideways)
+    with its mean and 95 % CI, coloured by verdict; the baseline's 95 % CI as a grey band and
+    baseline ± tolerance as dotted lines; the front of configuration means as a staircase; the
+    answer circled; points labelled by configuration (all of them up to :data:`MAX_LABELS`,
+    else the front's members, the answer and the baseline)."""
+    configs = [
+        c
+        for c in answer.configurations
+        if metric in c.figures and np.isfinite(c.figures[metric].mean) and np.isfinite(c.cost)
+    ]
+    fig = Figure(figsize=(10, 5.8), layout="constrained")
+    ax = fig.subplots()
+    percent = metric.endswith("error")
+    scale = 100.0 if percent else 1.0
+    unit = " (%)" if percent else ""
+    if not configs:
+        ax.set_title(f"{metric}: no configuration with a value")
+        return fig
+    cost = np.array([c.cost for c in configs])
+    mean = np.array([c.figures[metric].mean for c in configs]) * scale
+    lo = np.array([c.figures[metric].ci[0] for c in configs]) * scale
+    hi = np.array([c.figures[metric].ci[1] for c in configs]) * scale
+    # configurations of one cost: spread over ±0.08 in log2 units so that their bars show
+    x = cost.astype(float).copy()
+    for value in np.unique(cost):
+        same = np.flatnonzero(cost == value)
+        if len(same) > 1:
+            x[same] = value * 2.0 ** np.linspace(-0.08, 0.08, len(same))
+    base = next((c for c in configs if c.verdict == "baseline"), None)
+    if base is not None:
+        f = base.figures[metric]
+        ax.axhspan(
+            f.ci[0] * scale,
+            f.ci[1] * scale,
+            color="0.85",
+            zorder=0,
+            label=f"baseline {base.configuration}: 95% CI",
+        )
+        tol = answer.tolerances.get(metric)
+        if tol:
+            for sign in (-1, 1):
+                ax.axhline(
+                    (f.mean + sign * tol) * scale,
+                    color="0.4",
+                    ls=":",
+                    lw=1,
+                    label=f"baseline ± tolerance ({tol * scale:g}{' pt' if percent else ''})"
+                    if sign == 1
+                    else None,
+                )
+    seen = set()
+    for verdict, color in VERDICT_COLORS.items():
+        idx = [i for i, c in enumerate(configs) if c.verdict == verdict]
+        if not idx:
+            continue
+        seen.add(verdict)
+        ax.errorbar(
+            x[idx],
+            mean[idx],
+            yerr=np.nan_to_num(np.abs(np.stack([mean[idx] - lo[idx], hi[idx] - mean[idx]]))),
+            fmt="o",
+            ms=5,
+            color=color,
+            elinewidth=1.0,
+            capsize=2,
+            label=f"{verdict} ({len(idx)})",
+        )
+    sign = -1.0 if answer.objectives.get(metric) == "max" else 1.0
+    points = np.stack([sign * mean, cost], axis=1)
+    on_front = non_dominated(points)
+    order = np.argsort(cost[on_front], kind="stable")
+    ax.step(
+        cost[on_front][order],
+        mean[on_front][order],
+        where="post",
+        color="tab:purple",
+        lw=1.2,
+        alpha=0.7,
+        label="front of configuration means",
+    )
+    chosen = answer.answer.configuration if answer.answer is not None else None
+    for i, c in enumerate(configs):
+        if c.configuration == chosen:
+            ax.plot(x[i], mean[i], "o", ms=14, mfc="none", mec="tab:green", mew=2,
+                    label=f"the answer: {chosen}")  # fmt: skip
+        if len(configs) <= MAX_LABELS or on_front[i] or c.configuration == chosen or c is base:
+            ax.annotate(
+                c.configuration,
+                (x[i], mean[i]),
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontsize=6.5,
+                color=VERDICT_COLORS.get(c.verdict, "black"),
+            )
+    log2_axis(ax, cost)
+    cost_name = answer.cost_name or "cost"
+    ax.set_xlabel(axis_label(cost_name) + " (log2 scale)", fontsize=9)
+    ax.set_ylabel(metric + unit)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    n = sorted({c.n_seeds for c in configs})
+    seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    data = f"{seeds} seeds" + (f" x {answer.n_test:,} test examples" if answer.n_test else "")
+    ax.set_title(
+        title
+        or f"{metric}: configuration means with 95% CIs ({data}); verdicts against "
+        f"{answer.baseline or 'no baseline'}",
         fontsize=10,
     )
     return fig

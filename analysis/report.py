@@ -5,20 +5,28 @@
 
 writes ``RESULTS/<name>/report/`` (or ``--out``):
 
+- ``answer.json``, ``verdicts.csv``: the answer (:mod:`analysis.answer`: the sentence, and per
+  configuration its means with 95 % CIs over seeds and test examples, its difference against
+  the baseline, verdict and front probability); ``answer_<metric>.png`` its figure per compared
+  objective (log2 cost axis, 95 % CIs, the baseline's interval as a band);
 - ``pareto.csv``: the front over individual ok trials under the objectives (the spec's by
-  default): trial id, objectives, config, and ``knee`` marking the picked trial;
-- ``pareto_mean.csv``: the front over configurations averaged over seeds, with ``<metric>_std``
-  and ``n_seeds``;
+  default): trial id, objectives, config;
+- ``pareto_mean.csv``: the front over configurations averaged over seeds, with ``<metric>_std``,
+  ``n_seeds``, ``knee`` marking the knee of the configuration means and, from the answer, each
+  configuration's 95 % CI, verdict and front probability;
 - ``pareto_by_group.csv``: the fronts over seed means within each sampler × accumulator ×
   format family group;
 - ``best_per_group.csv``: the best ok trial on the first objective per sampler, accumulator and
   format family;
-- ``summary.json``: trials by status, objectives, reference point, hypervolume, knee;
+- ``summary.json``: the answer's sentence, trials by status, objectives, the knee configuration,
+  reference point and hypervolume;
+- every CSV also as Parquet beside it (``pareto.parquet`` ...), typed: a trial id such as
+  ``91781970`` or ``12e45678`` stays a string there, where a CSV reader would make it a number;
 - PNGs: ``<metric>_vs_<axis>.png`` (error, NLL, ECE and every objective that is not a bits
   column) against ``axis`` = ``bits_per_param`` when that is an objective, else ``bits``
   (:func:`bits_axis`), ``samples.png`` (synthetic targets), ``reliability.png``
   (classifiers), ``hypervolume.png`` (optuna sweeps); none of them when no trial is ok;
-- ``index.html`` showing all of it.
+- ``index.html`` showing all of it, the answer's sentence and verdict table first.
 
 PNGs (and ``hypervolume.csv``) that an earlier run wrote into the report directory and this run
 does not are removed. The CLI prints every file written, one per line, on stdout.
@@ -48,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
+from analysis.answer import Answer, compute_answer, configuration_names
 from analysis.load import (
     NoTrials,
     Sweep,
@@ -80,12 +89,44 @@ BITS_AXES: tuple[str, ...] = ("bits_per_param", "bits")
 #: files the report writes besides ``<metric>_vs_<bits axis>.png``, that a run may not produce;
 #: one left over from an earlier run is removed
 OPTIONAL_FILES: tuple[str, ...] = (
+    "answer.json",
+    "verdicts.csv",
+    "verdicts.parquet",
+    "pareto_by_variant.parquet",
+    "hypervolume.parquet",
     "samples.png",
     "reliability.png",
     "hypervolume.png",
     "hypervolume.csv",
     "pareto_by_variant.csv",
 )
+
+#: what each figure shows, under it on the page (by file name; ``{metric}``/``{axis}`` filled in)
+CAPTIONS: dict[str, str] = {
+    "answer": "The answer for {metric}: each configuration's mean over seeds with its 95% CI "
+    "(seeds and test examples both resampled) against its {axis} on a log2 axis, coloured by "
+    "its verdict against the baseline; the grey band is the baseline's 95% CI, the dotted "
+    "lines baseline ± tolerance, the staircase the front of configuration means, the circled "
+    "point the answer.",
+    "vs": "{metric} against {axis} (log2 axis) by accumulator mode (left) and format family "
+    "(right): configuration means with 95% CIs; each staircase is that group's front of "
+    "configuration means.",
+    "reliability.png": "Reliability diagrams of the best trial of each accumulator mode: "
+    "accuracy per confidence bin (15 bins) against the diagonal of perfect calibration; bars "
+    "below it are over-confident.",
+    "samples.png": "Samples (coordinate 0, chains and seeds pooled) against the target density, "
+    "one panel per accumulator mode.",
+    "hypervolume.png": "Hypervolume of the first k trials against k, in start order: a curve "
+    "still rising at the end means more trials would likely move the front.",
+}
+
+#: the page's names of summary entries that need a word of explanation
+SUMMARY_LABELS: dict[str, str] = {
+    "hypervolume": "hypervolume (the area of objective space the trials' front dominates up to "
+    "the reference point; larger is better; only for comparing sweeps under one reference)",
+    "knee configuration": "knee configuration (the front member of configuration means "
+    "closest to the ideal point, objectives scaled to [0, 1])",
+}
 
 #: columns that describe a group in "best per group"
 GROUP_COLUMNS: tuple[str, ...] = ("sampler", "accumulator", "family")
@@ -270,20 +311,70 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _answer_html(answer: Answer | None, error: str | None) -> str:
+    """The page's first section: the sentence, the verdict rule, the data, the verdict table."""
+    e = html.escape
+    if answer is None:
+        return (
+            "<h2>Answer</h2><p><em>No answer: "
+            + e(error or "no objective to compare")
+            + "</em></p>"
+        )
+    seeds = sorted({c.n_seeds for c in answer.configurations if c.n_seeds})
+    seed_text = (
+        "no ok trial"
+        if not seeds
+        else f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''} per configuration"
+        if len(seeds) == 1
+        else f"{seeds[0]} to {seeds[-1]} seeds per configuration"
+    )
+    test_text = (
+        f"{answer.n_test:,} test examples shared by every trial"
+        if answer.n_test
+        else "no stored predictions (intervals over seeds only)"
+    )
+    tol = ", ".join(
+        f"{m} ±{v:g}" if v is not None else f"{m}: none (inconclusive)"
+        for m, v in answer.tolerances.items()
+    )
+    methods = "; ".join(answer.methods.values())
+    notes = "".join(f'<p class="note"><em>{e(n)}</em></p>' for n in answer.notes)
+    table = answer.table()
+    return f"""<h2>Answer</h2>
+<p class="answer"><strong>{e(answer.sentence)}</strong></p>
+<p>Data: {e(test_text)}; {e(seed_text)}; {answer.resamples:,} bootstrap resamples
+({e(methods)}). Baseline: {e(answer.baseline or "none")} ({e(answer.baseline_note)}).
+Tolerances: {e(tol or "none")}. Verdicts: <em>equivalent</em> when the 90% CI of the difference
+against the baseline lies inside ±tolerance; <em>worse</em> or <em>better</em> when it does not
+and the 95% CI lies entirely on one side of 0; otherwise <em>inconclusive</em> (too few seeds
+or test examples to tell); <em>failed</em>: no seed finished. The front probability is the
+share of resamples in which the configuration is on the Pareto front.</p>
+{notes}
+<p>Verdict table ({len(table)} configurations, sorted by cost; every figure at full precision
+in <a href="verdicts.csv">verdicts.csv</a> and <a href="answer.json">answer.json</a>):</p>
+{_table_html(table, max_rows=400)}
+"""
+
+
 def _html(
     sweep: Sweep,
     summary: dict[str, Any],
     tables: Mapping[str, pd.DataFrame],
     pngs: Sequence[Path],
     notes: Sequence[str] = (),
+    answer_section: str = "",
+    captions: Mapping[str, str] | None = None,
 ) -> str:
     e = html.escape
+    captions = captions or {}
     rows = "".join(
-        f"<tr><th>{e(str(k))}</th><td>{e(_short(v))}</td></tr>" for k, v in summary.items()
+        f"<tr><th>{e(SUMMARY_LABELS.get(str(k), str(k)))}</th><td>{e(_short(v))}</td></tr>"
+        for k, v in summary.items()
+        if k != "answer"
     )
     images = "".join(
-        f'<figure><img src="{e(p.name)}" alt="{e(p.stem)}"><figcaption>{e(p.name)}'
-        "</figcaption></figure>"
+        f'<figure><img src="{e(p.name)}" alt="{e(p.stem)}"><figcaption>'
+        f"{e(captions.get(p.name, p.name))} <code>{e(p.name)}</code></figcaption></figure>"
         for p in pngs
     )
     sections = "".join(f"<h2>{e(title)}</h2>{_table_html(t)}" for title, t in tables.items())
@@ -297,17 +388,21 @@ th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
 th {{ background: #f0f0f0; }}
 img {{ max-width: 100%; border: 1px solid #ddd; }}
 figure {{ margin: 1em 0; }}
+figcaption {{ font-size: 0.9em; color: #333; max-width: 1000px; }}
+p.answer {{ font-size: 1.15em; background: #f3f8f3; padding: 0.6em; border-left: 4px solid #2a2; }}
 </style></head>
 <body>
 <h1>Sweep {e(sweep.name)}</h1>
+{answer_section}
+<h2>Figures</h2>{remarks}{images or "<p><em>no figures</em></p>"}
+<h2>Summary</h2>
 <p>Directory {e(str(sweep.path))}. A trial is on the Pareto front when no other ok trial is at
 least as good on every objective and better on one; diverged and failed trials are never on it.
-The knee is the front member closest to the ideal point after scaling each objective to [0, 1]
-over the front. The hypervolume is the volume the front dominates up to the reference point
-(higher is better; compare sweeps only under the same reference). The tables leave out the
-config keys that are the same in every trial; the CSV files next to this page have them all.</p>
-<h2>Summary</h2><table>{rows}</table>
-<h2>Figures</h2>{remarks}{images or "<p><em>no figures</em></p>"}
+A configuration is the set of trials that differ only in their seed; the knee is the member of
+the front of configuration means closest to the ideal point after scaling each objective to
+[0, 1] over that front. The tables leave out the config keys that are the same in every trial;
+the CSV files next to this page have them all (and Parquet files the same tables, typed).</p>
+<table>{rows}</table>
 {sections}
 </body></html>
 """
@@ -332,14 +427,23 @@ def write_report(
     out = Path(out_dir) if out_dir is not None else sweep.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     trials = with_objective_columns(sweep.trials, objectives, f"sweep {sweep.name} ({sweep.path})")
+    keys = [k for k in sweep.config_keys if k in trials.columns]
+    if len(trials) and "configuration" not in trials.columns:
+        trials = trials.assign(configuration=configuration_names(trials, keys).to_numpy())
+    answer, answer_error = None, None
+    try:
+        answer = compute_answer(sweep.path)
+    except Exception as exc:  # the report stands without the answer, and says why
+        answer_error = f"{type(exc).__name__}: {exc}"
     split = split_by_status(trials, objectives)
     ok = split["ok"]
-    keys = [k for k in sweep.config_keys if k in trials.columns]
     shown = ["trial_id", *objectives, *[k for k in keys if k not in objectives], "family"]
     shown = list(dict.fromkeys(c for c in shown if c in trials.columns))
 
     front = pareto_front(trials, objectives)[shown]
     summary: dict[str, Any] = {
+        "answer": answer.sentence if answer is not None else f"no answer: {answer_error}",
+        "baseline": answer.baseline if answer is not None else None,
         "sweep": sweep.name,
         "trials": len(trials),
         **{f"status {s}": int((trials["status"] == s).sum()) for s in ("ok", "diverged", "failed")},
@@ -347,15 +451,6 @@ def write_report(
         "objectives": objectives,
         "front size": len(front),
     }
-    knee_row = None
-    if len(front):
-        picked = knee(front, objectives)
-        front.insert(1, "knee", np.arange(len(front)) == picked.index)
-        knee_row = front.iloc[picked.index]
-        summary["knee trial"] = str(knee_row["trial_id"])
-        summary["knee"] = {m: float(knee_row[m]) for m in objectives}
-    else:
-        front.insert(1, "knee", pd.Series(dtype=bool))
     spec_reference = {
         m: v for m, v in (reference_from_spec(sweep.spec) or {}).items() if m in objectives
     }
@@ -382,6 +477,14 @@ def write_report(
         first = [c for c in first if c not in spread]
         rest = [c for c in pooled.columns if c not in first and c not in spread]
         front_mean = front_mean[[*first, *spread, *rest]]
+        front_mean.insert(0, "knee", np.zeros(len(front_mean), dtype=bool))
+        if len(front_mean):
+            picked = knee(front_mean, objectives)
+            front_mean.loc[picked.index, "knee"] = True
+            row = front_mean.iloc[picked.index]
+            summary["knee configuration"] = str(row.get("configuration", row["trial_ids"]))
+            summary["knee (means)"] = {m: float(row[m]) for m in objectives}
+        front_mean = _with_answer(front_mean, answer)
         group_by = [c for c in GROUP_COLUMNS if c in pooled.columns]
         front_groups = (
             pareto_front(pooled, objectives, by=group_by)[[*first, *spread, *rest]]
@@ -402,12 +505,16 @@ def write_report(
         summary["max seeds per configuration"] = most
     else:
         front_mean = front_groups = front.iloc[:0]
-    if front_variants is not None:
-        path = out / "pareto_by_variant.csv"
-        front_variants.to_csv(path, index=False)
-        files_variant = [path]
-    else:
-        files_variant = []
+    if answer is not None:
+        summary["test examples"] = answer.n_test
+        summary["seeds per configuration"] = sorted(
+            {c.n_seeds for c in answer.configurations if c.n_seeds}
+        )
+    files_variant = (
+        _write_table(front_variants, out / "pareto_by_variant.csv")
+        if front_variants is not None
+        else []
+    )
 
     first_objective, direction = next(iter(objectives.items()))
     group_by = [c for c in GROUP_COLUMNS if c in ok.columns]
@@ -431,14 +538,23 @@ def write_report(
         (front_groups, out / "pareto_by_group.csv"),
         (best, out / "best_per_group.csv"),
     ):
-        frame.to_csv(path, index=False)
-        files.append(path)
+        files += _write_table(frame, path)
+    if answer is not None:
+        (out / "answer.json").write_text(json.dumps(answer.to_json(), indent=1, default=str))
+        files.append(out / "answer.json")
+        files += _write_table(answer.full_table(), out / "verdicts.csv")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     files.append(out / "summary.json")
 
     pngs: list[Path] = []
     notes: list[str] = []
+    captions: dict[str, str] = {}
     x_axis = bits_axis(objectives, list(trials.columns))
+    if answer is not None and answer.cost_name and len(ok):
+        for metric in answer.objectives:
+            name = f"answer_{metric}.png"
+            pngs.append(plots.save(plots.plot_answer(answer, metric), out / name))
+            captions[name] = CAPTIONS["answer"].format(metric=metric, axis=answer.cost_name)
     plotted = [m for m in PLOTTED_METRICS if m in trials.columns and ok[m].notna().any()]
     plotted += [m for m in objectives if m not in plotted]
     plotted = [m for m in plotted if m not in BITS_AXES]  # never a cost against a cost
@@ -458,23 +574,30 @@ def write_report(
                 keys or ["trial_id"],
                 bits=x_axis,
                 direction=objectives.get(metric, "min"),
+                intervals=_intervals(answer, metric),
             )
-            pngs.append(plots.save(fig, out / f"{metric}_vs_{x_axis}.png"))
+            name = f"{metric}_vs_{x_axis}.png"
+            pngs.append(plots.save(fig, out / name))
+            caption = CAPTIONS["vs"].format(metric=metric, axis=x_axis)
+            if not _intervals(answer, metric):
+                caption = caption.replace("with 95% CIs", "± one standard deviation over seeds")
+            captions[name] = caption
     for name, figure in (
         ("samples.png", samples_figure(sweep, ok)),
         ("reliability.png", reliability_figure(sweep, ok)),
     ):
         if figure is not None:
             pngs.append(plots.save(figure, out / name))
+            captions[name] = CAPTIONS[name]
     algorithm = (sweep.spec.get("search") or {}).get("algorithm")
     if algorithm == "optuna" and "hypervolume" in summary:
         history = hypervolume_history(trial_order(trials), objectives, ref)
-        history.to_csv(out / "hypervolume.csv", index=False)
-        files.append(out / "hypervolume.csv")
+        files += _write_table(history, out / "hypervolume.csv")
         fig = plots.plot_hypervolume_history(
             history, title=f"{sweep.name}: hypervolume of {', '.join(objectives)}"
         )
         pngs.append(plots.save(fig, out / "hypervolume.png"))
+        captions["hypervolume.png"] = CAPTIONS["hypervolume.png"]
 
     tables = {
         "Pareto front (trials)": front,
@@ -492,7 +615,9 @@ def write_report(
     constant = {k for k in keys if trials[k].astype(str).nunique() <= 1 and k not in objectives}
     tables = {t: f[[c for c in f.columns if c not in constant]] for t, f in tables.items()}
     index = out / "index.html"
-    index.write_text(_html(sweep, summary, tables, pngs, notes))
+    index.write_text(
+        _html(sweep, summary, tables, pngs, notes, _answer_html(answer, answer_error), captions)
+    )
     files += [*pngs, index]
     return Report(
         dir=out,
@@ -506,11 +631,56 @@ def write_report(
     )
 
 
+def _write_table(frame: pd.DataFrame, path: Path) -> list[Path]:
+    """``frame`` as CSV at ``path`` and as typed Parquet beside it (``.parquet``): trial ids
+    such as ``91781970`` or ``12e45678`` stay strings there, where CSV readers make numbers."""
+    frame.to_csv(path, index=False)
+    typed = path.with_suffix(".parquet")
+    frame.reset_index(drop=True).to_parquet(typed, index=False)
+    return [path, typed]
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table the report wrote, as written: the typed Parquet beside ``path`` (a ``.csv``
+    name or the ``.parquet`` one)."""
+    return pd.read_parquet(Path(path).with_suffix(".parquet"))
+
+
+def _intervals(answer: Answer | None, metric: str) -> dict[str, tuple[float, float]]:
+    """``{configuration: (lo, hi)}`` of the answer's 95% CIs for ``metric`` ({} without)."""
+    if answer is None:
+        return {}
+    return {
+        c.configuration: c.figures[metric].ci for c in answer.configurations if metric in c.figures
+    }
+
+
+def _with_answer(frame: pd.DataFrame, answer: Answer | None) -> pd.DataFrame:
+    """``frame`` (one row per configuration, with ``configuration``) with the answer's 95% CI
+    of each compared objective, the verdict and the front probability."""
+    if answer is None or "configuration" not in frame.columns:
+        return frame
+    extra = {}
+    for c in answer.configurations:
+        row: dict[str, Any] = {"verdict": c.verdict, "front_probability": c.front_probability}
+        for m, f in c.figures.items():
+            row[f"{m}_lo"], row[f"{m}_hi"] = f.ci
+        extra[c.configuration] = row
+    columns = list(dict.fromkeys(k for r in extra.values() for k in r))
+    add = pd.DataFrame(
+        [extra.get(str(name), {}) for name in frame["configuration"]],
+        columns=columns,
+        index=frame.index,
+    )
+    return pd.concat([frame, add[[c for c in columns if c not in frame.columns]]], axis=1)
+
+
 def _remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
     """Remove the files an earlier report left in ``out`` that this one did not write: only
     names the report itself writes (``<metric>_vs_<bits axis>.png``, :data:`OPTIONAL_FILES`),
     never anything else in the directory."""
     owned = [p for axis in BITS_AXES for p in out.glob(f"*_vs_{axis}.png")]
+    owned += list(out.glob("answer_*.png"))
     owned += [out / name for name in OPTIONAL_FILES]
     keep = {p.resolve() for p in written}
     removed = []

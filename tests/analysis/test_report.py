@@ -18,7 +18,7 @@ import yaml
 
 from analysis.load import load_sweep
 from analysis.pareto import hypervolume
-from analysis.report import compare_sweeps, main, write_report
+from analysis.report import compare_sweeps, main, read_table, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,8 @@ def test_pareto_csv_is_the_front_of_ok_trials(classifier_report, classifier_swee
     assert {"trial_id", "test_error", "bits", "accumulator", "family"} <= set(front.columns)
     not_ok = set(trials.loc[trials["status"] != "ok", "trial_id"])
     assert not not_ok & set(front["trial_id"])
-    assert front["knee"].sum() == 1
+    assert "knee" not in front.columns  # the knee is a configuration's, on seed means
+    assert pd.read_csv(classifier_report.pareto_mean_csv)["knee"].sum() == 1
 
 
 def test_pareto_mean_csv_is_the_front_of_seed_means(classifier_report, classifier_sweep):
@@ -90,7 +91,11 @@ def test_summary_counts_statuses_and_hypervolume(classifier_report):
     statuses = (summary["status ok"], summary["status diverged"], summary["status failed"])
     assert statuses == (53, 2, 1)
     assert summary["hypervolume"] > 0
-    assert summary["knee trial"] in set(pd.read_csv(classifier_report.pareto_csv)["trial_id"])
+    mean = pd.read_csv(classifier_report.pareto_mean_csv)
+    assert summary["knee configuration"] == mean.loc[mean["knee"], "configuration"].item()
+    assert "knee trial" not in summary
+    assert summary["answer"].startswith(("fewest bits", "no configuration"))
+    assert summary["baseline"] == "fp32 full" and summary["test examples"] == 300
 
 
 def test_pngs_and_index_html(classifier_report):
@@ -369,7 +374,7 @@ def test_report_when_every_trial_failed_and_metrics_are_absent(failed_sweep, tmp
     assert summary["front size"] == 0 and "hypervolume" not in summary
     pareto = pd.read_csv(out / "pareto.csv")
     assert pareto.empty
-    assert list(pareto.columns[:4]) == ["trial_id", "knee", "test_error", "bits_per_param"]
+    assert list(pareto.columns[:3]) == ["trial_id", "test_error", "bits_per_param"]
     mean = pd.read_csv(out / "pareto_mean.csv")
     assert mean.empty and {"test_error", "test_error_std", "n_seeds", "trial_ids"} <= set(
         mean.columns
@@ -394,3 +399,76 @@ def test_compare_names_the_sweep_lacking_an_objective(classifier_sweep, tmp_path
     assert main([*argv, "--objectives", "test_nll:min,bits:min"]) == 2
     err = capsys.readouterr().err
     assert "no_nll" in err and str(other) in err and "'test_nll'" in err
+
+
+def test_the_answer_comes_first_with_its_table_and_captions(storage_sweep, tmp_path):
+    from analysis.answer import compute_answer
+
+    report = write_report(storage_sweep, out_dir=tmp_path / "r")
+    answer = compute_answer(storage_sweep)
+    page = report.index.read_text()
+    import html as htmllib
+
+    sentence = htmllib.escape(answer.sentence)
+    assert sentence in page
+    assert page.index(sentence) < page.index("<img")  # above every figure
+    assert page.index(sentence) < page.index("<h2>Summary</h2>")
+    assert "300 test examples" in page and "2 seeds per configuration" in page
+    assert "hypervolume (the area of objective space" in page  # explained where it is shown
+    assert "knee trial" not in page
+    # the answer's figure first, with a caption saying what it shows
+    assert report.pngs[0].name == "answer_test_error.png"
+    _assert_png_not_blank(report.pngs[0])
+    assert page.count("<figcaption>") == len(report.pngs)
+    assert "log2 axis" in page and "95% CI" in page
+    # the verdict table on the page: at most 8 columns; every figure in verdicts.csv
+    section = page[page.index("Verdict table") :]
+    section = section[: section.index("</table>")]
+    header = section[section.index("<thead>") : section.index("</thead>")]
+    assert 5 <= header.count("<th") <= 8
+    assert section.count("<tr") - 1 == len(answer.configurations)
+    full = read_table(report.dir / "verdicts.csv")
+    assert list(full["configuration"]) == [c.configuration for c in answer.configurations]
+    assert {"test_error_lo", "test_error_hi", "test_error_diff_lo90", "verdict"} <= set(full)
+    data = json.loads((report.dir / "answer.json").read_text())
+    assert data["sentence"] == answer.sentence
+    mean = read_table(report.pareto_mean_csv)
+    assert {"configuration", "verdict", "front_probability", "test_error_lo"} <= set(mean)
+
+
+def _sweep_with_ids(src: Path, dst: Path, ids: list[str]) -> Path:
+    """A copy of ``src`` whose trial ids are ``ids`` (predictions renamed along)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("report"))
+    trials = pd.read_parquet(dst / "trials.parquet")
+    old = trials["trial_id"].tolist()
+    new = (ids * (len(old) // len(ids) + 1))[: len(old)]
+    new = [f"{t[:-3]}{k:03d}" if len(ids) < len(old) else t for k, t in enumerate(new)]
+    for a, b in zip(old, new, strict=True):
+        folder = dst / "predictions" / f"trial_id={a}"
+        if folder.exists():
+            folder.rename(dst / "predictions" / f"trial_id={b}")
+    trials["trial_id"] = new
+    trials.to_parquet(dst / "trials.parquet")
+    return dst
+
+
+def test_trial_ids_that_look_like_numbers_survive(storage_sweep, tmp_path):
+    """Ray-style ids such as 91781970 (an int to a CSV reader) or 12e45678 (a float: 1.2e49)
+    come back as the same strings from the typed tables beside the CSVs."""
+    ids = ["91781970", "12e45678"]
+    sweep = _sweep_with_ids(storage_sweep, tmp_path / "ids", ids)
+    trials = load_sweep(sweep).trials
+    assert {"91781000", "12e45001"} <= set(trials["trial_id"])  # the ids as written
+    report = write_report(sweep, out_dir=tmp_path / "r")
+    front = read_table(report.pareto_csv)
+    assert front["trial_id"].map(type).eq(str).all()
+    assert set(front["trial_id"]) <= set(trials["trial_id"])
+    assert any("e" in t for t in trials["trial_id"]) and any(t.isdigit() for t in front["trial_id"])
+    mean = read_table(report.pareto_mean_csv)
+    for ids_of_config in mean["trial_ids"]:
+        assert set(ids_of_config.split()) <= set(trials["trial_id"])
+    # a plain CSV reader does turn them into numbers: that is why the Parquet files exist
+    plain = pd.read_csv(report.pareto_csv)["trial_id"]
+    assert plain.dtype.kind in "if"
+    verdicts = read_table(report.dir / "verdicts.csv")
+    assert all(set(t.split()) <= set(trials["trial_id"]) for t in verdicts["trial_ids"])
