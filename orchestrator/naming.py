@@ -90,11 +90,15 @@ def run_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
 
         run_name({"format": "block", "bits": 8, "accumulator": "vc", "seed": 1, ...},
                  ["format", "bits", "accumulator", "seed"]) == "block<8> vc seed=1"
+
+    ``seed`` comes last whatever its place in ``keys``: the name is the configuration's
+    (:func:`configuration_name`) followed by the seed, wherever it is shown.
     """
     parts: list[str] = []
     if config.get("variant"):
         parts.append(str(config["variant"]))
     shown_format = False
+    keys = [*(k for k in keys if k != SEED_KEY), *(k for k in keys if k == SEED_KEY)]
     for key in keys:
         value = config.get(key)
         if key == "variant" or value is None:

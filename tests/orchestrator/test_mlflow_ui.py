@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import pyarrow.parquet as pq
 import pytest
 
 from tests.orchestrator.mlflow_server import MlflowServer
@@ -74,6 +75,9 @@ def test_printed_url_opens_the_runs_table_with_parent_and_named_children(
     assert printed, "the sweep did not print the experiment's URL"
     meta = sweep.meta
     assert f"viewStateShareKey={meta['sweep_id']}" in printed.group(1)
+    # each trial's configuration: its child run's name (no seed varies here)
+    rows = pq.read_table(sweep.directory / "results" / "ui" / "trials.parquet").to_pylist()
+    assert sorted(row["configuration"] for row in rows) == sorted(NAMES)
     with MlflowServer(meta["tracking_uri"], tmp_path) as server:
         url = printed.group(1).replace("http://127.0.0.1:5000", server.url)
         assert f"/#/experiments/{meta['experiment_id']}/runs?" in url

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from analysis.answer import select_baseline
-from orchestrator.naming import child_name, configuration_name, name_keys
+from orchestrator.naming import child_name, configuration_name, name_keys, run_name
 from orchestrator.spec import SpecError, baseline_candidates, load_spec, parse_spec
 from tests.orchestrator.helpers import write_spec
 
@@ -229,6 +229,7 @@ def test_child_run_is_its_configuration_and_its_seed() -> None:
     assert child_name(config, keys) == "fixed<8,3> low seed=1"
     # the seed goes last whatever the order of the searched keys, and only when it varies
     assert child_name(config, ["seed", "weight_format"]) == "fixed<8,3> seed=1"
+    assert run_name(config, ["seed", "weight_format"]) == "fixed<8,3> seed=1"  # progress lines
     assert child_name(config, ["weight_format"]) == configuration_name(config, ["weight_format"])
     assert child_name({"seed": 3}, ["seed"]) == "seed=3"
     assert configuration_name({"seed": 3}, ["seed"]) == "trial"
