@@ -477,7 +477,8 @@ def _fmt_diff(metric: str, x: float | None, unit: bool = True) -> str:
 
 
 def _fmt_tol(metric: str, tol: float) -> str:
-    return f"{100 * tol:g}" + (" pt" if False else "") if _percent(metric) else f"{tol:g}"
+    """A tolerance in the units its difference is printed in (points for error-like metrics)."""
+    return f"{100 * tol:g}" if _percent(metric) else f"{tol:g}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -647,6 +648,10 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
     ok = trials[(trials["status"] == "ok")].copy()
     for m in compared:
         if m not in ok.columns:
+            if len(ok):  # a typo or a metric the workload does not report
+                raise ValueError(
+                    f"objective {m!r}: no such column in {sweep.path / 'trials.parquet'}"
+                )
             ok[m] = np.nan
     if len(ok):
         finite = np.isfinite(ok[list(compared)].to_numpy(dtype=float)).all(axis=1)
@@ -901,8 +906,10 @@ def _figures_text(answer: Answer, cfg: Configuration, base: Configuration | None
             )
             tol = answer.tolerances.get(m)
             if tol is not None:
-                where = "within" if f.verdict in ("equivalent",) else "against"
+                where = "within" if f.verdict == "equivalent" else "not within"
                 text += f" {where} ±{_fmt_tol(m, tol)}"
+            else:
+                text += " (no tolerance)"
         parts.append(text)
     return "; ".join(parts)
 
