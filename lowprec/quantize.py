@@ -103,8 +103,11 @@ def quantize(
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"quantize: expected a floating-point torch.Tensor, got {type(x)}")
     path = resolve_kernels(kernels, x.device)
+    element_path = path
     if path == "fused" and not has_fused(fmt, x.device):
-        path = "eager"  # a format without a fused kernel (yet) runs the reference code
+        # a scaled format without a kernel of its own on this device: its scaling runs in
+        # torch, its element rounding fused (other formats without a fused kernel: eager)
+        path = "eager"
     if out is not None and (out.shape != x.shape or not out.is_floating_point()):
         raise ValueError(f"quantize: out must be a floating-point tensor of shape {x.shape}")
     if fmt.is_identity:
@@ -116,18 +119,25 @@ def quantize(
             if rounding == "stochastic":
                 check_generator(x, generator)
             return quantize_fused(x, fmt, rounding, generator, out=out)
-        result = _round(x, fmt, rounding, generator)
+        result = _round(x, fmt, rounding, generator, element_path)
         return result if out is None else out.copy_(result)
 
 
 def _round(
-    x: torch.Tensor, fmt: Format, rounding: str, generator: torch.Generator | None
+    x: torch.Tensor,
+    fmt: Format,
+    rounding: str,
+    generator: torch.Generator | None,
+    element_kernels: str = "eager",
 ) -> torch.Tensor:
     xf = x if x.dtype == torch.float32 else x.float()
     if isinstance(fmt, ScaledFormat):
         # the scale from the unrounded block, held fixed; the rounding acts on the element grid
         y, _, up, restore = fmt.to_element(xf)
-        q = _round(y, fmt.element, rounding, generator)
+        if element_kernels == "eager":
+            q = _round(y, fmt.element, rounding, generator)
+        else:
+            q = quantize(y, fmt.element, rounding, generator, kernels=element_kernels)
         return _restore(q.mul_(up), restore, x.dtype)
     grid = block_grid(fmt, xf)
     if grid is not None:

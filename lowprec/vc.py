@@ -100,7 +100,8 @@ def vc_quantize(
         raise ValueError(f"vc_quantize: var must be a finite number >= 0, got {var!r}")
     mu32 = mu if mu.dtype == torch.float32 else mu.float()
     check_generator(mu32, generator)
-    fused = resolve_kernels(kernels, mu.device) == "fused" and has_fused(fmt, mu.device, "vc")
+    path = resolve_kernels(kernels, mu.device)
+    fused = path == "fused" and has_fused(fmt, mu.device, "vc")
     if fused and not fmt.is_identity and not return_variance and mu.numel():
         if isinstance(var, torch.Tensor):
             var.expand(mu.shape)  # raises unless var broadcasts to mu
@@ -117,7 +118,7 @@ def vc_quantize(
         out = _randn(mu32, generator).mul_(sd).add_(mu32).to(mu.dtype)
         return (out, v.expand(mu.shape).clone()) if return_variance else out
     if isinstance(fmt, ScaledFormat):
-        return _vc_scaled(mu32, v, sd, fmt, generator, return_variance, mu.dtype)
+        return _vc_scaled(mu32, v, sd, fmt, generator, return_variance, mu.dtype, path)
 
     # the grid the draw lands on: Δ (and for blocks the range) from |μ| + 4·sqrt(v), which the
     # draw stays below with probability ~1 - 6e-5 (fixed point: Δ does not depend on it)
@@ -211,18 +212,21 @@ def _vc_scaled(
     generator: torch.Generator | None,
     return_variance: bool,
     dtype: torch.dtype,
+    element_kernels: str = "eager",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Q_vc on a scaled format: the scale per block from max(|μ| + 4·sqrt(v)) over the block
     (the reach, as for block formats), held fixed; μ and v mapped onto the element's units
     (μ·into, v·into²); Q_vc on the element's grid (this same law: fixed grid for integer
-    elements, the element's binade of the reach for floats); the result times the scale."""
+    elements, the element's binade of the reach for floats); the result times the scale.
+    ``element_kernels``: the path of the element's Q_vc (the fused kernels where the scaled
+    format has none of its own: the scaling in torch, the draw fused)."""
     reach = mu32.abs().add_(sd * _REACH_SDS)
     m, into, up, restore = fmt.to_element(mu32, reach=reach)
     if v.dim() == 0:
         ve = fmt.variance_into_element(v, into)
     else:
         ve = fmt.variance_into_element(fmt.layout(v.expand(mu32.shape).contiguous())[0], into)
-    out = vc_quantize(m, ve, fmt.element, generator, return_variance, kernels="eager")
+    out = vc_quantize(m, ve, fmt.element, generator, return_variance, kernels=element_kernels)
     if return_variance:
         q, delivered = out
         delivered = restore((delivered * up * up).expand(q.shape).contiguous())

@@ -64,6 +64,8 @@ def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
         return 2, (float(fmt.wl), float(fmt.max_units), 0.0, 0.0)
     if isinstance(fmt, SmallFloat):
         return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value))
+    if isinstance(fmt, IntElement):  # a float grid with one binade: Δ = 2^-frac throughout
+        return 3, (0.0, 0.0, float(fmt.frac), float(fmt.max_value))
     raise ValueError(f"no fused kernel for format {fmt}")
 
 

@@ -381,10 +381,11 @@ def test_finite_input_never_becomes_inf_or_nan(text: str) -> None:
 # --- VC on the element grid ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kernels", ["eager", "auto"])
 @pytest.mark.parametrize(
     "text", ["fp8_e4m3", "mx<fp8_e4m3>", "mx<fp4_e2m1>", "mx<int8>", "nvfp4", "int<4,g32>"]
 )
-def test_vc_keeps_mean_and_variance(text: str) -> None:
+def test_vc_keeps_mean_and_variance(text: str, kernels: str) -> None:
     """Q_vc(μ, v) on a scaled format: the scale from the block's reach |μ| + 4·sqrt(v), held
     fixed; on the element grid Δ of the reach (absolute: Δ = fmt.spacing(reach)), mean μ and
     variance v, or v_s = δ(Δ-δ) where v < v_s <= Δ²/4 (the documented fallback). 5 SE."""
@@ -406,7 +407,7 @@ def test_vc_keeps_mean_and_variance(text: str) -> None:
     target = torch.where(small, torch.maximum(v, c * (1 - c) * delta**2), v)
     assert small.any() and (~small).any()
     mus = mu.float().expand(n, -1).contiguous()
-    out = vc_quantize(mus, v.float().expand(n, -1), fmt, generator=gen(2024))
+    out = vc_quantize(mus, v.float().expand(n, -1), fmt, generator=gen(2024), kernels=kernels)
     # on the element grid at the reach's scale (for power-of-two scales that is the grid a
     # requantization finds; int and NVFP4 scales follow the block's amax continuously)
     if isinstance(fmt, ScaledFormat):
@@ -553,3 +554,27 @@ def test_rules_other_than_floor_and_vc_run_eager() -> None:
     x = torch.randn(4, 64)
     fmt = "mx<fp8_e4m3,rceil>"
     assert torch.equal(quantize(x, fmt, "nearest"), quantize(x, fmt, "nearest", kernels="eager"))
+
+
+@pytest.mark.parametrize("text", [*ELEMENTS, "mx<int8>", "int<4,g32>"])
+def test_triton_element_kernels_under_the_interpreter(text: str) -> None:
+    """The elements (and the integer elements of MXINT8 and int<B>) in the Triton quantizer
+    and VC kernels, run by Triton's interpreter on CPU tensors (tests/conftest.py sets
+    TRITON_INTERPRET=1 without a GPU): nearest equal to eager bit for bit, stochastic and VC
+    on the grid. On CUDA the scaled formats scale in torch and round their elements there."""
+    pytest.importorskip("triton")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the cuda-marked tests run the Triton kernels there")
+    from lowprec.kernels.fused import quantize_fused, vc_quantize_fused
+
+    fmt = parse_format(text)
+    elem = fmt.element if isinstance(fmt, ScaledFormat) else fmt
+    x = torch.from_numpy(element_values("fp8_e4m3", n=3000))
+    eager = quantize(x, elem, "nearest", kernels="eager")
+    assert same_bits(quantize_fused(x, elem, "nearest", None, "triton"), eager)
+    finite = x[torch.isfinite(x)].clamp(-elem.max_value, elem.max_value)
+    sr = quantize_fused(finite, elem, "stochastic", gen(3), "triton")
+    assert torch.equal(quantize(sr, elem, "nearest", kernels="eager"), sr)
+    vc = vc_quantize_fused(finite * 0.5, 0.01, elem, gen(4), "triton")
+    assert torch.isfinite(vc).all()
+    assert torch.equal(quantize(vc, elem, "nearest", kernels="eager"), vc)
