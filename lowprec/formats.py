@@ -766,6 +766,13 @@ class MXFormat(ScaledFormat):
         return scale, scale
 
 
+def _e4m3_nearest(c: torch.Tensor) -> torch.Tensor:
+    """E4M3 nearest (ties to even) of ``c`` in [2^-6, 448]: round(c/Δ)·Δ on its binade's grid,
+    the operations of the eager nearest quantizer."""
+    delta = element("fp8_e4m3")._grid(c)[0]
+    return c.div(delta).round_().mul_(delta)
+
+
 @dataclass(frozen=True)
 class NVFP4(ScaledFormat):
     """NVFP4 ``nvfp4`` / ``nvfp4<t>`` (ALGORITHMS.md §11), as torchao 0.18's ``nvfp4_quantize``:
@@ -805,16 +812,13 @@ class NVFP4(ScaledFormat):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        from lowprec.quantize import quantize
-
-        e4m3 = element("fp8_e4m3")
         block_scale = amax / 6.0
         if tensor_amax is None:
-            s = quantize(block_scale.clamp(2.0**-6, 448.0), e4m3, "nearest", kernels="eager")
+            s = _e4m3_nearest(block_scale.clamp(2.0**-6, 448.0))
             return 1.0 / s, s
         t = tensor_amax.to(torch.float32) / (448.0 * 6.0)
         t = torch.where(t == 0, torch.ones_like(t), t)
-        s = quantize((block_scale / t).clamp(2.0**-6, 448.0), e4m3, "nearest", kernels="eager")
+        s = _e4m3_nearest((block_scale / t).clamp(2.0**-6, 448.0))
         return (1.0 / t) / s, t * s
 
     def into_element(self, x: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
