@@ -7,18 +7,19 @@ reported ones, and that the report the orchestrator wrote at the end of the swee
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from analysis.load import check_metrics, load_sweep
+from analysis.answer import compute_answer
+from analysis.load import check_metrics, load_sweep, objectives_from_spec
 from analysis.pareto import pareto_front
-from analysis.report import write_report
+from analysis.report import read_table, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +89,7 @@ def logreg_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_smoke_sweep_reads_back_and_its_report_is_complete(smoke_sweep):
     sweep = load_sweep(smoke_sweep)
     spec = yaml.safe_load((ROOT / "search_spaces" / "smoke.yaml").read_text())
-    assert sweep.name == spec["name"] and sweep.objectives == spec["objectives"]
+    assert sweep.name == spec["name"] and sweep.objectives == objectives_from_spec(spec)
     trials = sweep.trials
     assert len(trials) == 4 and set(trials["status"]) <= {"ok", "diverged", "failed"}
     assert {"w2", "bits", "trial_id", "accumulator", "weight_format"} <= set(trials.columns)
@@ -111,7 +112,7 @@ def test_smoke_sweep_reads_back_and_its_report_is_complete(smoke_sweep):
         "w2_vs_bits_per_param.png",
     ):
         assert (report / name).is_file(), name
-    front = pd.read_csv(report / "pareto.csv")
+    front = read_table(report / "pareto.csv")  # typed: ids that look like numbers stay strings
     assert set(front["trial_id"]) == set(pareto_front(trials, sweep.objectives)["trial_id"])
 
 
@@ -132,3 +133,29 @@ def test_logreg_sweep_metrics_recompute_from_predictions(logreg_sweep, tmp_path)
     names = {p.name for p in report.pngs}
     assert {"test_error_vs_bits.png", "reliability.png"} <= names
     assert report.summary["trials"] == 4
+
+
+def test_logreg_sweep_answer_against_the_full_accumulator(logreg_sweep, tmp_path):
+    """The answer on what the orchestrator wrote: full vs low accumulator, 2 seeds, the stored
+    predictions; no configuration is all fp32 (both have fixed<8,4> weights), so the baseline
+    is named in the spec."""
+    assert compute_answer(logreg_sweep, resamples=200).kind == "no-baseline"
+    sweep = tmp_path / "an_logreg"
+    shutil.copytree(logreg_sweep, sweep, ignore=shutil.ignore_patterns("report"))
+    spec = yaml.safe_load((sweep / "spec.yaml").read_text()) or {}
+    spec["baseline"] = {"accumulator": "full"}
+    (sweep / "spec.yaml").write_text(yaml.safe_dump(spec))
+    answer = compute_answer(sweep, resamples=500)
+    labels, _ = load_sweep(sweep).predictions(load_sweep(sweep).trials["trial_id"].iloc[0])
+    assert answer.n_test == len(labels)
+    data = answer.to_json()
+    assert len(data["configurations"]) == 2
+    verdicts = sorted(c["verdict"] for c in data["configurations"])
+    assert verdicts[0] == "baseline" or verdicts[1] == "baseline"
+    low = next(c for c in data["configurations"] if c["verdict"] != "baseline")
+    assert low["test_error"]["method"] == "two-way" and low["test_error"]["n_seeds"] == 2
+    assert low["test_error"]["diff_ci"][0] <= low["test_error"]["diff"]
+    assert answer.sentence.split(":")[0] in (
+        "fewest bits with no measurable loss against " + data["baseline"],
+        "fewest bits with a measurable gain over " + data["baseline"],
+    ) or answer.sentence.startswith("no configuration is shown equivalent")
