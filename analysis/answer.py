@@ -953,10 +953,13 @@ def _sentence(answer: Answer) -> str:
             lead = f"fewest {cost_word} with a measurable gain over {answer.baseline}"
         else:
             lead = f"fewest {cost_word} with no measurable loss against {answer.baseline}"
-        return (
+        text = (
             f"{lead}: {cfg.configuration}{at(cfg)}: {_figures_text(answer, cfg, base)} "
             f"({_scope(answer, cfg)})"
         )
+        if base is not None and math.isfinite(base.cost) and cfg.cost >= base.cost:
+            text += f"; no configuration cheaper than {answer.baseline} is shown equivalent"
+        return text
     tried = [c for c in answer.configurations if c.verdict not in ("baseline", "failed")]
     inconclusive = [c for c in tried if c.verdict == "inconclusive"]
     if inconclusive:

@@ -191,3 +191,46 @@ def test_answer_views_agree(storage_sweep):
     assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
     if answer.answer is not None:
         assert metrics["answer_test_error"] == answer.answer.figures["test_error"].mean
+
+
+def _subset(src: Path, dst: Path, keep) -> Path:
+    """A copy of the sweep ``src`` with only the trials ``keep(trials)`` selects."""
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("report"))
+    trials = pd.read_parquet(dst / "trials.parquet")
+    trials[keep(trials)].to_parquet(dst / "trials.parquet")
+    return dst
+
+
+def test_one_seed_says_the_intervals_count_the_test_set_only(storage_sweep, tmp_path):
+    sweep = _subset(storage_sweep, tmp_path / "one", lambda t: t["seed"] == 0)
+    answer = compute_answer(sweep, resamples=300)
+    assert "one seed: the intervals count the test set only" in answer.sentence
+    data = answer.to_json()
+    methods = {c["test_error"]["method"] for c in data["configurations"] if c["n_seeds"]}
+    assert methods == {stats.TEST_ONLY}
+    assert "one seed" in " ".join(data["methods"].values())
+
+
+def test_without_predictions_the_answer_says_t_intervals(storage_sweep, tmp_path):
+    import shutil
+
+    sweep = tmp_path / "nopred"
+    shutil.copytree(storage_sweep, sweep, ignore=shutil.ignore_patterns("report", "predictions"))
+    answer = compute_answer(sweep, resamples=300)
+    assert "t-interval over seeds (no stored predictions)" in answer.sentence
+    methods = {c["test_error"]["method"] for c in answer.to_json()["configurations"]}
+    assert methods <= {stats.T_SEEDS, stats.NO_INTERVAL}
+
+
+def test_without_a_baseline_the_sentence_says_so(storage_sweep, tmp_path):
+    sweep = _subset(storage_sweep, tmp_path / "nobase", lambda t: t["format"] != "fp32")
+    answer = compute_answer(sweep, resamples=300)
+    assert answer.kind == "no-baseline" and answer.baseline is None
+    assert answer.sentence.startswith("no baseline to compare against")
+    assert set(answer.verdicts.values()) <= {"inconclusive", "failed"}
+    assert answer.knee in answer.verdicts
+    assert answer.to_json()["answer"] is None
