@@ -7,9 +7,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator import atomicfs, summary, tracking
@@ -49,7 +52,7 @@ def _one_driver_per_sweep(run: Any) -> Any:
         root = kwargs.get("storage") or kwargs.get("results") or "results"
         store = ResultsStore(root, spec.name)
         _preflight(spec, spec_file, store, **kwargs)  # refused at once: no lock, Ray or MLflow
-        with sweep_lock(store):
+        with _sigint_stops_the_sweep(), sweep_lock(store):
             # what an interrupted run left: unfinished writes, unreadable row files
             err = kwargs.get("err") or sys.stderr
             store.repair(say=lambda message: print(message, file=err, flush=True))
@@ -77,6 +80,28 @@ def _one_driver_per_sweep(run: Any) -> Any:
                     ray.shutdown()
 
     return locked
+
+
+@contextlib.contextmanager
+def _sigint_stops_the_sweep() -> Iterator[None]:
+    """SIGINT stops the sweep at every moment, even in a process started with SIGINT ignored
+    (a job a script started in the background: the shell makes it ignore SIGINT, and children
+    inherit that): Python then leaves SIGINT ignored. Ray Tune's ``fit`` handles SIGINT whatever
+    was there before, so such a driver stopped on SIGINT while trials ran, but ignored it
+    afterwards (consolidation, the report, MLflow's catch-up) and, stopped there, ran on with
+    its Ray. Python's own handler (``KeyboardInterrupt``) is in place while the sweep runs, the
+    one found put back afterwards."""
+    ignored = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    )
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _children_from_rows(outcome: SweepOutcome, err: TextIO) -> None:

@@ -57,13 +57,18 @@ def tagged_pids(tag: str) -> list[int]:
     return found
 
 
-def describe(pid: int) -> str:
+def command_line(pid: int) -> str:
+    """The whole command line of ``pid`` ("" once it has ended)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            command = f.read().replace(b"\0", b" ").decode(errors="replace")
-        return f"{pid} {command[:120]}"
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return str(pid)
+        return ""
+
+
+def describe(pid: int) -> str:
+    command = command_line(pid)
+    return f"{pid} {command[:120]}" if command else str(pid)
 
 
 def strays_after(tag: str, grace_s: float = 30.0) -> list[str]:
@@ -85,11 +90,13 @@ def start(
     env: dict[str, str],
     driver: bool = False,
     log: Path | None = None,
+    sigint_ignored: bool = False,
 ) -> subprocess.Popen:
     """``python -m orchestrator.sweep ARGS`` (``driver``: through :mod:`tests.faults.driver`,
     which adds the ``report`` pause point) in its own process group. Output: captured (read it
     with ``communicate``), or with ``log`` into ``LOG.out`` / ``LOG.err`` (read by
-    :func:`output`), for a process that runs while the test waits on something else."""
+    :func:`output`), for a process that runs while the test waits on something else.
+    ``sigint_ignored``: started with SIGINT ignored, as a shell script's background job is."""
     module = "tests.faults.driver" if driver else "orchestrator.sweep"
     if log is None:
         streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
@@ -102,11 +109,16 @@ def start(
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=cwd, env=env, text=True, start_new_session=True, **streams,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )  # fmt: skip
     finally:
         if log is not None:
             streams["stdout"].close()
             streams["stderr"].close()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # kept across exec, as a shell's `&` does
 
 
 def output(log: Path) -> tuple[str, str]:

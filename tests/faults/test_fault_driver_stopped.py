@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -172,3 +173,35 @@ def test_driver_stopped_at_random_moments_then_resumed(
     assert audit["parent_status"] == "FINISHED"
     assert said_removed >= 1, "no run said it removed the half-written files"
     assert tracebacks == 0
+
+
+def test_sigint_stops_a_driver_started_with_sigint_ignored(
+    fault_env: dict[str, str], tmp_path: Path, fault_log
+) -> None:
+    """The cause of a resumed driver that ran on, with its Ray, 180 s after a SIGINT in
+    consolidation or the report: the test process had been started as a shell script's
+    background job (``make test > log &``), which ignores SIGINT, and every process it starts
+    inherits that. Tune's ``fit`` handles SIGINT regardless, so the SIGINTs that came while trials
+    ran stopped the driver; the ones that came after ``fit`` (consolidation, the report) were
+    ignored. The driver now stops on SIGINT at every moment: here, paused in consolidation."""
+    spec = write_spec(tmp_path, SPEC.replace("0.3, 0.4, 0.5, 0.6", "0.3"))
+    paused = Path(fault_env["LOWPREC_FAULT_DIR"]) / "paused"
+    env = {**fault_env, "LOWPREC_FAULT_PAUSE": "consolidate"}
+    log = tmp_path / "ignored"
+    proc = harness.start([str(spec)], tmp_path, env, driver=True, log=log, sigint_ignored=True)
+    harness.wait_for(paused.exists, proc, 300, "the pause in consolidation", log)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the driver ran on 120 s after SIGINT in consolidation") from None
+    out, err = harness.output(log)
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    assert "--resume" in out + err, (out, err)
+    fault_log(
+        "driver started with SIGINT ignored (a script's background job), SIGINT in consolidation",
+        tried=1,
+        tracebacks=harness.tracebacks(out + err),
+        outcome="exit 130 and its Ray gone (Tune alone stopped on SIGINT during the trials)",
+    )
+    assert harness.tracebacks(out + err) == 0
