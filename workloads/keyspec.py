@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: format families that ``format`` combines with ``bits`` (workloads.precision derives them)
-FAMILIES = ("fixed", "block", "float", "fp32")
+FAMILIES = ("fixed", "block", "float", "mx", "int", "fp32")
 #: letter of ``tensors`` -> (PrecisionSpec field, its override key)
 TENSOR_KINDS = {
     "W": ("weight", "weight_format"),

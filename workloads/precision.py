@@ -9,7 +9,11 @@ Derivation (:func:`precision_from_config`):
   ``block``  -> ``block<bits>`` (per slice along dim 0) or ``block<bits, block_size>``;
   ``float``  -> ``float<exp_bits, bits - 1 - exp_bits>``, exp_bits default 2 if bits <= 5,
   3 if bits <= 6, 4 if bits <= 9, 5 if bits <= 16, else 8;
+  ``mx``     -> ``mx<fp4_e2m1>`` at bits 4, ``mx<fp6_e2m3>`` at 6, ``mx<fp8_e4m3>`` at 8 (blocks
+  of 32; other elements, K and scale rules as a full string such as ``mx<fp8_e5m2,16>``);
+  ``int``    -> ``int<bits>`` (a float32 scale per row; groups as ``int<4,g32>``);
   ``fp32``   -> ``fp32``.
+  The OCP elements (``fp8_e4m3`` ...) and ``nvfp4`` are full format strings.
 - ``tensors`` (default ``WG``) names the kinds that get that format: W weights, G gradients,
   A activations, E errors, M momentum. The others are ``fp32``, except momentum, which takes the
   weight format when ``accumulator`` is ``low`` or ``vc`` (the stored momentum is low precision
@@ -24,7 +28,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lowprec.formats import FP32, BlockFloat, FixedPoint, Format, SmallFloat, parse_format
+from lowprec.formats import (
+    FP32,
+    BlockFloat,
+    FixedPoint,
+    Format,
+    MXFormat,
+    ScaledInt,
+    SmallFloat,
+    parse_format,
+)
 from lowprec.precision import ACCUMULATORS, ROUNDINGS, PrecisionSpec
 from workloads.keyspec import FAMILIES, TENSOR_KINDS  # the keys' vocabulary, torch-free
 
@@ -35,6 +48,9 @@ __all__ = [
     "precision_config",
     "precision_from_config",
 ]
+
+#: the element of the ``mx`` family at ``bits`` (OCP's MXFP4, MXFP6 with E2M3, MXFP8 with E4M3)
+MX_BY_BITS = {4: "fp4_e2m1", 6: "fp6_e2m3", 8: "fp8_e4m3"}
 
 #: the defaults of the keys read here, for configs that leave them out (as keys.COMMON_KEYS)
 DEFAULTS: dict[str, Any] = {
@@ -99,6 +115,19 @@ def derived_format(config: Mapping[str, Any]) -> Format:
             return BlockFloat(bits, size)
         except ValueError as err:
             raise _key_error("bits", bits, f"makes no block format: {err}") from None
+    if name == "mx":
+        if bits not in MX_BY_BITS:
+            raise _key_error(
+                "bits", bits, "makes no mx format: mx takes bits 4 (mx<fp4_e2m1>), "
+                "6 (mx<fp6_e2m3>) or 8 (mx<fp8_e4m3>); other elements as a full format string, "
+                "e.g. format: mx<fp8_e5m2>",
+            )  # fmt: skip
+        return MXFormat(MX_BY_BITS[bits])
+    if name == "int":
+        try:
+            return ScaledInt(bits)
+        except ValueError as err:
+            raise _key_error("bits", bits, f"makes no int format: {err}") from None
     exp = config.get("exp_bits")
     exp = default_exp_bits(bits) if exp is None else exp
     man = bits - 1 - exp

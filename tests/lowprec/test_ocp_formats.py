@@ -578,3 +578,22 @@ def test_triton_element_kernels_under_the_interpreter(text: str) -> None:
     vc = vc_quantize_fused(finite * 0.5, 0.01, elem, gen(4), "triton")
     assert torch.isfinite(vc).all()
     assert torch.equal(quantize(vc, elem, "nearest", kernels="eager"), vc)
+
+
+def test_format_families_mx_and_int() -> None:
+    """``format: mx`` / ``int`` with ``bits`` (workloads.precision): MXFP4/6/8 and int<B>."""
+    from workloads.precision import precision_from_config
+
+    def weight(**config: object) -> str:
+        return str(precision_from_config(config).weight)
+
+    assert weight(format="mx", bits=4) == "mx<fp4_e2m1>"
+    assert weight(format="mx", bits=6) == "mx<fp6_e2m3>"
+    assert weight(format="mx", bits=8) == "mx<fp8_e4m3>"
+    assert weight(format="int", bits=4) == "int<4>"
+    assert weight(format="nvfp4") == "nvfp4"
+    assert weight(format="int<4,g32>") == "int<4,g32>"
+    with pytest.raises(ValueError, match="key 'bits': 5 makes no mx format"):
+        weight(format="mx", bits=5)
+    with pytest.raises(ValueError, match="key 'bits': 30 makes no int format"):
+        weight(format="int", bits=30)
