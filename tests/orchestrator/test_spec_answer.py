@@ -61,6 +61,8 @@ def test_tolerance_and_baseline_are_read() -> None:
     assert spec.tolerance("ks") is None  # no default: its verdict is inconclusive
     assert spec.baseline == {"weight_format": "fixed<8,3>", "accumulator": "full"}
     assert parse_spec(GRID).baseline is None  # the default: decided from the results
+    # a string names a variant, or else a configuration by its name (the child runs' name)
+    assert parse_spec(GRID + "baseline: 'fixed<6,3> full'\n").baseline == "fixed<6,3> full"
 
 
 # (change to GRID, the key path in the message, words of the reason)
