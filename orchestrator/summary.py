@@ -1,5 +1,9 @@
-"""What a sweep prints when it ends (the summary and the commands to look further), and the
-analysis report written into the sweep directory, its files queued for the parent run."""
+"""What a sweep prints when it ends: its answer (``analysis.answer``: one sentence, one line
+per configuration with its verdict; the table of trials when there is no answer, with why),
+the trial counts and the commands to look further; the answer's MLflow writes (the parent
+run's description, metrics and tag, each child's verdict, the saved view the printed URL opens),
+queued like every other write; and the analysis report written into the sweep directory, its
+files queued for the parent run."""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
         print(answer.sentence, file=out)
         for line in answer.lines():
             print(f"  {line}", file=out)
+        for text in answer.notes:
+            print(f"note: {text}", file=out)
     print(
         f"\nsweep {spec.name} {state}: {len(statuses)}/{spec.num_trials()} trials recorded "
         f"(ok {counts['ok']}, diverged {counts['diverged']}, failed {counts['failed']})",
