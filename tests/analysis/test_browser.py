@@ -88,3 +88,18 @@ def test_images_decode_in_the_browser(report_dir, tmp_path):
     sources = re.findall(r'<img src="([^"]+)"', (page / "index.html").read_text())
     assert sorted(s for s, _ in widths) == sorted(sources)
     assert all(int(w) > 100 for _, w in widths), widths
+
+
+def test_the_answer_is_the_first_thing_the_page_says(classifier_sweep, report_dir, tmp_path):
+    """The sentence of ``python -m analysis.answer`` (the same figures), above every figure."""
+    import html
+
+    from analysis.answer import compute_answer
+
+    sentence = compute_answer(classifier_sweep).sentence
+    result = _chromium(tmp_path, "--dump-dom", (report_dir / "index.html").as_uri())
+    dom = result.stdout
+    body = dom[dom.index("<body") :]
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
+    assert sentence in text, (sentence, text[:2000])
+    assert body.index("<img") > body.index(html.escape(sentence, quote=False)[:40])
