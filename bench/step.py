@@ -6,6 +6,8 @@ ReLU MLP on a batch of 128 (random inputs: the cost does not depend on the data)
 - ``fp32``: float32 weights and gradients, ``accumulator: full`` (plain SGLD);
 - ``lp``: ``block<8>`` weights and gradients (one exponent per output row), variance-corrected
   low-precision accumulators (``accumulator: vc``): VC SGLDLP-L;
+- ``mxfp4``: the same in OCP MXFP4 (``mx<fp4_e2m1>``: 32 FP4 values share a power-of-two
+  scale), reported as ``mxfp4_over_fp32``;
 
 each with the ``eager`` executor (the per-tensor reference) and the
 ``fused`` one (one kernel per step over flat buffers). They are timed in alternating rounds
@@ -40,6 +42,9 @@ SETUPS = {
     "fp32": PrecisionSpec(),
     "lp": PrecisionSpec(
         weight=parse_format("block<8>"), grad=parse_format("block<8>"), accumulator="vc"
+    ),
+    "mxfp4": PrecisionSpec(
+        weight=parse_format("mx<fp4_e2m1>"), grad=parse_format("mx<fp4_e2m1>"), accumulator="vc"
     ),
 }
 EXECUTORS = ("eager", "fused")
@@ -103,6 +108,7 @@ def measure(rounds: int = 15, steps: int = 20, device: str = "cpu") -> dict[str,
         "executors": ran,
         "ms": ms,
         "lp_over_fp32": median[f"lp {auto}"] / median[f"fp32 {auto}"],
+        "mxfp4_over_fp32": median[f"mxfp4 {auto}"] / median[f"fp32 {auto}"],
         "lp_fused_over_fp32_eager": median["lp fused"] / median["fp32 eager"],
         "lp_eager_over_fp32_eager": median["lp eager"] / median["fp32 eager"],
         "update_fused_over_eager": {
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, value in out["ms"].items():
         print(f"  {name:22s} {value:9.3f} ms")
     print(f"  lp_over_fp32             {out['lp_over_fp32']:7.2f}  (executor auto)")
+    print(f"  mxfp4_over_fp32          {out['mxfp4_over_fp32']:7.2f}  (executor auto)")
     print(f"  lp_fused_over_fp32_eager {out['lp_fused_over_fp32_eager']:7.2f}")
     print(f"  lp_eager_over_fp32_eager {out['lp_eager_over_fp32_eager']:7.2f}  (before)")
     if args.json:

@@ -55,7 +55,8 @@ def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
 def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
     """(kind, constants) of ``fmt``, the one value a kernel takes for a format: fp32 (0, -);
     fixed (1, (Δ, lo, hi, 0)); block (2, (wl, max_units, 0, 0)); float (3, (emin, emax, man,
-    max_value)). The constants are float64 (one numba signature for every format)."""
+    max_value)); mx, floor rule (4, its element's float constants: the fused steps only). The
+    constants are float64 (one numba signature for every format)."""
     if isinstance(fmt, FP32) or fmt.is_identity:
         return 0, (0.0, 0.0, 0.0, 0.0)
     if isinstance(fmt, FixedPoint):
@@ -66,16 +67,22 @@ def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
         return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value))
     if isinstance(fmt, IntElement):  # a float grid with one binade: Δ = 2^-frac throughout
         return 3, (0.0, 0.0, float(fmt.frac), float(fmt.max_value))
+    if isinstance(fmt, MXFormat) and fmt.scale_rule == "floor":
+        # the fused steps' MX kind (lowprec/kernels/step_cpu.py): the element as a float grid,
+        # the scale per exponent group; the quantizers take scaled formats by scaled_params
+        return 4, element_params(fmt.element)
     raise ValueError(f"no fused kernel for format {fmt}")
 
 
 def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "quantize") -> bool:
-    """Whether the fused kernels take ``fmt`` for ``op`` (quantize | vc) on ``device``'s backend:
-    fixed, block and float formats everywhere (the OCP elements are floats); the scaled formats
-    (MX with the floor rule, NVFP4, scaled integers) in the numba quantizer. The others run
-    the eager reference."""
+    """Whether the fused kernels take ``fmt`` for ``op`` (quantize | vc | step) on ``device``'s
+    backend: fixed, block and float formats everywhere (the OCP elements are floats); the
+    scaled formats (MX with the floor rule, NVFP4, scaled integers) in the numba quantizer, MX
+    (floor rule) in the numba steps. The others run the eager reference."""
     if isinstance(fmt, ScaledFormat):
         cpu = device is None or torch.device(device).type == "cpu"
+        if op == "step":  # the numba SGLD/SGHMC steps take MX (floor rule) as kind 4
+            return cpu and isinstance(fmt, MXFormat) and fmt.scale_rule == "floor"
         return op == "quantize" and cpu and scaled_params(fmt) is not None
     try:
         format_params(fmt)

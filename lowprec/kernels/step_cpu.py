@@ -48,16 +48,17 @@ Box-Muller with float32 polynomial logarithm and sine/cosine (absolute errors be
 vectorize without a vector math library; |ξ| <= 5.77 as in rng.py. The Triton kernels
 (step_triton.py) draw the same bits.
 
-A format is a kind (0 fp32, 1 fixed, 2 block, 3 float) and four float64 constants
+A format is a kind (0 fp32, 1 fixed, 2 block, 3 float, 4 mx) and four float64 constants
 (``lowprec.samplers.fused.format_params``): fixed (Δ, lo, hi, 0); block (wl, max_units, 0, 0);
-float (emin, emax, man, max_value). Accumulators: 0 full, 1 low, 2 vc. Kinds, accumulator
-and rounding are run-time arguments: one compiled kernel per rule (cached on disk). Its loops
-must not branch on them per element, or LLVM does not vectorize them: the loops are chosen per
-case outside (the rounding of θ and pass 2 once per accumulator, vc once per kind of W:
-:func:`_round_theta`, 2-3x faster). A loop never reads θ through one view and writes it
-through another (LLVM's run-time overlap check then falls back to the scalar loop, 5x slower).
-Specialising every combination at compile time measured no faster and multiplies the compile
-time.
+float (emin, emax, man, max_value); mx the element's (emin, emax, man, max_value), a float grid
+at the group's power-of-two scale X (from the group's maximum, as a block's Δ). Accumulators: 0
+full, 1 low, 2 vc. Kinds, accumulator and rounding are run-time arguments: one compiled kernel
+per rule (cached on disk). Its loops must not branch on them per element, or LLVM does not
+vectorize them: the loops are chosen per case outside (the rounding of θ and pass 2 once per
+accumulator, vc once per kind of W: :func:`_round_theta`, 2-3x faster). A loop never reads θ
+through one view and writes it through another (LLVM's run-time overlap check then falls back
+to the scalar loop, 5x slower). Specialising every combination at compile time measured no
+faster and multiplies the compile time.
 
 Work units: ``tstart`` cuts the groups into tasks of at least 16,384 values (consecutive groups;
 ``lowprec.flat.FlatLayout.task_start``), the unit of parallelism; each task owns scratch for the
@@ -165,9 +166,16 @@ def _consts(f):  # type: ignore[no-untyped-def]
 
 @njit(**_INLINE)
 def _group_delta(kind, f, maxbits):  # type: ignore[no-untyped-def]
-    """Δ of a block group from the bit pattern of its maximum (0 for other formats)."""
+    """Δ of a block group, or an MX group's scale X = 2^s (s = floor(log2 max) - emax clamped
+    to [-127, 127]; NaN for a NaN maximum), from the bit pattern of its maximum (0 for other
+    formats)."""
     if kind == 2:
         return K.block_delta(maxbits, int(f[0]))
+    if kind == 4:
+        if maxbits > np.int32(0x7F800000):
+            return _F(np.nan)
+        e = ((maxbits >> 23) & 0xFF) - 127 - int(f[1])
+        return K.pow2(min(max(e, -127), 127))
     return _ZERO
 
 
@@ -180,6 +188,10 @@ def _grid(kind, f, x, gd):  # type: ignore[no-untyped-def]
     if kind == 2:
         hi = gd * _F(f[1])
         return gd, -hi, hi
+    if kind == 4:  # the element's binade of x/X, times X (powers of two: exact)
+        hi = gd * _F(f[3])
+        d = K.float_delta(x * (_ONE / gd), int(f[0]), int(f[1]), int(f[2])) * gd
+        return d, -hi, hi
     return K.float_delta(x, int(f[0]), int(f[1]), int(f[2])), _F(-f[3]), _F(f[3])
 
 
@@ -220,8 +232,8 @@ def _vc(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no
     u2 = _F(2.0) * u_cat
     cat = _F(u2 < second + a) - _F(u2 >= _F(2.0) - (second - a))
     out = K.clamp((q + cat) * d, lo, hi)
-    if kind == 3:  # left Δ's binade: stochastic rounding onto the float grid (mean kept)
-        return _quantize(kind, f, out, _ZERO, u_round, True)
+    if kind == 3 or kind == 4:  # left Δ's binade: stochastic rounding onto the grid (mean kept)
+        return _quantize(kind, f, out, gd, u_round, True)
     return out
 
 
@@ -243,8 +255,9 @@ def _maxbits(m, x):  # type: ignore[no-untyped-def]
 
 @njit(**_ARRAYS)
 def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
-    """Δ of the block group x[s:s+n] from max|x| (0 for formats without groups)."""
-    if kind != 2:
+    """Δ (block) or scale (mx) of the group x[s:s+n] from max|x| (0 for formats without
+    groups)."""
+    if kind != 2 and kind != 4:
         return _ZERO
     mb = np.int32(0)
     v = x[s : s + n]  # indexed by the loop counter: no wraparound check, vectorizes
@@ -373,6 +386,8 @@ def _round_theta(theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, dw, stoch
         _round_run(tv, tv, us, ns, o8, o4, 1, f_w, VC, var, sd, sd4, dw, stochastic)
     elif kw == 2:
         _round_run(tv, tv, us, ns, o8, o4, 2, f_w, VC, var, sd, sd4, dw, stochastic)
+    elif kw == 4:
+        _round_run(tv, tv, us, ns, o8, o4, 4, f_w, VC, var, sd, sd4, dw, stochastic)
     else:  # float (vc has a low-precision W: PrecisionSpec refuses fp32 with vc)
         _round_run(tv, tv, us, ns, o8, o4, 3, f_w, VC, var, sd, sd4, dw, stochastic)
 
@@ -447,11 +462,11 @@ def sgld_step(
                     )  # fmt: skip
                     tv[j] = x
                     mb = _maxbits(mb, abs(x) + sd4)
-                if kw != 2:  # Δ_W needs no group maximum: round the run while its draws are here
+                if kw != 2 and kw != 4:  # no group maximum: round the run, its draws at hand
                     _round_theta(
                         theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, _ZERO, stochastic
                     )
-            if kw != 2:
+            if kw != 2 and kw != 4:
                 continue
             dw = _group_delta(kw, f_w, mb)
             for c in range(s, s + n, CHUNK):
@@ -609,7 +624,7 @@ def sghmc_step(
     normals = 2 if noisy else 0
     need = slots != 0 or normals != 0
     rescale = phase != 0
-    split = kg == 2 or kw == 2 or km == 2 or rescale
+    split = kg == 2 or kw == 2 or km == 2 or kg == 4 or kw == 4 or km == 4 or rescale
     reach_v = _ZERO if rescale else sd4_v  # rescaling: S from max|x| itself (§6)
     for t in prange(tstart.shape[0] - 1):
         us, ns = _scratch(slots, normals)

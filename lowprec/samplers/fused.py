@@ -79,8 +79,8 @@ def unsupported(sampler: Any) -> str | None:
     if len(set(ptrs)) != len(ptrs):
         return "some parameters share storage (tied weights)"
     for f in _formats(sampler):
-        if not has_fused(f, op="vc") and not f.is_identity:
-            return f"no fused step for the scaled format {f} (it runs eager)"
+        if not has_fused(f, device, "step"):
+            return f"no fused step for the format {f} on {device.type} (it runs eager)"
     why, _ = structure_of(_formats(sampler))
     if why is not None:
         return why
