@@ -34,9 +34,37 @@ from typing import NoReturn, TextIO
 from orchestrator import tracking
 from orchestrator.driver import LARGE_SWEEP, SweepUsageError, run_sweep
 from orchestrator.raystart import RayStartError
-from orchestrator.spec import Spec, SpecError, check_data, load_spec
+from orchestrator.spec import (
+    COST_METRICS,
+    Spec,
+    SpecError,
+    baseline_candidates,
+    check_data,
+    load_spec,
+)
 from orchestrator.store import DamagedFile
 from orchestrator.sweeplock import SweepLocked
+
+
+def _answer_setting(spec: Spec) -> str:
+    """The baseline the answer compares against and each compared objective's tolerance."""
+    from analysis.answer import select_baseline
+
+    configs = baseline_candidates(spec)
+    found = select_baseline(spec.baseline, configs)
+    if len(found) == 1:
+        baseline = f"baseline {configs[found[0]]['configuration']!r}"
+    elif spec.baseline is None:
+        baseline = "no baseline (no single all-fp32 configuration; set `baseline:`)"
+    else:  # optuna specs are checked per listed value; the name comes from the sweep
+        baseline = f"baseline {spec.baseline!r}"
+    tolerances = [
+        f"{metric} ±{tol:g}"
+        for metric in spec.objectives
+        if metric not in COST_METRICS and (tol := spec.tolerance(metric)) is not None
+    ]
+    within = f", equivalent within {', '.join(tolerances)}" if tolerances else ""
+    return baseline + within
 
 
 def dry_run(spec: Spec, out: TextIO, limit: int = 5) -> None:
@@ -51,6 +79,7 @@ def dry_run(spec: Spec, out: TextIO, limit: int = 5) -> None:
     )
     shared = spec.base_config()
     print("  fixed: " + " ".join(f"{k}={v}" for k, v in shared.items()), file=out)
+    print(f"  answer: {_answer_setting(spec)}", file=out)
     if spec.algorithm == "optuna":
         # Optuna proposes each trial from the results so far: there is no list to show
         for part in spec.parts():

@@ -142,3 +142,25 @@ def test_printed_resume_command_names_where_the_sweep_is(
     out = io.StringIO()
     summarize(outcome, out)
     assert f"resume:   python -m orchestrator.sweep t.yaml --resume {where}\n" in out.getvalue()
+
+
+def test_dry_run_names_the_baseline_and_the_tolerances() -> None:
+    """--dry-run says what the answer will compare against before anything runs."""
+    spec = """name: answered
+workload: mnist_mlp
+objectives: {test_error: {direction: min, tolerance: 0.01}, bits_per_param: min}
+search: {algorithm: grid}
+fixed: {epochs: 2, burn_in: 1}
+baseline: fp32
+variants:
+  - {name: fp32, format: fp32}
+  - {name: quantized, format: block, bits: {grid: [4, 8]}}
+"""
+    out = io.StringIO()
+    dry_run(parse_spec(spec, "a.yaml"), out)
+    assert "  answer: baseline 'fp32', equivalent within test_error ±0.01\n" in out.getvalue()
+    out = io.StringIO()
+    dry_run(
+        parse_spec(spec.replace("baseline: fp32\n", "").replace("fp32}", "block}"), "b.yaml"), out
+    )
+    assert "answer: no baseline (no single all-fp32 configuration" in out.getvalue()
