@@ -24,6 +24,7 @@ that holds no sweep.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -76,7 +77,7 @@ def _name_keys(store: ResultsStore) -> tuple[str, ...]:
 
 def row_config(row: Mapping[str, Any]) -> dict[str, Any]:
     """The trial's resolved config, read back from its row (its config columns)."""
-    from workloads.keys import keys_for, resolve_config
+    from workloads.config.resolve import keys_for, resolve_config
 
     try:
         names = set(keys_for(str(row["workload"])))
@@ -185,6 +186,25 @@ def _rename_pending(store: ResultsStore, renamed: Mapping[str, str]) -> None:
         save_pending(store, key, run_id, doc["ops"], final=bool(doc.get("final")), **extra)
 
 
+def report_verdicts(sweep_dir: str) -> dict[str, str]:
+    """configuration -> verdict, from the report's ``answer.json`` (empty before the report): a
+    child made from its row gets its configuration's verdict as the sweep's own children do."""
+    try:
+        doc = json.loads((Path(sweep_dir) / "report" / "answer.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    configurations = doc.get("configurations") if isinstance(doc, dict) else None
+    return {
+        str(c["configuration"]): str(c["verdict"])
+        for c in configurations or []
+        if isinstance(c, dict) and c.get("configuration") is not None and c.get("verdict")
+    }
+
+
+def _tag_verdict(client: Any, run_id: str, verdict: str) -> None:
+    tracking.retry(lambda: client.set_tag(run_id, tracking.TAG_VERDICT, verdict))
+
+
 def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
     """See the module docstring. Raises :class:`BackfillError` for a directory without a sweep,
     :class:`tracking.TrackingError` when the server does not answer."""
@@ -210,10 +230,12 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
     outcome.trials = len(rows)
     children = _children(mlflow, experiment_id, parent)
     keys = _name_keys(store)
+    verdicts = report_verdicts(sweep_dir)
     made: dict[str, str] = {}
     for row in rows:
         trial_id = str(row["trial_id"])
         run = children.get(trial_id)
+        verdict = verdicts.get(str(row.get("configuration")))
         status = str(row.get("status"))
         final = "FAILED" if status == "failed" else "FINISHED"
         if run is not None:
@@ -224,6 +246,8 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
                 outcome.ended += 1
             if not row.get("mlflow_run_id"):
                 made[trial_id] = run.info.run_id
+            if verdict is not None and run.data.tags.get(tracking.TAG_VERDICT) != verdict:
+                _tag_verdict(mlflow, run.info.run_id, verdict)
             continue
         config = row_config(row)
         tracker = tracking.TrialTracker(
@@ -235,6 +259,8 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
         error = row.get("error")
         tracker.finish(status, row_metrics(row, config), error, None)
         tracking.retry(lambda t=tracker: mlflow.set_tag(t.run_id, "backfilled", "true"))
+        if verdict is not None:
+            _tag_verdict(mlflow, str(tracker.run_id), verdict)
         made[trial_id] = str(tracker.run_id)
         outcome.created += 1
     filled += fill_run_ids(store, made)

@@ -111,11 +111,15 @@ def test_smoke_end_to_end(local_ray: None, tmp_path: Path) -> None:
     from orchestrator import backfill
 
     cut = children[0].info.run_id
+    verdict = children[0].data.tags["verdict"]  # its configuration's, from the answer
+    assert verdict in ("baseline", "equivalent", "better", "worse", "inconclusive")
     mlflow.update_run(cut, status="KILLED")
+    mlflow.delete_tag(cut, "verdict")  # as a run MLflow never got the answer's writes for
     done = backfill.backfill(str(tmp_path / "results" / "smoke"), outcome.tracking_uri)
     assert (done.ended, done.created) == (1, 0)
     again = mlflow.get_run(cut)
     assert again.info.status == "FINISHED" and again.data.tags["status"] == "ok"
+    assert again.data.tags["verdict"] == verdict
     assert backfill.backfill(str(tmp_path / "results" / "smoke"), outcome.tracking_uri).ended == 0
 
 
