@@ -4,7 +4,7 @@ A trial of the ``gaussian`` workload runs C independent chains as one batched [C
 (one fused sampler step per step for all of them). Two measurements:
 
 - ``steps``: the trial's step loop as ``workloads.synthetic.run_chains`` runs it (the sampler
-  built by ``workloads.trialspec.build_sampler``; per step ``prepare``, ∇Ũ(θ) = θ + 0.1ξ,
+  built by ``workloads.config.trialspec.build_sampler``; per step ``prepare``, ∇Ũ(θ) = θ + 0.1ξ,
   ``step``), for C = 10, 100, 1,000, 10,000, 100,000: per chain-step = time / (C · steps);
 - ``trials``: whole trials (``workloads.gaussian.run``: set-up, steps, sample collection and
   the end-of-trial metrics, whose per-chain ESS grows with C) with 1,000 chains, and R
@@ -38,8 +38,8 @@ from bench.timing import device_name
 from lowprec.precision import KERNEL_MODES
 from workloads import gaussian
 from workloads.base import TrialContext
-from workloads.keys import resolve_config
-from workloads.trialspec import TrialSpec, build_sampler
+from workloads.config.resolve import resolve_config
+from workloads.config.trialspec import TrialSpec, build_sampler
 
 SIZES = (10, 100, 1_000, 10_000, 100_000)
 BASE = {

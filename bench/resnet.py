@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from bench.timing import device_name, side_by_side
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
+from workloads.config.trialspec import TrialSpec, build_sampler
 from workloads.resnet import ResNet18
 from workloads.train import init_parameters, precision_and_quantizer
-from workloads.trialspec import TrialSpec, build_sampler
 
 SETUPS: dict[str, dict[str, Any]] = {
     "fp32": {},

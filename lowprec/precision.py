@@ -1,6 +1,6 @@
 """The precision of one trial (ALGORITHMS.md §3): the format of each tensor kind (W weights,
 G gradients, A activations, E errors, M momentum), the accumulator mode and the rounding, as one
-typed value. The config layer derives it from the flat keys (``workloads.precision``).
+typed value. The config layer derives it from the flat keys (``workloads.config.precision``).
 
 Imports no torch (only ``lowprec.formats``): building a ``PrecisionSpec`` is the check of an
 impossible combination, and the command line makes it before torch loads.

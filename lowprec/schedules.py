@@ -12,7 +12,7 @@ as a sample (``is_sample_step``).
   lr_k = lr0/2 · (cos(π · (k mod C)/C) + 1); with r = (k mod C)/C, r < β is exploration (no
   noise: an optimiser step), r >= β sampling (noise on, samples collected).
 
-Typed arguments only: the config layer (``workloads.trialspec.ScheduleSpec.build``) calls the
+Typed arguments only: the config layer (``workloads.config.runspec.ScheduleSpec.build``) calls the
 :class:`Schedule` constructor.
 """
 

@@ -9,9 +9,10 @@ where ``d(g, s)`` draws every other axis (``choice``, ``uniform``, ``loguniform`
 once, from one ``numpy.random.default_rng(search.seed or 0)`` walked in that order, so the list is
 the same on every call (the ``--dry-run`` shows the trials that will run).
 
-Relevance (``workloads.keys``): a key that has no effect on a trial (``bits`` when the format is
-fp32, ``friction`` with sgld ...) is not part of the trial: it is left out of the trial's config,
-its record holds null, and trials that differ only in such keys are one trial (kept: the first).
+Relevance (``workloads.config.resolve``): a key that has no effect on a trial (``bits`` when the
+format is fp32, ``friction`` with sgld ...) is not part of the trial: it is left out of the trial's
+config, its record holds null, and trials that differ only in such keys are one trial (kept: the
+first).
 The identity of a trial is its resolved config (every default filled, irrelevant keys None) and
 its variant. A key set in the spec that has no effect on ANY trial where it is set is refused
 (:class:`NoEffect`): ``space.bits: no effect: format is fp32 in every trial``.
@@ -88,9 +89,9 @@ class Expansion:
 
 
 def relevance(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """``(resolved, irrelevant)``: ``workloads.keys.resolve_config(raw)`` (irrelevant keys None)
+    """``(resolved, irrelevant)``: ``workloads.config.resolve_config(raw)`` (irrelevant keys None)
     and ``irrelevant_keys``: key -> why it has no effect. ``ValueError`` when ``raw`` cannot run."""
-    from workloads.keys import defaults_for, irrelevant_keys, resolve_config
+    from workloads.config.resolve import defaults_for, irrelevant_keys, resolve_config
 
     resolved = resolve_config(raw)
     # the rules read the filled config (before resolve_config set the irrelevant keys to None:
@@ -176,7 +177,7 @@ def expand(spec: Spec, finite: bool = False) -> Expansion:
     """The deduplicated trials of ``spec`` (see the module docstring); raises :class:`NoEffect`
     for a key without effect in every trial where it is set and :class:`BadCombination` for a
     listed config that cannot run."""
-    from workloads.keys import resolve_config
+    from workloads.config.resolve import resolve_config
 
     expansion = Expansion()
     seen: set[tuple[Any, ...]] = set()

@@ -46,10 +46,10 @@ def child_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
 
 
 def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial's effective configuration: ``workloads.keys.effective_params`` (the relevant
+    """The trial's effective configuration: ``workloads.config.effective_params`` (the relevant
     keys, the effective per-tensor formats, ``bits_per_param``), never a ``None``."""
     try:
-        from workloads.keys import effective_params
+        from workloads.config.resolve import effective_params
     except ImportError:  # before the schema's table offers it: at least no unset keys
         effective_params = None
     params: Mapping[str, Any] = config
@@ -66,7 +66,7 @@ def _weight_format(config: Mapping[str, Any]) -> str | None:
     if params.get("weight_format") is not None:
         return str(params["weight_format"])
     try:
-        from workloads.keys import precision_of
+        from workloads.config.resolve import precision_of
 
         return str(precision_of(dict(config)).weight)
     except Exception:

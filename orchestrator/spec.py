@@ -86,9 +86,9 @@ def check_data(spec: Spec) -> None:
     (:func:`workloads.datacheck.check_data`, once per distinct data set): the message names the
     key, the directory and the files expected."""
     from orchestrator.expand import configs_with_parts
+    from workloads.config.resolve import resolve_config
     from workloads.datacheck import MissingData, data_needs
     from workloads.datacheck import check_data as check_config
-    from workloads.config.resolve import resolve_config
 
     seen: set[Any] = set()
     for part, config in configs_with_parts(spec):

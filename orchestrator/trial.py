@@ -6,7 +6,7 @@
 :func:`run_trial` is the one code path both this command and a Ray Tune trial
 (``orchestrator.trainable``) go through:
 
-1. ``config = workloads.keys.resolve_config(raw)``: unknown keys, wrong types and impossible
+1. ``config = workloads.config.resolve_config(raw)``: unknown keys, wrong types and impossible
    precision combinations raise :class:`TrialConfigError` naming the key;
 2. the trial's only randomness, ``generator = torch.Generator(device).manual_seed(seed)``, with
    ``device`` = ``config['device']`` resolved (``auto``: cuda when present, else cpu);
@@ -25,8 +25,8 @@ with a one-line message for unknown keys, bad values, impossible combinations an
 0 for status ``ok`` or ``diverged``, and 1 for ``failed`` (the traceback on stderr). Unknown keys,
 wrong types, values out of bounds, bad format strings, impossible precision combinations and
 the project workloads' own checks are refused before torch is imported
-(``workloads.keys.check_keys``, with the torch-free ``lowprec.formats``, ``lowprec.precision``
-and ``workloads.checks``: in a tenth of a second); numpy, torch and the workload
+(``workloads.config.check_keys``, with the torch-free ``lowprec.formats``, ``lowprec.precision``
+and ``workloads.config.checks``: in a tenth of a second); numpy, torch and the workload
 modules load only for the run.
 """
 
@@ -87,9 +87,9 @@ def parse_assignments(args: Sequence[str]) -> dict[str, Any]:
 
 
 def check(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``workloads.keys.check_keys(raw)``: names, types, bounds and choices checked without
+    """``workloads.config.check_keys(raw)``: names, types, bounds and choices checked without
     importing torch; its ``ValueError`` becomes ``TrialConfigError``."""
-    from workloads.keys import check_keys
+    from workloads.config.resolve import check_keys
 
     try:
         return check_keys(dict(raw))
@@ -98,8 +98,8 @@ def check(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``workloads.keys.resolve_config(raw)``; its ``ValueError`` becomes ``TrialConfigError``."""
-    from workloads.keys import resolve_config
+    """``workloads.config.resolve_config(raw)``; its ``ValueError`` becomes ``TrialConfigError``."""
+    from workloads.config.resolve import resolve_config
 
     try:
         return resolve_config(dict(raw))
@@ -110,9 +110,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trial_spec(raw: Mapping[str, Any]) -> Any:
-    """``workloads.trialspec.TrialSpec.from_config(raw)``, built once per trial; its
+    """``workloads.config.trialspec.TrialSpec.from_config(raw)``, built once per trial; its
     ``ValueError`` becomes ``TrialConfigError``."""
-    from workloads.trialspec import TrialSpec
+    from workloads.config.trialspec import TrialSpec
 
     try:
         return TrialSpec.from_config(dict(raw))
@@ -137,7 +137,7 @@ def resolve_kernels(mode: str, device: torch.device) -> str:
 
 def ignored_keys(raw: Mapping[str, Any]) -> dict[str, str]:
     """The keys set in ``raw`` (not None) that have no effect on its trial, with the reason."""
-    from workloads.keys import irrelevant_keys, with_defaults
+    from workloads.config.resolve import irrelevant_keys, with_defaults
 
     why = irrelevant_keys(with_defaults(resolve(raw)))
     return {k: why[k] for k in raw if raw[k] is not None and k in why}
@@ -145,10 +145,10 @@ def ignored_keys(raw: Mapping[str, Any]) -> dict[str, str]:
 
 def record_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """What a trial's row records of its config: every key of the resolved ``config`` (those
-    without effect stay None), with ``workloads.keys.effective_params`` over it, so the row holds
+    without effect stay None), with ``workloads.config.effective_params`` over it, so the row holds
     the effective format string of each tensor kind and ``bits_per_param`` (never a
     value that did not apply). A config that cannot resolve (a failed trial) is kept as it is."""
-    from workloads.keys import effective_params
+    from workloads.config.resolve import effective_params
 
     try:
         return {**config, **effective_params(config)}
@@ -184,9 +184,9 @@ def format_word_bits(fmt: Any) -> int:
 
 def weight_bits(config: Mapping[str, Any]) -> int:
     """The metric ``bits``: word bits of the weights' format, as
-    ``workloads.keys.precision_of(config).weight`` derives it (``weight_format``,
+    ``workloads.config.resolve.precision_of(config).weight`` derives it (``weight_format``,
     else ``format`` + ``bits`` when ``tensors`` holds W, else fp32 -> 32)."""
-    from workloads.keys import precision_of
+    from workloads.config.resolve import precision_of
 
     return format_word_bits(precision_of(config).weight)
 
@@ -366,7 +366,7 @@ Exit status: 0 ok or diverged, 1 failed, 2 bad keys/values or missing data."""
 
 
 def _list_keys(raw: Mapping[str, Any]) -> int:
-    from workloads.keysdoc import render_text, render_workloads
+    from workloads.config.doc import render_text, render_workloads
 
     name = raw.get("workload")
     if name is None:

@@ -2,13 +2,13 @@
 
 A workload module (``workloads/<name>.py``) exposes
 
-    KEYS: dict[str, Key]     # its own config keys, beyond ``workloads.keys.COMMON_KEYS``
+    KEYS: dict[str, Key]     # its own config keys, beyond ``workloads.config.COMMON_KEYS``
     def run(config: dict, ctx: TrialContext) -> WorkloadResult
     SAMPLERS: tuple[str, ...]            # optional; default ("sgld", "sghmc", "sgd")
     def validate(config: dict) -> None   # optional; ValueError naming the key, before any run
 
 ``config`` is a flat dict, already validated and with every default filled in
-(``workloads.keys.resolve_config``). The workload reads randomness only from ``ctx.generator``,
+(``workloads.config.resolve_config``). The workload reads randomness only from ``ctx.generator``,
 reports progress through ``ctx.report`` (every epoch, or every few thousand steps), and, when
 ``ctx.restored`` is not None, continues from the state it passed to its last ``ctx.report``.
 A run whose numbers go non-finite raises :class:`Diverged`; any other exception is a failure.

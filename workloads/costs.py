@@ -45,7 +45,7 @@ from lowprec.formats import (
     ScaledFormat,
     SmallFloat,
 )
-from workloads.checks import parse_hidden
+from workloads.config.checks import parse_hidden
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ def ensemble_size(trial: Any, samples: int | None) -> int | None:
 
 
 def trial_costs(trial: Any, samples: int | None = None) -> dict[str, float | None]:
-    """Every cost metric of ``trial`` (a ``workloads.trialspec.TrialSpec``) with ``samples``
+    """Every cost metric of ``trial`` (a ``workloads.config.trialspec.TrialSpec``) with ``samples``
     the number of samples its ensemble kept (the workload's ``samples`` metric; None when it
     produced none, e.g. diverged: then the ensemble's figures are None). Never raises: a
     figure that cannot be computed is None and its reason logged once."""
@@ -524,6 +524,6 @@ def trial_costs(trial: Any, samples: int | None = None) -> dict[str, float | Non
 
 def costs_of(config: Mapping[str, Any], samples: int | None = None) -> dict[str, float | None]:
     """:func:`trial_costs` of a flat config (resolved here)."""
-    from workloads.trialspec import TrialSpec
+    from workloads.config.trialspec import TrialSpec
 
     return trial_costs(TrialSpec.of(config), samples)

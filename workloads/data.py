@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 
 from workloads.base import DataUnavailable
-from workloads.keytable import CIFAR_DATASETS as CIFAR_DATASETS
-from workloads.keytable import MNIST_DATASETS as MNIST_DATASETS
+from workloads.config.table import CIFAR_DATASETS as CIFAR_DATASETS
+from workloads.config.table import MNIST_DATASETS as MNIST_DATASETS
 
 #: Debian's ``dataset-fashion-mnist`` package installs the four gzipped IDX files here.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

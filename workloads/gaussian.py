@@ -28,14 +28,14 @@ from scipy import stats
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
+from workloads.config.table import GAUSSIAN as TABLE
+from workloads.config.trialspec import TrialSpec
 from workloads.diagnostics import chain_diagnostics
-from workloads.keytable import GAUSSIAN as TABLE
 from workloads.synthetic import bits_metrics, run_chains
 from workloads.synthetic import validate as validate
-from workloads.trialspec import TrialSpec
 
 #: its keys and defaults: the LP-SGLD paper's Gaussian (ALGORITHMS.md §10), lr 1e-3, T = 1
-#: (workloads.keytable, where they are read without importing torch)
+#: (workloads.config.table, where they are read without importing torch)
 KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 

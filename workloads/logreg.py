@@ -38,16 +38,16 @@ import torch
 from lowprec import PrecisionSpec, schedules
 from lowprec import metrics as lm
 from lowprec import samplers as lp_samplers
-from workloads import checks
 from workloads.base import Diverged, TrialContext, WorkloadResult
+from workloads.config import checks
+from workloads.config.table import LOGREG as TABLE
+from workloads.config.trialspec import TrialSpec, build_sampler
 from workloads.data import mnist5k_arrays
-from workloads.keytable import LOGREG as TABLE
 from workloads.synthetic import bits_metrics
-from workloads.trialspec import TrialSpec, build_sampler
 
-#: its keys, samplers and optimisers (workloads.keytable, read there without importing torch)
+#: its keys, samplers and optimisers (workloads.config.table, read there without importing torch)
 KEYS, SAMPLERS, OPTIMISERS = TABLE.keys, TABLE.samplers, TABLE.optimisers
-#: its checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+#: its checks before anything runs (torch-free: workloads.config.check_keys runs them first)
 validate = checks.check_logreg
 
 

@@ -22,18 +22,18 @@ import torch
 
 from lowprec import metrics as lm
 from workloads.base import TrialContext, WorkloadResult
+from workloads.config.table import MIXTURE as TABLE
+from workloads.config.trialspec import TrialSpec
 from workloads.diagnostics import chain_diagnostics
-from workloads.keytable import MIXTURE as TABLE
 from workloads.synthetic import bits_metrics, run_chains
 from workloads.synthetic import validate as validate
-from workloads.trialspec import TrialSpec
 
 WEIGHTS = (1.0 / 3.0, 2.0 / 3.0)
 MEANS = (-1.5, 1.5)
 STDS = (0.5, 0.5)
 
 #: its keys and defaults: one chain long enough to cross between the modes many times
-#: (workloads.keytable, where they are read without importing torch)
+#: (workloads.config.table, where they are read without importing torch)
 KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 

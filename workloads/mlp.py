@@ -27,20 +27,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from workloads import checks
 from workloads import data as data_mod
 from workloads.base import DataUnavailable, TrialContext, WorkloadResult
-from workloads.checks import parse_hidden
-from workloads.keytable import MNIST_MLP as TABLE
+from workloads.config import checks
+from workloads.config.checks import parse_hidden
+from workloads.config.table import MNIST_MLP as TABLE
+from workloads.config.trialspec import TrialSpec
 from workloads.train import precision_and_quantizer, train_classifier
-from workloads.trialspec import TrialSpec
 
 #: its keys and defaults, the README's float32 MNIST settings (6.7% test error on mnist5k)
-#: (workloads.keytable, where they are read without importing torch)
+#: (workloads.config.table, where they are read without importing torch)
 KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 
-#: checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+#: checks before anything runs (torch-free: workloads.config.check_keys runs them first)
 validate = checks.check_mlp
 
 

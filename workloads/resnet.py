@@ -29,13 +29,13 @@ from torch import nn
 
 from workloads import data as data_mod
 from workloads.base import TrialContext, WorkloadResult
-from workloads.keytable import CIFAR_RESNET18 as TABLE
+from workloads.config.table import CIFAR_RESNET18 as TABLE
+from workloads.config.trialspec import TrialSpec
 from workloads.train import precision_and_quantizer, train_classifier
 from workloads.train import validate as validate
-from workloads.trialspec import TrialSpec
 
 #: its keys and defaults, the low-precision SGLD/SGHMC papers' CIFAR settings (ALGORITHMS.md
-#: §10) (workloads.keytable, where they are read without importing torch)
+#: §10) (workloads.config.table, where they are read without importing torch)
 KEYS, DEFAULTS = TABLE.keys, TABLE.defaults
 
 QuantizerFactory = Callable[[], nn.Module] | None

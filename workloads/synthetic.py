@@ -20,9 +20,9 @@ import torch
 
 from lowprec import PrecisionSpec, schedules
 from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
-from workloads import checks
 from workloads.base import Diverged, TrialContext
-from workloads.trialspec import TrialSpec, build_sampler
+from workloads.config import checks
+from workloads.config.trialspec import TrialSpec, build_sampler
 
 #: without ``num_samples``, keep at most this many collected values (samples × chains × dim)
 DEFAULT_KEPT_VALUES = 2_000_000
@@ -33,7 +33,7 @@ CHECK_EVERY = 100
 GradFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-#: checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+#: checks before anything runs (torch-free: workloads.config.check_keys runs them first)
 validate = checks.check_synthetic
 
 

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowprec.metrics import classification_metrics, entropy, ood_auroc
-from workloads import checks, trialspec
 from workloads.base import Diverged, TrialContext, WorkloadResult
-from workloads.checks import collection_epochs
+from workloads.config import checks, trialspec
+from workloads.config.checks import collection_epochs
 from workloads.data import ImageData, augment_crop_flip, minibatches, normalize
 from workloads.synthetic import bits_metrics
 
@@ -50,7 +50,7 @@ EVAL_BATCH = {"cpu": 500, "cuda": 2000}
 CHECK_EVERY = 25
 
 
-#: checks before anything runs (torch-free: workloads.keys.check_keys runs them first)
+#: checks before anything runs (torch-free: workloads.config.check_keys runs them first)
 validate = checks.check_training
 
 
@@ -60,7 +60,7 @@ def precision_and_quantizer(
     """The trial's PrecisionSpec and a factory of Quantizer(A, E) modules for the network;
     the factory is None when activations and errors are both fp32 (nothing to insert)."""
     from lowprec import Quantizer
-    from workloads.keys import precision_of
+    from workloads.config.resolve import precision_of
 
     precision = precision_of(config)
     if precision.act.is_identity and precision.error.is_identity:
@@ -148,7 +148,8 @@ def train_classifier(
 ) -> WorkloadResult:
     """Sample ``model``'s posterior on ``data`` and return the ensemble's test predictions.
 
-    ``config`` is resolved (every key of ``workloads.keys`` and ``keytable.DATA_KEYS`` present);
+    ``config`` is resolved (every key of ``workloads.config.resolve`` and ``table.DATA_KEYS``
+    present);
     ``augment`` turns on the CIFAR crop-and-flip augmentation for training batches; ``ood``
     (test images of another data set of the same shape) adds ``ood_auroc``.
     """

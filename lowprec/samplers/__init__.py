@@ -5,7 +5,7 @@ temperature, prior_std, generator, executor)``, ``SGD(...)``, ``SGHMC(..., frict
 inverse_mass, vc_mode, momentum_rescale, ...)`` for the step-based rules that read the params'
 ``.grad``; ``svrg`` and ``halp`` need a gradient oracle rather than ``.grad``:
 :class:`lowprec.samplers.halp.VarianceReduced` (the logreg workload builds it). The config layer
-(``workloads.trialspec.build_sampler``) calls these with a trial's typed values.
+(``workloads.config.trialspec.build_sampler``) calls these with a trial's typed values.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def test_importing_analysis_loads_no_torch() -> None:
 
 
 def test_common_key_names_are_the_key_table() -> None:
-    from workloads.keys import COMMON_KEYS
+    from workloads.config.resolve import COMMON_KEYS
 
     assert set(COMMON_KEYS) == COMMON_KEY_NAMES
 

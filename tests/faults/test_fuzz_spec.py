@@ -35,7 +35,7 @@ from orchestrator.spec import Spec, SpecError, load_spec, parse_spec
 from orchestrator.sweep import dry_run
 from orchestrator.yamlio import MAX_CHARS, MAX_DEPTH, MAX_NODES, load_yaml
 from workloads import WORKLOADS
-from workloads.keys import keys_for
+from workloads.config.resolve import keys_for
 
 pytestmark = pytest.mark.faults
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from orchestrator.trial import TrialConfigError, parse_assignments, resolve
 from workloads import WORKLOADS
-from workloads.keys import keys_for
+from workloads.config.resolve import keys_for
 
 pytestmark = pytest.mark.faults
 

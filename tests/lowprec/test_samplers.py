@@ -14,7 +14,7 @@ from scipy.linalg import expm
 from lowprec import parse_format, quantize
 from lowprec import samplers as S
 from lowprec.samplers.sghmc import sghmc_coefficients
-from workloads.precision import precision_from_config
+from workloads.config.precision import precision_from_config
 
 FORMATS = ["fixed<8,3>", "block<8>", "float<4,3>", "fp32"]
 SHAPES = [(5, 3), (3,)]

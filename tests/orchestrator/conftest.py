@@ -40,7 +40,7 @@ def fake_registered() -> Iterator[None]:
     """The fake workload in this process's registry for the session, removed afterwards."""
     import workloads
     from tests.orchestrator import fake_workload
-    from workloads import keys
+    from workloads.config import resolve as keys
 
     saved = keys.COMMON_KEYS["workload"]
     fake_workload.register()

@@ -13,7 +13,7 @@ MODULE = "tests.orchestrator.fake_workload"
 def register() -> None:
     """Add ``fake`` to ``workloads.WORKLOADS`` and to the ``workload`` key's choices.
 
-    ``workloads.keys`` (which imports torch through lowprec) is patched only when already
+    ``workloads.config.resolve`` (which imports torch through lowprec) is patched only when already
     imported: otherwise it reads the choices from ``WORKLOADS`` when it is, and Ray's helper
     processes, which run this too, start without importing torch (under load, a slow dashboard
     agent makes the raylet give up: "timed out during startup")."""
@@ -22,7 +22,7 @@ def register() -> None:
     import workloads
 
     workloads.WORKLOADS[NAME] = MODULE
-    keys = sys.modules.get("workloads.keys")
+    keys = sys.modules.get("workloads.config.resolve")
     if keys is not None:
         common = keys.COMMON_KEYS["workload"]
         choices = tuple(workloads.WORKLOADS)

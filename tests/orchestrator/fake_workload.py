@@ -23,7 +23,7 @@ import torch
 
 from tests.orchestrator import fake_registry
 from workloads.base import DataUnavailable, Diverged, TrialContext, WorkloadResult
-from workloads.keys import Key
+from workloads.config.resolve import Key
 
 NAME = fake_registry.NAME
 

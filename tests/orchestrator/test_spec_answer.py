@@ -196,7 +196,7 @@ space:
 
 
 def test_burn_in_default_gives_way_to_a_short_run() -> None:
-    from workloads.keys import resolve_config
+    from workloads.config.resolve import resolve_config
 
     assert resolve_config({"workload": "mnist_mlp"})["burn_in"] == 5  # the default stands
     assert resolve_config({"workload": "mnist_mlp", "epochs": 6})["burn_in"] == 5

@@ -14,7 +14,7 @@ import pytest
 from orchestrator import tracking
 from orchestrator.outbox import load_pending, pending_keys, replay_pending
 from orchestrator.store import ResultsStore
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 
 SEARCHED = ["format", "bits", "accumulator", "seed"]
 

@@ -17,8 +17,8 @@ from torch import nn
 
 from lowprec.formats import FP32, BlockFloat, FixedPoint, SmallFloat, parse_format
 from workloads import costs
+from workloads.config.trialspec import TrialSpec
 from workloads.costs import costs_of, mac_pj
-from workloads.trialspec import TrialSpec
 
 REPO = Path(__file__).resolve().parents[2]
 MLP_PARAMS = 784 * 100 + 100 + 100 * 10 + 10  # 79,510

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from lowprec import samplers, schedules
-from workloads import mlp, trialspec
+from workloads import mlp
 from workloads.base import TrialContext
-from workloads.keys import resolve_config
+from workloads.config import trialspec
+from workloads.config.resolve import resolve_config
 from workloads.train import collection_epochs, init_parameters
 
 

@@ -12,8 +12,8 @@ import torch
 
 from workloads import gaussian, mixture
 from workloads.base import TrialContext
+from workloads.config.resolve import resolve_config
 from workloads.diagnostics import chain_diagnostics
-from workloads.keys import resolve_config
 
 
 def ar1(rng: np.random.Generator, rho: float, n: int, *lead: int) -> np.ndarray:

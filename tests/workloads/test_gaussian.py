@@ -12,7 +12,7 @@ import torch
 
 from workloads import gaussian
 from workloads.base import Diverged, TrialContext
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 
 SMALL = {"workload": "gaussian", "chains": 16, "steps": 200, "lr": 0.05, "burn_in": 50}
 
@@ -107,7 +107,7 @@ def test_bits_metrics() -> None:
 
 def test_prior_std_has_no_effect() -> None:
     """U is the whole target: prior_std is resolved to None, with the reason, and ignored."""
-    from workloads.keys import irrelevant_keys
+    from workloads.config.resolve import irrelevant_keys
 
     raw = {**SMALL, "prior_std": 1.0}
     assert resolve_config(raw)["prior_std"] is None

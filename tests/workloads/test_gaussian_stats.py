@@ -22,7 +22,7 @@ import torch
 
 from workloads import gaussian
 from workloads.base import TrialContext
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ import torch
 
 from workloads import logreg
 from workloads.base import TrialContext
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 
 BASE = {
     "workload": "logreg",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workloads.keys import COMMON_KEYS, keys_for, resolve_config
+from workloads.config.resolve import COMMON_KEYS, keys_for, resolve_config
 
 
 def test_defaults_are_filled_in() -> None:

@@ -44,7 +44,7 @@ def test_cifar_defaults_are_the_papers_and_missing_data_is_named(tmp_path) -> No
     """ALGORITHMS.md §10: batch 128, lr 0.5, T 0.001, decay, weight decay 5e-4 (σ = 0.2 at
     N = 50,000), 245 epochs with the last 50 collected; without the files, DataUnavailable."""
     from workloads.base import DataUnavailable
-    from workloads.trialspec import TrialSpec
+    from workloads.config.trialspec import TrialSpec
 
     trial = TrialSpec.from_config({"workload": "cifar_resnet18"})
     assert (trial.run.batch_size, trial.run.epochs, trial.run.burn_in) == (128, 245, 195)

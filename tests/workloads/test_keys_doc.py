@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.trial import main
-from workloads.keys import keys_for
-from workloads.keysdoc import builtin_workloads, render_markdown
+from workloads.config.doc import builtin_workloads, render_markdown
+from workloads.config.resolve import keys_for
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "keys.md"
 
 
 def test_docs_keys_md_is_the_generated_table() -> None:
     assert DOC.read_text(encoding="utf-8") == render_markdown(), (
-        "docs/keys.md differs from the key table: run `python -m workloads.keysdoc > docs/keys.md`"
+        "docs/keys.md differs from the key table: "
+        "run `python -m workloads.config.doc > docs/keys.md`"
     )
 
 

@@ -22,9 +22,9 @@ import pytest
 from orchestrator.trial import TrialConfigError, parse_assignments, resolve
 from tests.pyrun import stdout_lines
 from workloads import WORKLOADS, get_workload
-from workloads.keys import check_keys, keys_for, resolve_config, workload_keys
-from workloads.keysdoc import builtin_workloads, render_text
-from workloads.keytable import BUILTIN, VARIANCE_REDUCED, WorkloadKeys
+from workloads.config.doc import builtin_workloads, render_text
+from workloads.config.resolve import check_keys, keys_for, resolve_config, workload_keys
+from workloads.config.table import BUILTIN, VARIANCE_REDUCED, WorkloadKeys
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "ray", "mlflow")
@@ -44,7 +44,7 @@ REFUSED: list[list[str]] = [
     ["workload=mnist_mlp", "format=float", "bits=8", "exp_bits=8"],  # a family's keys: no man
     ["workload=logreg", "act_format=blok<8>"],  # a kind logreg lacks: the string is still read
     ["workload=gaussian", "accumulator=vc"],  # low-precision weights needed, the format is fp32
-    # the workloads' own checks (workloads.checks)
+    # the workloads' own checks (workloads.config.checks)
     ["workload=gaussian", "steps=100", "burn_in=200"],  # no step left to collect a sample
     ["workload=mnist_mlp", "schedule=cyclical", "epochs=10", "cycles=3"],  # cycles ∤ epochs
     ["workload=mnist_mlp", "hidden=100,x"],
@@ -97,7 +97,8 @@ def test_cli_refuses_bad_keys_and_values_before_torch_is_imported() -> None:
     results = _run_clis([*REFUSED, ["--keys", "workload=cifar_resnet18"]])
     for args, (code, stdout, stderr) in zip(REFUSED, results, strict=False):
         imported = _imported(stderr)
-        assert {"orchestrator.yamlio", "workloads.keys"} <= imported  # -X importtime listed
+        # -X importtime listed
+        assert {"orchestrator.yamlio", "workloads.config.resolve"} <= imported
         heavy = _heavy(imported)
         assert not heavy, (args, heavy[:5])
         lines = [line for line in stderr.splitlines() if not line.startswith("import time:")]
@@ -154,7 +155,7 @@ def test_check_keys_is_the_first_part_of_resolve() -> None:
 
 def test_workload_modules_agree_with_their_tables() -> None:
     """Each project workload's module states no attribute that disagrees with its table in
-    ``workloads.keytable`` (the table is what validation reads); logreg's variance-reduced
+    ``workloads.config.table`` (the table is what validation reads); logreg's variance-reduced
     samplers are ``lowprec.samplers.halp.MODES``."""
     from lowprec.samplers.halp import MODES
 
@@ -214,7 +215,7 @@ SWEEP_REFUSED: list[tuple[str, str, str, str | dict[str, Any]]] = [
         "fixed.accumulator",
         {"accumulator": "vc"},
     ),
-    # a workload's own check (workloads.checks): cyclical epochs not a multiple of cycles
+    # a workload's own check (workloads.config.checks): cyclical epochs not a multiple of cycles
     (
         "mnist_mlp",
         f"fixed: {{schedule: cyclical, epochs: 10, cycles: 3}}\n{SEEDS}",

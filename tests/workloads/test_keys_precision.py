@@ -1,11 +1,12 @@
-"""The precision derivation of the config layer: rules and errors (workloads/precision.py)."""
+"""The precision derivation of the config layer: rules and errors
+(workloads/config/precision.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lowprec import FP32, PrecisionSpec, parse_format
-from workloads.precision import default_exp_bits, precision_config, precision_from_config
+from workloads.config.precision import default_exp_bits, precision_config, precision_from_config
 
 
 def spec(**config: object) -> PrecisionSpec:

@@ -1,4 +1,5 @@
-"""The key table's relevance rules, bounds and the record of a trial (workloads/keys.py)."""
+"""The key table's relevance rules, bounds and the record of a trial
+(workloads/config/resolve.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workloads import WORKLOADS
-from workloads.keys import (
+from workloads.config.resolve import (
     effective_params,
     irrelevant_keys,
     keys_for,

@@ -10,7 +10,7 @@ import torch
 
 from workloads import logreg
 from workloads.base import Diverged, TrialContext
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 
 SMALL = {
     "workload": "logreg",

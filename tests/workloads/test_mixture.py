@@ -9,7 +9,7 @@ import torch
 
 from workloads import mixture
 from workloads.base import TrialContext
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 
 
 def _run(raw: dict):

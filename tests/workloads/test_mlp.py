@@ -17,7 +17,7 @@ from tests.workloads.test_resnet import call_order
 from workloads import data as data_mod
 from workloads import mlp
 from workloads.base import DataUnavailable, Diverged, TrialContext, WorkloadResult
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 from workloads.train import precision_and_quantizer
 
 

@@ -14,7 +14,7 @@ from lowprec import Quantizer
 from tests.workloads.test_data import fake_cifar, write_cifar
 from workloads import resnet
 from workloads.base import DataUnavailable, TrialContext
-from workloads.keys import resolve_config
+from workloads.config.resolve import resolve_config
 from workloads.train import precision_and_quantizer
 
 LEAVES = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU, Quantizer, nn.Identity)

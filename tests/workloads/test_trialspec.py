@@ -1,4 +1,4 @@
-"""TrialSpec: the resolved config turned once into typed values (workloads/trialspec.py)."""
+"""TrialSpec: the resolved config turned once into typed values (workloads/config/trialspec.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 
 from lowprec.formats import FixedPoint
 from lowprec.samplers import SGD, SGHMC, SGLD
-from workloads.keys import resolve_config
-from workloads.runspec import SamplerName, ScheduleKind
-from workloads.trialspec import TrialSpec, build_sampler
+from workloads.config.resolve import resolve_config
+from workloads.config.runspec import SamplerName, ScheduleKind
+from workloads.config.trialspec import TrialSpec, build_sampler
 
 
 def test_typed_parts_of_a_deep_trial() -> None:

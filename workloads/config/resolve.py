@@ -2,7 +2,7 @@
 bounds and relevance (one name everywhere: YAML, Ray config, MLflow param, Parquet column).
 
 ``COMMON_KEYS`` holds the keys shared by all workloads; a workload's table
-(``workloads.keytable``) adds its own keys and overrides defaults (``keys_for``). Each key
+(``workloads.config.table``) adds its own keys and overrides defaults (``keys_for``). Each key
 states once, in its ``applies`` rule, when it has an effect on a trial; the rule returns None
 when the key applies and otherwise a one-line reason (``"sampler sgld has no friction"``).
 
@@ -16,10 +16,11 @@ when the key applies and otherwise a one-line reason (``"sampler sgld has no fri
   imports no torch (``lowprec.formats`` and ``lowprec.precision`` are torch-free), so that the
   command line refuses a bad key, value, format or combination before torch loads.
 
-What a workload's trials have (read by the rules) is its :class:`workloads.keytable.WorkloadKeys`:
-``workloads.keytable`` holds the project's workloads' tables; a workload registered at run time
-states them as module attributes (``KEYS``, ``DEFAULTS``, ``SAMPLERS``, ``OPTIMISERS``,
-``RUN_LENGTH``, ``TENSORS``, ``MINIBATCHES``, ``HAS_PRIOR``).
+What a workload's trials have (read by the rules) is its
+:class:`workloads.config.table.WorkloadKeys`: ``workloads.config.table`` holds the project's
+workloads' tables; a workload registered at run time states them as module attributes (``KEYS``,
+``DEFAULTS``, ``SAMPLERS``, ``OPTIMISERS``, ``RUN_LENGTH``, ``TENSORS``, ``MINIBATCHES``,
+``HAS_PRIOR``).
 """
 
 from __future__ import annotations
@@ -32,19 +33,20 @@ from typing import Any
 from lowprec.precision import ACCUMULATORS, KERNEL_MODES, ROUNDINGS
 from lowprec.schedules import SCHEDULES
 from workloads import WORKLOADS, get_workload
-from workloads.keyspec import FAMILIES, TENSOR_KINDS, Key, Rule
-from workloads.keyspec import MAX_STR_LEN as MAX_STR_LEN
-from workloads.keytable import BUILTIN, WorkloadKeys
-from workloads.keytable import DEEP_SAMPLERS as DEEP_SAMPLERS
-from workloads.precision import precision_of
+from workloads.config.checks import BUILTIN as BUILTIN_CHECKS
+from workloads.config.keyspec import FAMILIES, TENSOR_KINDS, Key, Rule
+from workloads.config.keyspec import MAX_STR_LEN as MAX_STR_LEN
+from workloads.config.precision import precision_of
+from workloads.config.table import BUILTIN, WorkloadKeys
+from workloads.config.table import DEEP_SAMPLERS as DEEP_SAMPLERS
 
 # ----------------------------------------------------------------------------------------------
-# what a workload's trials have (its table: workloads.keytable, or its module's attributes)
+# what a workload's trials have (its table: workloads.config.table, or its module's attributes)
 # ----------------------------------------------------------------------------------------------
 
 
 def workload_keys(workload: str) -> WorkloadKeys:
-    """The key table of ``workload``: ``workloads.keytable``'s for the project's workloads
+    """The key table of ``workload``: ``workloads.config.table``'s for the project's workloads
     (torch not imported), else read from its module; ``ValueError`` naming the choices when
     ``workload`` is unknown."""
     if workload not in WORKLOADS:
@@ -288,7 +290,7 @@ COMMON_KEYS: dict[str, Key] = {
     "variant": Key(
         str, None, "name of the spec's variant this trial belongs to (set by sweeps)", optional=True
     ),
-    # precision (workloads.trialspec derives the PrecisionSpec from these)
+    # precision (workloads.config.trialspec derives the PrecisionSpec from these)
     "format": Key(
         str,
         "fp32",
@@ -544,7 +546,7 @@ def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     """``raw`` type-checked with every default filled in, the sampler checked against the
     workload's, ``tensors`` normalised, and the formats parsed and combined into the trial's
     ``PrecisionSpec`` (its checks), and a project workload's own checks
-    (:mod:`workloads.checks`): the steps of :func:`resolve_config` that import no workload
+    (:mod:`workloads.config.checks`): the steps of :func:`resolve_config` that import no workload
     module and no torch for the project's workloads. Raises ``ValueError`` naming the first
     offending key, as :func:`resolve_config` does."""
     config, _ = _fill(raw)
@@ -558,17 +560,16 @@ def check_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
     _normalise_tensors(config)
     _formats(config)  # validates formats and their combinations (lowprec, no torch)
     check = _builtin_check(workload)
-    if check is not None:  # a project workload's own checks (workloads.checks, no torch)
+    if check is not None:  # a project workload's own checks (workloads.config.checks, no torch)
         check(config)
     return config
 
 
 def _builtin_check(workload: str) -> Any:
-    """The torch-free check of a project workload (:data:`workloads.checks.BUILTIN`), or None
-    (a registered workload's module has its own ``validate``, run by :func:`resolve_config`)."""
-    from workloads.checks import BUILTIN as CHECKS  # it imports this module
-
-    return CHECKS.get(WORKLOADS.get(workload, ""))
+    """The torch-free check of a project workload (:data:`workloads.config.checks.BUILTIN`), or
+    None (a registered workload's module has its own ``validate``, run by
+    :func:`resolve_config`)."""
+    return BUILTIN_CHECKS.get(WORKLOADS.get(workload, ""))
 
 
 def resolve_config(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The precision of one trial (ALGORITHMS.md §3) derived from the flat config keys of
-``workloads/keys.py``: the config layer's side of ``lowprec.PrecisionSpec`` (a typed value).
+``workloads/config/resolve.py``: the config layer's side of ``lowprec.PrecisionSpec`` (a typed
+value).
 
 Derivation (:func:`precision_from_config`):
 
@@ -39,7 +40,7 @@ from lowprec.formats import (
     parse_format,
 )
 from lowprec.precision import ACCUMULATORS, ROUNDINGS, PrecisionSpec
-from workloads.keyspec import FAMILIES, TENSOR_KINDS  # the keys' vocabulary, torch-free
+from workloads.config.keyspec import FAMILIES, TENSOR_KINDS  # the keys' vocabulary, torch-free
 
 __all__ = [
     "FAMILIES",

@@ -22,9 +22,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from lowprec import PrecisionSpec
-from workloads.keys import resolve_config, run_length_key, with_defaults
-from workloads.precision import precision_of
-from workloads.runspec import (
+from workloads.config.precision import precision_of
+from workloads.config.resolve import resolve_config, run_length_key, with_defaults
+from workloads.config.runspec import (
     RunLength,
     SamplerName,
     SamplerSpec,

@@ -1,6 +1,6 @@
 """The built-in workloads' own checks of a trial's config, before anything runs: torch-free.
 
-``workloads.keys.check_keys`` runs them (:data:`BUILTIN`, by workload module), so that
+``workloads.config.check_keys`` runs them (:data:`BUILTIN`, by workload module), so that
 ``python -m orchestrator.trial`` and ``sweep --dry-run`` refuse these configs in one line before
 torch loads; each workload module keeps its check as its ``validate``. Each takes a
 config whose keys all have values (defaults filled in) and raises ``ValueError`` naming the key.
@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lowprec.precision import VARIANCE_REDUCED, check_method
-from workloads.keytable import LOGREG
-from workloads.precision import precision_of
-from workloads.runspec import ScheduleSpec
+from workloads.config.precision import precision_of
+from workloads.config.runspec import ScheduleSpec
+from workloads.config.table import LOGREG
 
 __all__ = [
     "BUILTIN",

@@ -1,9 +1,9 @@
 """The key table as text: docs/keys.md and ``python -m orchestrator.trial --keys``.
 
-    python -m workloads.keysdoc > docs/keys.md     # regenerate the docs' key table
+    python -m workloads.config.doc > docs/keys.md     # regenerate the docs' key table
 
-Everything here is read from ``workloads.keys`` (names, types, defaults per workload, choices,
-bounds, relevance rules); tests/workloads/test_keys_doc.py fails when docs/keys.md differs.
+Everything here is read from ``workloads.config.resolve`` (names, types, defaults per workload,
+choices, bounds, relevance rules); tests/workloads/test_keys_doc.py fails when docs/keys.md differs.
 A workload's keys (``render_text``) need no torch; the workload list and the Markdown read each
 workload module's docstring, so they import the modules.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from workloads import WORKLOADS, get_workload
-from workloads.keys import COMMON_KEYS, Key, keys_for, workload_keys
+from workloads.config.resolve import COMMON_KEYS, Key, keys_for, workload_keys
 
 
 def builtin_workloads() -> list[str]:
@@ -66,7 +66,7 @@ def render_markdown() -> str:
     out = [
         "# Config keys",
         "",
-        "Generated from `workloads/keys.py` by `python -m workloads.keysdoc > docs/keys.md`;",
+        "Generated from `workloads/config/` by `python -m workloads.config.doc > docs/keys.md`;",
         "do not edit by hand. A key that has no effect on a trial (the column *has an effect",
         "with*) is set to null in its resolved config and left out of its record.",
         "",

@@ -1,6 +1,6 @@
 """The value types a trial is made of, below the key machinery: the update rule and its
-hyperparameters, the step-size schedule and the run length. ``workloads.trialspec`` assembles
-them into a ``TrialSpec``; the torch-free checks (``workloads.checks``) build a schedule from
+hyperparameters, the step-size schedule and the run length. ``workloads.config.trialspec`` assembles
+them into a ``TrialSpec``; the torch-free checks (``workloads.config.checks``) build a schedule from
 them without importing the key resolution."""
 
 from __future__ import annotations

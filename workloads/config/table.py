@@ -1,13 +1,13 @@
 """Each built-in workload's keys, defaults and trial shape, readable without importing torch.
 
-``workloads.keys`` validates a config against ``COMMON_KEYS`` plus the table of its workload
-(:class:`WorkloadKeys`). The tables of the project's workloads live here, beside nothing heavy,
-so that a bad key or value is refused before the workload module (torch, the data loaders) is
-imported; each workload module takes its ``KEYS`` and ``DEFAULTS`` from here. A
-workload registered at run time (``workloads.WORKLOADS[name] = "pkg.module"``) has no entry:
-its table is read from its module's attributes (:meth:`WorkloadKeys.of_module`):
+``workloads.config.resolve`` validates a config against ``COMMON_KEYS`` plus the table of its
+workload (:class:`WorkloadKeys`). The tables of the project's workloads live here, beside nothing
+heavy, so that a bad key or value is refused before the workload module (torch, the data loaders) is
+imported; each workload module takes its ``KEYS`` and ``DEFAULTS`` from here. A workload registered
+at run time (``workloads.WORKLOADS[name] = "pkg.module"``) has no entry: its table is read from its
+module's attributes (:meth:`WorkloadKeys.of_module`):
 
-    KEYS: dict[str, Key]             # its own keys beyond workloads.keys.COMMON_KEYS
+    KEYS: dict[str, Key]             # its own keys beyond workloads.config.COMMON_KEYS
     DEFAULTS: dict[str, Any]         # its defaults in place of the common ones
     SAMPLERS: tuple[str, ...]        # samplers it runs (default DEEP_SAMPLERS)
     OPTIMISERS: tuple[str, ...]      # samplers whose ensemble is their final iterate (no samples)
@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from lowprec.precision import VARIANCE_REDUCED
-from workloads.keyspec import Key
+from workloads.config.keyspec import Key
 
 #: the samplers a workload runs unless it says otherwise
 DEEP_SAMPLERS: tuple[str, ...] = ("sgld", "sghmc", "sgd")
@@ -36,8 +36,8 @@ CIFAR_DATASETS: tuple[str, ...] = ("cifar10", "cifar100")
 
 @dataclass(frozen=True)
 class WorkloadKeys:
-    """What ``workloads.keys`` reads of one workload (the module attributes of the same names,
-    upper-case, in the module docstring)."""
+    """What ``workloads.config.resolve`` reads of one workload (the module attributes of the same
+    names, upper-case, in the module docstring)."""
 
     keys: Mapping[str, Key]
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -200,7 +200,7 @@ def _cyclical(c: Any) -> str | None:
     return None if c["schedule"] == "cyclical" else f"schedule is {c['schedule']}, not cyclical"
 
 
-#: keys of the deep workloads beyond ``workloads.keys.COMMON_KEYS`` (each adds ``dataset``)
+#: keys of the deep workloads beyond ``workloads.config.COMMON_KEYS`` (each adds ``dataset``)
 DATA_KEYS: dict[str, Key] = {
     "data_dir": Key(
         str,

@@ -2,8 +2,8 @@
 and its check, with the precision keys' vocabulary (format families, tensor kinds).
 
 Imports nothing heavy (no torch, numpy, Ray or MLflow): ``python -m orchestrator.trial`` and the
-spec loader refuse a bad key or value with this and ``workloads.keytable`` before torch loads
-(each input is refused in well under a second). ``workloads.keys`` re-exports
+spec loader refuse a bad key or value with this and ``workloads.config.table`` before torch loads
+(each input is refused in well under a second). ``workloads.config.resolve`` re-exports
 :class:`Key`.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: format families that ``format`` combines with ``bits`` (workloads.precision derives them)
+#: format families that ``format`` combines with ``bits`` (workloads.config.precision derives them)
 FAMILIES = ("fixed", "block", "float", "mx", "int", "fp32")
 #: letter of ``tensors`` -> (PrecisionSpec field, its override key)
 TENSOR_KINDS = {
