@@ -582,8 +582,8 @@ def test_triton_element_kernels_under_the_interpreter(text: str) -> None:
 
 
 def test_format_families_mx_and_int() -> None:
-    """``format: mx`` / ``int`` with ``bits`` (workloads.precision): MXFP4/6/8 and int<B>."""
-    from workloads.precision import precision_from_config
+    """``format: mx`` / ``int`` with ``bits`` (workloads.config.precision): MXFP4/6/8 and int<B>."""
+    from workloads.config.precision import precision_from_config
 
     def weight(**config: object) -> str:
         return str(precision_from_config(config).weight)
@@ -598,3 +598,26 @@ def test_format_families_mx_and_int() -> None:
         weight(format="mx", bits=5)
     with pytest.raises(ValueError, match="key 'bits': 30 makes no int format"):
         weight(format="int", bits=30)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("text", [*ELEMENTS, *SCALED])
+def test_cuda_nearest_equals_the_cpu_reference(text: str) -> None:
+    """On CUDA the elements run the Triton float kernels and the scaled formats scale in torch
+    and round their elements there: nearest equal bit for bit to the CPU's eager result;
+    stochastic rounding and VC on the grid."""
+    x = block_values("fp8_e4m3", rows=256)
+    expected = quantize(x, text, "nearest", kernels="eager")
+    got = quantize(x.cuda(), text, "nearest", kernels="auto").cpu()
+    assert same_bits(got, expected)
+    fmt = parse_format(text)
+    finite = x.clone()
+    finite[~torch.isfinite(finite)] = 1.0
+    g = torch.Generator(device="cuda").manual_seed(0)
+    sr = quantize(finite.cuda(), fmt, "stochastic", g)
+    assert torch.isfinite(sr).all()
+    if not isinstance(fmt, ScaledFormat) or isinstance(fmt, MXFormat):
+        assert torch.equal(quantize(sr, fmt, "nearest", kernels="eager"), sr)
+        vc = vc_quantize(finite.cuda(), 1e-4, fmt, generator=g)
+        assert torch.equal(quantize(vc, fmt, "nearest", kernels="eager"), vc)
