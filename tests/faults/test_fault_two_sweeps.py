@@ -9,11 +9,15 @@ While they run, the stray-process check is shown to see Ray's own processes."""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.faults import harness
+from tests.faults.load import machine_load
 from tests.orchestrator.helpers import write_spec
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -28,6 +32,7 @@ fixed: {reports: 2, sleep_s: 0.2}
 space:
   lr: {grid: [0.1, 0.2]}
 """
+LRS = "[0.1, 0.2, 0.3, 0.4]"
 
 
 def test_two_sweeps_at_once(fault_env: dict[str, str], tmp_path: Path, fault_log) -> None:
@@ -74,3 +79,94 @@ def test_two_sweeps_at_once(fault_env: dict[str, str], tmp_path: Path, fault_log
         outcome="same sweep: the second refused in one line (lock); another sweep: both complete",
     )
     assert (recorded, duplicates, lost) == (4, 0, 0)
+
+
+def _sockets(tag: str) -> tuple[set[int], set[int]]:
+    """Loopback ports the processes tagged ``tag`` listen on, and the loopback ports they are
+    connected to (TCP)."""
+    import psutil
+
+    listening, connected = set(), set()
+    for pid in harness.tagged_pids(tag):
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:  # ended meanwhile
+            continue
+        for conn in conns:
+            if conn.status == psutil.CONN_LISTEN:
+                listening.add(conn.laddr.port)
+            elif conn.raddr and conn.raddr.ip.startswith("127."):
+                connected.add(conn.raddr.port)
+    return listening, connected
+
+
+def _sessions(tag: str) -> set[str]:
+    """Ray session directories named on the command lines of the processes tagged ``tag``."""
+    found = set()
+    for pid in harness.tagged_pids(tag):
+        found.update(re.findall(r"/session_[0-9_-]+", harness.command_line(pid)))
+    return found
+
+
+def test_two_sweeps_side_by_side_under_load(
+    fault_env: dict[str, str], tmp_path: Path, fault_log
+) -> None:
+    """Two sweeps of the same name in two results directories (each its own MLflow store and
+    local Ray), started at once beside a CPU burner per core and a third sweep: both complete,
+    each trial once; while they run, neither sweep's processes listen on or connect to a port
+    of the other's, nor share its Ray session; each writes only under its own directory."""
+    spec = write_spec(tmp_path, SPEC.replace("NAME", "same").replace("[0.1, 0.2]", LRS), "s.yaml")
+    tags = [fault_env[harness.TAG], uuid.uuid4().hex]  # the second also checked for strays
+    procs, logs = [], []
+    with machine_load(tmp_path / "load", fault_env):
+        for i, tag in enumerate(tags):
+            env = {**fault_env, harness.TAG: tag}
+            results, store = tmp_path / f"r{i}", tmp_path / f"m{i}.db"
+            args = ["--results", str(results), "--mlflow-uri", str(store)]
+            logs.append(tmp_path / f"sweep{i}")
+            procs.append(harness.start([str(spec), *args], tmp_path, env, log=logs[-1]))
+        # both running trials: every Ray process of both is up
+        for i, proc in enumerate(procs):
+            rows = lambda i=i: harness.row_files(tmp_path / f"r{i}" / "same")  # noqa: E731
+            harness.wait_for(rows, proc, 400, f"sweep {i}'s first row", logs[i])
+        samples = 0
+        while all(p.poll() is None for p in procs):
+            (listen0, conn0), (listen1, conn1) = _sockets(tags[0]), _sockets(tags[1])
+            assert not listen0 & listen1, listen0 & listen1
+            assert not conn0 & listen1, f"sweep 0 connected to sweep 1's ports {conn0 & listen1}"
+            assert not conn1 & listen0, f"sweep 1 connected to sweep 0's ports {conn1 & listen0}"
+            sessions = [_sessions(t) for t in tags]
+            assert not sessions[0] & sessions[1], sessions
+            assert len(sessions[0]) <= 1 and len(sessions[1]) <= 1, sessions
+            samples += bool(listen0 and listen1 and all(sessions))
+        for proc in procs:
+            proc.wait(timeout=600)
+    outputs = [harness.output(log) for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert samples >= 1, "no sample of both sweeps' sockets while both ran"
+    recorded = duplicates = lost = 0
+    for i in (0, 1):
+        sweep = tmp_path / f"r{i}" / "same"
+        audit = harness.audit(sweep, expected=len(LRS.split(",")))
+        assert not audit["problems"], audit["problems"]
+        assert all(r["status"] == "ok" and r["attempt"] == 1 for r in audit["rows"])
+        assert audit["parent_status"] == "FINISHED"
+        meta = json.loads((sweep / "sweep.json").read_text())
+        assert meta["tune_path"].startswith(str(tmp_path / f"r{i}")), meta
+        assert meta["tracking_uri"].endswith(f"m{i}.db"), meta
+        recorded += audit["recorded"]
+        duplicates += audit["duplicates"]
+        lost += audit["lost"]
+    strays = harness.strays_after(tags[1])
+    assert not strays, strays
+    fault_log(
+        "two sweeps side by side under load, separate results dirs, MLflow stores and Rays",
+        tried=2,
+        recorded=recorded,
+        duplicates=duplicates,
+        lost=lost,
+        tracebacks=sum(harness.tracebacks(o + e) for o, e in outputs),
+        outcome=f"both complete; disjoint listening ports and Ray sessions, no connection to "
+        f"the other's ports ({samples} samples while both ran)",
+    )
+    assert (recorded, duplicates, lost) == (2 * len(LRS.split(",")), 0, 0)
