@@ -388,6 +388,20 @@ def block_maxbits(x, rows, length, width, maxbits):  # type: ignore[no-untyped-d
         maxbits[b] = _block_max(x, b, length, width, nb)
 
 
+@parallel_and_serial
+def block_maxbits_regular(x, width, maxbits):  # type: ignore[no-untyped-def]
+    """block_maxbits where every block is a whole run of ``width`` (the last dim a multiple of
+    it): block b is x[b·width : (b+1)·width], a short loop per block that vectorizes (2-3x
+    faster for runs of 16 or 32 than slicing per block). The same values."""
+    for b in prange(maxbits.size):
+        acc = np.int32(0)
+        o = b * width
+        for k in range(width):
+            a = absbits(x[o + k])
+            acc = a if a > acc else acc
+        maxbits[b] = acc
+
+
 @njit(**_INLINE)
 def block_run(s, i, m, length, width, nb):  # type: ignore[no-untyped-def]
     """(b, end): the block b of element i of a tile of m elements starting at flat index s

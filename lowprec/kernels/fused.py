@@ -226,11 +226,21 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
         _cpu_kernel("quantize_float", xn.size)(xn, on, f, *args)
     elif kind == BLOCK:
         rows, length, width = block_layout(fmt, xf.shape)
-        maxbits = np.empty(rows * -(-length // width), np.int32)
-        _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
+        maxbits = _numba_maxbits(xn, rows, length, width)
         _cpu_kernel("quantize_block", xn.size)(xn, on, maxbits, length, width, f, *args)
     else:
         raise ValueError(f"no fused kernel for format {fmt}")
+
+
+def _numba_maxbits(xn: np.ndarray, rows: int, length: int, width: int) -> np.ndarray:
+    """The bit pattern of each block's max|x| (rows of ``length`` in runs of ``width``): by
+    whole runs when the runs tile the rows (short vectorized loops), else run by run."""
+    maxbits = np.empty(rows * -(-length // width), np.int32)
+    if length % width == 0 and width < length:
+        _cpu_kernel("block_maxbits_regular", xn.size)(xn, width, maxbits)
+    else:
+        _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
+    return maxbits
 
 
 def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: int) -> None:  # type: ignore[no-untyped-def]
@@ -243,8 +253,7 @@ def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: 
         raise ValueError(f"no fused kernel for format {fmt}")
     f, g = params
     rows, length, width = block_layout(fmt, xf.shape)
-    maxbits = np.empty(rows * -(-length // width), np.int32)
-    _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
+    maxbits = _numba_maxbits(xn, rows, length, width)
     if isinstance(fmt, NVFP4) and fmt.per_tensor:
         amax = maxbits.max().view(np.float32)
         t = np.float32(amax) / np.float32(448.0 * 6.0)
