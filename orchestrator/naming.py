@@ -5,12 +5,18 @@ A *configuration* is the set of trials that differ only in ``seed``; its name is
 runs' name without the seed (:func:`configuration_name`), and a child run's name is its
 configuration's name followed by ``seed=N`` when the seed varies (:func:`child_name`). One
 function names both, so the ``configuration`` column of trials.parquet, the MLflow child runs
-and the answer's lines agree."""
+and the answer's lines agree.
+
+Each function takes a trial's ``TrialSpec`` (whose record was made from its one resolution) or
+a plain config (resolved here, for callers without a trial: the driver's display, backfill)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from workloads.config import TrialSpec, effective_params
+from workloads.config.precision import precision_of
 
 if TYPE_CHECKING:
     from orchestrator.spec import Spec
@@ -45,29 +51,30 @@ def child_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
     return shown if name == "trial" else f"{name} {shown}"
 
 
-def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial's effective configuration: ``workloads.config.effective_params`` (the relevant
-    keys, the effective per-tensor formats, ``bits_per_param``), never a ``None``."""
+def _record(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The record of a ``TrialSpec`` (made from its one resolution), or of a plain config
+    resolved here; None when it cannot resolve (a failed trial's raw config)."""
+    if isinstance(config, TrialSpec):
+        return config.record
     try:
-        from workloads.config.resolve import effective_params
-    except ImportError:  # before the schema's table offers it: at least no unset keys
-        effective_params = None
-    params: Mapping[str, Any] = config
-    if effective_params is not None:
-        try:
-            params = effective_params(config)
-        except (ValueError, KeyError, TypeError):
-            params = config
+        return effective_params(config)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's effective configuration: its record (``workloads.config.effective_params``:
+    the relevant keys, the effective per-tensor formats, ``bits_per_param``), never a ``None``."""
+    record = _record(config)
+    params = config if record is None else record
     return {k: v for k, v in params.items() if v is not None}
 
 
 def _weight_format(config: Mapping[str, Any]) -> str | None:
-    params = trial_params(config)
-    if params.get("weight_format") is not None:
-        return str(params["weight_format"])
+    record = _record(config)
+    if record is not None and record.get("weight_format") is not None:
+        return str(record["weight_format"])
     try:
-        from workloads.config.resolve import precision_of
-
         return str(precision_of(dict(config)).weight)
     except Exception:
         return None
@@ -94,6 +101,9 @@ def run_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
     ``seed`` comes last whatever its place in ``keys``: the name is the configuration's
     (:func:`configuration_name`) followed by the seed, wherever it is shown.
     """
+    trial = config
+    if isinstance(config, TrialSpec):  # its resolved config: irrelevant keys None, not shown
+        config = config.resolved
     parts: list[str] = []
     if config.get("variant"):
         parts.append(str(config["variant"]))
@@ -107,7 +117,7 @@ def run_name(config: Mapping[str, Any], keys: Sequence[str] = ()) -> str:
             if shown_format:
                 continue
             shown_format = True
-            weight = _weight_format(config)
+            weight = _weight_format(trial)
             if weight is not None:
                 if weight != config.get("variant"):  # variant fp32 with format fp32: "fp32"
                     parts.append(weight)

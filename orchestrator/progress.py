@@ -49,7 +49,7 @@ from ray.tune import Callback
 from orchestrator.naming import configuration_name
 from orchestrator.store import ResultsStore, trial_row
 from orchestrator.tracking import TAG_TRIAL, client, retry, run_name
-from orchestrator.trial import TrialConfigError, record_config, resolve, weight_bits
+from orchestrator.trial import TrialConfigError, record_config, trial_spec, weight_bits
 
 #: keys Tune adds to every result; not metrics of ours
 TUNE_KEYS = frozenset(
@@ -126,6 +126,8 @@ class SweepProgress(Callback):
         self.outcomes: dict[str, str] = {}
         self.best: tuple[float, str] | None = None
         self.labels: dict[str, str] = {}
+        #: trial id -> its TrialSpec (None: its config cannot resolve), resolved once here
+        self.specs: dict[str, Any] = {}
         self.last_replay = 0.0
         self._init_runtime()
 
@@ -259,14 +261,23 @@ class SweepProgress(Callback):
         self.close()
 
     # ------------------------------------------------------------------ lines
+    def described(self, trial: Any) -> Any:
+        """What names and records a Tune trial: its ``TrialSpec`` (its config resolved once,
+        then kept), or its raw config when that cannot resolve."""
+        trial_id = trial.trial_id
+        if trial_id not in self.specs:
+            try:
+                self.specs[trial_id] = trial_spec(dict(trial.config))
+            except (TrialConfigError, ValueError, TypeError):
+                self.specs[trial_id] = None
+        spec = self.specs[trial_id]
+        return spec if spec is not None else dict(trial.config)
+
     def label(self, trial: Any) -> str:
         """The trial's MLflow run name (what distinguishes it in the sweep)."""
         trial_id = trial.trial_id
         if trial_id not in self.labels:
-            try:
-                config = resolve(dict(trial.config))
-            except (TrialConfigError, ValueError, TypeError):
-                config = dict(trial.config)
+            config = self.described(trial)
             try:
                 name = run_name(config, self.name_keys) if self.name_keys else trial_id
             except Exception:
@@ -354,10 +365,7 @@ class SweepProgress(Callback):
         if self.store is None or self.store.read_trial_row(trial.trial_id) is not None:
             row = self.store.read_trial_row(trial.trial_id) if self.store else None
             return str(row.get("status")) if row else "ok"
-        try:
-            config = resolve(trial.config)
-        except TrialConfigError:
-            config = dict(trial.config)
+        config = self.described(trial)
         metrics = {k: v for k, v in result.items() if k not in TUNE_KEYS and k != "status"}
         with contextlib.suppress(ValueError, TypeError):
             metrics["bits"] = weight_bits(config)

@@ -37,8 +37,8 @@ from orchestrator.trial import (
     TrialConfigError,
     TrialResult,
     record_config,
-    resolve,
     run_trial,
+    trial_spec,
 )
 from workloads.base import DataUnavailable
 
@@ -152,13 +152,16 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         name_keys=sweep.name_keys,
         search=sweep.resumed or prior is not None,
     )
+    # the trial's one resolution: the tracker, the run, the row and the names read it
+    trial: Any = None
     try:
-        resolved = resolve(config)
+        trial = trial_spec(config)
     except TrialConfigError as exc:
-        resolved, setup_error = dict(config), exc
+        setup_error: Exception | None = exc
     else:
         setup_error = None
-    run_id = tracker.start(resolved, wait=False)  # made while the trial computes
+    described = trial if trial is not None else dict(config)  # what names and records it
+    run_id = tracker.start(described, wait=False)  # made while the trial computes
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
         tracker.log_metrics(metrics)
@@ -175,13 +178,17 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
             torch.save(state, os.path.join(directory, STATE_FILE))
             tune.report(shown, checkpoint=tune.Checkpoint.from_directory(directory))
 
-    if setup_error is None:
+    if trial is not None:
         try:
-            result = run_trial(resolved, report=report, restored=_restored_state())
+            result = run_trial(trial, report=report, restored=_restored_state())
         except (TrialConfigError, DataUnavailable) as exc:
             setup_error = exc
     if setup_error is not None:
-        result = TrialResult(config=resolved, status="failed", error=str(setup_error))
+        result = TrialResult(
+            config=dict(trial.resolved if trial is not None else config),
+            status="failed",
+            error=str(setup_error),
+        )
         result.metrics = {"wall_s": 0.0, "diverged": False}
 
     if result.status == "ok":
@@ -190,13 +197,13 @@ def tune_trainable(config: dict[str, Any], sweep: SweepContext) -> None:
         if result.samples is not None:
             store.write_samples(trial_id, result.samples)
     row = trial_row(
-        record_config(result.config),
+        record_config(described),
         result.metrics,
         status=result.status,
         error=result.error,
         trial_id=trial_id,
         # the child run's name without the seed: the answer groups the seeds by it
-        configuration=configuration_name(resolved, sweep.name_keys),
+        configuration=configuration_name(described, sweep.name_keys),
         mlflow_run_id=tracker.run_id or run_id,  # known by now even if the start was slow
         sweep_id=sweep.sweep_id,
         git_commit=sweep.git_commit,

@@ -6,8 +6,10 @@
 :func:`run_trial` is the one code path both this command and a Ray Tune trial
 (``orchestrator.trainable``) go through:
 
-1. ``config = workloads.config.resolve_config(raw)``: unknown keys, wrong types and impossible
-   precision combinations raise :class:`TrialConfigError` naming the key;
+1. ``trial = workloads.config.TrialSpec.from_config(raw)``, the trial's one resolution of its
+   config: unknown keys, wrong types and impossible precision combinations raise
+   :class:`TrialConfigError` naming the key; everything after reads ``trial`` (its resolved
+   config, its record, its typed values), never the raw dict;
 2. the trial's only randomness, ``generator = torch.Generator(device).manual_seed(seed)``, with
    ``device`` = ``config['device']`` resolved (``auto``: cuda when present, else cpu);
 3. ``workload.run(config, TrialContext(generator, device, restored, report))``;
@@ -110,10 +112,13 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trial_spec(raw: Mapping[str, Any]) -> Any:
-    """``workloads.config.trialspec.TrialSpec.from_config(raw)``, built once per trial; its
-    ``ValueError`` becomes ``TrialConfigError``."""
+    """``workloads.config.TrialSpec.from_config(raw)``, built once per trial (a ``TrialSpec``
+    is returned as it is: it is never resolved twice); its ``ValueError`` becomes
+    ``TrialConfigError``."""
     from workloads.config.trialspec import TrialSpec
 
+    if isinstance(raw, TrialSpec):
+        return raw
     try:
         return TrialSpec.from_config(dict(raw))
     except TrialConfigError:
@@ -135,21 +140,26 @@ def resolve_kernels(mode: str, device: torch.device) -> str:
         raise TrialConfigError(str(exc)) from exc
 
 
-def ignored_keys(raw: Mapping[str, Any]) -> dict[str, str]:
-    """The keys set in ``raw`` (not None) that have no effect on its trial, with the reason."""
-    from workloads.config.resolve import irrelevant_keys, with_defaults
+def ignored_keys(raw: Mapping[str, Any], trial: Any = None) -> dict[str, str]:
+    """The keys set in ``raw`` (not None) that have no effect on its trial, with the reason;
+    ``trial``: its ``TrialSpec`` when already built (else built here)."""
+    from workloads.config.resolve import irrelevant_keys
 
-    why = irrelevant_keys(with_defaults(resolve(raw)))
+    trial = trial_spec(raw) if trial is None else trial
+    why = irrelevant_keys(trial.values)  # the rules read every key with a value
     return {k: why[k] for k in raw if raw[k] is not None and k in why}
 
 
 def record_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """What a trial's row records of its config: every key of the resolved ``config`` (those
-    without effect stay None), with ``workloads.config.effective_params`` over it, so the row holds
-    the effective format string of each tensor kind and ``bits_per_param`` (never a
-    value that did not apply). A config that cannot resolve (a failed trial) is kept as it is."""
-    from workloads.config.resolve import effective_params
+    without effect stay None), with ``workloads.config.effective_params`` over it, so the row
+    holds the effective format string of each tensor kind and ``bits_per_param`` (never a
+    value that did not apply). A ``TrialSpec`` gives its resolved config and cached record (no
+    resolution); a config that cannot resolve (a failed trial) is kept as it is."""
+    from workloads.config import TrialSpec, effective_params
 
+    if isinstance(config, TrialSpec):
+        return {**config.resolved, **config.record}
     try:
         return {**config, **effective_params(config)}
     except (ValueError, TypeError, KeyError):
@@ -184,10 +194,14 @@ def format_word_bits(fmt: Any) -> int:
 
 def weight_bits(config: Mapping[str, Any]) -> int:
     """The metric ``bits``: word bits of the weights' format, as
-    ``workloads.config.resolve.precision_of(config).weight`` derives it (``weight_format``,
-    else ``format`` + ``bits`` when ``tensors`` holds W, else fp32 -> 32)."""
-    from workloads.config.resolve import precision_of
+    ``workloads.config.precision.precision_of(config).weight`` derives it (``weight_format``,
+    else ``format`` + ``bits`` when ``tensors`` holds W, else fp32 -> 32); a ``TrialSpec``'s
+    own ``precision``."""
+    from workloads.config import TrialSpec
+    from workloads.config.precision import precision_of
 
+    if isinstance(config, TrialSpec):
+        return format_word_bits(config.precision.weight)
     return format_word_bits(precision_of(config).weight)
 
 
@@ -260,7 +274,7 @@ def run_trial(
     report: Callable[..., None] | None = None,
     restored: dict[str, Any] | None = None,
 ) -> TrialResult:
-    """Run one trial of ``raw`` (a flat config) in this process.
+    """Run one trial of ``raw`` (a flat config, or its ``TrialSpec``) in this process.
 
     ``report(metrics, state=None)`` receives the workload's intermediate reports; ``restored``
     is the state of an earlier attempt's last report. Config problems raise
@@ -272,7 +286,7 @@ def run_trial(
 
     from workloads.base import DataUnavailable, Diverged, TrialContext
 
-    trial = trial_spec(raw)
+    trial = trial_spec(raw)  # the one resolution of this trial
     config = dict(trial.resolved)
     device = resolve_device(trial.device)
     kernels = resolve_kernels(trial.sampler.kernels, device)
@@ -398,10 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workloads.base import DataUnavailable  # imports torch
 
     try:
-        for key, why in ignored_keys(raw).items():
+        trial = trial_spec(raw)  # resolved once: the notes and the run read it
+        for key, why in ignored_keys(raw, trial).items():
             print(f"note: key {key!r} has no effect: {why}", file=sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON line
-            result = run_trial(raw, report=_progress)
+            result = run_trial(trial, report=_progress)
     except (TrialConfigError, DataUnavailable) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

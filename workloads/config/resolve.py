@@ -10,7 +10,8 @@ when the key applies and otherwise a one-line reason (``"sampler sgld has no fri
   and every key that has no effect on the trial set to None.
 - :func:`irrelevant_keys`: key -> the reason it has no effect on a (filled) config.
 - :func:`effective_params`: the record of one trial: the relevant keys, the effective format
-  string of every tensor kind the trial has, and ``bits_per_param``.
+  string of every tensor kind the trial has, and ``bits_per_param`` (:func:`record_of` for a
+  config already resolved).
 - :func:`check_keys`: the part of :func:`resolve_config` that reads no workload module (names,
   types, bounds, choices, the sampler, ``tensors``, the formats and their combination): it
   imports no torch (``lowprec.formats`` and ``lowprec.precision`` are torch-free), so that the
@@ -607,13 +608,22 @@ def effective_params(config: Mapping[str, Any]) -> dict[str, Any]:
     (``weight_format``, ``grad_format``, and ``act_format``/``error_format`` for networks,
     ``momentum_format`` for sghmc), and ``bits_per_param`` (the stored weights' bits: the
     weight format's, 32 for the float32 master copy of ``full``). ``format``, ``bits``,
-    ``frac_bits``, ``exp_bits`` and ``block_size`` appear only where they applied."""
-    config = resolve_config(config)
-    out = {k: v for k, v in config.items() if v is not None and k not in KIND_KEYS.values()}
-    formats = _formats(config)
+    ``frac_bits``, ``exp_bits`` and ``block_size`` appear only where they applied.
+
+    ``config`` is resolved here; a trial that has its ``TrialSpec`` reads ``trial.record``,
+    made once from its one resolution (:func:`record_of`)."""
+    return record_of(resolve_config(config))
+
+
+def record_of(resolved: Mapping[str, Any], precision: Any = None) -> dict[str, Any]:
+    """:func:`effective_params` of a config that :func:`resolve_config` already resolved (not
+    resolved again); ``precision``: its ``PrecisionSpec`` when the caller has it."""
+    out = {k: v for k, v in resolved.items() if v is not None and k not in KIND_KEYS.values()}
+    spec = precision_of(resolved) if precision is None else precision
+    formats = {k: getattr(spec, TENSOR_KINDS[k][0]) for k in tensor_kinds(resolved)}
     for letter, fmt in formats.items():
         out[KIND_KEYS[letter]] = str(fmt)
     weight = formats["W"]
-    full = config["accumulator"] == "full" or weight.is_identity
+    full = resolved["accumulator"] == "full" or weight.is_identity
     out["bits_per_param"] = 32.0 if full else float(weight.bits)
     return out

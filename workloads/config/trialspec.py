@@ -6,12 +6,17 @@
     trial.schedule    # ScheduleSpec: lr0, kind, cycles, β  -> .build(K) a lowprec Schedule
     trial.run         # RunLength: steps or epochs, batch size, burn-in, thinning, sample cap
     trial["dim"]      # any key (the workload's own keys), irrelevant ones at their defaults
+    trial.resolved    # the resolved config (irrelevant keys None)
+    trial.record      # what its row and MLflow params record (``effective_params``)
 
 ``lowprec`` takes typed arguments only: :func:`build_sampler` calls the sampler constructors
 (``SGLD``/``SGD``/``SGHMC``) with the spec's fields, :meth:`ScheduleSpec.build` the
 ``Schedule`` constructor. A ``TrialSpec`` is also a read-only mapping of the trial's keys
 (with the irrelevant keys back at their defaults: code may read them without effect), so a
 workload reads its own keys as ``trial["dim"]``.
+
+The config is resolved once, here: the trainable, the tracker, the record and the workload take
+the ``TrialSpec`` (or its ``resolved`` / ``record``), never resolving the raw dict again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from lowprec import PrecisionSpec
 from workloads.config.precision import precision_of
-from workloads.config.resolve import resolve_config, run_length_key, with_defaults
+from workloads.config.resolve import record_of, resolve_config, run_length_key, with_defaults
 from workloads.config.runspec import (
     RunLength,
     SamplerName,
@@ -52,6 +57,9 @@ class TrialSpec(Mapping[str, Any]):
     resolved: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: every key with a value (irrelevant keys at their defaults): what ``trial[key]`` reads
     values: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: the trial's record (``effective_params``: relevant keys, effective formats,
+    #: ``bits_per_param``): its row's config columns and its MLflow params
+    record: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrialSpec:
@@ -60,12 +68,13 @@ class TrialSpec(Mapping[str, Any]):
         resolved = resolve_config(config)
         c = with_defaults(resolved)
         counted = run_length_key(c["workload"])
+        precision = precision_of(resolved)
         return cls(
             workload=c["workload"],
             seed=int(c["seed"]),
             device=c["device"],
             variant=c["variant"],
-            precision=precision_of(resolved),
+            precision=precision,
             sampler=SamplerSpec(
                 name=SamplerName(c["sampler"]),
                 temperature=float(c["temperature"]) if resolved["temperature"] is not None else 1.0,
@@ -87,6 +96,7 @@ class TrialSpec(Mapping[str, Any]):
             ),
             resolved=MappingProxyType(dict(resolved)),
             values=MappingProxyType(c),
+            record=MappingProxyType(record_of(resolved, precision)),
         )
 
     @classmethod
