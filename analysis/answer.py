@@ -34,14 +34,12 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from analysis import stats
 from analysis.load import (
@@ -488,43 +486,62 @@ def _fmt_tol(metric: str, tol: float) -> str:
 
 def configuration_names(trials: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
     """Each trial's configuration name: the ``configuration`` column when present (the MLflow
-    child run name without the seed), else the variant, the weight format (``weight_format``
-    or ``format`` with ``bits=``) and ``key=value`` of every other config key that varies."""
+    child run name without the seed), else the variant, the weight format (``weight_format``,
+    else ``format<bits>``) and ``key=value`` of every other config key that varies."""
     if "configuration" in trials.columns and trials["configuration"].notna().all():
         return trials["configuration"].astype(str)
     varying = [k for k in keys if k in trials.columns and trials[k].astype(str).nunique() > 1]
     fmt_keys = ("format", "bits", *FORMAT_KEYS)
-    show_format = any(k in varying for k in fmt_keys)
-    names = []
-    for _, row in trials.iterrows():
-        parts = []
-        if "variant" in row and not _missing(row["variant"]):
-            parts.append(str(row["variant"]))
-        if show_format:
-            weight = row.get("weight_format")
-            if not _missing(weight):
-                parts.append(str(weight))
-            else:
-                fmt = row.get("format")
-                fmt = "fp32" if _missing(fmt) else str(fmt)
-                bits = row.get("bits")
-                parts.append(fmt if fmt == "fp32" or _missing(bits) else f"{fmt}<{int(bits)}>")
-        for k in varying:
-            if k in fmt_keys or k == "variant":
-                continue
-            v = row[k]
-            if _missing(v):
-                continue
-            if isinstance(v, bool | np.bool_):
-                parts.append(f"{k}={str(bool(v)).lower()}")
-            elif isinstance(v, float | np.floating):
-                parts.append(f"{k}={v:.4g}")
-            elif isinstance(v, int | np.integer):
-                parts.append(f"{k}={v}")
-            else:
-                parts.append(str(v))
-        names.append(" ".join(parts) or "all")
-    return pd.Series(names, index=trials.index)
+    parts: list[pd.Series] = []
+    if "variant" in trials.columns:
+        parts.append(trials["variant"].map(lambda v: "" if _missing(v) else str(v)))
+    if any(k in varying for k in fmt_keys):
+        fmt = trials["format"] if "format" in trials.columns else pd.Series(None, trials.index)
+        bits = trials["bits"] if "bits" in trials.columns else pd.Series(None, trials.index)
+        weight = (
+            trials["weight_format"]
+            if "weight_format" in trials.columns
+            else pd.Series(None, trials.index)
+        )
+        parts.append(
+            pd.Series(
+                [
+                    str(w)
+                    if not _missing(w)
+                    else "fp32"
+                    if _missing(f) or str(f) == "fp32"
+                    else str(f)
+                    if _missing(b)
+                    else f"{f}<{int(b)}>"
+                    for w, f, b in zip(weight, fmt, bits, strict=True)
+                ],
+                index=trials.index,
+            )
+        )
+    for k in varying:
+        if k in fmt_keys or k == "variant":
+            continue
+        parts.append(trials[k].map(lambda v, k=k: _name_part(k, v)))
+    if not parts:
+        return pd.Series("all", index=trials.index)
+    joined = pd.Series(
+        [" ".join(p for p in row if p) for row in zip(*parts, strict=True)], index=trials.index
+    )
+    return joined.where(joined != "", "all")
+
+
+def _name_part(key: str, v: Any) -> str:
+    """One key's part of a configuration name: ``key=value`` for numbers and booleans, the
+    value itself for names (``vc``, ``sgld``), nothing when unset."""
+    if _missing(v):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return f"{key}={str(bool(v)).lower()}"
+    if isinstance(v, float | np.floating):
+        return f"{key}={v:.4g}"
+    if isinstance(v, int | np.integer):
+        return f"{key}={v}"
+    return str(v)
 
 
 @dataclass
@@ -537,60 +554,77 @@ class _Predictions:
     wrong: np.ndarray | None
 
 
-def _read_one(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    files = sorted(path.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(path)
-    tables = [pq.read_table(f, columns=["example", "label", "probs"]) for f in files]
-    import pyarrow as pa
-
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    example = table.column("example").to_numpy()
-    order = np.argsort(example, kind="stable")
-    labels = table.column("label").to_numpy().astype(np.int64)[order]
-    column = table.column("probs").combine_chunks()
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    probs = values.reshape(len(table), -1)[order]
-    return labels, probs
-
-
 def read_predictions(
-    sweep_dir: Path, trial_ids: Sequence[str], metrics: Sequence[str], workers: int = 4
+    sweep_dir: Path, trial_ids: Sequence[str], metrics: Sequence[str], chunk: int = 500
 ) -> tuple[_Predictions | None, str | None]:
-    """Per-example losses of ``metrics`` (additive ones and ``test_ece``) for ``trial_ids``, read
-    in threads (parquet and NumPy release the GIL). Returns (None, why) when a trial has no
-    predictions or the trials were not scored on the same examples."""
+    """Per-example losses of ``metrics`` (additive ones and ``test_ece``) for ``trial_ids``.
+
+    The files are read by Arrow's dataset scanner (its own threads, no Python per file), in
+    chunks of ``chunk`` trials to bound memory, and every chunk is scored at once as a
+    [trials, N, classes] array. Returns (None, why) when a trial has no predictions or the
+    trials were not scored on the same examples."""
+    import pyarrow.dataset as ds
+
     additive = [m for m in metrics if m in stats.ADDITIVE]
     want_ece = "test_ece" in metrics
+    want_wrong = "test_error" in metrics
     if not trial_ids or not (additive or want_ece):
         return None, None
-    folders = [sweep_dir / "predictions" / f"trial_id={t}" for t in trial_ids]
-    missing = [t for t, f in zip(trial_ids, folders, strict=True) if not f.is_dir()]
-    if missing:
-        return None, f"trial {missing[0]} stored no predictions"
-
-    def one(folder: Path):
-        labels, probs = _read_one(folder)
-        out = {m: stats.per_example(m, labels, probs) for m in additive}
-        wrong = (probs.argmax(axis=1) != labels) if "test_error" in metrics else None
-        parts = stats.ece_parts(labels, probs) if want_ece else None
-        return labels, out, parts, wrong
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(one, folders))
-    labels0 = results[0][0]
-    for (labels, *_), t in zip(results, trial_ids, strict=True):
-        if len(labels) != len(labels0) or not np.array_equal(labels, labels0):
+    files: list[list[Path]] = []
+    for t in trial_ids:
+        found = sorted((sweep_dir / "predictions" / f"trial_id={t}").glob("*.parquet"))
+        if not found:
+            return None, f"trial {t} stored no predictions"
+        files.append(found)
+    losses: dict[str, list[np.ndarray]] = {m: [] for m in additive}
+    bins: list[np.ndarray] = []
+    gaps: list[np.ndarray] = []
+    wrong: list[np.ndarray] = []
+    labels0: np.ndarray | None = None
+    for start in range(0, len(files), chunk):
+        group = files[start : start + chunk]
+        flat = [f for fs in group for f in fs]
+        owner = np.repeat(np.arange(len(group)), [len(fs) for fs in group])
+        table = ds.dataset([str(f) for f in flat], format="parquet").to_table(
+            columns=["example", "label", "probs", "__fragment_index"]
+        )
+        trial = owner[table.column("__fragment_index").to_numpy()]
+        example = table.column("example").to_numpy()
+        order = np.lexsort((example, trial))
+        counts = np.bincount(trial, minlength=len(group))
+        n_test = int(counts[0])
+        if not np.all(counts == n_test) or n_test == 0:
+            bad = trial_ids[start + int(np.flatnonzero(counts != n_test)[0])]
+            return None, f"trial {bad} has another number of test predictions than the others"
+        label = table.column("label").to_numpy().astype(np.int64)[order].reshape(len(group), -1)
+        probs = table.column("probs").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        probs = probs.reshape(len(table), -1)[order].reshape(len(group), n_test, -1)
+        if labels0 is None:
+            labels0 = label[0]
+        same = (label.shape[1] == len(labels0)) and np.all(label == labels0[None])
+        if not same:
             return None, (
-                f"trial {t} was scored on other test examples than trial {trial_ids[0]}: "
-                "no paired comparison"
+                f"the trials were not all scored on the same test examples (labels differ "
+                f"from trial {trial_ids[0]}'s): no paired comparison"
             )
-    losses = {m: np.stack([r[1][m] for r in results]) for m in additive}
-    ece = None
-    if want_ece:
-        ece = (np.stack([r[2][0] for r in results]), np.stack([r[2][1] for r in results]))
-    wrong = np.stack([r[3] for r in results]) if "test_error" in metrics else None
-    return _Predictions(len(labels0), losses, ece, wrong), None
+        for m in additive:
+            losses[m].append(stats.per_example(m, labels0, probs))
+        if want_ece:
+            index, gap = stats.ece_parts(labels0, probs)
+            bins.append(index)
+            gaps.append(gap)
+        if want_wrong:
+            wrong.append(probs.argmax(axis=-1) != labels0[None])
+    assert labels0 is not None
+    return (
+        _Predictions(
+            len(labels0),
+            {m: np.concatenate(v) for m, v in losses.items()},
+            (np.concatenate(bins), np.concatenate(gaps)) if want_ece else None,
+            np.concatenate(wrong) if want_wrong else None,
+        ),
+        None,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -672,13 +706,10 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
 
     # the baseline
     first = trials.drop_duplicates("_configuration").set_index("_configuration").loc[order]
+    shown_keys = list(dict.fromkeys([*keys, *(["variant"] if "variant" in first.columns else [])]))
     config_dicts = [
-        {
-            **{k: first.iloc[i][k] for k in keys},
-            "configuration": order[i],
-            **({"variant": first.iloc[i]["variant"]} if "variant" in first.columns else {}),
-        }
-        for i in range(C)
+        {**record, "configuration": name}
+        for name, record in zip(order, first[shown_keys].to_dict("records"), strict=True)
     ]
     baseline_spec = spec.get("baseline")
     found = select_baseline(baseline_spec, config_dicts)
@@ -748,9 +779,12 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
         wrong = np.zeros((C, S, n_test), dtype=np.float32)
         wrong[has] = preds.wrong[cells[has]]
         majority = wrong.sum(axis=1) / np.maximum(n_ok, 1)[:, None] > 0.5
+        b01 = (majority & ~majority[base_usable][None]).sum(axis=1)
+        b10 = (~majority & majority[base_usable][None]).sum(axis=1)
+        p_values = stats.mcnemar_p(b01, b10)
         for c in range(C):
             if n_ok[c] and c != base_usable:
-                mcnemar[c] = stats.mcnemar(majority[c], majority[base_usable])[2]
+                mcnemar[c] = float(p_values[c])
 
     # costs
     cost = np.full(C, np.nan)
@@ -770,6 +804,8 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
         front_p[n_ok == 0] = np.nan
 
     # verdicts and figures
+    intervals90 = {m: d.interval(stats.EQUIVALENCE_LEVEL) for m, d in diffs.items()}
+    trial_ids = trials.groupby("_configuration", sort=False)["trial_id"].agg(list).to_dict()
     configurations = []
     for c in range(C):
         figures = {}
@@ -789,7 +825,7 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
             )
             if m in diffs and n_ok[c]:
                 dd = diffs[m]
-                lo90, hi90 = dd.interval(stats.EQUIVALENCE_LEVEL)
+                lo90, hi90 = intervals90[m]
                 fig.diff = float(dd.mean[c])
                 fig.diff_ci = (float(dd.lo[c]), float(dd.hi[c]))
                 fig.diff_ci90 = (float(lo90[c]), float(hi90[c]))
@@ -809,9 +845,8 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
             verdict = "inconclusive"
         else:
             verdict = stats.combine([f.verdict for f in figures.values()])
-        tids = trials.loc[trials["_configuration"] == order[c], "trial_id"].astype(str).tolist()
-        first_row = first.iloc[c]
-        variant = first_row.get("variant") if "variant" in first.columns else None
+        tids = [str(t) for t in trial_ids[order[c]]]
+        variant = config_dicts[c].get("variant")
         configurations.append(
             Configuration(
                 configuration=order[c],

@@ -461,6 +461,17 @@ def mcnemar(wrong_c: np.ndarray, wrong_b: np.ndarray) -> tuple[int, int, float]:
     return b01, b10, float(sps.binomtest(b01, b01 + b10, 0.5).pvalue)
 
 
+def mcnemar_p(b01: np.ndarray, b10: np.ndarray) -> np.ndarray:
+    """:func:`mcnemar`'s p-values for arrays of discordant counts at once: for X ~ Bin(b01 +
+    b10, 1/2), symmetric, the two-sided exact p is min(1, 2 min(P(X ≤ b01), P(X ≥ b01)))
+    (what ``scipy.stats.binomtest`` gives at p = 1/2)."""
+    b01 = np.asarray(b01)
+    total = b01 + np.asarray(b10)
+    low = sps.binom.cdf(b01, total, 0.5)
+    high = sps.binom.sf(b01 - 1, total, 0.5)
+    return np.where(total > 0, np.minimum(1.0, 2.0 * np.minimum(low, high)), 1.0)
+
+
 def verdict(
     lo95: float,
     hi95: float,

@@ -234,3 +234,14 @@ def test_without_a_baseline_the_sentence_says_so(storage_sweep, tmp_path):
     assert set(answer.verdicts.values()) <= {"inconclusive", "failed"}
     assert answer.knee in answer.verdicts
     assert answer.to_json()["answer"] is None
+
+
+def test_vectorised_mcnemar_is_binomtest():
+    rng = np.random.default_rng(0)
+    b01 = rng.integers(0, 40, 200)
+    b10 = rng.integers(0, 40, 200)
+    b01[:3], b10[:3] = 0, 0
+    got = stats.mcnemar_p(b01, b10)
+    for x, y, p in zip(b01, b10, got, strict=True):
+        expected = 1.0 if x + y == 0 else sps.binomtest(int(x), int(x + y), 0.5).pvalue
+        assert p == pytest.approx(expected, rel=1e-9, abs=1e-15)
