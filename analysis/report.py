@@ -412,6 +412,7 @@ def write_report(
     results_dir: str | Path,
     objectives: Mapping[str, str] | None = None,
     out_dir: str | Path | None = None,
+    answer: bool = True,
 ) -> Report:
     """Write the report of the sweep in ``results_dir`` (see the module docstring) and return
     what was written. Raises :class:`analysis.load.NoTrials` without ``trials.parquet`` and
@@ -421,7 +422,8 @@ def write_report(
     Figures are drawn against the x-axis :func:`bits_axis` picks (``bits_per_param`` when it is
     an objective, else ``bits``) and named ``<metric>_vs_<axis>.png``. Files of that form, and
     :data:`OPTIONAL_FILES`, left in the report directory by an earlier run and not written by
-    this one are removed (``Report.removed``)."""
+    this one are removed (``Report.removed``). ``answer=False`` leaves the answer (the
+    statistics of :mod:`analysis.answer`) out: what ``bench/answer.py`` times it against."""
     sweep = load_sweep(results_dir)
     objectives = dict(objectives or default_objectives(sweep))
     out = Path(out_dir) if out_dir is not None else sweep.path / "report"
@@ -430,11 +432,13 @@ def write_report(
     keys = [k for k in sweep.config_keys if k in trials.columns]
     if len(trials) and "configuration" not in trials.columns:
         trials = trials.assign(configuration=configuration_names(trials, keys).to_numpy())
-    answer, answer_error = None, None
-    try:
-        answer = compute_answer(sweep.path)
-    except Exception as exc:  # the report stands without the answer, and says why
-        answer_error = f"{type(exc).__name__}: {exc}"
+    want_answer = answer
+    answer, answer_error = None, "not computed (answer=False)"
+    if want_answer:
+        try:
+            answer = compute_answer(sweep.path)
+        except Exception as exc:  # the report stands without the answer, and says why
+            answer_error = f"{type(exc).__name__}: {exc}"
     split = split_by_status(trials, objectives)
     ok = split["ok"]
     shown = ["trial_id", *objectives, *[k for k in keys if k not in objectives], "family"]
