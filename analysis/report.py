@@ -412,7 +412,7 @@ def write_report(
     results_dir: str | Path,
     objectives: Mapping[str, str] | None = None,
     out_dir: str | Path | None = None,
-    answer: bool = True,
+    answer: bool | Answer = True,
 ) -> Report:
     """Write the report of the sweep in ``results_dir`` (see the module docstring) and return
     what was written. Raises :class:`analysis.load.NoTrials` without ``trials.parquet`` and
@@ -423,7 +423,9 @@ def write_report(
     an objective, else ``bits``) and named ``<metric>_vs_<axis>.png``. Files of that form, and
     :data:`OPTIONAL_FILES`, left in the report directory by an earlier run and not written by
     this one are removed (``Report.removed``). ``answer=False`` leaves the answer (the
-    statistics of :mod:`analysis.answer`) out: what ``bench/answer.py`` times it against."""
+    statistics of :mod:`analysis.answer`) out: what ``bench/answer.py`` times it against; an
+    :class:`analysis.answer.Answer` already computed for this sweep is used as it is (the
+    sweep's closing lines compute it first)."""
     sweep = load_sweep(results_dir)
     objectives = dict(objectives or default_objectives(sweep))
     out = Path(out_dir) if out_dir is not None else sweep.path / "report"
@@ -432,9 +434,11 @@ def write_report(
     keys = [k for k in sweep.config_keys if k in trials.columns]
     if len(trials) and "configuration" not in trials.columns:
         trials = trials.assign(configuration=configuration_names(trials, keys).to_numpy())
-    want_answer = answer
+    given = answer
     answer, answer_error = None, "not computed (answer=False)"
-    if want_answer:
+    if isinstance(given, Answer):
+        answer = given
+    elif given:
         try:
             answer = compute_answer(sweep.path)
         except Exception as exc:  # the report stands without the answer, and says why

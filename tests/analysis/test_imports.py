@@ -16,6 +16,7 @@ from analysis.plots import expected_calibration_error, reliability_bins
 def test_importing_analysis_loads_no_torch() -> None:
     code = (
         "import sys, analysis, analysis.report, analysis.load, analysis.plots, analysis.pareto\n"
+        "import analysis.answer, analysis.stats\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'workloads', 'lowprec', 'ray', 'mlflow'))\n"
         "print(' '.join(bad))"

@@ -472,3 +472,20 @@ def test_trial_ids_that_look_like_numbers_survive(storage_sweep, tmp_path):
     assert plain.dtype.kind in "if"
     verdicts = read_table(report.dir / "verdicts.csv")
     assert all(set(t.split()) <= set(trials["trial_id"]) for t in verdicts["trial_ids"])
+
+
+def test_report_uses_an_answer_given_to_it(storage_sweep, tmp_path, monkeypatch):
+    from analysis import report as report_module
+    from analysis.answer import compute_answer
+
+    answer = compute_answer(storage_sweep, resamples=200)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the answer was computed again")
+
+    monkeypatch.setattr(report_module, "compute_answer", refuse)
+    report = write_report(storage_sweep, out_dir=tmp_path / "r", answer=answer)
+    assert report.summary["answer"] == answer.sentence
+    without = write_report(storage_sweep, out_dir=tmp_path / "r2", answer=False)
+    assert without.summary["answer"].startswith("no answer")
+    assert not (tmp_path / "r2" / "answer.json").exists()
