@@ -38,6 +38,7 @@ from workloads.config.checks import BUILTIN as BUILTIN_CHECKS
 from workloads.config.keyspec import FAMILIES, TENSOR_KINDS, Key, Rule
 from workloads.config.keyspec import MAX_STR_LEN as MAX_STR_LEN
 from workloads.config.precision import precision_of
+from workloads.config.runspec import OPTIMISERS, SAMPLERS
 from workloads.config.table import BUILTIN, WorkloadKeys
 from workloads.config.table import DEEP_SAMPLERS as DEEP_SAMPLERS
 
@@ -110,7 +111,7 @@ def _momentum_rescale(c: Mapping[str, Any]) -> str | None:
 
 def _temperature(c: Mapping[str, Any]) -> str | None:
     """Has an effect with: samplers that add noise (not sgd, svrg, halp)."""
-    if c["sampler"] in ("sgd", "svrg", "halp"):
+    if c["sampler"] in OPTIMISERS:
         return f"sampler {c['sampler']} is an optimiser: it adds no noise"
     return None
 
@@ -275,7 +276,7 @@ COMMON_KEYS: dict[str, Key] = {
         str,
         "sgld",
         "update rule: SG-MCMC samplers or optimisation baselines",
-        choices=("sgld", "sghmc", "sgd", "svrg", "halp"),
+        choices=SAMPLERS,
     ),
     "seed": Key(int, 0, "seed of the trial's one generator", min=0, max=2**32 - 1),
     "device": Key(

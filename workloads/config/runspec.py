@@ -23,6 +23,12 @@ class SamplerName(enum.StrEnum):
     HALP = "halp"
 
 
+#: the update rules' names, as the ``sampler`` key lists them
+SAMPLERS: tuple[str, ...] = tuple(name.value for name in SamplerName)
+#: the rules that optimise: they add no noise and their ensemble is the final iterate
+OPTIMISERS: tuple[str, ...] = (SamplerName.SGD, SamplerName.SVRG, SamplerName.HALP)
+
+
 class ScheduleKind(enum.StrEnum):
     """Step-size schedules (ALGORITHMS.md §7)."""
 
@@ -51,7 +57,7 @@ class SamplerSpec:
 
     @property
     def is_optimiser(self) -> bool:
-        return self.name in (SamplerName.SGD, SamplerName.SVRG, SamplerName.HALP)
+        return self.name in OPTIMISERS
 
 
 @dataclass(frozen=True)
