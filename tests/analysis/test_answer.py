@@ -245,3 +245,36 @@ def test_vectorised_mcnemar_is_binomtest():
     for x, y, p in zip(b01, b10, got, strict=True):
         expected = 1.0 if x + y == 0 else sps.binomtest(int(x), int(x + y), 0.5).pvalue
         assert p == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_several_objectives_ece_and_nll_from_predictions(storage_sweep, tmp_path):
+    """Means recomputed from the stored predictions are the reported ones (ECE included), and
+    a configuration's verdict combines its objectives'."""
+    import shutil
+
+    import pandas as pd
+
+    sweep = tmp_path / "multi"
+    shutil.copytree(storage_sweep, sweep, ignore=shutil.ignore_patterns("report"))
+    spec = yaml.safe_load((sweep / "spec.yaml").read_text())
+    spec["objectives"] = {
+        "test_error": "min",
+        "test_nll": {"direction": "min", "tolerance": 0.05},
+        "test_ece": "min",
+        "bits_per_param": "min",
+    }
+    (sweep / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    answer = compute_answer(sweep, resamples=300)
+    assert list(answer.objectives) == ["test_error", "test_nll", "test_ece"]
+    assert answer.tolerances["test_nll"] == 0.05 and answer.tolerances["test_ece"] == 0.01
+    trials = pd.read_parquet(sweep / "trials.parquet")
+    for c in answer.configurations:
+        if not c.n_seeds:
+            continue
+        rows = trials[trials["trial_id"].isin(c.trial_ids) & (trials["status"] == "ok")]
+        for m in answer.objectives:
+            assert c.figures[m].mean == pytest.approx(rows[m].mean(), abs=1e-6), (c, m)
+            assert c.figures[m].method == stats.TWO_WAY or c.n_seeds == 1
+        if c.verdict not in ("baseline", "failed"):
+            assert c.verdict == stats.combine([f.verdict for f in c.figures.values()])
+    assert len(answer.table().columns) <= 8
