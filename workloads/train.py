@@ -57,12 +57,16 @@ validate = checks.check_training
 def precision_and_quantizer(
     config: Mapping[str, Any], generator: torch.Generator
 ) -> tuple[Any, Callable[[], nn.Module] | None]:
-    """The trial's PrecisionSpec and a factory of Quantizer(A, E) modules for the network;
-    the factory is None when activations and errors are both fp32 (nothing to insert)."""
+    """The trial's PrecisionSpec (a ``TrialSpec``'s own, else derived from ``config``) and a
+    factory of Quantizer(A, E) modules for the network; the factory is None when activations
+    and errors are both fp32 (nothing to insert)."""
     from lowprec import Quantizer
-    from workloads.config.resolve import precision_of
+    from workloads.config.precision import precision_of
 
-    precision = precision_of(config)
+    if isinstance(config, trialspec.TrialSpec):
+        precision = config.precision
+    else:
+        precision = precision_of(config)
     if precision.act.is_identity and precision.error.is_identity:
         return precision, None
 
