@@ -321,6 +321,7 @@ def estimate(
         method = np.where(several, T_SEEDS, NO_INTERVAL)
         df = np.where(several, n - 1, np.nan)
         se = np.where(several, se, np.nan)
+    method = np.where(n == 0, NO_INTERVAL, method)
     df = np.where(se > 0, df, np.where(n >= 1, np.inf, np.nan))
     lo, hi = _interval(mean, se, df, level)
     draws = mean[None] + test_part + seed_part
