@@ -142,6 +142,7 @@ class SweepProgress(Callback):
         state = dict(self.__dict__)
         for key in ("stream", "lock", "live", "replaying"):
             state.pop(key, None)
+        state["specs"] = {}  # a cache (TrialSpecs hold read-only mappings, which never pickle)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -125,6 +125,21 @@ def test_the_callback_pickles_without_its_stream_and_display() -> None:
     assert clone.total == 3 and clone.live is None and clone.lock is not None
 
 
+def test_a_trial_is_resolved_once_and_the_callback_still_pickles() -> None:
+    """The display keeps each trial's TrialSpec (its one resolution on the driver) for its
+    name and its early-stop row; Tune pickles the callback, and the cache stays behind."""
+    import pickle
+
+    p = _progress(io.StringIO(), total=1)
+    trial = SimpleNamespace(
+        trial_id="t0", config={"workload": "gaussian", "lr": 0.1, "steps": 50}, last_result={}
+    )
+    assert p.label(trial) == "lr=0.1"
+    assert p.specs["t0"].resolved["lr"] == 0.1
+    clone = pickle.loads(pickle.dumps(p))
+    assert clone.labels == {"t0": "lr=0.1"} and clone.specs == {}
+
+
 @pytest.mark.slow
 def test_live_line_on_a_pseudo_terminal_shows_an_eta(
     fake_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
