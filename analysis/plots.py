@@ -7,7 +7,9 @@ them with ``display(fig)``, :func:`save` writes them with the Agg renderer.
 - :func:`plot_answer`: the answer's figure: every configuration's mean with its 95 % CI
   (seeds and test examples) against its cost on a log2 axis, coloured by its verdict against
   the baseline, whose interval is drawn as a band (and its ± tolerance as dotted lines), the
-  front of configuration means as a staircase, points labelled by configuration.
+  front of configuration means as a staircase, points labelled by configuration; below, each
+  configuration's difference against the baseline with its 90 % CI and the ± tolerance band
+  (what the verdict reads).
 - :func:`plot_metric_vs_bits`: a metric (test error, NLL, ECE) against a bits column (``bits``,
   the word length, or ``bits_per_param``, the storage bits per weight) on a log2 axis, every
   configuration as a point (seed mean with its 95 % CI when the answer gives one, else ± std
@@ -218,8 +220,8 @@ def plot_answer(answer: object, metric: str, title: str | None = None) -> Figure
         for c in answer.configurations
         if metric in c.figures and np.isfinite(c.figures[metric].mean) and np.isfinite(c.cost)
     ]
-    fig = Figure(figsize=(10, 5.8), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(10, 8.2), layout="constrained")
+    ax, ax_diff = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     percent = metric.endswith("error")
     scale = 100.0 if percent else 1.0
     unit = " (%)" if percent else ""
@@ -304,10 +306,11 @@ def plot_answer(answer: object, metric: str, title: str | None = None) -> Figure
             )
     log2_axis(ax, cost)
     cost_name = answer.cost_name or "cost"
-    ax.set_xlabel(axis_label(cost_name) + " (log2 scale)", fontsize=9)
     ax.set_ylabel(metric + unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+    _plot_differences(ax_diff, answer, metric, configs, x, scale)
+    ax_diff.set_xlabel(axis_label(cost_name) + " (log2 scale)", fontsize=9)
     n = sorted({c.n_seeds for c in configs})
     seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
     data = f"{seeds} seeds" + (f" x {answer.n_test:,} test examples" if answer.n_test else "")
@@ -497,6 +500,45 @@ def plot_hypervolume_history(history: pd.DataFrame, title: str = "hypervolume") 
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     return fig
+
+
+def _plot_differences(ax: Axes, answer, metric, configs, x, scale) -> None:
+    """The lower panel of :func:`plot_answer`: each configuration's difference against the
+    baseline with its 90 % CI (the interval the equivalence test uses), the ±tolerance band in
+    green: a bar inside the band is *equivalent*, one clear of 0 and not inside is *worse* or
+    *better* (by its 95 % CI)."""
+    points = metric.endswith("error")
+    unit = " (pt)" if points else ""
+    idx = [i for i, c in enumerate(configs) if c.figures[metric].diff is not None]
+    tol = answer.tolerances.get(metric)
+    if tol:
+        label = f"± tolerance ({tol * scale:g}{' pt' if points else ''})"
+        ax.axhspan(-tol * scale, tol * scale, color="tab:green", alpha=0.12, zorder=0, label=label)
+    ax.axhline(0.0, color="black", lw=0.8)
+    for verdict, color in VERDICT_COLORS.items():
+        sel = [i for i in idx if configs[i].verdict == verdict and verdict != "baseline"]
+        if not sel:
+            continue
+        d = np.array([configs[i].figures[metric].diff for i in sel]) * scale
+        lo = np.array([configs[i].figures[metric].diff_ci90[0] for i in sel]) * scale
+        hi = np.array([configs[i].figures[metric].diff_ci90[1] for i in sel]) * scale
+        ax.errorbar(
+            x[sel],
+            d,
+            yerr=np.nan_to_num(np.abs(np.stack([d - lo, hi - d]))),
+            fmt="o",
+            ms=4,
+            color=color,
+            elinewidth=1.0,
+            capsize=2,
+        )
+    ax.set_ylabel(f"difference against\n{answer.baseline or 'no baseline'}{unit}", fontsize=9)
+    ax.set_title(
+        "difference against the baseline, same seeds and test examples (90% CI)", fontsize=9
+    )
+    ax.grid(alpha=0.3)
+    if tol:
+        ax.legend(fontsize=7, loc="best")
 
 
 def save(fig: Figure, path: str | Path) -> Path:

@@ -107,7 +107,10 @@ CAPTIONS: dict[str, str] = {
     "(seeds and test examples both resampled) against its {axis} on a log2 axis, coloured by "
     "its verdict against the baseline; the grey band is the baseline's 95% CI, the dotted "
     "lines baseline ± tolerance, the staircase the front of configuration means, the circled "
-    "point the answer.",
+    "point the answer. Below: each configuration's difference against the baseline on the same "
+    "seeds and test examples with its 90% CI, and the ± tolerance band (green): a bar inside "
+    "the band is equivalent. The differences are much tighter than the means' intervals, "
+    "because the test set's noise is shared and cancels.",
     "vs": "{metric} against {axis} (log2 axis) by accumulator mode (left) and format family "
     "(right): configuration means with 95% CIs; each staircase is that group's front of "
     "configuration means.",

@@ -122,6 +122,8 @@ if sweep is not None:
 # The answer's figure: each configuration's mean and 95 % CI against its cost (log2 axis),
 # coloured by verdict; the grey band is the baseline's 95 % CI, the dotted lines baseline ±
 # tolerance, the staircase the front of configuration means, the circled point the answer.
+# Below it, the difference against the baseline (same seeds, same test examples) with its 90 %
+# CI and the ± tolerance band: the panel the verdicts read.
 
 # %%
 if answer is not None and answer.cost_name and any(c.n_seeds for c in answer.configurations):
