@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyarrow import ArrowException
 
 from analysis import plots
 from analysis.answer import Answer, compute_answer, configuration_names
@@ -647,7 +648,18 @@ def _write_table(frame: pd.DataFrame, path: Path) -> list[Path]:
     such as ``91781970`` or ``12e45678`` stay strings there, where CSV readers make numbers."""
     frame.to_csv(path, index=False)
     typed = path.with_suffix(".parquet")
-    frame.reset_index(drop=True).to_parquet(typed, index=False)
+    frame = frame.reset_index(drop=True)
+    try:
+        frame.to_parquet(typed, index=False)
+    except (TypeError, ValueError, ArrowException):
+        # a column mixing types (a key that is a number in one trial and a name in another):
+        # Parquet wants one type per column, so such columns are written as text
+        mixed = {
+            c: frame[c].map(lambda v: None if v is None or v != v else str(v))
+            for c in frame.columns
+            if frame[c].dtype == object
+        }
+        frame.assign(**mixed).to_parquet(typed, index=False)
     return [path, typed]
 
 
