@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lowprec.formats import BlockFloat, Format, MXFormat
+from lowprec.formats import BlockFloat, Format, ScaledFormat
 
 __all__ = ["FlatLayout", "block_structure", "flat_views", "groups_of"]
 
@@ -29,8 +29,8 @@ CHUNK = 1 << 14
 def block_structure(fmt: Format) -> tuple[str, int] | None:
     """("rows", 0) for dim-0 blocks, ("runs", k) for k-blocks and MX blocks, None for formats
     whose grid does not depend on a block maximum (fixed, float, fp32)."""
-    if isinstance(fmt, MXFormat):
-        return ("runs", int(fmt.k))
+    if isinstance(fmt, ScaledFormat):  # MX, NVFP4, int<B,gK>: runs of K; int<B>: rows
+        return ("rows", 0) if fmt.block_size is None else ("runs", int(fmt.block_size))
     if not isinstance(fmt, BlockFloat):
         return None
     if fmt.block_size is None:

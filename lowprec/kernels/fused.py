@@ -71,6 +71,10 @@ def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
         # the fused steps' MX kind (lowprec/kernels/step_cpu.py): the element as a float grid,
         # the scale per exponent group; the quantizers take scaled formats by scaled_params
         return 4, element_params(fmt.element)
+    if isinstance(fmt, ScaledInt):  # the steps' kinds 5 and 6: scales per group, not powers of 2
+        return 5, element_params(fmt.element)
+    if isinstance(fmt, NVFP4) and not fmt.per_tensor:
+        return 6, element_params(fmt.element)
     raise ValueError(f"no fused kernel for format {fmt}")
 
 
@@ -81,8 +85,12 @@ def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "
     (floor rule) in the numba steps. The others run the eager reference."""
     if isinstance(fmt, ScaledFormat):
         cpu = device is None or torch.device(device).type == "cpu"
-        if op == "step":  # the numba SGLD/SGHMC steps take MX (floor rule) as kind 4
-            return cpu and isinstance(fmt, MXFormat) and fmt.scale_rule == "floor"
+        if op == "step":  # the numba SGLD/SGHMC steps: MX (floor rule), int, nvfp4 (no <t>)
+            try:
+                format_params(fmt)
+            except ValueError:
+                return False
+            return cpu
         return op == "quantize" and cpu and scaled_params(fmt) is not None
     try:
         format_params(fmt)

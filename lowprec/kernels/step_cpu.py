@@ -48,17 +48,19 @@ Box-Muller with float32 polynomial logarithm and sine/cosine (absolute errors be
 vectorize without a vector math library; |ξ| <= 5.77 as in rng.py. The Triton kernels
 (step_triton.py) draw the same bits.
 
-A format is a kind (0 fp32, 1 fixed, 2 block, 3 float, 4 mx) and four float64 constants
-(``lowprec.samplers.fused.format_params``): fixed (Δ, lo, hi, 0); block (wl, max_units, 0, 0);
-float (emin, emax, man, max_value); mx the element's (emin, emax, man, max_value), a float grid
-at the group's power-of-two scale X (from the group's maximum, as a block's Δ). Accumulators: 0
-full, 1 low, 2 vc. Kinds, accumulator and rounding are run-time arguments: one compiled kernel
-per rule (cached on disk). Its loops must not branch on them per element, or LLVM does not
-vectorize them: the loops are chosen per case outside (the rounding of θ and pass 2 once per
-accumulator, vc once per kind of W: :func:`_round_theta`, 2-3x faster). A loop never reads θ
-through one view and writes it through another (LLVM's run-time overlap check then falls back
-to the scalar loop, 5x slower). Specialising every combination at compile time measured no
-faster and multiplies the compile time.
+A format is a kind (0 fp32, 1 fixed, 2 block, 3 float, 4 mx, 5 int, 6 nvfp4) and four float64
+constants (``lowprec.samplers.fused.format_params``): fixed (Δ, lo, hi, 0); block (wl,
+max_units, 0, 0); float (emin, emax, man, max_value); mx the element's (emin, emax, man,
+max_value), a float grid at the group's power-of-two scale X (from the group's maximum, as a
+block's Δ); int and nvfp4 the element's float constants, the group's scale s or S from its
+maximum, rounding in the element's units (x/s, x·(1/S)) as lowprec.formats computes them.
+Accumulators: 0 full, 1 low, 2 vc. Kinds, accumulator and rounding are run-time arguments: one
+compiled kernel per rule (cached on disk). Its loops must not branch on them per element, or
+LLVM does not vectorize them: the loops are chosen per case outside (the rounding of θ and pass
+2 once per accumulator, vc once per kind of W: :func:`_round_theta`, 2-3x faster). A loop never
+reads θ through one view and writes it through another (LLVM's run-time overlap check then
+falls back to the scalar loop, 5x slower). Specialising every combination at compile time
+measured no faster and multiplies the compile time.
 
 Work units: ``tstart`` cuts the groups into tasks of at least 16,384 values (consecutive groups;
 ``lowprec.flat.FlatLayout.task_start``), the unit of parallelism; each task owns scratch for the
@@ -158,6 +160,12 @@ def _hi16(w):  # type: ignore[no-untyped-def]
 
 
 @njit(**_INLINE)
+def _grouped(kind):  # type: ignore[no-untyped-def]
+    """Whether a format's grid needs its group's maximum: block, mx, int, nvfp4."""
+    return kind == 2 or kind >= 4
+
+
+@njit(**_INLINE)
 def _consts(f):  # type: ignore[no-untyped-def]
     """A format's four constants as scalars: loaded once, not from memory in every iteration
     (a store to θ might alias the array, for all LLVM knows, which also stops vectorizing)."""
@@ -176,6 +184,10 @@ def _group_delta(kind, f, maxbits):  # type: ignore[no-untyped-def]
             return _F(np.nan)
         e = ((maxbits >> 23) & 0xFF) - 127 - int(f[1])
         return K.pow2(min(max(e, -127), 127))
+    if kind == 5:  # scaled integers' s = amax/(2^(B-1) - 1) (lowprec.kernels.cpu.block_scale)
+        return K.block_scale(maxbits, K.SCALE_INT, f[3], 0.0)[1]
+    if kind == 6:  # NVFP4's E4M3 block scale S (no per-tensor scale)
+        return K.block_scale(maxbits, K.SCALE_NVFP4, 0.0, 0.0)[1]
     return _ZERO
 
 
@@ -197,9 +209,18 @@ def _grid(kind, f, x, gd):  # type: ignore[no-untyped-def]
 
 @njit(**_INLINE)
 def _quantize(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
-    """Q_F(x): clamp, then nearest (ties to even) or [u < y - floor(y)] in units y = x/Δ."""
+    """Q_F(x): clamp, then nearest (ties to even) or [u < y - floor(y)] in units y = x/Δ;
+    int and NVFP4 in the element's units (y = x/s or x·(1/S) on its grid), times the scale."""
     if kind == 0:
         return x
+    if kind >= 5:
+        return _on_grid(3, f, _into(kind, x, gd), _ZERO, u, stochastic) * gd
+    return _on_grid(kind, f, x, gd, u, stochastic)
+
+
+@njit(**_INLINE)
+def _on_grid(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
+    """Q_F(x) for the kinds with a grid of their own (fixed, block, float, mx)."""
     d, lo, hi = _grid(kind, f, x, gd)
     y = K.clamp(x, lo, hi) / d
     if stochastic:
@@ -209,12 +230,31 @@ def _quantize(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
 
 
 @njit(**_INLINE)
+def _into(kind, x, gd):  # type: ignore[no-untyped-def]
+    """x in the element's units at the group's scale gd: x/s for scaled integers (s = 0, a
+    zero group: x itself), x·(1/S) for NVFP4, the float32 operations of lowprec.formats."""
+    if kind == 5:
+        return x / (_ONE if gd == _ZERO else gd)
+    return x * (_ONE / gd)
+
+
+@njit(**_INLINE)
 def _vc(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
     """Q_vc(μ, var) (ALGORITHMS.md §4, lowprec/vc.py) in units of Δ, Δ of the reach
     |μ| + 4·sd: w = var/Δ²; w > 1/4: x = m + sqrt(w - 1/4)·ξ, q = round(x), Cat(x - q, 1/4);
     else q = stochastic(m), Cat(0, max(w - v_s, 0)), v_s = δ(1 - δ); clamp to the range."""
     if kind == 0:
         return mu + sd * xi
+    if kind >= 5:  # Q_vc in the element's units (μ·into, var·into²), times the scale
+        one = _into(kind, _ONE, gd)
+        m_e, r_e = _into(kind, mu, gd), _into(kind, reach, gd)
+        return _vc_grid(3, f, m_e, _F(var) * one * one, r_e, _ZERO, xi, u_cat, u_round) * gd
+    return _vc_grid(kind, f, mu, var, reach, gd, xi, u_cat, u_round)
+
+
+@njit(**_INLINE)
+def _vc_grid(kind, f, mu, var, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
+    """Q_vc for the kinds with a grid of their own (fixed, block, float, mx)."""
     d, lo, hi = _grid(kind, f, reach, gd)
     m = K.clamp(mu, lo, hi) / d
     w = _F(var) / d / d
@@ -233,7 +273,7 @@ def _vc(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no
     cat = _F(u2 < second + a) - _F(u2 >= _F(2.0) - (second - a))
     out = K.clamp((q + cat) * d, lo, hi)
     if kind == 3 or kind == 4:  # left Δ's binade: stochastic rounding onto the grid (mean kept)
-        return _quantize(kind, f, out, gd, u_round, True)
+        return _on_grid(kind, f, out, gd, u_round, True)
     return out
 
 
@@ -257,7 +297,7 @@ def _maxbits(m, x):  # type: ignore[no-untyped-def]
 def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
     """Δ (block) or scale (mx) of the group x[s:s+n] from max|x| (0 for formats without
     groups)."""
-    if kind != 2 and kind != 4:
+    if not _grouped(kind):
         return _ZERO
     mb = np.int32(0)
     v = x[s : s + n]  # indexed by the loop counter: no wraparound check, vectorizes
@@ -388,6 +428,10 @@ def _round_theta(theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, dw, stoch
         _round_run(tv, tv, us, ns, o8, o4, 2, f_w, VC, var, sd, sd4, dw, stochastic)
     elif kw == 4:
         _round_run(tv, tv, us, ns, o8, o4, 4, f_w, VC, var, sd, sd4, dw, stochastic)
+    elif kw == 5:
+        _round_run(tv, tv, us, ns, o8, o4, 5, f_w, VC, var, sd, sd4, dw, stochastic)
+    elif kw == 6:
+        _round_run(tv, tv, us, ns, o8, o4, 6, f_w, VC, var, sd, sd4, dw, stochastic)
     else:  # float (vc has a low-precision W: PrecisionSpec refuses fp32 with vc)
         _round_run(tv, tv, us, ns, o8, o4, 3, f_w, VC, var, sd, sd4, dw, stochastic)
 
@@ -462,11 +506,11 @@ def sgld_step(
                     )  # fmt: skip
                     tv[j] = x
                     mb = _maxbits(mb, abs(x) + sd4)
-                if kw != 2 and kw != 4:  # no group maximum: round the run, its draws at hand
+                if not _grouped(kw):  # no group maximum: round the run, its draws at hand
                     _round_theta(
                         theta, hat, c, m, us, ns, kw, f_w, acc, var, sd, sd4, _ZERO, stochastic
                     )
-            if kw != 2 and kw != 4:
+            if not _grouped(kw):
                 continue
             dw = _group_delta(kw, f_w, mb)
             for c in range(s, s + n, CHUNK):
@@ -624,7 +668,7 @@ def sghmc_step(
     normals = 2 if noisy else 0
     need = slots != 0 or normals != 0
     rescale = phase != 0
-    split = kg == 2 or kw == 2 or km == 2 or kg == 4 or kw == 4 or km == 4 or rescale
+    split = _grouped(kg) or _grouped(kw) or _grouped(km) or rescale
     reach_v = _ZERO if rescale else sd4_v  # rescaling: S from max|x| itself (§6)
     for t in prange(tstart.shape[0] - 1):
         us, ns = _scratch(slots, normals)

@@ -62,6 +62,9 @@ NEAREST = [
         "mx<fp8_e4m3,4>",
         "mx<fp4_e2m1>",
         "mx<int8,4>",
+        "nvfp4",
+        "int<8>",
+        "int<4,g4>",
     )
     if not (acc == "low" and fmt == "fp32")
 ]
@@ -166,7 +169,9 @@ def test_gradient_rounding_is_unbiased_with_variance_delta_times_rest(grad_forma
     assert torch.all(x / lr / delta == torch.round(x / lr / delta))  # on the grid
 
 
-@pytest.mark.parametrize("fmt", ["fixed<8,4>", "block<8>", "float<4,3>", "mx<fp8_e4m3>"])
+@pytest.mark.parametrize(
+    "fmt", ["fixed<8,4>", "block<8>", "float<4,3>", "mx<fp8_e4m3>", "int<8,g32>"]
+)
 @pytest.mark.parametrize("temperature", [1.0, 0.04])  # Var above and below Δ²/4
 def test_vc_step_has_mean_and_variance_of_the_update(fmt: str, temperature: float) -> None:
     # θ0 = 0.25 (on every grid here), fp32 G: mean = 0.25 - lr·1.3, Var = 2·lr·T/N (N = 1)

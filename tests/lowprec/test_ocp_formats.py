@@ -496,8 +496,8 @@ SAMPLER_FORMATS = ["fp8_e4m3", "fp4_e2m1", "mx<fp4_e2m1>", "mx<int8>", "nvfp4", 
 def test_samplers_take_the_new_formats(sampler: str, accumulator: str, fmt: str) -> None:
     """W, G (and under low/vc the momentum M, which follows W) in the format: finite, the same
     for the same seed, θ̂ on W's grid (for the power-of-two scales, where requantizing finds
-    the same grid), and the executor that ran: fused for the elements and MX, eager for NVFP4
-    and the scaled integers (no fused step for them: the fallback is clean)."""
+    the same grid), and the executor that ran: the fused step (nvfp4<t>, whose per-tensor
+    scale a group-parallel step cannot make, and the MX rules other than floor run eager)."""
     from tests.lowprec.test_samplers import _config, _run
 
     config = _config(sampler, accumulator, fmt)
@@ -509,8 +509,7 @@ def test_samplers_take_the_new_formats(sampler: str, accumulator: str, fmt: str)
     if not isinstance(w, ScaledFormat) or isinstance(w, MXFormat):
         for t in out:
             assert torch.equal(quantize(t, w, rounding="nearest"), t)
-    fused = not isinstance(w, ScaledFormat) or isinstance(w, MXFormat)
-    assert s.executor_name == ("fused" if fused else "eager")
+    assert s.executor_name == "fused"
 
 
 def test_activation_and_error_quantizers_take_the_new_formats() -> None:
