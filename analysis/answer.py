@@ -41,25 +41,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import stats
-from analysis.load import (
-    NOT_CONFIGURATION,
-    NoTrials,
-    load_sweep,
-    tolerances_from_spec,
+from analysis import answer_text, stats
+from analysis.answer_text import COST_UNITS, _percent
+from analysis.baseline import (
+    DEFAULT_TOLERANCE,
+    FORMAT_KEYS,
+    _missing,
+    is_cost,
+    select_baseline,
 )
+from analysis.load import NoTrials, load_sweep, tolerances_from_spec
 from analysis.pareto import knee, non_dominated
+from analysis.predictions import configuration_names, read_predictions
 
-#: tolerance τ per metric, in the metric's own units, when the spec gives none (an error of
-#: 0.005 is half a point: five images of a 1,000-image test set)
-DEFAULT_TOLERANCE: dict[str, float] = {
-    "test_error": 0.005,
-    "last_test_error": 0.005,
-    "test_nll": 0.02,
-    "test_ece": 0.01,
-    "test_brier": 0.005,
-    "ood_auroc": 0.01,
-}
+__all__ = [
+    "COST_UNITS",
+    "DEFAULT_TOLERANCE",
+    "FORMAT_KEYS",
+    "Answer",
+    "Configuration",
+    "Figures",
+    "compute_answer",
+    "configuration_names",
+    "is_cost",
+    "main",
+    "read_predictions",
+    "select_baseline",
+]
 
 #: metrics that cannot be negative: their intervals are clipped at 0 (error-like ones and ECE,
 #: AUROC also at 1); clipping moves no interval away from a true value
@@ -67,97 +75,8 @@ NONNEGATIVE = frozenset(
     {"test_error", "last_test_error", "test_nll", "test_ece", "test_brier", "ood_auroc", "w2", "ks"}
 )
 
-#: cost objectives: compared by value, never for equivalence (a name or a name prefix)
-COST_NAMES: tuple[str, ...] = ("bits_per_param", "ensemble_bits", "state_bytes", "bits")
-COST_PREFIXES: tuple[str, ...] = ("bops_", "energy_")
-
-#: the format keys whose values decide the default baseline (all fp32), besides ``format``
-FORMAT_KEYS: tuple[str, ...] = (
-    "weight_format",
-    "grad_format",
-    "act_format",
-    "error_format",
-    "momentum_format",
-)
-FP32_NAMES = frozenset({"fp32", "float32"})
-
-#: how a cost reads in a sentence
-COST_UNITS: dict[str, str] = {"bits_per_param": "bits/weight", "bits": "bits"}
-
 #: workloads whose test examples are images (the sentence says "test images")
 IMAGE_WORKLOADS = ("mnist", "cifar", "resnet", "fashion")
-
-
-def is_cost(metric: str) -> bool:
-    """Whether ``metric`` is a cost (compared by value, never tested for equivalence)."""
-    return metric in COST_NAMES or metric.startswith(COST_PREFIXES)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Spec value against recorded value: numbers by value (32 == 32.0), else as strings."""
-    if _missing(a) or _missing(b):
-        return _missing(a) and _missing(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return str(a).lower() == str(b).lower()
-    if isinstance(a, int | float | np.number) and isinstance(b, int | float | np.number):
-        return float(a) == float(b)
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return str(a).strip() == str(b).strip()
-
-
-def _all_fp32(config: Mapping[str, Any]) -> bool:
-    values = [config.get(k) for k in ("format", *FORMAT_KEYS)]
-    return all(_missing(v) or str(v).strip().lower() in FP32_NAMES for v in values)
-
-
-def select_baseline(baseline_spec: Any, configs: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Indices of the configurations ``baseline_spec`` selects (one per configuration).
-
-    ``configs``: one dict ``{key: value}`` per configuration (incl. ``variant``); entries that
-    differ only in ``seed`` or ``device`` count as one configuration, and only the first index
-    of each is returned. ``baseline_spec``:
-
-    - a string: the configurations whose ``variant`` is that name (when no configuration has
-      that variant, those whose ``configuration`` name is that string);
-    - a mapping ``{key: value}``: the configurations whose every named key has that value
-      (numbers compare by value; a key the configuration lacks does not match);
-    - None (the default): the configurations whose recorded formats (``format`` and
-      weight/grad/act/error/momentum_format, those present and set) are all ``fp32``, but only
-      when exactly one configuration is: otherwise ``[]``.
-
-    The caller refuses 0 or more than 1 match for an explicit baseline.
-    """
-    seen: dict[tuple, int] = {}
-    for i, config in enumerate(configs):
-        key = tuple(sorted((k, str(v)) for k, v in config.items() if k not in NOT_CONFIGURATION))
-        seen.setdefault(key, i)
-    distinct = sorted(seen.values())
-    if baseline_spec is None:
-        found = [i for i in distinct if _all_fp32(configs[i])]
-        return found if len(found) == 1 else []
-    if isinstance(baseline_spec, str):
-        found = [i for i in distinct if _same(configs[i].get("variant"), baseline_spec)]
-        if not found:
-            found = [i for i in distinct if _same(configs[i].get("configuration"), baseline_spec)]
-        return found
-    if isinstance(baseline_spec, Mapping):
-        if not baseline_spec:
-            raise ValueError("spec key 'baseline': an empty mapping selects nothing")
-        return [
-            i
-            for i in distinct
-            if all(k in configs[i] and _same(configs[i][k], v) for k, v in baseline_spec.items())
-        ]
-    raise ValueError(
-        f"spec key 'baseline': expected a variant name or a mapping of config keys to values, "
-        f"got {baseline_spec!r}"
-    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -275,24 +194,7 @@ class Answer:
 
     def lines(self) -> list[str]:
         """One line per configuration, sorted by cost: verdict, name, cost, figures."""
-        rows = []
-        width = max([len(c.configuration) for c in self.configurations] + [13])
-        for c in self.configurations:
-            parts = [f"{c.verdict:<12}", f"{c.configuration:<{width}}"]
-            if self.cost_name:
-                parts.append(f"{_sig(c.cost)} {COST_UNITS.get(self.cost_name, self.cost_name)}")
-            for m, f in c.figures.items():
-                text = f"{m} {_fmt(m, f.mean)} [{_fmt(m, f.ci[0], unit=False)}, "
-                text += f"{_fmt(m, f.ci[1], unit=False)}]"
-                if f.diff is not None and c.verdict != "baseline":
-                    text += f" diff {_fmt_diff(m, f.diff)} [{_fmt_diff(m, f.diff_ci90[0], False)},"
-                    text += f" {_fmt_diff(m, f.diff_ci90[1], False)}]"
-                parts.append(text)
-            if c.front_probability is not None and math.isfinite(c.front_probability):
-                parts.append(f"front {c.front_probability:.2f}")
-            parts.append(f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}")
-            rows.append("  ".join(parts))
-        return rows
+        return answer_text.lines(self)
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's JSON object: ``baseline`` (its configuration name or null), ``answer``
@@ -327,32 +229,7 @@ class Answer:
         """The verdict table (at most 8 columns, 3 significant digits, as text): configuration,
         cost, verdict, then per compared objective (at most two) ``mean [95% CI]`` and
         ``diff [90% CI]``, front probability, seeds."""
-        rows = []
-        shown = list(self.objectives)[:2] if len(self.objectives) > 1 else list(self.objectives)
-        for c in self.configurations:
-            row = {"configuration": c.configuration}
-            if self.cost_name:
-                row[COST_UNITS.get(self.cost_name, self.cost_name)] = _sig(c.cost)
-            row["verdict"] = c.verdict
-            for m in shown:
-                f = c.figures.get(m)
-                if f is None:
-                    row[m] = row[f"Δ{m}"] = ""
-                    continue
-                row[m] = f"{_fmt(m, f.mean)} [{_fmt(m, f.ci[0], False)}, {_fmt(m, f.ci[1], False)}]"
-                row[f"Δ{m} (90% CI)"] = (
-                    ""
-                    if f.diff is None or c.verdict == "baseline"
-                    else f"{_fmt_diff(m, f.diff)} [{_fmt_diff(m, f.diff_ci90[0], False)}, "
-                    f"{_fmt_diff(m, f.diff_ci90[1], False)}]"
-                )
-            if len(shown) < 2:
-                row["front prob."] = (
-                    "" if c.front_probability is None else f"{c.front_probability:.2f}"
-                )
-                row["seeds"] = str(c.n_seeds)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return answer_text.table(self)
 
     def full_table(self) -> pd.DataFrame:
         """Every figure of every configuration, one row each, full precision (for the CSV)."""
@@ -391,22 +268,7 @@ class Answer:
     def markdown(self) -> str:
         """The sentence, how to read it, and the verdict table (Markdown, for the parent run's
         description)."""
-        table = self.table()
-        head = "| " + " | ".join(table.columns) + " |"
-        rule = "|" + "---|" * len(table.columns)
-        body = [
-            "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-            for row in table.itertuples(index=False)
-        ]
-        rule_text = (
-            "Verdicts against the baseline: *equivalent* when the 90% CI of the difference lies "
-            "inside ±tolerance, *worse*/*better* when not and the 95% CI lies entirely on one "
-            "side of 0, else *inconclusive*. Means with 95% CIs over seeds and test examples."
-        )
-        return "\n".join(
-            [f"**{self.sentence}**", "", rule_text, "", head, rule, *body, ""]
-            + [f"- {n}" for n in self.notes]
-        )
+        return answer_text.markdown(self)
 
     def metrics(self) -> dict[str, float]:
         """The answer's figures as ``{name: float}`` for the parent run: ``answer_<cost>``,
@@ -429,202 +291,6 @@ class Answer:
         for v in stats.VERDICTS:
             out[f"n_{v}"] = float(sum(c.verdict == v for c in self.configurations))
         return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
-
-
-# ------------------------------------------------------------------------------------------------
-# formatting
-# ------------------------------------------------------------------------------------------------
-
-
-def _percent(metric: str) -> bool:
-    return metric.endswith("error")
-
-
-def _sig(x: float | None, digits: int = 3) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "0"
-    text = f"{x:.{digits}g}"
-    if "e" in text:
-        return text
-    return text
-
-
-def _fmt(metric: str, x: float | None, unit: bool = True) -> str:
-    """A value: error-like metrics in percent with one decimal (two below 1 %), others to 3
-    significant digits."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if _percent(metric):
-        decimals = 1 if abs(x) >= 0.01 else 2
-        return f"{100 * x:.{decimals}f}" + ("%" if unit else "")
-    return _sig(x)
-
-
-def _fmt_diff(metric: str, x: float | None, unit: bool = True) -> str:
-    """A difference with its sign: error-like in points (one decimal, two when the value is
-    under 0.1 pt), others to 3 significant digits."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if _percent(metric):
-        pts = 100 * x
-        decimals = 1 if abs(pts) >= 0.1 or pts == 0 else 2
-        return f"{pts:+.{decimals}f}" + (" pt" if unit else "")
-    return f"{x:+.3g}"
-
-
-def _fmt_tol(metric: str, tol: float) -> str:
-    """A tolerance in the units its difference is printed in (points for error-like metrics)."""
-    return f"{100 * tol:g}" if _percent(metric) else f"{tol:g}"
-
-
-# ------------------------------------------------------------------------------------------------
-# reading the trials and predictions
-# ------------------------------------------------------------------------------------------------
-
-
-def configuration_names(trials: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
-    """Each trial's configuration name: the ``configuration`` column when present (the MLflow
-    child run name without the seed), else the variant, the weight format (``weight_format``,
-    else ``format<bits>``) and ``key=value`` of every other config key that varies."""
-    if "configuration" in trials.columns and trials["configuration"].notna().all():
-        return trials["configuration"].astype(str)
-    varying = [k for k in keys if k in trials.columns and trials[k].astype(str).nunique() > 1]
-    fmt_keys = ("format", "bits", *FORMAT_KEYS)
-    parts: list[pd.Series] = []
-    if "variant" in trials.columns:
-        parts.append(trials["variant"].map(lambda v: "" if _missing(v) else str(v)))
-    if any(k in varying for k in fmt_keys):
-        fmt = trials["format"] if "format" in trials.columns else pd.Series(None, trials.index)
-        bits = trials["bits"] if "bits" in trials.columns else pd.Series(None, trials.index)
-        weight = (
-            trials["weight_format"]
-            if "weight_format" in trials.columns
-            else pd.Series(None, trials.index)
-        )
-        parts.append(
-            pd.Series(
-                [
-                    str(w)
-                    if not _missing(w)
-                    else "fp32"
-                    if _missing(f) or str(f) == "fp32"
-                    else str(f)
-                    if _missing(b)
-                    else f"{f}<{int(b)}>"
-                    for w, f, b in zip(weight, fmt, bits, strict=True)
-                ],
-                index=trials.index,
-            )
-        )
-    for k in varying:
-        if k in fmt_keys or k == "variant":
-            continue
-        parts.append(trials[k].map(lambda v, k=k: _name_part(k, v)))
-    if not parts:
-        return pd.Series("all", index=trials.index)
-    joined = pd.Series(
-        [" ".join(p for p in row if p) for row in zip(*parts, strict=True)], index=trials.index
-    )
-    return joined.where(joined != "", "all")
-
-
-def _name_part(key: str, v: Any) -> str:
-    """One key's part of a configuration name: ``key=value`` for numbers and booleans, the
-    value itself for names (``vc``, ``sgld``), nothing when unset."""
-    if _missing(v):
-        return ""
-    if isinstance(v, bool | np.bool_):
-        return f"{key}={str(bool(v)).lower()}"
-    if isinstance(v, float | np.floating):
-        return f"{key}={v:.4g}"
-    if isinstance(v, int | np.integer):
-        return f"{key}={v}"
-    return str(v)
-
-
-@dataclass
-class _Predictions:
-    """Per-example data of the ok trials: per additive metric L [T, N], ECE bins/gaps [T, N]."""
-
-    n_test: int
-    losses: dict[str, np.ndarray]
-    ece: tuple[np.ndarray, np.ndarray] | None
-    wrong: np.ndarray | None
-
-
-def read_predictions(
-    sweep_dir: Path, trial_ids: Sequence[str], metrics: Sequence[str], chunk: int = 500
-) -> tuple[_Predictions | None, str | None]:
-    """Per-example losses of ``metrics`` (additive ones and ``test_ece``) for ``trial_ids``.
-
-    The files are read by Arrow's dataset scanner (its own threads, no Python per file), in
-    chunks of ``chunk`` trials to bound memory, and every chunk is scored at once as a
-    [trials, N, classes] array. Returns (None, why) when a trial has no predictions or the
-    trials were not scored on the same examples."""
-    import pyarrow.dataset as ds
-
-    additive = [m for m in metrics if m in stats.ADDITIVE]
-    want_ece = "test_ece" in metrics
-    want_wrong = "test_error" in metrics
-    if not trial_ids or not (additive or want_ece):
-        return None, None
-    files: list[list[Path]] = []
-    for t in trial_ids:
-        found = sorted((sweep_dir / "predictions" / f"trial_id={t}").glob("*.parquet"))
-        if not found:
-            return None, f"trial {t} stored no predictions"
-        files.append(found)
-    losses: dict[str, list[np.ndarray]] = {m: [] for m in additive}
-    bins: list[np.ndarray] = []
-    gaps: list[np.ndarray] = []
-    wrong: list[np.ndarray] = []
-    labels0: np.ndarray | None = None
-    for start in range(0, len(files), chunk):
-        group = files[start : start + chunk]
-        flat = [f for fs in group for f in fs]
-        owner = np.repeat(np.arange(len(group)), [len(fs) for fs in group])
-        table = ds.dataset([str(f) for f in flat], format="parquet").to_table(
-            columns=["example", "label", "probs", "__fragment_index"]
-        )
-        trial = owner[table.column("__fragment_index").to_numpy()]
-        example = table.column("example").to_numpy()
-        order = np.lexsort((example, trial))
-        counts = np.bincount(trial, minlength=len(group))
-        n_test = int(counts[0])
-        if not np.all(counts == n_test) or n_test == 0:
-            bad = trial_ids[start + int(np.flatnonzero(counts != n_test)[0])]
-            return None, f"trial {bad} has another number of test predictions than the others"
-        label = table.column("label").to_numpy().astype(np.int64)[order].reshape(len(group), -1)
-        probs = table.column("probs").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        probs = probs.reshape(len(table), -1)[order].reshape(len(group), n_test, -1)
-        if labels0 is None:
-            labels0 = label[0]
-        same = (label.shape[1] == len(labels0)) and np.all(label == labels0[None])
-        if not same:
-            return None, (
-                f"the trials were not all scored on the same test examples (labels differ "
-                f"from trial {trial_ids[0]}'s): no paired comparison"
-            )
-        for m in additive:
-            losses[m].append(stats.per_example(m, labels0, probs))
-        if want_ece:
-            index, gap = stats.ece_parts(labels0, probs)
-            bins.append(index)
-            gaps.append(gap)
-        if want_wrong:
-            wrong.append(probs.argmax(axis=-1) != labels0[None])
-    assert labels0 is not None
-    return (
-        _Predictions(
-            len(labels0),
-            {m: np.concatenate(v) for m, v in losses.items()},
-            (np.concatenate(bins), np.concatenate(gaps)) if want_ece else None,
-            np.concatenate(wrong) if want_wrong else None,
-        ),
-        None,
-    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -924,90 +590,8 @@ def compute_answer(sweep_dir: str | Path, *, resamples: int = 2000, seed: int = 
         else "test examples",
         notes=notes,
     )
-    answer.sentence = _sentence(answer)
+    answer.sentence = answer_text.sentence(answer)
     return answer
-
-
-def _figures_text(answer: Answer, cfg: Configuration, base: Configuration | None) -> str:
-    parts = []
-    for m, f in cfg.figures.items():
-        text = f"{m} {_fmt(m, f.mean)} [{_fmt(m, f.ci[0], False)}, {_fmt(m, f.ci[1], False)}]"
-        if base is not None and f.diff is not None:
-            b = base.figures[m]
-            text += f" vs {_fmt(m, b.mean)} [{_fmt(m, b.ci[0], False)}, {_fmt(m, b.ci[1], False)}]"
-            text += (
-                f"; difference {_fmt_diff(m, f.diff)} [{_fmt_diff(m, f.diff_ci90[0], False)}, "
-                f"{_fmt_diff(m, f.diff_ci90[1], False)}] (90% CI)"
-            )
-            tol = answer.tolerances.get(m)
-            if tol is not None:
-                where = "within" if f.verdict == "equivalent" else "not within"
-                text += f" {where} ±{_fmt_tol(m, tol)}"
-            else:
-                text += " (no tolerance)"
-        parts.append(text)
-    return "; ".join(parts)
-
-
-def _scope(answer: Answer, cfg: Configuration) -> str:
-    n = cfg.n_seeds
-    seeds = f"{n} seed{'s' if n != 1 else ''}"
-    if answer.n_test:
-        text = f"{seeds} x {answer.n_test:,} {answer.example_word}"
-    else:
-        text = f"{seeds}, t-interval over seeds (no stored predictions)"
-    if n == 1 and answer.n_test:
-        text += "; one seed: the intervals count the test set only"
-    return text
-
-
-def _sentence(answer: Answer) -> str:
-    unit = COST_UNITS.get(answer.cost_name or "", answer.cost_name or "")
-    cost_word = "bits" if answer.cost_name in ("bits_per_param", "bits") else answer.cost_name
-    base = answer.by_name(answer.baseline)
-
-    def at(cfg: Configuration) -> str:
-        return f" at {_sig(cfg.cost)} {unit}" if answer.cost_name else ""
-
-    if answer.kind == "no-objective":
-        return f"sweep {answer.sweep}: no objective to compare (the spec's objectives are costs)"
-    if answer.kind == "no-baseline":
-        scored = [c for c in answer.configurations if c.n_seeds]
-        if not scored:
-            return f"sweep {answer.sweep}: no trial finished ok; nothing to answer"
-        knee_cfg = answer.by_name(answer.knee) or scored[0]
-        return (
-            f"no baseline to compare against ({answer.baseline_note}); the knee of the front of "
-            f"configuration means: {knee_cfg.configuration}{at(knee_cfg)}: "
-            f"{_figures_text(answer, knee_cfg, None)} ({_scope(answer, knee_cfg)})"
-        )
-    if answer.kind == "answer":
-        cfg = answer.answer
-        assert cfg is not None
-        if cfg.verdict == "better":
-            lead = f"fewest {cost_word} with a measurable gain over {answer.baseline}"
-        else:
-            lead = f"fewest {cost_word} with no measurable loss against {answer.baseline}"
-        text = (
-            f"{lead}: {cfg.configuration}{at(cfg)}: {_figures_text(answer, cfg, base)} "
-            f"({_scope(answer, cfg)})"
-        )
-        if base is not None and math.isfinite(base.cost) and cfg.cost >= base.cost:
-            text += f"; no configuration cheaper than {answer.baseline} is shown equivalent"
-        return text
-    tried = [c for c in answer.configurations if c.verdict not in ("baseline", "failed")]
-    inconclusive = [c for c in tried if c.verdict == "inconclusive"]
-    if inconclusive:
-        cfg = inconclusive[0]
-        return (
-            f"no configuration is shown equivalent to {answer.baseline} within tolerance; the "
-            f"cheapest inconclusive one is {cfg.configuration}{at(cfg)}: "
-            f"{_figures_text(answer, cfg, base)} ({_scope(answer, cfg)})"
-        )
-    return (
-        f"every configuration is measurably worse than {answer.baseline}"
-        f" ({len(tried)} configurations; {_scope(answer, base) if base else ''})"
-    )
 
 
 # ------------------------------------------------------------------------------------------------

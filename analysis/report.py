@@ -42,27 +42,22 @@ calls :func:`write_report` at the end of a sweep.
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyarrow import ArrowException
 
 from analysis import plots
-from analysis.answer import Answer, compute_answer, configuration_names
+from analysis.answer import Answer, compute_answer
 from analysis.load import (
     NoTrials,
     Sweep,
-    load_predictions,
-    load_samples,
     load_sweep,
     parse_objectives,
     reference_from_spec,
@@ -79,13 +74,32 @@ from analysis.pareto import (
     split_by_status,
     trials_hypervolume,
 )
+from analysis.predictions import configuration_names
+from analysis.report_figures import (
+    BITS_AXES,
+    PLOTTED_METRICS,
+    _intervals,
+    bits_axis,
+    reliability_figure,
+    samples_figure,
+)
+from analysis.report_page import CAPTIONS, _answer_html, _html
+from analysis.tables import _with_answer, _write_table, read_table
 
-#: metrics plotted against bits whenever the sweep reports them
-PLOTTED_METRICS: tuple[str, ...] = ("test_error", "test_nll", "test_ece")
-
-#: bits-like cost columns, in order of preference for the x-axis of the figures: the storage
-#: bits per weight (counts the float32 master copy of ``accumulator: full``), the word length
-BITS_AXES: tuple[str, ...] = ("bits_per_param", "bits")
+#: the report's API (the orchestrator, the notebook and bench import these from here)
+__all__ = [
+    "BITS_AXES",
+    "Report",
+    "bits_axis",
+    "compare_sweeps",
+    "default_objectives",
+    "main",
+    "read_table",
+    "reliability_figure",
+    "samples_figure",
+    "with_objective_columns",
+    "write_report",
+]
 
 #: files the report writes besides ``<metric>_vs_<bits axis>.png``, that a run may not produce;
 #: one left over from an earlier run is removed
@@ -102,35 +116,6 @@ OPTIONAL_FILES: tuple[str, ...] = (
     "pareto_by_variant.csv",
 )
 
-#: what each figure shows, under it on the page (by file name; ``{metric}``/``{axis}`` filled in)
-CAPTIONS: dict[str, str] = {
-    "answer": "The answer for {metric}: each configuration's mean over seeds with its 95% CI "
-    "(seeds and test examples both resampled) against its {axis} on a log2 axis, coloured by "
-    "its verdict against the baseline; the grey band is the baseline's 95% CI, the dotted "
-    "lines baseline ± tolerance, the staircase the front of configuration means, the circled "
-    "point the answer. Below: each configuration's difference against the baseline on the same "
-    "seeds and test examples with its 90% CI, and the ± tolerance band (green): a bar inside "
-    "the band is equivalent. The differences are much tighter than the means' intervals, "
-    "because the test set's noise is shared and cancels.",
-    "vs": "{metric} against {axis} (log2 axis) by accumulator mode (left) and format family "
-    "(right): configuration means with 95% CIs; each staircase is that group's front of "
-    "configuration means.",
-    "reliability.png": "Reliability diagrams of the best trial of each accumulator mode: "
-    "accuracy per confidence bin (15 bins) against the diagonal of perfect calibration; bars "
-    "below it are over-confident.",
-    "samples.png": "Samples (coordinate 0, chains and seeds pooled) against the target density, "
-    "one panel per accumulator mode.",
-    "hypervolume.png": "Hypervolume of the first k trials against k, in start order: a curve "
-    "still rising at the end means more trials would likely move the front.",
-}
-
-#: the page's names of summary entries that need a word of explanation
-SUMMARY_LABELS: dict[str, str] = {
-    "hypervolume": "hypervolume (the area of objective space the trials' front dominates up to "
-    "the reference point; larger is better; only for comparing sweeps under one reference)",
-    "knee configuration": "knee configuration (the front member of configuration means "
-    "closest to the ideal point, objectives scaled to [0, 1])",
-}
 
 #: columns that describe a group in "best per group"
 GROUP_COLUMNS: tuple[str, ...] = ("sampler", "accumulator", "family")
@@ -150,9 +135,6 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "bits_per_param",
     "wall_s",
 )
-
-#: most configurations drawn per accumulator panel of samples.png
-MAX_HISTOGRAMS = 4
 
 
 @dataclass(frozen=True)
@@ -187,16 +169,6 @@ def default_objectives(sweep: Sweep) -> dict[str, str]:
     )
 
 
-def bits_axis(objectives: Mapping[str, str], columns: Sequence[str]) -> str | None:
-    """The column on the x-axis of the figures: the first of :data:`BITS_AXES` that is an
-    objective (``bits_per_param`` before ``bits``), else ``bits`` when it is a column, else
-    None (no figure against bits)."""
-    for axis in BITS_AXES:
-        if axis in objectives and axis in columns:
-            return axis
-    return "bits" if "bits" in columns else None
-
-
 def with_objective_columns(
     trials: pd.DataFrame, objectives: Mapping[str, str], sweep: str = "the sweep"
 ) -> pd.DataFrame:
@@ -214,202 +186,6 @@ def with_objective_columns(
             f"(columns: {', '.join(map(str, trials.columns))})"
         )
     return trials.assign(**dict.fromkeys(missing, np.nan))
-
-
-def _label(row: pd.Series) -> str:
-    """A short name of a trial's configuration: weight format (or format and bits) and lr."""
-    fmt = row.get("weight_format")
-    if fmt is None or (isinstance(fmt, float) and np.isnan(fmt)):
-        fmt = row.get("format", "fp32")
-        if fmt in ("fixed", "block", "float") and "bits" in row:
-            fmt = f"{fmt} {int(row['bits'])}"
-    lr = row.get("lr")
-    return f"{fmt} lr={lr:g}" if isinstance(lr, int | float) and np.isfinite(lr) else str(fmt)
-
-
-def samples_figure(sweep: Sweep, ok: pd.DataFrame) -> plots.Figure | None:
-    """samples.png: per accumulator mode up to MAX_HISTOGRAMS configurations, seeds pooled."""
-    if not (sweep.path / "samples").is_dir() or "accumulator" not in ok.columns:
-        return None
-    keys = [k for k in sweep.config_keys if k in ok.columns]
-    sets: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for _, group in ok.groupby(keys, dropna=False, sort=True):
-        mode = str(group["accumulator"].iloc[0])
-        if len(sets.setdefault(mode, [])) >= MAX_HISTOGRAMS:
-            continue
-        parts = []
-        for trial_id in group["trial_id"]:
-            try:
-                x = load_samples(sweep.path, trial_id)[..., :1]  # coordinate 0
-                parts.append(x.reshape(-1, 1, 1))
-            except FileNotFoundError:
-                continue
-        if parts:
-            sets[mode].append((_label(group.iloc[0]), np.concatenate(parts)))
-    sets = {mode: s for mode, s in sets.items() if s}
-    if not sets:
-        return None
-    workload = str(ok["workload"].iloc[0]) if "workload" in ok.columns else "gaussian"
-    target = plots.TARGET_PDFS.get(workload, plots.gaussian_pdf)
-    scales = ok["target_std"].dropna().unique() if "target_std" in ok.columns else []
-    if workload == "gaussian" and len(scales) == 1 and scales[0] != 1.0:
-        # the Gaussian workload targets N(0, T Σ); in 1-D its target_std is sqrt(T Σ)
-        target = partial(plots.scaled_pdf, plots.gaussian_pdf, float(scales[0]))
-    return plots.plot_sample_histograms(
-        sets,
-        target,
-        title=f"{sweep.name}: samples (coordinate 0, seeds pooled) against the "
-        f"{workload} target density",
-    )
-
-
-def reliability_figure(sweep: Sweep, ok: pd.DataFrame) -> plots.Figure | None:
-    """reliability.png: the best ok trial on test_error per accumulator mode."""
-    if not (sweep.path / "predictions").is_dir() or "test_error" not in ok.columns:
-        return None
-    by = "accumulator" if "accumulator" in ok.columns else None
-    groups = ok.groupby(by, sort=True) if by else [("all", ok)]
-    panels = []
-    for mode, group in groups:
-        best = group.sort_values("test_error", kind="stable").iloc[0]
-        try:
-            labels, probs = load_predictions(sweep.path, best["trial_id"])
-        except FileNotFoundError:
-            continue
-        mode = mode[0] if isinstance(mode, tuple) else mode
-        panels.append(
-            (
-                f"{plots.LABELS.get(str(mode), str(mode))}: {_label(best)}\n"
-                f"trial {best['trial_id']}",
-                labels,
-                probs,
-            )
-        )
-    return plots.plot_reliability(panels) if panels else None
-
-
-def _table_html(frame: pd.DataFrame, max_rows: int = 200) -> str:
-    if frame.empty:
-        return "<p><em>none</em></p>"
-    note = (
-        f"<p>first {max_rows} of {len(frame)} rows; all in the CSV</p>"
-        if len(frame) > max_rows
-        else ""
-    )
-    return note + frame.head(max_rows).to_html(
-        index=False,
-        escape=True,
-        na_rep="",
-        float_format=lambda v: f"{v:.4g}",
-        border=0,
-        classes="table",
-    )
-
-
-def _short(value: Any) -> str:
-    """A summary value for the page: floats to 4 significant digits, mappings as k: v."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_short(v)}" for k, v in value.items())
-    return str(value)
-
-
-def _answer_html(answer: Answer | None, error: str | None) -> str:
-    """The page's first section: the sentence, the verdict rule, the data, the verdict table."""
-    e = html.escape
-    if answer is None:
-        return (
-            "<h2>Answer</h2><p><em>No answer: "
-            + e(error or "no objective to compare")
-            + "</em></p>"
-        )
-    seeds = sorted({c.n_seeds for c in answer.configurations if c.n_seeds})
-    seed_text = (
-        "no ok trial"
-        if not seeds
-        else f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''} per configuration"
-        if len(seeds) == 1
-        else f"{seeds[0]} to {seeds[-1]} seeds per configuration"
-    )
-    test_text = (
-        f"{answer.n_test:,} test examples shared by every trial"
-        if answer.n_test
-        else "no stored predictions (intervals over seeds only)"
-    )
-    tol = ", ".join(
-        f"{m} ±{v:g}" if v is not None else f"{m}: none (inconclusive)"
-        for m, v in answer.tolerances.items()
-    )
-    methods = "; ".join(answer.methods.values())
-    notes = "".join(f'<p class="note"><em>{e(n)}</em></p>' for n in answer.notes)
-    table = answer.table()
-    return f"""<h2>Answer</h2>
-<p class="answer"><strong>{e(answer.sentence)}</strong></p>
-<p>Data: {e(test_text)}; {e(seed_text)}; {answer.resamples:,} bootstrap resamples
-({e(methods)}). Baseline: {e(answer.baseline or "none")} ({e(answer.baseline_note)}).
-Tolerances: {e(tol or "none")}. Verdicts: <em>equivalent</em> when the 90% CI of the difference
-against the baseline lies inside ±tolerance; <em>worse</em> or <em>better</em> when it does not
-and the 95% CI lies entirely on one side of 0; otherwise <em>inconclusive</em> (too few seeds
-or test examples to tell); <em>failed</em>: no seed finished. The front probability is the
-share of resamples in which the configuration is on the Pareto front.</p>
-{notes}
-<p>Verdict table ({len(table)} configurations, sorted by cost; every figure at full precision
-in <a href="verdicts.csv">verdicts.csv</a> and <a href="answer.json">answer.json</a>):</p>
-{_table_html(table, max_rows=400)}
-"""
-
-
-def _html(
-    sweep: Sweep,
-    summary: dict[str, Any],
-    tables: Mapping[str, pd.DataFrame],
-    pngs: Sequence[Path],
-    notes: Sequence[str] = (),
-    answer_section: str = "",
-    captions: Mapping[str, str] | None = None,
-) -> str:
-    e = html.escape
-    captions = captions or {}
-    rows = "".join(
-        f"<tr><th>{e(SUMMARY_LABELS.get(str(k), str(k)))}</th><td>{e(_short(v))}</td></tr>"
-        for k, v in summary.items()
-        if k != "answer"
-    )
-    images = "".join(
-        f'<figure><img src="{e(p.name)}" alt="{e(p.stem)}"><figcaption>'
-        f"{e(captions.get(p.name, p.name))} <code>{e(p.name)}</code></figcaption></figure>"
-        for p in pngs
-    )
-    sections = "".join(f"<h2>{e(title)}</h2>{_table_html(t)}" for title, t in tables.items())
-    remarks = "".join(f'<p class="note"><em>{e(note)}</em></p>' for note in notes)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(sweep.name)}: sweep report</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; max-width: 1250px; }}
-table {{ border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em; }}
-th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
-th {{ background: #f0f0f0; }}
-img {{ max-width: 100%; border: 1px solid #ddd; }}
-figure {{ margin: 1em 0; }}
-figcaption {{ font-size: 0.9em; color: #333; max-width: 1000px; }}
-p.answer {{ font-size: 1.15em; background: #f3f8f3; padding: 0.6em; border-left: 4px solid #2a2; }}
-</style></head>
-<body>
-<h1>Sweep {e(sweep.name)}</h1>
-{answer_section}
-<h2>Figures</h2>{remarks}{images or "<p><em>no figures</em></p>"}
-<h2>Summary</h2>
-<p>Directory {e(str(sweep.path))}. A trial is on the Pareto front when no other ok trial is at
-least as good on every objective and better on one; diverged and failed trials are never on it.
-A configuration is the set of trials that differ only in their seed; the knee is the member of
-the front of configuration means closest to the ideal point after scaling each objective to
-[0, 1] over that front. The tables leave out the config keys that are the same in every trial;
-the CSV files next to this page have them all (and Parquet files the same tables, typed).</p>
-<table>{rows}</table>
-{sections}
-</body></html>
-"""
 
 
 def write_report(
@@ -641,61 +417,6 @@ def write_report(
         files=files,
         removed=_remove_stale(out, files),
     )
-
-
-def _write_table(frame: pd.DataFrame, path: Path) -> list[Path]:
-    """``frame`` as CSV at ``path`` and as typed Parquet beside it (``.parquet``): trial ids
-    such as ``91781970`` or ``12e45678`` stay strings there, where CSV readers make numbers."""
-    frame.to_csv(path, index=False)
-    typed = path.with_suffix(".parquet")
-    frame = frame.reset_index(drop=True)
-    try:
-        frame.to_parquet(typed, index=False)
-    except (TypeError, ValueError, ArrowException):
-        # a column mixing types (a key that is a number in one trial and a name in another):
-        # Parquet wants one type per column, so such columns are written as text
-        mixed = {
-            c: frame[c].map(lambda v: None if v is None or v != v else str(v))
-            for c in frame.columns
-            if frame[c].dtype == object
-        }
-        frame.assign(**mixed).to_parquet(typed, index=False)
-    return [path, typed]
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A table the report wrote, as written: the typed Parquet beside ``path`` (a ``.csv``
-    name or the ``.parquet`` one)."""
-    return pd.read_parquet(Path(path).with_suffix(".parquet"))
-
-
-def _intervals(answer: Answer | None, metric: str) -> dict[str, tuple[float, float]]:
-    """``{configuration: (lo, hi)}`` of the answer's 95% CIs for ``metric`` ({} without)."""
-    if answer is None:
-        return {}
-    return {
-        c.configuration: c.figures[metric].ci for c in answer.configurations if metric in c.figures
-    }
-
-
-def _with_answer(frame: pd.DataFrame, answer: Answer | None) -> pd.DataFrame:
-    """``frame`` (one row per configuration, with ``configuration``) with the answer's 95% CI
-    of each compared objective, the verdict and the front probability."""
-    if answer is None or "configuration" not in frame.columns:
-        return frame
-    extra = {}
-    for c in answer.configurations:
-        row: dict[str, Any] = {"verdict": c.verdict, "front_probability": c.front_probability}
-        for m, f in c.figures.items():
-            row[f"{m}_lo"], row[f"{m}_hi"] = f.ci
-        extra[c.configuration] = row
-    columns = list(dict.fromkeys(k for r in extra.values() for k in r))
-    add = pd.DataFrame(
-        [extra.get(str(name), {}) for name in frame["configuration"]],
-        columns=columns,
-        index=frame.index,
-    )
-    return pd.concat([frame, add[[c for c in columns if c not in frame.columns]]], axis=1)
 
 
 def _remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
