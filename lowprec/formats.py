@@ -124,6 +124,12 @@ class Format(ABC):
         """Storage bits per value, a shared exponent amortised over its block (ALGORITHMS.md §1)."""
 
     @property
+    def word_bits(self) -> int:
+        """Bits of one stored value, shared scales not counted (the metric ``bits``): fixed and
+        block ``wl``, float ``1 + exp + man``, a scaled format its element's, fp32 32."""
+        return int(self.bits)
+
+    @property
     def is_identity(self) -> bool:
         """True for ``fp32``: quantizing is the identity."""
         return False
@@ -262,6 +268,10 @@ class BlockFloat(Format):
         if self.block_size is None:
             return f"block<{self.wl}>"
         return f"block<{self.wl},{self.block_size}>"
+
+    @property
+    def word_bits(self) -> int:
+        return int(self.wl)
 
     @property
     def bits(self) -> float:
@@ -609,6 +619,10 @@ class ScaledFormat(Format):
     block_size: int | None
     #: bits of one stored scale
     scale_bits: int
+
+    @property
+    def word_bits(self) -> int:
+        return self.element.word_bits
 
     @property
     def bits(self) -> float:

@@ -180,18 +180,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def format_word_bits(fmt: Any) -> int:
-    """Word bits of a ``lowprec.formats`` format: fixed and block ``wl`` (the shared exponent
-    not counted), small float ``1 + exp + man``, fp32 32."""
-    from lowprec.formats import BlockFloat, FixedPoint, SmallFloat
-
-    if isinstance(fmt, FixedPoint | BlockFloat):
-        return int(fmt.wl)
-    if isinstance(fmt, SmallFloat):
-        return 1 + int(fmt.exp) + int(fmt.man)
-    return 32
-
-
 def weight_bits(config: Mapping[str, Any]) -> int:
     """The metric ``bits``: word bits of the weights' format, as
     ``workloads.config.precision.precision_of(config).weight`` derives it (``weight_format``,
@@ -201,8 +189,8 @@ def weight_bits(config: Mapping[str, Any]) -> int:
     from workloads.config.precision import precision_of
 
     if isinstance(config, TrialSpec):
-        return format_word_bits(config.precision.weight)
-    return format_word_bits(precision_of(config).weight)
+        return config.precision.weight.word_bits
+    return precision_of(config).weight.word_bits
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,7 +308,7 @@ def run_trial(
     wall_s = time.perf_counter() - start
     result.metrics.update(
         wall_s=wall_s,
-        bits=format_word_bits(trial.precision.weight),
+        bits=trial.precision.weight.word_bits,
         diverged=result.status == "diverged",
         kernels=kernels,
     )

@@ -38,10 +38,8 @@ from typing import Any
 
 from lowprec.formats import (
     FP32,
-    BlockFloat,
     FixedPoint,
     Format,
-    IntElement,
     ScaledFormat,
     SmallFloat,
 )
@@ -123,17 +121,9 @@ def _element(fmt: Format) -> Format:
 
 
 def word_bits(fmt: Format) -> int:
-    """Bits of one value as a multiplier sees it: fixed and block ``wl``, small float (and OCP
-    element) 1 + exp + man, integer element its bits, a scaled format its element's, float32
-    32."""
-    fmt = _element(fmt)
-    if isinstance(fmt, FixedPoint | BlockFloat):
-        return int(fmt.wl)
-    if isinstance(fmt, SmallFloat):
-        return 1 + int(fmt.exp) + int(fmt.man)
-    if isinstance(fmt, IntElement):
-        return int(fmt.nbits)
-    return 32 if isinstance(fmt, FP32) else math.ceil(fmt.bits)
+    """Bits of one value as a multiplier sees it (``Format.word_bits``: a scaled format's
+    element, whose block scale is applied once per block)."""
+    return fmt.word_bits
 
 
 def is_float(fmt: Format) -> bool:

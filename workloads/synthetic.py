@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from lowprec import PrecisionSpec, schedules
-from lowprec.formats import BlockFloat, FixedPoint, Format, SmallFloat
 from workloads.base import Diverged, TrialContext
 from workloads.config import checks
 from workloads.config.trialspec import TrialSpec, build_sampler
@@ -37,15 +36,6 @@ GradFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 validate = checks.check_synthetic
 
 
-def word_bits(fmt: Format) -> int:
-    """The word bits of a format: fixed/block wl, float 1 + exp + man, fp32 32."""
-    if isinstance(fmt, FixedPoint | BlockFloat):
-        return int(fmt.wl)
-    if isinstance(fmt, SmallFloat):
-        return 1 + fmt.exp + fmt.man
-    return 32
-
-
 def bits_metrics(precision: PrecisionSpec, shapes: list[tuple[int, ...]]) -> dict[str, float]:
     """``bits`` (W's word bits) and ``bits_per_param``: the storage bits per stored weight,
     block exponents amortised over the tensors' shapes, 32 for ``full`` (its float32 master)."""
@@ -57,7 +47,7 @@ def bits_metrics(precision: PrecisionSpec, shapes: list[tuple[int, ...]]) -> dic
             precision.weight.bits_for(s) * n for s, n in zip(shapes, sizes, strict=True)
         )
         per_param /= max(sum(sizes), 1)
-    return {"bits": word_bits(precision.weight), "bits_per_param": float(per_param)}
+    return {"bits": precision.weight.word_bits, "bits_per_param": float(per_param)}
 
 
 @dataclass

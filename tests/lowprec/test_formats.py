@@ -218,3 +218,17 @@ print(all(getattr(lowprec, name) is not None for name in lowprec.__all__))
         "True",
         "True",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "word_bits"),
+    [
+        ("fp32", 32), ("fixed<8,3>", 8), ("block<6>", 6), ("block<8,32>", 8), ("float<4,3>", 8),
+        ("fp8_e5m2", 8), ("fp6_e3m2", 6), ("mx<fp4_e2m1>", 4), ("mx<fp6_e2m3,16>", 6),
+        ("mx<int8>", 8), ("nvfp4", 4), ("nvfp4<t>", 4), ("int<4,g32>", 4), ("int<3>", 3),
+    ],
+)  # fmt: skip
+def test_word_bits_count_one_stored_value_without_its_scales(text: str, word_bits: int) -> None:
+    """The metric ``bits`` (a trial's weight format's word length): shared scales are counted
+    by ``bits``/``bits_for``, never here."""
+    assert parse_format(text).word_bits == word_bits
