@@ -43,8 +43,8 @@ NOT_CONFIGURATION: frozenset[str] = frozenset({"seed", "device"})
 #: columns, in order of preference, that give the order in which trials started
 START_TIME_COLUMNS: tuple[str, ...] = ("start_time", "started_at", "timestamp")
 
-#: the names of ``workloads.keys.COMMON_KEYS`` (analysis imports neither workloads nor torch;
-#: tests/analysis/test_imports.py holds this list to the key table)
+#: the names of ``COMMON_KEYS`` in ``workloads/config/resolve.py`` (analysis imports neither
+#: workloads nor torch; tests/analysis/test_imports.py holds this list to the key table)
 COMMON_KEY_NAMES: frozenset[str] = frozenset(
     [
         "workload",
@@ -238,9 +238,9 @@ def load_spec(results_dir: str | Path) -> dict[str, Any]:
 def config_keys(trials: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
     """The columns of ``trials`` that are config keys and distinguish configurations.
 
-    Config keys are the common keys of ``workloads.keys`` plus the keys the spec fixes or
-    searches (a workload's own keys); ``seed`` and ``device`` are excluded, so that grouping by
-    these columns pools a configuration's seeds.
+    Config keys are the common keys (``COMMON_KEYS`` in ``workloads/config/resolve.py``) plus
+    the keys the spec fixes or searches (a workload's own keys); ``seed`` and ``device`` are
+    excluded, so that grouping by these columns pools a configuration's seeds.
     """
     names = set(COMMON_KEY_NAMES) | set(spec.get("fixed") or {}) | set(spec.get("space") or {})
     names |= {"workload"}
