@@ -16,18 +16,25 @@ from orchestrator.outbox import queue_parent
 from orchestrator.outcome import SweepOutcome
 from orchestrator.store import local_path, table_to_text
 
+#: the answer :func:`summarize` computed, kept for :func:`analysis_report` of the same outcome
+#: (the driver calls one then the other) so a sweep computes its answer once; one entry at most
+_ANSWERS: dict[int, tuple[SweepOutcome, Any]] = {}
 
-def summarize(outcome: SweepOutcome, out: TextIO) -> None:
+
+def summarize(outcome: SweepOutcome, out: TextIO) -> Any:
     """The closing lines: the answer's sentence and one line per configuration (sorted by cost,
     with its verdict), or, when the answer cannot be computed, one line saying why and the
     table of trials; then the trial counts and the commands to look further. The answer also
-    goes to MLflow (:func:`queue_answer`), through the parent run's queued writes."""
+    goes to MLflow (:func:`queue_answer`), through the parent run's queued writes. Returns the
+    answer (None when not computed), which :func:`analysis_report` reuses."""
     spec, table = outcome.spec, outcome.table
     statuses = table.column("status").to_pylist() if table is not None and table.num_rows else []
     counts = {s: statuses.count(s) for s in ("ok", "diverged", "failed")}
     state = "finished" if outcome.complete else "interrupted"
     answer, why = compute(outcome, counts["ok"])
+    _ANSWERS.clear()
     if answer is not None:
+        _ANSWERS[id(outcome)] = (outcome, answer)
         print(answer.sentence, file=out)
         for line in answer.lines():
             print(f"  {line}", file=out)
@@ -76,6 +83,7 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> None:
         root = outcome.sweep_uri.rstrip("/").rsplit("/", 1)[0]  # the sweep is ROOT/<name>
         where = f"--results {local_path(root)}" if local is not None else f"--storage {root}"
         print(f"resume:   python -m orchestrator.sweep {spec.file} --resume {where}", file=out)
+    return answer
 
 
 def compute(outcome: SweepOutcome, ok: int) -> tuple[Any, str | None]:
@@ -208,8 +216,13 @@ def queue_verdicts(store: Any, table: Any, verdicts: dict[str, str]) -> int:
     return queued
 
 
-def analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
-    """Write the analysis report and log its PNGs to the parent run (when analysis exists)."""
+def analysis_report(outcome: SweepOutcome, err: TextIO, answer: Any = None) -> None:
+    """Write the analysis report and log its PNGs to the parent run (when analysis exists).
+    The report shows ``answer``, else the one :func:`summarize` computed for this outcome;
+    only without either does the report compute it."""
+    if answer is None:
+        kept = _ANSWERS.pop(id(outcome), None)
+        answer = kept[1] if kept is not None and kept[0] is outcome else None
     sweep_dir = local_path(outcome.sweep_uri)
     if sweep_dir is None:  # the report reads a local directory
         print(
@@ -228,7 +241,9 @@ def analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
     except ImportError:
         return
     try:
-        report = write_report(sweep_dir)
+        report = (
+            write_report(sweep_dir) if answer is None else write_report(sweep_dir, answer=answer)
+        )
     except Exception as exc:  # the sweep's results stand without the report
         print(f"analysis report skipped: {type(exc).__name__}: {exc}", file=err)
         return
@@ -247,10 +262,12 @@ def analysis_report(outcome: SweepOutcome, err: TextIO) -> None:
 
 
 def table_op(csv_path: str, artifact_file: str) -> dict[str, Any]:
-    """The CSV as an MLflow table artifact (the run's Artifacts tab shows it as a table)."""
-    import pyarrow.csv as pacsv
+    """The report's table as an MLflow table artifact (the run's Artifacts tab shows it as a
+    table), read from the typed Parquet the report writes beside the CSV: a CSV reader would
+    turn ids such as ``91781970`` or ``12e45678`` into numbers."""
+    import pyarrow.parquet as pq
 
-    table = pacsv.read_csv(csv_path)
+    table = pq.read_table(os.path.splitext(csv_path)[0] + ".parquet")
     data = {
         name: [None if isinstance(v, float) and math.isnan(v) else v for v in column.to_pylist()]
         for name, column in zip(table.column_names, table.columns, strict=True)
