@@ -296,13 +296,15 @@ COMMON_KEYS: dict[str, Key] = {
     "format": Key(
         str,
         "fp32",
-        "format family (fixed, block, float, fp32) combined with `bits`, or a full format string",
+        "format family combined with `bits` (fixed, block, float; mx: 4/6/8 bits -> mx<fp4_e2m1>, "
+        "mx<fp6_e2m3>, mx<fp8_e4m3>; int: int<bits> per row; fp32), or a full format string "
+        "(fp8_e4m3, mx<fp8_e5m2,16>, nvfp4, int<4,g32>, ...: docs/numerics.md)",
         applies=_format,
     ),
     "bits": Key(
         int,
         8,
-        "word length for `format` (fixed/block: wl; float: 1+exp+man)",
+        "word length for `format` (fixed/block: wl; float: 1+exp+man; mx, int: the element's bits)",
         min=2,
         max=32,
         applies=_bits,
