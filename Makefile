@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPEC   ?= search_spaces/bits.yaml
 
-.PHONY: install system-deps test test-fast sweep smoke lint format bench gpu-check clean faults
+.PHONY: install system-deps test test-fast sweep smoke lint format bench gpu-check clean faults notebook
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,17 +25,30 @@ system-deps:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }; \
 	else echo "system-deps: not root or no apt-get; skipping (browser, Fashion-MNIST and PostgreSQL tests will skip)"; fi
 
+# Two pytest-xdist workers (WORKERS=1: the suite in one process). A test file runs whole on one
+# worker (--dist loadfile): its module-scoped fixtures (a Ray started in the test process, a
+# cluster, a real sweep, a server) are set up once; each worker starts its own local Rays.
+# (--dist loadgroup would group finer, but pytest-xdist 3.8 tags a group by rewriting
+# item._nodeid, which pytest 9.2 no longer reads: every test went to any worker.)
+WORKERS ?= 2
+XDIST    = $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadfile,)
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow"
 
 sweep: install
 	$(BIN)/python -m orchestrator.sweep $(SPEC)
 
 smoke: install
 	$(BIN)/python -m orchestrator.sweep search_spaces/smoke.yaml
+
+# The analysis notebook in JupyterLab (the optional extra), on the default sweep's results.
+notebook: install
+	$(BIN)/python -m pip install --quiet -e '.[notebook]'
+	$(BIN)/jupyter lab analysis/notebooks/pareto.ipynb
 
 lint: install
 	$(BIN)/ruff check .
@@ -53,6 +66,7 @@ bench: install
 	$(BIN)/python -m bench.resnet
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.answer
 
 # On a machine with a CUDA device: the CUDA tests and the GPU benchmarks in one run, the figures
 # against their bars (outputs in gpu-check/; bench/gpu.py).

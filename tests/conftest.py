@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 
 import pytest
 import torch
@@ -33,3 +35,37 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist the fault tests run in the workers: their rows of the faults table go
+    to one file (``$FAULTS_LOG``, a temporary one unless set) that this process prints from."""
+    if not _xdist_controller(config) or os.environ.get("FAULTS_LOG"):
+        return
+    fd, path = tempfile.mkstemp(prefix="faults-", suffix=".jsonl")
+    os.close(fd)
+    os.environ["FAULTS_LOG"] = path  # the workers start after this and inherit it
+    config._faults_log = path
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not _xdist_controller(config):
+        return  # without xdist tests/faults/conftest.py prints the table itself
+    from tests.faults.conftest import table
+
+    path = os.environ.get("FAULTS_LOG", "")
+    try:
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return
+    if rows:
+        terminalreporter.write_sep("-", "faults and bad inputs tried")
+        terminalreporter.write_line(table(rows))
+    if getattr(config, "_faults_log", None):
+        os.unlink(config._faults_log)
+
+
+def _xdist_controller(config) -> bool:
+    """This process hands tests to pytest-xdist workers (and runs none itself)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")

@@ -121,7 +121,7 @@ def test_sigkill_inside_a_write(
         "store.consolidate()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(root)], env=env)
-    harness.wait_for(paused.exists, proc, 60, f"the {point} write to pause")
+    harness.wait_for(paused.exists, proc, 300, f"the {point} write to pause")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     (half,) = _unfinished(root / "killed")

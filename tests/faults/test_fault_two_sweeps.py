@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def test_two_sweeps_at_once(fault_env: dict[str, str], tmp_path: Path, fault_log
     while any(p.poll() is None for p in procs) and not saw_ray:
         commands = [harness.describe(pid) for pid in harness.tagged_pids(env[harness.TAG])]
         saw_ray = any("raylet" in c or "gcs_server" in c for c in commands)
+        time.sleep(0.2)  # a scan of /proc per 0.2 s, not a core spinning beside the sweeps
     outputs = [p.communicate(timeout=400) for p in procs]
     codes = [p.returncode for p in procs]
     refused = [i for i in (0, 1) if codes[i] == 1]

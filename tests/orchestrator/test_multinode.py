@@ -97,7 +97,12 @@ def test_worker_removed_mid_sweep_loses_nothing(
     while "| 2 running" not in err.getvalue() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "| 2 running" in err.getvalue(), err.getvalue()
-    time.sleep(2.0)  # both trials inside the workload
+    # both trials inside the workload: each has reported (and checkpointed) a step
+    tune_dir = tmp_path / "results" / "removal" / "tune"
+    while len({p.parent for p in tune_dir.glob("*/checkpoint_*")}) < 2:
+        assert time.monotonic() < deadline, "the two trials did not both report a step"
+        assert thread.is_alive(), err.getvalue()
+        time.sleep(0.2)
     removed = cluster["workers"][1]
     cluster["cluster"].remove_node(removed)
     thread.join(timeout=400)
