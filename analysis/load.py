@@ -86,7 +86,11 @@ COMMON_KEY_NAMES: frozenset[str] = frozenset(
 )
 
 #: format families, as derived by :func:`format_family`
-FAMILIES: tuple[str, ...] = ("fixed", "block", "float", "fp32")
+#: format families, in the order the figures show them: the papers' formats, then the OCP
+#: elements (fp8_e4m3 -> fp8), the MX block formats, NVFP4 and the scaled integers
+FAMILIES: tuple[str, ...] = (
+    "fp32", "fixed", "block", "float", "fp8", "fp6", "fp4", "mx", "nvfp4", "int",
+)  # fmt: skip
 
 
 class NoTrials(FileNotFoundError):
@@ -123,7 +127,8 @@ class Sweep:
 
 
 def format_family(weight_format: Any, fmt: Any) -> str:
-    """The format family of a trial's weights: ``fixed``, ``block``, ``float`` or ``fp32``.
+    """The format family of a trial's weights (:data:`FAMILIES`): the name before ``<`` or
+    ``_`` (``fixed<8,3>`` -> fixed, ``fp8_e4m3`` -> fp8, ``mx<fp4_e2m1>`` -> mx, ``nvfp4``).
 
     ``weight_format`` (a full format string such as ``fixed<8,3>``) overrides ``fmt``, which is a
     family name (``fixed``) or a full format string; both missing means ``fp32`` (the default

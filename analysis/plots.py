@@ -36,11 +36,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from analysis.calibration import bin_index, ece_from_bins
+from analysis.load import FAMILIES
 from analysis.pareto import aggregate_seeds, non_dominated, pareto_front
 
 #: order and colours of the accumulator modes and format families in every figure
 ACCUMULATORS: tuple[str, ...] = ("full", "low", "vc")
-FAMILIES: tuple[str, ...] = ("fp32", "fixed", "block", "float")
 LABELS: dict[str, str] = {
     "full": "full (LP-F)",
     "low": "low (naive LP-L)",
@@ -67,6 +67,23 @@ def integer_ticks(ax: Axes, values: pd.Series | np.ndarray, axis: str = "x") -> 
     values = values[np.isfinite(values)]
     if values.size and np.all(values == np.round(values)):
         (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
+#: what an axis label says of its scale
+SCALE_TEXT: dict[str, str] = {"log2": " (log2 scale)", "log": " (log scale)", "linear": ""}
+
+
+def axis_scale(column: str, values: pd.Series | np.ndarray) -> str:
+    """How an axis showing ``column`` is scaled: ``log2`` for bits-per-weight columns (``bits``,
+    ``bits_per_param``), ``log`` (base 10) for another column whose positive values span more
+    than a decade (``ensemble_bits``, ``bops_*``), else ``linear``."""
+    if column in ("bits", "bits_per_param"):
+        return "log2"
+    values = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").to_numpy(float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() > 10 * values.min():
+        return "log"
+    return "linear"
 
 
 def log2_axis(ax: Axes, values: pd.Series | np.ndarray, axis: str = "x") -> None:
@@ -128,15 +145,20 @@ def plot_metric_vs_bits(
     log2: bool = True,
 ) -> Figure:
     """``metric`` against ``bits`` (the column on the x-axis: ``bits`` or ``bits_per_param``,
-    log2 scale unless ``log2`` is False): seed means with error bars, fronts per accumulator
-    (left) and per format family (right), and first, when the sweep has variants (a ``variant``
-    column), one per variant. The error bars are the 95 % CIs of ``intervals`` (``{configuration:
-    (lo, hi)}``, matched on the trials' ``configuration`` column) where given, else ± one
-    standard deviation over seeds. Fronts are over the seed means, objectives
-    ``{metric: direction, bits: min}``."""
+    log2 scale unless ``log2`` is False; another cost column, ``ensemble_bits`` say, on the
+    scale :func:`axis_scale` picks: log where it spans more than a decade): seed means with
+    error bars, fronts per accumulator (left) and per format family (right), and first, when
+    the sweep has variants (a ``variant`` column), one per variant. The error bars are the
+    95 % CIs of ``intervals`` (``{configuration: (lo, hi)}``, matched on the trials'
+    ``configuration`` column) where given, else ± one standard deviation over seeds.
+    Fronts are over the seed means, objectives ``{metric: direction, bits: min}``."""
     if metric == bits:
         raise ValueError(f"metric {metric!r}: is the x-axis itself; plot another metric")
     pooled = aggregate_seeds(trials, config_keys, [metric, bits]) if len(trials) else trials
+    if bits in ("bits", "bits_per_param"):
+        scale = "log2" if log2 else "linear"
+    else:
+        scale = axis_scale(bits, pooled[bits] if bits in pooled.columns else [])
     use_ci = bool(intervals) and "configuration" in pooled.columns
     panels: list[tuple[str, Sequence[str]]] = [("accumulator", ACCUMULATORS), ("family", FAMILIES)]
     if "variant" in pooled.columns and pooled["variant"].notna().any():
@@ -147,11 +169,13 @@ def plot_metric_vs_bits(
     axes = fig.subplots(1, len(panels), sharey=True)
     n_bad = int((trials["status"] != "ok").sum()) if "status" in trials else 0
     for ax, (by, preferred) in zip(axes, panels, strict=True):
-        ax.set_xlabel(axis_label(bits) + (" (log2 scale)" if log2 else ""), fontsize=9)
+        ax.set_xlabel(axis_label(bits) + SCALE_TEXT[scale], fontsize=9)
         ax.grid(alpha=0.3)
         if bits in pooled.columns:
-            if log2:
+            if scale == "log2":
                 log2_axis(ax, pooled[bits])
+            elif scale == "log":
+                ax.set_xscale("log")
             else:
                 integer_ticks(ax, pooled[bits])
         if by not in pooled.columns or pooled.empty or pooled[metric].notna().sum() == 0:

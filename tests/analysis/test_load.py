@@ -46,6 +46,12 @@ def test_load_sweep_reads_trials_spec_and_config_keys(classifier_sweep):
         (np.nan, "block<8,32>", "block"),
         (None, None, "fp32"),
         ("FP32", None, "fp32"),
+        ("fp8_e4m3", None, "fp8"),
+        (None, "fp4_e2m1", "fp4"),
+        ("mx<fp4_e2m1>", "mx", "mx"),
+        ("mx<int8,16>", None, "mx"),
+        ("nvfp4<t>", None, "nvfp4"),
+        ("int<4,g32>", "int", "int"),
     ],
 )
 def test_format_family(weight_format, fmt, family):
