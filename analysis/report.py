@@ -55,6 +55,8 @@ import pandas as pd
 
 from analysis import plots
 from analysis.answer import Answer, compute_answer
+from analysis.baseline import is_cost
+from analysis.cost_panel import COST_COLUMNS, cost_panel, panel_baseline
 from analysis.load import (
     NoTrials,
     Sweep,
@@ -83,7 +85,7 @@ from analysis.report_figures import (
     reliability_figure,
     samples_figure,
 )
-from analysis.report_page import CAPTIONS, _answer_html, _html
+from analysis.report_page import CAPTIONS, _answer_html, _cost_panel_html, _html
 from analysis.tables import _with_answer, _write_table, read_table
 
 #: the report's API (the orchestrator, the notebook and bench import these from here)
@@ -114,6 +116,8 @@ OPTIONAL_FILES: tuple[str, ...] = (
     "hypervolume.png",
     "hypervolume.csv",
     "pareto_by_variant.csv",
+    "cost_panel.csv",
+    "cost_panel.parquet",
 )
 
 
@@ -298,6 +302,13 @@ def write_report(
         summary["seeds per configuration"] = sorted(
             {c.n_seeds for c in answer.configurations if c.n_seeds}
         )
+    # the cost panel: the front's configurations against the float32 baseline, as ratios
+    panel_base = panel_baseline(trials, answer.baseline if answer is not None else None)
+    front_names = (
+        list(front_mean["configuration"].astype(str)) if "configuration" in front_mean else []
+    )
+    panel, panel_notes = cost_panel(trials, front_names, panel_base)
+    panel_files = _write_table(panel, out / "cost_panel.csv") if len(panel) else []
     files_variant = (
         _write_table(front_variants, out / "pareto_by_variant.csv")
         if front_variants is not None
@@ -317,7 +328,7 @@ def write_report(
     not_ok = trials[trials["status"] != "ok"]
     not_ok = not_ok[[c for c in ("trial_id", "status", "error", *keys) if c in not_ok.columns]]
 
-    files: list[Path] = list(files_variant)
+    files: list[Path] = [*files_variant, *panel_files]
     pareto_csv = out / "pareto.csv"
     pareto_mean_csv = out / "pareto_mean.csv"
     for frame, path in (
@@ -345,7 +356,7 @@ def write_report(
             captions[name] = CAPTIONS["answer"].format(metric=metric, axis=answer.cost_name)
     plotted = [m for m in PLOTTED_METRICS if m in trials.columns and ok[m].notna().any()]
     plotted += [m for m in objectives if m not in plotted]
-    plotted = [m for m in plotted if m not in BITS_AXES]  # never a cost against a cost
+    plotted = [m for m in plotted if not is_cost(m)]  # never a cost against a cost
     if not len(ok):
         notes.append(
             "No trial is ok (with every objective finite): the figures of metrics against "
@@ -404,7 +415,15 @@ def write_report(
     tables = {t: f[[c for c in f.columns if c not in constant]] for t, f in tables.items()}
     index = out / "index.html"
     index.write_text(
-        _html(sweep, summary, tables, pngs, notes, _answer_html(answer, answer_error), captions)
+        _html(
+            sweep,
+            summary,
+            tables,
+            pngs,
+            notes,
+            _answer_html(answer, answer_error) + _cost_panel_html(panel, panel_notes, panel_base),
+            captions,
+        )
     )
     files += [*pngs, index]
     return Report(
@@ -423,7 +442,8 @@ def _remove_stale(out: Path, written: Sequence[Path]) -> list[Path]:
     """Remove the files an earlier report left in ``out`` that this one did not write: only
     names the report itself writes (``<metric>_vs_<bits axis>.png``, :data:`OPTIONAL_FILES`),
     never anything else in the directory."""
-    owned = [p for axis in BITS_AXES for p in out.glob(f"*_vs_{axis}.png")]
+    axes = {*BITS_AXES, *COST_COLUMNS}
+    owned = [p for axis in sorted(axes) for p in out.glob(f"*_vs_{axis}.png")]
     owned += list(out.glob("answer_*.png"))
     owned += [out / name for name in OPTIONAL_FILES]
     keep = {p.resolve() for p in written}

@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.answer import Answer
+from analysis.baseline import is_cost
 from analysis.load import Sweep, load_predictions, load_samples
 
 #: metrics plotted against bits whenever the sweep reports them
@@ -26,12 +27,13 @@ MAX_HISTOGRAMS = 4
 
 
 def bits_axis(objectives: Mapping[str, str], columns: Sequence[str]) -> str | None:
-    """The column on the x-axis of the figures: the first of :data:`BITS_AXES` that is an
-    objective (``bits_per_param`` before ``bits``), else ``bits`` when it is a column, else
-    None (no figure against bits)."""
-    for axis in BITS_AXES:
-        if axis in objectives and axis in columns:
-            return axis
+    """The column on the x-axis of the figures: the spec's first cost objective that is a
+    column (``ensemble_bits``, ``bops_per_step`` ...; ``bits_per_param`` before ``bits`` when
+    both are), else ``bits`` when it is a column, else None (no figure against a cost)."""
+    costs = [m for m in objectives if is_cost(m) and m in columns]
+    costs.sort(key=lambda m: m == "bits")  # the word length only when nothing else is
+    if costs:
+        return costs[0]
     return "bits" if "bits" in columns else None
 
 

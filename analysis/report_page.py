@@ -166,3 +166,21 @@ the CSV files next to this page have them all (and Parquet files the same tables
 {sections}
 </body></html>
 """
+
+
+def _cost_panel_html(panel: pd.DataFrame, notes: Sequence[str], baseline: str | None) -> str:
+    """The cost panel: each front configuration's cost columns beside the baseline's, as
+    ratios (configuration over baseline: below 1 is cheaper)."""
+    e = html.escape
+    remarks = "".join(f'<p class="note"><em>{e(n)}</em></p>' for n in notes)
+    if panel.empty:
+        return f"<h2>Costs against float32</h2>{remarks or '<p><em>no cost columns</em></p>'}"
+    return f"""<h2>Costs against float32</h2>
+<p>Every cost column of the configurations on the front of configuration means (means over
+their ok trials) beside the baseline's ({e(baseline or "none")}): <code>&lt;column&gt;_ratio</code>
+is the configuration's over the baseline's, below 1 where it is cheaper (for <code>ess</code>
+and <code>ess_per_s</code> above 1 is better). All of it in
+<a href="cost_panel.csv">cost_panel.csv</a> (typed: cost_panel.parquet).</p>
+{remarks}
+{_table_html(panel)}
+"""

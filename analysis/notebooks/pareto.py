@@ -58,7 +58,7 @@ import pandas as pd
 from IPython.display import display
 
 from analysis import plots
-from analysis.answer import compute_answer
+from analysis.answer import compute_answer, is_cost
 from analysis.load import load_sweep, parse_objectives, reference_from_spec, trial_order
 from analysis.pareto import (
     aggregate_seeds,
@@ -70,7 +70,6 @@ from analysis.pareto import (
     trials_hypervolume,
 )
 from analysis.report import (
-    BITS_AXES,
     bits_axis,
     default_objectives,
     reliability_figure,
@@ -196,11 +195,13 @@ elif sweep is not None:
 # %% [markdown]
 # ## Figures
 #
-# Each metric against bits (log2 axis; `bits_per_param`, the storage bits per weight that count
-# the float32 master copy of `full` as 32, when that is an objective, else `bits`, the weight
-# format's word length): every point is a configuration (mean over seeds, bar = its 95 % CI
-# from the answer); the staircase of a colour is that group's front, left by accumulator mode
-# (`full` keeps a float32 master copy, `low` rounds the stored weights after each update, `vc`
+# Each metric against the spec's cost objective: `bits_per_param` (the storage bits per weight
+# that count the float32 master copy of `full` as 32) or `bits` (the weight format's word
+# length) on a log2 axis; another cost (`ensemble_bits`, `bops_per_step` ...) on a log axis
+# where it spans more than a decade; `bits` when no cost is an objective. Every point is a
+# configuration (mean over seeds, bar = its 95 % CI from the answer); the staircase of a colour
+# is that group's front, left by accumulator mode (`full` keeps a float32 master copy, `low`
+# rounds the stored weights after each update, `vc`
 # uses variance-corrected rounding), right by format family.
 
 # %%
@@ -214,7 +215,7 @@ if sweep is not None:
         names = {t: c.configuration for c in answer.configurations for t in c.trial_ids}
         plotted = trials.assign(configuration=trials["trial_id"].map(names))
     for metric in dict.fromkeys(("test_error", "test_nll", "test_ece", *objectives)):
-        if metric in BITS_AXES or x_axis is None or metric not in trials.columns:
+        if is_cost(metric) or x_axis is None or metric not in trials.columns:
             continue
         if ok[metric].notna().any():
             intervals = {}

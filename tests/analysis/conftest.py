@@ -44,3 +44,16 @@ def storage_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         objectives={"test_error": "min", "bits_per_param": "min"},
         storage_bits=True,
     )
+
+
+@pytest.fixture(scope="session")
+def cost_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The classifier grid with the cost panel and a cost objective other than bits:
+    {test_error: min, ensemble_bits: min}."""
+    return write_classifier_sweep(
+        tmp_path_factory.mktemp("results"),
+        name="costs",
+        objectives={"test_error": "min", "ensemble_bits": "min"},
+        storage_bits=True,
+        costs=True,
+    )

@@ -119,8 +119,13 @@ def write_classifier_sweep(
     accumulators: tuple[str, ...] = ("full", "low", "vc"),
     objectives: dict[str, str] | None = None,
     storage_bits: bool = False,
+    costs: bool = False,
 ) -> Path:
     """A classifier sweep under ``root/name``: returns the sweep directory.
+
+    With ``costs`` every ok trial also carries the cost panel of docs/costs.md, from
+    :func:`trial_costs` (known arithmetic on the MNIST MLP), and ``ess``, ``rhat`` and
+    ``ess_per_s`` columns that are null in every trial (a classifier runs no chains).
 
     ``bits_per_param`` is the word length ``bits``, or with ``storage_bits`` what the workloads
     report (lowprec.precision): 32 for ``accumulator: full`` (its float32 master copy), the
@@ -180,6 +185,8 @@ def write_classifier_sweep(
                 ),
                 np.nan,
             )
+            if costs:
+                metrics.update(dict.fromkeys((*COSTS, "ess", "rhat", "ess_per_s"), np.nan))
             if fmt == "fixed" and b == 4 and acc == "low":
                 row.update(
                     status="diverged",
@@ -211,6 +218,8 @@ def write_classifier_sweep(
                 train_loss=0.3,
                 bits_per_param=_storage_bits(fmt, b, acc) if storage_bits else float(b),
             )
+            if costs:
+                metrics.update(trial_costs(fmt, b, acc))
             row.update(status="ok", error=None, diverged=False, **metrics)
             rows.append(row)
             _write_part(
@@ -227,6 +236,43 @@ def write_classifier_sweep(
             )
     _write_trials(root, rows)
     return root
+
+
+#: the MNIST MLP 784-100-10: parameters and multiply-accumulates of one example's forward pass
+PARAMS, MACS = 79_510, 79_400
+#: samples an ensemble keeps, and peak memory of every trial (MiB)
+SAMPLES_KEPT, PEAK_RSS_MB = 10, 512.0
+#: the cost columns :func:`trial_costs` gives
+COSTS = (
+    "state_bytes",
+    "ensemble_bits",
+    "bops_per_step",
+    "bops_per_prediction",
+    "energy_pj_per_step",
+    "energy_pj_per_prediction",
+    "peak_rss_mb",
+)
+
+
+def trial_costs(fmt: str, bits: int, accumulator: str) -> dict[str, float]:
+    """Costs whose ratios to float32's are known: with w = the stored word length (32 for
+    fp32), ``ensemble_bits`` = K x 79,510 x w (ratio w/32), ``bops_per_prediction`` =
+    K x 79,400 x w² (ratio (w/32)²), ``bops_per_step`` three times one example's w²
+    products; energy 0.5 fJ per bit operation; ``state_bytes`` weights and gradient in w, plus
+    the float32 master of ``full``; ``peak_rss_mb`` the same for every trial."""
+    w = 32 if fmt == "fp32" else bits
+    master = 32 if accumulator == "full" and fmt != "fp32" else 0
+    bops_step = 3 * MACS * w * w
+    bops_prediction = SAMPLES_KEPT * MACS * w * w
+    return {
+        "state_bytes": PARAMS * (2 * w + master) / 8,
+        "ensemble_bits": float(SAMPLES_KEPT * PARAMS * w),
+        "bops_per_step": float(bops_step),
+        "bops_per_prediction": float(bops_prediction),
+        "energy_pj_per_step": bops_step * 5e-4,
+        "energy_pj_per_prediction": bops_prediction * 5e-4,
+        "peak_rss_mb": PEAK_RSS_MB,
+    }
 
 
 def _storage_bits(fmt: str, bits: int, accumulator: str) -> float:
