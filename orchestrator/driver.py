@@ -281,9 +281,9 @@ def run_sweep(
     outcome = SweepOutcome(
         spec, store.sweep_uri(), table, complete, tracking_uri, experiment_id, parent
     )
-    summary.summarize(outcome, out)
-    if complete and analysis_report:
-        summary.analysis_report(outcome, err)
+    answer = summary.summarize(outcome, out)
+    if complete and analysis_report:  # the report shows the answer the closing lines computed
+        summary.analysis_report(outcome, err, answer=answer)
     _mlflow_catch_up(outcome, store, err)
     return outcome
 

@@ -16,10 +16,6 @@ from orchestrator.outbox import queue_parent
 from orchestrator.outcome import SweepOutcome
 from orchestrator.store import local_path, table_to_text
 
-#: the answer :func:`summarize` computed, kept for :func:`analysis_report` of the same outcome
-#: (the driver calls one then the other) so a sweep computes its answer once; one entry at most
-_ANSWERS: dict[int, tuple[SweepOutcome, Any]] = {}
-
 
 def summarize(outcome: SweepOutcome, out: TextIO) -> Any:
     """The closing lines: the answer's sentence and one line per configuration (sorted by cost,
@@ -32,9 +28,7 @@ def summarize(outcome: SweepOutcome, out: TextIO) -> Any:
     counts = {s: statuses.count(s) for s in ("ok", "diverged", "failed")}
     state = "finished" if outcome.complete else "interrupted"
     answer, why = compute(outcome, counts["ok"])
-    _ANSWERS.clear()
     if answer is not None:
-        _ANSWERS[id(outcome)] = (outcome, answer)
         print(answer.sentence, file=out)
         for line in answer.lines():
             print(f"  {line}", file=out)
@@ -218,11 +212,8 @@ def queue_verdicts(store: Any, table: Any, verdicts: dict[str, str]) -> int:
 
 def analysis_report(outcome: SweepOutcome, err: TextIO, answer: Any = None) -> None:
     """Write the analysis report and log its PNGs to the parent run (when analysis exists).
-    The report shows ``answer``, else the one :func:`summarize` computed for this outcome;
-    only without either does the report compute it."""
-    if answer is None:
-        kept = _ANSWERS.pop(id(outcome), None)
-        answer = kept[1] if kept is not None and kept[0] is outcome else None
+    The report shows ``answer`` (the one :func:`summarize` computed); without it the report
+    computes the answer itself."""
     sweep_dir = local_path(outcome.sweep_uri)
     if sweep_dir is None:  # the report reads a local directory
         print(

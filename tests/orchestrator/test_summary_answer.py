@@ -5,6 +5,7 @@ URL opens (orchestrator.summary)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 from pathlib import Path
@@ -179,3 +180,27 @@ def test_answer_reaches_mlflow_after_an_outage(tmp_path: Path) -> None:
         [experiment_id], filter_string=view["searchFilter"], order_by=["tags.`verdict` ASC"]
     )
     assert ordered[0].info.run_id == parent and len(ordered) == 7
+
+
+def test_the_report_shows_the_answer_the_closing_lines_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver hands the summary's answer to the report: a sweep computes it once."""
+    import analysis.answer
+    import analysis.report
+    from orchestrator.summary import analysis_report
+
+    calls: list[str] = []
+
+    def counted(sweep_dir: object, *args: object, **kwargs: object) -> object:
+        calls.append(str(sweep_dir))
+        return compute_answer(sweep_dir, *args, **kwargs)
+
+    monkeypatch.setattr(analysis.answer, "compute_answer", counted)
+    monkeypatch.setattr(analysis.report, "compute_answer", counted)
+    outcome = _sweep(tmp_path)
+    answer = summarize(outcome, io.StringIO())
+    analysis_report(outcome, io.StringIO(), answer=answer)
+    assert len(calls) == 1
+    page = (Path(outcome.sweep_uri) / "report" / "index.html").read_text()
+    assert html.escape(answer.sentence.split(":")[0]) in page
