@@ -28,7 +28,8 @@ from workloads.config.table import BUILTIN, VARIANCE_REDUCED, WorkloadKeys
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "ray", "mlflow")
-#: the lowprec modules a refusal may import: formats, PrecisionSpec, schedules (torch-free)
+#: the lowprec modules a refusal may import: formats (a package: its modules too), PrecisionSpec,
+#: schedules (torch-free)
 TORCH_FREE_LOWPREC = {"lowprec", "lowprec.formats", "lowprec.precision", "lowprec.schedules"}
 
 #: key=value arguments the CLI must refuse, each for a different check of ``check_keys``
@@ -59,7 +60,12 @@ def _heavy(modules: set[str]) -> list[str]:
     return sorted(
         m
         for m in modules
-        if m.split(".")[0] in HEAVY or (m.startswith("lowprec") and m not in TORCH_FREE_LOWPREC)
+        if m.split(".")[0] in HEAVY
+        or (
+            m.startswith("lowprec")
+            and m not in TORCH_FREE_LOWPREC
+            and not m.startswith("lowprec.formats.")
+        )
     )
 
 
