@@ -10,7 +10,8 @@ preallocated tensors (``torch_expr out=``), QPyTorch's ``fixed_point_quantize`` 
 importable (the quantizers the LP-SGLD papers used; a line says when it is not), and our
 stochastic rounding of fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the
 rounding), block<8,32>, mx<fp8_e4m3>, mx<fp4_e2m1>, nvfp4 and int<4,g32> (a scale per run of
-32 or 16 values: the block maxima, then the rounding) with ``kernels="fused"`` (into a
+32 or 16 values: the block maxima, then the rounding), block<8> and int<8> on the 1-D tensor
+(``block_1d``, ``int8_1d``: an exponent or a scale per element) with ``kernels="fused"`` (into a
 preallocated ``out=``, as the copy writes into one, and returning a new tensor as a user calls
 it) and ``kernels="eager"``, plus nearest fixed<8,3> fused.
 
@@ -70,6 +71,10 @@ FORMATS = {
     "mx_fp4": "mx<fp4_e2m1>",
     "nvfp4": "nvfp4",
     "int4_g32": "int<4,g32>",
+    # the same values as one 1-D tensor: a block (exponent, scale) per element; no layout may
+    # fall off the fused path's speed (it ran ~100x slower than the rows before)
+    "block_1d": "block<8>",
+    "int8_1d": "int<8>",
 }
 
 

@@ -402,6 +402,27 @@ def block_maxbits_regular(x, width, maxbits):  # type: ignore[no-untyped-def]
         maxbits[b] = acc
 
 
+@parallel_and_serial
+def block_maxbits_chunked(x, rows, length, width, chunk, partial):  # type: ignore[no-untyped-def]
+    """partial[c] = the bit pattern of max|x| over chunk c: block b (as block_maxbits) cut into
+    cpb = ceil(width/chunk) chunks, c = b·cpb + k (0 for a chunk past a short last run). The
+    block's maximum is the max over its chunks: a parallel reduction when the blocks are few
+    and long (one block per row of a 1-D tensor's single row) and a loop per block would run
+    on one thread."""
+    nb = (length + width - 1) // width
+    cpb = (width + chunk - 1) // chunk
+    for c in prange(rows * nb * cpb):
+        b = c // cpb
+        k = c - b * cpb
+        r = b // nb
+        j = b - r * nb
+        s = r * length + j * width
+        e = s + min(width, length - j * width)
+        cs = s + k * chunk
+        ce = min(e, cs + chunk)
+        partial[c] = _maxbits_run(x[cs:ce]) if cs < ce else np.int32(0)
+
+
 @njit(**_INLINE)
 def block_run(s, i, m, length, width, nb):  # type: ignore[no-untyped-def]
     """(b, end): the block b of element i of a tile of m elements starting at flat index s
@@ -429,6 +450,53 @@ def _block_tile(x, out, buf, s, maxbits, length, width, nb, wl, maxu, stochastic
         i = end
 
 
+#: blocks narrower than this are rounded from a per-element copy of their maxima (one loop
+#: over the tile) rather than run by run: a run costs a slice and a call, which for blocks of
+#: one element (block<wl> on a 1-D tensor or a column) made the kernel ~100x slower than a copy
+SPREAD_WIDTH = 64
+
+
+@njit(**_OPTS)
+def _spread_bits(mb, s, length, width, nb, maxbits):  # type: ignore[no-untyped-def]
+    """mb[p] = maxbits of the block of element s + p (rows of ``length`` in runs of ``width``)."""
+    m = mb.size
+    r = s // length
+    j = (s - r * length) // width
+    i = 0
+    while i < m:
+        end = min(m, r * length + min((j + 1) * width, length) - s)
+        v = maxbits[r * nb + j]
+        for p in range(i, end):
+            mb[p] = v
+        i = end
+        j += 1
+        if j == nb:
+            j = 0
+            r += 1
+
+
+@njit(**_OPTS)
+def _block_elem_sr_run(x, out, buf, mb, wl, maxu):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        delta = block_delta(mb[p], wl)
+        hi = delta * maxu
+        out[p] = round_stochastic(x[p], delta, -hi, hi, buf[p])
+
+
+@njit(**_OPTS)
+def _block_elem_nearest_run(x, out, mb, wl, maxu):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        delta = block_delta(mb[p], wl)
+        hi = delta * maxu
+        out[p] = round_nearest(x[p], delta, -hi, hi)
+
+
+@njit(**_OPTS)
+def _absbits_run(x, mb):  # type: ignore[no-untyped-def]
+    for p in range(x.size):
+        mb[p] = absbits(x[p])
+
+
 @njit(**_OPTS)
 def _block_tile_of(x, out, t, maxbits, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     s = t * _T16
@@ -438,7 +506,19 @@ def _block_tile_of(x, out, t, maxbits, length, width, f, stochastic, k0, k1, str
     buf = np.empty(_T16 if stochastic else 1, np.uint16)
     if stochastic:
         fill_bits16(buf, t, k0, k1, stream)
-    _block_tile(x[s:e], out[s:e], buf, s, maxbits, length, width, nb, wl, maxu, stochastic)
+    if width >= SPREAD_WIDTH:
+        _block_tile(x[s:e], out[s:e], buf, s, maxbits, length, width, nb, wl, maxu, stochastic)
+        return
+    # narrow blocks: each element's block maximum, then one loop (the same operations)
+    mb = np.empty(e - s, np.int32)
+    if width == 1:  # a block per element: its maximum is |x| itself
+        _absbits_run(x[s:e], mb)
+    else:
+        _spread_bits(mb, s, length, width, nb, maxbits)
+    if stochastic:
+        _block_elem_sr_run(x[s:e], out[s:e], buf, mb, wl, maxu)
+    else:
+        _block_elem_nearest_run(x[s:e], out[s:e], mb, wl, maxu)
 
 
 @parallel_and_serial
@@ -568,7 +648,7 @@ def _spread_runs(into, up, s, length, width, nb, binto, bup):  # type: ignore[no
 
 
 @njit(**_OPTS)
-def _scaled_tile_of(x, out, t, binto, bup, divide, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+def _scaled_tile_of(x, out, t, binto, bup, divide, length, width, f, g, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """One tile: the blocks' scales spread over its elements, then one loop over the tile
     (per-block work inside the element loop keeps it from vectorizing)."""
     s = t * _T16
@@ -577,7 +657,9 @@ def _scaled_tile_of(x, out, t, binto, bup, divide, length, width, f, stochastic,
     emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
     into = np.empty(m, np.float32)
     up = np.empty(m, np.float32)
-    if length % width == 0 and _T16 % width == 0:
+    if width == 1:  # a scale per element, from |x| itself (no block pass before the tiles)
+        _scales_of_elements(x[s:e], into, up, g)
+    elif length % width == 0 and _T16 % width == 0:
         _spread_regular(into, up, s // width, width, binto, bup)
     else:
         _spread_runs(into, up, s, length, width, (length + width - 1) // width, binto, bup)
@@ -589,15 +671,24 @@ def _scaled_tile_of(x, out, t, binto, bup, divide, length, width, f, stochastic,
         _scaled_nearest_run(x[s:e], out[s:e], into, up, divide, emin, emax, man, maxv)
 
 
+@njit(**_OPTS)
+def _scales_of_elements(x, into, up, g):  # type: ignore[no-untyped-def]
+    """into[p], up[p] = block_scale of a block of the one element x[p]."""
+    rule = int(g[0])
+    for p in range(x.size):
+        into[p], up[p], _ = block_scale(absbits(x[p]), rule, g[1], g[2])
+
+
 @parallel_and_serial
-def quantize_scaled(x, out, binto, bup, divide, length, width, f, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
+def quantize_scaled(x, out, binto, bup, divide, length, width, f, g, stochastic, k0, k1, stream):  # type: ignore[no-untyped-def]
     """out = Q(x) for a scaled format: the element f = (emin, emax, man, max_value); the
     blocks' scales ``binto``/``bup`` (block_scales over block_maxbits of rows of ``length``
     in runs of ``width``), y = x/into when ``divide`` else x·into, value q·up; tiles of 2048
-    in parallel."""
+    in parallel. Blocks of one element (``width`` 1) take their scales from x and ``g`` (the
+    scale constants, as block_scales) in the tile: ``binto``/``bup`` are not read."""
     for t in prange((x.size + _T16 - 1) // _T16):
         _scaled_tile_of(
-            x, out, t, binto, bup, divide, length, width, f, stochastic, k0, k1, stream
+            x, out, t, binto, bup, divide, length, width, f, g, stochastic, k0, k1, stream
         )  # fmt: skip
 
 

@@ -10,6 +10,8 @@ Triton otherwise; Triton on CPU tensors needs TRITON_INTERPRET=1, which is how C
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import threading
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -41,6 +43,10 @@ NUMBA_LOCK = threading.Lock()
 #: up to this many values (or on one thread) the CPU kernels run on the calling thread: a
 #: parallel launch costs more than the work
 SERIAL_MAX = 1 << 15
+#: the chunk of a parallel block maximum (block_maxbits_chunked) over few long blocks
+MAX_CHUNK = 1 << 16
+#: the block maxima of a layout with a block per element (not read: the kernels take |x|)
+_NO_BITS = np.zeros(1, np.int32)
 
 
 def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
@@ -53,6 +59,13 @@ def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
 
 
 def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
+    """:func:`_format_params`, kept per format: a call per quantized tensor, and the constants
+    cost more Python time (float32 conversions) than a small tensor's kernel."""
+    return _format_params(fmt)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
     """(kind, constants) of ``fmt``, the one value a kernel takes for a format: fp32 (0, -);
     fixed (1, (Δ, lo, hi, 0)); block (2, (wl, max_units, 0, 0)); float (3, (emin, emax, man,
     max_value)); mx, floor rule (4, its element's float constants: the fused steps only). The
@@ -134,7 +147,7 @@ def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
     tensor is ``rows`` rows of ``length`` values, each cut into runs of ``width`` (the last
     shorter); one exponent per run. Dim-0 blocks: width = length = numel/shape[0]; k-blocks:
     length = shape[-1], width = k; a 0-d tensor is one block of one value."""
-    n = int(np.prod(shape)) if len(shape) else 1
+    n = math.prod(shape)
     if len(shape) == 0:
         return 1, 1, 1
     if fmt.block_size is None:
@@ -234,7 +247,9 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
         _cpu_kernel("quantize_float", xn.size)(xn, on, f, *args)
     elif kind == BLOCK:
         rows, length, width = block_layout(fmt, xf.shape)
-        maxbits = _numba_maxbits(xn, rows, length, width)
+        width = min(width, length)  # a run longer than the row is the row (the same blocks)
+        # blocks of one element: the kernel takes each maximum from |x| itself
+        maxbits = _NO_BITS if width == 1 else _numba_maxbits(xn, rows, length, width)
         _cpu_kernel("quantize_block", xn.size)(xn, on, maxbits, length, width, f, *args)
     else:
         raise ValueError(f"no fused kernel for format {fmt}")
@@ -243,8 +258,20 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
 def _numba_maxbits(xn: np.ndarray, rows: int, length: int, width: int) -> np.ndarray:
     """The bit pattern of each block's max|x| (rows of ``length`` in runs of ``width``): by
     whole runs when the runs tile the rows (short vectorized loops), else run by run."""
-    maxbits = np.empty(rows * -(-length // width), np.int32)
-    if length % width == 0 and width < length:
+    nblocks = rows * -(-length // width)
+    threads = torch.get_num_threads()
+    if threads > 1 and nblocks < 4 * threads and width >= 2 * MAX_CHUNK:
+        # few long blocks: a parallel max over chunks of each, then the max of its chunks
+        cpb = -(-width // MAX_CHUNK)
+        partial = np.empty(nblocks * cpb, np.int32)
+        _cpu_kernel("block_maxbits_chunked", xn.size)(
+            xn, rows, length, width, MAX_CHUNK, partial
+        )  # fmt: skip
+        return partial.reshape(nblocks, cpb).max(axis=1)
+    maxbits = np.empty(nblocks, np.int32)
+    if length % width == 0:
+        # whole runs (rows of whole blocks, one block per row, or one per element): a short
+        # loop per block, no slice and call per block
         _cpu_kernel("block_maxbits_regular", xn.size)(xn, width, maxbits)
     else:
         _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
@@ -261,18 +288,24 @@ def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: 
         raise ValueError(f"no fused kernel for format {fmt}")
     f, g = params
     rows, length, width = block_layout(fmt, xf.shape)
-    maxbits = _numba_maxbits(xn, rows, length, width)
-    if isinstance(fmt, NVFP4) and fmt.per_tensor:
+    width = min(width, length)  # a run longer than the row is the row (the same blocks)
+    per_tensor = isinstance(fmt, NVFP4) and fmt.per_tensor
+    # blocks of one element: the kernel takes each scale from |x| itself (no maxima, no scales
+    # arrays of the tensor's size before the tiles)
+    blocks = width > 1 or per_tensor
+    maxbits = _numba_maxbits(xn, rows, length, width) if blocks else _NO_BITS
+    if per_tensor:
         amax = maxbits.max().view(np.float32)
         t = np.float32(amax) / np.float32(448.0 * 6.0)
         t = np.float32(1.0) if t == 0 else t
         g = (g[0], float(t), float(np.float32(1.0) / t), 0.0)
     binto = np.empty(maxbits.size, np.float32)
     bup = np.empty(maxbits.size, np.float32)
-    _cpu_kernel("block_scales", maxbits.size)(maxbits, g, binto, bup)
+    if width > 1:
+        _cpu_kernel("block_scales", maxbits.size)(maxbits, g, binto, bup)
     divide = int(g[0]) == SCALE_INT
     _cpu_kernel("quantize_scaled", xn.size)(
-        xn, on, binto, bup, divide, length, width, f, stochastic, k0, k1, QUANTIZE_STREAM
+        xn, on, binto, bup, divide, length, width, f, g, stochastic, k0, k1, QUANTIZE_STREAM
     )
 
 

@@ -1,0 +1,98 @@
+"""The fused numba quantizers on every block layout a shape gives: blocks of one element
+(dim-0 block formats and per-row scales on a 1-D tensor or a column), one block per tensor
+(a single row), runs longer than the row, narrow rows, and few long blocks reduced in parallel.
+Nearest rounding equals the eager reference bit for bit; stochastic rounding lands on the same
+grid (the floor or the ceiling of the eager nearest neighbours' grid)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lowprec import quantize
+
+FORMATS = [
+    "block<8>",
+    "block<5,32>",
+    "int<8>",
+    "int<4,g32>",
+    "nvfp4",
+    "nvfp4<t>",
+    "mx<fp4_e2m1>",
+    "mx<fp8_e4m3>",
+    "mx<int8>",
+]
+SHAPES = [(), (1,), (4099,), (1, 4099), (4099, 1), (2049, 2), (1366, 3), (97, 41)]
+
+
+def _values(n: int, seed: int) -> torch.Tensor:
+    """Magnitudes over 2^-20..2^20, zeros, ties of the coarse grids (halves), NaN and ±inf."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g) * torch.exp2(torch.randint(-20, 21, (n,), generator=g))
+    if n >= 16:
+        x[1::7] = torch.randint(-40, 41, (len(x[1::7]),), generator=g) / 2.0
+        x[3::11] = 0.0
+    return x
+
+
+def _special(x: torch.Tensor) -> torch.Tensor:
+    if x.numel() >= 64:
+        flat = x.view(-1)
+        flat[5], flat[17], flat[40] = float("inf"), float("-inf"), float("nan")
+    return x
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("special", [False, True], ids=["finite", "nan_inf"])
+def test_nearest_equals_eager_for_every_layout(fmt: str, shape: tuple, special: bool) -> None:
+    n = 1
+    for s in shape:
+        n *= s
+    x = _values(n, seed=n).reshape(shape)
+    if special:
+        x = _special(x)
+    fused = quantize(x, fmt, "nearest", kernels="fused")
+    eager = quantize(x, fmt, "nearest", kernels="eager")
+    assert fused.shape == x.shape
+    assert torch.equal(fused.view(-1).view(torch.int32), eager.view(-1).view(torch.int32)) or (
+        torch.equal(fused.isnan(), eager.isnan())
+        and torch.equal(fused[~fused.isnan()], eager[~eager.isnan()])
+    )
+
+
+@pytest.mark.parametrize("fmt", ["block<8>", "int<8>", "nvfp4", "block<6,32>"])
+@pytest.mark.parametrize("shape", [(300_001,), (1, 300_001), (3, 200_000)], ids=str)
+def test_long_blocks_reduced_in_parallel_match_eager(fmt: str, shape: tuple) -> None:
+    """Few blocks of more than two chunks take the parallel max (on 2 threads): the same block
+    maxima, so the same nearest bits; a NaN anywhere in a long block reaches its maximum."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = _values(int(torch.tensor(shape).prod()), seed=7).reshape(shape)
+        x.view(-1)[-3] = 2.0**30  # the maximum in the last chunk of the last block
+        for case in (x, _special(x.clone())):
+            fused = quantize(case, fmt, "nearest", kernels="fused")
+            eager = quantize(case, fmt, "nearest", kernels="eager")
+            assert torch.equal(fused.isnan(), eager.isnan())
+            assert torch.equal(fused[~fused.isnan()], eager[~eager.isnan()])
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("shape", [(4099,), (4099, 1)], ids=str)
+def test_stochastic_blocks_of_one_element_round_to_a_neighbour(shape: tuple) -> None:
+    """block<8> with a block per element: Δ = 2^(floor(log2|x|) - 6) per element, and the
+    result is floor_Δ(x) or floor_Δ(x) + Δ; the same bits for a 1-D tensor and a column
+    (the same layout, the same key)."""
+    x = _values(4099, seed=3)
+    x = x[x != 0].reshape(-1, *shape[1:])
+    q = quantize(x, "block<8>", "stochastic", torch.Generator().manual_seed(0), kernels="fused")
+    x64, q64 = x.double(), q.double()
+    delta = torch.exp2(torch.floor(torch.log2(x64.abs())) - 6)
+    low = torch.floor(x64 / delta) * delta
+    assert bool(((q64 == low) | (q64 == low + delta)).all())
+    again = quantize(
+        x.reshape(-1), "block<8>", "stochastic", torch.Generator().manual_seed(0), kernels="fused"
+    )
+    assert torch.equal(again, q.reshape(-1))
