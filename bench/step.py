@@ -8,6 +8,8 @@ ReLU MLP on a batch of 128 (random inputs: the cost does not depend on the data)
   low-precision accumulators (``accumulator: vc``): VC SGLDLP-L;
 - ``mxfp4``: the same in OCP MXFP4 (``mx<fp4_e2m1>``: 32 FP4 values share a power-of-two
   scale), reported as ``mxfp4_over_fp32``;
+- ``lp_ae``: ``lp`` with activations and errors in ``block<8>`` as well (Quantizer modules after
+  each linear layer and the ReLU, as workloads/mlp.py), reported as ``lp_ae_over_fp32``;
 
 each with the ``eager`` executor (the per-tensor reference) and the
 ``fused`` one (one kernel per step over flat buffers). They are timed in alternating rounds
@@ -35,7 +37,7 @@ import torch
 from torch import nn
 
 from bench.timing import device_name, side_by_side
-from lowprec import PrecisionSpec, parse_format
+from lowprec import PrecisionSpec, Quantizer, parse_format
 from lowprec.samplers import SGLD
 
 SETUPS = {
@@ -45,6 +47,15 @@ SETUPS = {
     ),
     "mxfp4": PrecisionSpec(
         weight=parse_format("mx<fp4_e2m1>"), grad=parse_format("mx<fp4_e2m1>"), accumulator="vc"
+    ),
+    # activations and errors quantized too, by Quantizer(A, E) modules after the linear layers
+    # and the ReLU as workloads/mlp.py places them (stochastic, the sampler's generator)
+    "lp_ae": PrecisionSpec(
+        weight=parse_format("block<8>"),
+        grad=parse_format("block<8>"),
+        act=parse_format("block<8>"),
+        error=parse_format("block<8>"),
+        accumulator="vc",
     ),
 }
 EXECUTORS = ("eager", "fused")
@@ -57,8 +68,17 @@ def _setup(
     # "fused" is asked as auto: where no fused step exists the row runs eager (it says why)
     executor = "auto" if executor == "fused" else executor
     torch.manual_seed(seed)  # model initialisation only; sampling uses the generator below
-    model = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
+    quantized = not (precision.act.is_identity and precision.error.is_identity)
+
+    def q() -> nn.Module:
+        if not quantized:
+            return nn.Identity()
+        kernels = "eager" if executor == "eager" else "auto"
+        return Quantizer(precision.act, precision.error, precision.rounding, gen, kernels)
+
+    model = nn.Sequential(nn.Linear(784, 100), q(), nn.ReLU(), q(), nn.Linear(100, 10), q())
+    model = model.to(device)
     sampler = SGLD(
         list(model.parameters()),
         precision,
@@ -109,6 +129,7 @@ def measure(rounds: int = 15, steps: int = 20, device: str = "cpu") -> dict[str,
         "ms": ms,
         "lp_over_fp32": median[f"lp {auto}"] / median[f"fp32 {auto}"],
         "mxfp4_over_fp32": median[f"mxfp4 {auto}"] / median[f"fp32 {auto}"],
+        "lp_ae_over_fp32": median[f"lp_ae {auto}"] / median[f"fp32 {auto}"],
         "lp_fused_over_fp32_eager": median["lp fused"] / median["fp32 eager"],
         "lp_eager_over_fp32_eager": median["lp eager"] / median["fp32 eager"],
         "update_fused_over_eager": {
@@ -152,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {name:22s} {value:9.3f} ms")
     print(f"  lp_over_fp32             {out['lp_over_fp32']:7.2f}  (executor auto)")
     print(f"  mxfp4_over_fp32          {out['mxfp4_over_fp32']:7.2f}  (executor auto)")
+    print(f"  lp_ae_over_fp32          {out['lp_ae_over_fp32']:7.2f}  (block<8> W G A E + vc)")
     print(f"  lp_fused_over_fp32_eager {out['lp_fused_over_fp32_eager']:7.2f}")
     print(f"  lp_eager_over_fp32_eager {out['lp_eager_over_fp32_eager']:7.2f}  (before)")
     if args.json:
