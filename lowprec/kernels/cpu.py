@@ -536,7 +536,7 @@ def quantize_block(x, out, maxbits, length, width, f, stochastic, k0, k1, stream
 # (or x·into) on a float-like element grid (emin, emax, man, maxv; integers are emin = emax = 0
 # with man = their fractional bits), times ``up``. ``g`` = (rule, a, b, 0): the scale rule
 # SCALE_MX (a = emax of the element), SCALE_NVFP4 (a = T, the per-tensor scale, 0 for none;
-# b = float32 1/T) or SCALE_INT (a = 2^(B-1) - 1). Eager: lowprec/formats.py, the same float32
+# b = float32 1/T) or SCALE_INT (a = 2^(B-1) - 1). Eager: lowprec/formats/, the same float32
 # operations in the same order (nearest rounding equal bit for bit).
 SCALE_MX, SCALE_NVFP4, SCALE_INT = 1, 2, 3
 _E4M3_EPS = np.float32(2.0**-6)
