@@ -209,6 +209,8 @@ if __name__ == "__main__":
     # everything is written and Ray is down: leave now. The interpreter's own teardown after a
     # sweep (Ray's, gRPC's and torch's extension modules) took 4-8 s on 2 cores, most of the
     # time from a Ctrl-C to the prompt; the exit handlers (logging's, MLflow's) still run
+    if sys.getprofile() is not None:  # under cProfile (bench.scale --profile): let it write
+        sys.exit(code)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
