@@ -17,7 +17,7 @@ import pytest
 from orchestrator.sweep import run_sweep
 from tests.orchestrator.helpers import write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 SPREAD = """\
 name: NAME

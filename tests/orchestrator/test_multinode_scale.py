@@ -19,7 +19,7 @@ from orchestrator import tracking
 from orchestrator.sweep import run_sweep
 from tests.orchestrator.helpers import write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 TRIALS = 500
 SPEC = f"""\
