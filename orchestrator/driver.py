@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import signal
 import sys
@@ -16,11 +17,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator import atomicfs, summary, tracking
-from orchestrator.naming import name_keys
+from orchestrator.naming import configuration_name, name_keys
 from orchestrator.outbox import PARENT_KEY, queue_parent
 from orchestrator.outcome import SweepOutcome
 from orchestrator.spec import Spec, check_data, load_spec
-from orchestrator.store import ResultsStore, local_path, storage_uri
+from orchestrator.store import ResultsStore, local_path, storage_uri, trial_row
 from orchestrator.sweeplock import sweep_lock
 from orchestrator.tune_setup import (
     default_concurrency,
@@ -456,7 +457,81 @@ def _fit(
     if interrupted:
         print(f"[{spec.name}] interrupted (SIGINT): Tune stopped the trials", file=err)
         return False
+    _record_lost_trials(grid, store, context, err)
     return _all_ended(grid, spec, store)
+
+
+def _record_lost_trials(grid: Any, store: ResultsStore, context: SweepContext, err: TextIO) -> None:
+    """A ``failed`` row for every trial Tune ended as ERROR without one.
+
+    A trial writes its own row as it ends, a failed one included; but when its worker process
+    or node is lost (a removed node, an out-of-memory kill) there is nothing left to write it,
+    and Tune, its retries spent, ends the trial ERROR. Without a row the trial would be missing
+    from trials.parquet and from the counts; with one, ``--resume`` runs it again (Tune resumes
+    errored trials; the trial then writes its own row over this one).
+    """
+    try:
+        trials = grid._experiment_analysis.trials
+    except AttributeError:
+        return
+    recorded = set(store.trial_row_ids())
+    for trial in trials:
+        if trial.status != "ERROR" or trial.trial_id in recorded:
+            continue
+        error = _last_line(trial.get_error()) or "its worker was lost"
+        error = f"Ray Tune ended the trial after {trial.num_failures} failure(s): {error}"
+        run_id = None
+        try:
+            run_id = tracking.end_trial_run(
+                context.tracking_uri,
+                context.experiment_id,
+                context.parent_run_id,
+                trial.trial_id,
+                "FAILED",
+                {"status": "failed", "error": error[:5000]},
+            )
+        except Exception as exc:  # the row matters more than the run
+            print(f"MLflow: could not end {trial.trial_id}'s run ({exc})", file=err)
+        attempts = max(1, int(trial.num_failures or 0))
+        row = lost_trial_row(trial.config, trial.trial_id, error, run_id, context, attempts)
+        store.write_trial_row(row)
+        print(f"[{context.name}] trial {trial.trial_id} recorded as failed: {error}", file=err)
+
+
+def lost_trial_row(
+    config: dict[str, Any],
+    trial_id: str,
+    error: str,
+    run_id: str | None,
+    context: SweepContext,
+    attempts: int,
+) -> dict[str, Any]:
+    """The ``failed`` row of a trial that ended without writing one (see above)."""
+    from orchestrator.trial import TrialConfigError, record_config, trial_spec
+
+    try:
+        described: Any = trial_spec(dict(config))
+    except (TrialConfigError, ValueError, TypeError):
+        described = dict(config)
+    return trial_row(
+        record_config(described),
+        {"wall_s": math.nan, "diverged": False},
+        status="failed",
+        error=error,
+        trial_id=trial_id,
+        configuration=configuration_name(described, context.name_keys),
+        mlflow_run_id=run_id,
+        sweep_id=context.sweep_id,
+        git_commit=context.git_commit,
+        node=None,
+        attempt=attempts,
+        early_stopped=False,
+    )
+
+
+def _last_line(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:

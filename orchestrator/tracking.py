@@ -381,6 +381,36 @@ def find_child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -
     )
 
 
+def end_trial_run(
+    tracking_uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    trial_id: str,
+    status: str,
+    tags: Mapping[str, str],
+) -> str | None:
+    """End the child run of ``trial_id`` (found by its tag) with ``status`` (an MLflow run
+    status) after setting ``tags``; returns its run id, None when it has none."""
+    mlflow = client(tracking_uri)
+    runs = retry(
+        lambda: mlflow.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.{TAG_TRIAL} = '{trial_id}'"
+            ),
+            max_results=1,
+        ),
+        attempts=3,
+    )
+    if not runs:
+        return None
+    run_id = runs[0].info.run_id
+    for key, value in tags.items():
+        retry(lambda key=key, value=value: mlflow.set_tag(run_id, key, value), attempts=3)
+    retry(lambda: mlflow.set_terminated(run_id, status=status), attempts=3)
+    return str(run_id)
+
+
 def kill_running_children(tracking_uri: str, experiment_id: str, parent_run_id: str) -> int:
     """Mark every child run of the parent still RUNNING as KILLED (an interrupted sweep: Tune
     stopped those trials); a resumed trial finds its child again and sets it RUNNING. Returns

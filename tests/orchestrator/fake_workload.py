@@ -3,7 +3,9 @@
 It behaves as ``behaviour`` says: ``ok``; ``raise`` (every attempt raises); ``raise_once`` (the
 first attempt of a trial raises after its checkpoint of step ``raise_step``, 0 the first; later
 attempts succeed: the marker file ``<marker_dir>/<seed>-<lr>`` remembers the attempt);
-``diverge`` (raises ``Diverged``); ``missing_data`` (raises ``DataUnavailable``). It reports
+``die_once`` (as ``raise_once``, but the first attempt ends its worker process with
+``os._exit``: a lost worker, as on a removed node, which writes no row); ``diverge`` (raises
+``Diverged``); ``missing_data`` (raises ``DataUnavailable``). It reports
 ``reports`` times, sleeping ``sleep_s`` before each, with a checkpointed state, and resumes from
 ``ctx.restored``. ``kind`` picks what it hands back: class probabilities (``classifier``) or
 samples (``sampler``).
@@ -30,7 +32,7 @@ NAME = fake_registry.NAME
 KEYS: dict[str, Key] = {
     "behaviour": Key(
         str, "ok", "what the fake does",
-        choices=("ok", "raise", "raise_once", "diverge", "missing_data"),
+        choices=("ok", "raise", "raise_once", "die_once", "diverge", "missing_data"),
     ),
     "sleep_s": Key(float, 0.0, "seconds slept before each report", min=0.0, max=3600.0),
     "reports": Key(int, 3, "number of intermediate reports", min=1, max=10_000),
@@ -62,10 +64,12 @@ def run(config: dict[str, Any], ctx: TrialContext) -> WorkloadResult:
             {"step": step, "train_loss": 1.0 / (step + 1) + u / 100},
             state={"step": step, "generator": ctx.generator.get_state()},
         )
-        if behaviour == "raise_once" and step == config["raise_step"]:
+        if behaviour in ("raise_once", "die_once") and step == config["raise_step"]:
             marker = os.path.join(config["marker_dir"], f"{config['seed']}-{config['lr']}")
             if not os.path.exists(marker):
                 open(marker, "w").close()
+                if behaviour == "die_once":
+                    os._exit(3)
                 raise RuntimeError("fake failure on the first attempt")
     if behaviour == "raise":
         raise RuntimeError("fake failure: this trial always raises")
