@@ -66,6 +66,7 @@ COMMON_KEY_NAMES: frozenset[str] = frozenset(
         "momentum_format",
         "accumulator",
         "rounding",
+        "scale_rule",
         "vc_mode",
         "momentum_rescale",
         "lr",

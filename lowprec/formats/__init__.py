@@ -44,12 +44,13 @@ from lowprec.formats.base import Format, exponent_of, pow2
 from lowprec.formats.classic import FP32, BlockFloat, FixedPoint, SmallFloat
 from lowprec.formats.ocp import ELEMENTS, ElementFloat, IntElement
 from lowprec.formats.parse import parse_format
-from lowprec.formats.scaled import NVFP4, MXFormat, ScaledFormat, ScaledInt
+from lowprec.formats.scaled import NVFP4, SCALE_RULES, MXFormat, ScaledFormat, ScaledInt
 
 __all__ = [
     "ELEMENTS",
     "FP32",
     "NVFP4",
+    "SCALE_RULES",
     "BlockFloat",
     "ElementFloat",
     "FixedPoint",

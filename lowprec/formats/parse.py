@@ -11,7 +11,7 @@ import re
 from lowprec.formats.base import Format
 from lowprec.formats.classic import FP32, BlockFloat, FixedPoint, SmallFloat
 from lowprec.formats.ocp import ELEMENTS, element
-from lowprec.formats.scaled import _SCALE_RULES, NVFP4, MXFormat, ScaledInt
+from lowprec.formats.scaled import NVFP4, SCALE_RULES, MXFormat, ScaledInt
 
 _SPELLINGS = (
     "fixed<wl,fl>, block<wl>, block<wl,k>, float<exp,man>, fp32, an OCP element "
@@ -111,7 +111,7 @@ def _parse_scaled(spec: str, family: str, args: str | None) -> Format:
         for part in parts[1:]:
             if part.isdigit() and k == 32 and rule == "floor":
                 k = int(part)
-            elif part in _SCALE_RULES and rule == "floor":
+            elif part in SCALE_RULES and rule == "floor":
                 rule = part
             else:
                 raise ValueError(f"format {spec!r}: expected {_MX_FORMS}")

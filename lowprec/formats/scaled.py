@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 SCALE_BITS_E8M0 = 8
 SCALE_BITS_E4M3 = 8
 SCALE_BITS_FP32 = 32
-_SCALE_RULES = ("floor", "rceil", "even")
+#: the MX scale rules (torchao's names): floor (OCP's), rceil, even (MXFormat's docstring)
+SCALE_RULES = ("floor", "rceil", "even")
 
 
 class ScaledFormat(Format):
@@ -159,9 +160,9 @@ class MXFormat(ScaledFormat):
             )
         if self.k < 1:
             raise ValueError(f"format {self}: block size K must be >= 1, got {self.k}")
-        if self.scale_rule not in _SCALE_RULES:
+        if self.scale_rule not in SCALE_RULES:
             raise ValueError(
-                f"scale rule {self.scale_rule!r} is not one of {', '.join(_SCALE_RULES)}"
+                f"scale rule {self.scale_rule!r} is not one of {', '.join(SCALE_RULES)}"
             )
 
     def __str__(self) -> str:

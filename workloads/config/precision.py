@@ -21,16 +21,22 @@ Derivation (:func:`precision_from_config`):
   like the stored weights).
 - ``weight_format``, ``grad_format``, ``act_format``, ``error_format``, ``momentum_format``
   (full format strings) override per kind.
+- ``scale_rule`` (``floor``, OCP's; ``rceil``; ``even``: torchao's names, ALGORITHMS.md §11)
+  sets how every MX format of the trial takes its power-of-two scale (``mx<E>`` whichever kind
+  it quantizes). A format string that names its own rule (``mx<fp8_e4m3,32,rceil>``) keeps it;
+  a ``scale_rule`` other than ``floor`` that contradicts it is refused.
 - ``accumulator`` ``low`` or ``vc`` needs low-precision weights (``PrecisionSpec`` checks).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from lowprec.formats import (
     FP32,
+    SCALE_RULES,
     BlockFloat,
     FixedPoint,
     Format,
@@ -60,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "tensors": "WG",
     "accumulator": "full",
     "rounding": "stochastic",
+    "scale_rule": "floor",
 }
 
 
@@ -187,7 +194,30 @@ def precision_from_config(config: Mapping[str, Any]) -> PrecisionSpec:
             formats[kind] = formats["weight"]  # stored like the weights (W comes first)
         else:
             formats[kind] = FP32()
+    rule = get("scale_rule")
+    if rule not in SCALE_RULES:
+        raise _key_error("scale_rule", rule, f"is not one of {', '.join(SCALE_RULES)}")
+    for kind, fmt in formats.items():
+        formats[kind] = with_scale_rule(fmt, rule)
     return PrecisionSpec(**formats, accumulator=accumulator, rounding=rounding)
+
+
+def with_scale_rule(fmt: Format, rule: str) -> Format:
+    """``fmt`` with the MX scale rule ``rule`` when it is an MX format that names none of its
+    own (its rule is ``floor``, the default); other formats as they are. ``ValueError`` naming
+    the key when ``fmt`` names a rule other than ``floor`` and ``rule`` another one."""
+    if not isinstance(fmt, MXFormat) or fmt.scale_rule == rule:
+        return fmt
+    if fmt.scale_rule == "floor":
+        return dataclasses.replace(fmt, scale_rule=rule)
+    if rule == "floor":  # the format's own rule stands (floor is also the key's default)
+        return fmt
+    raise _key_error(
+        "scale_rule",
+        rule,
+        f"contradicts the rule {fmt.scale_rule!r} that format {fmt} names; write the rule "
+        "in one place",
+    )
 
 
 def precision_config(spec: PrecisionSpec) -> dict[str, str]:
@@ -205,10 +235,16 @@ def precision_of(config: Mapping[str, Any]) -> PrecisionSpec:
 
 def derivation_view(c: Mapping[str, Any]) -> dict[str, Any]:
     """``c`` with the precision keys set to None (irrelevant) replaced by values that derive the
-    same formats: no format taker -> fp32, nothing rounded -> stochastic. Missing keys take
+    same formats: no format taker -> fp32, nothing rounded -> stochastic, no MX format that
+    takes a scale rule -> floor. Missing keys take
     their defaults."""
     view = {k: v for k, v in c.items() if not (k == "bits" and v is None)}
-    for key, stands_in in (("format", "fp32"), ("tensors", ""), ("rounding", "stochastic")):
+    for key, stands_in in (
+        ("format", "fp32"),
+        ("tensors", ""),
+        ("rounding", "stochastic"),
+        ("scale_rule", "floor"),  # no mx format takes it: floor changes none
+    ):
         if key in view and view[key] is None:
             view[key] = stands_in
     return view

@@ -31,6 +31,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from lowprec.formats import SCALE_RULES, MXFormat
 from lowprec.precision import ACCUMULATORS, KERNEL_MODES, ROUNDINGS
 from lowprec.schedules import SCHEDULES
 from workloads import WORKLOADS, get_workload
@@ -254,6 +255,16 @@ def _rounding(c: Mapping[str, Any]) -> str | None:
     return "every tensor kind is fp32: nothing is rounded"
 
 
+def _scale_rule(c: Mapping[str, Any]) -> str | None:
+    """Has an effect with: a tensor kind in an mx format that names no scale rule of its own."""
+    mx = [f for f in _formats(c).values() if isinstance(f, MXFormat)]
+    if not mx:
+        return "no tensor kind of this trial is in an mx format"
+    if all(f.scale_rule != (c.get("scale_rule") or "floor") for f in mx):
+        return "every mx format of this trial names its own scale rule"
+    return None
+
+
 def _formats(c: Mapping[str, Any]) -> dict[str, Any]:
     """kind letter -> the effective Format, for the kinds this trial has."""
     spec = precision_of(c)
@@ -361,6 +372,16 @@ COMMON_KEYS: dict[str, Key] = {
         "rounding of quantizers",
         choices=ROUNDINGS,
         applies=_rounding,
+    ),
+    "scale_rule": Key(
+        str,
+        "floor",
+        "mx formats: how a block's power-of-two scale 2^s is chosen, as torchao names the rules: "
+        "floor (OCP: s = floor(log2 amax) - emax), rceil (s = ceil(log2(amax / max))) or even "
+        "(amax rounded to the element's mantissa first); a rule in the string (mx<E,K,rule>) "
+        "stands",
+        choices=SCALE_RULES,
+        applies=_scale_rule,
     ),
     "vc_mode": Key(
         str,
