@@ -41,12 +41,12 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from lowprec.kernels import rng
+from lowprec.kernels.encoding import BLOCK, FIXED, FLOAT, SCALE_INT, SCALE_MX, SCALE_NVFP4
 
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
-#: format kinds; a kernel takes a format as ``kind`` and ``f``, four float64 constants
-#: (lowprec.kernels.fused.format_params): FIXED (Δ, lo, hi, 0), BLOCK (wl, max_units, 0, 0),
-#: FLOAT (emin, emax, man, max_value)
-FIXED, BLOCK, FLOAT = 1, 2, 3
+#: a kernel takes a format as ``kind`` and ``f``, four float64 constants
+#: (lowprec.kernels.encoding.format_params)
+__all__ = ["BLOCK", "FIXED", "FLOAT", "SCALE_INT", "SCALE_MX", "SCALE_NVFP4"]
 _INLINE = {**_OPTS, "inline": "always"}
 
 
@@ -538,7 +538,6 @@ def quantize_block(x, out, maxbits, length, width, f, stochastic, k0, k1, stream
 # SCALE_MX (a = emax of the element), SCALE_NVFP4 (a = T, the per-tensor scale, 0 for none;
 # b = float32 1/T) or SCALE_INT (a = 2^(B-1) - 1). Eager: lowprec/formats/, the same float32
 # operations in the same order (nearest rounding equal bit for bit).
-SCALE_MX, SCALE_NVFP4, SCALE_INT = 1, 2, 3
 _E4M3_EPS = np.float32(2.0**-6)
 _E4M3_MAX = np.float32(448.0)
 _SIX = np.float32(6.0)

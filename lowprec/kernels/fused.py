@@ -10,7 +10,6 @@ Triton otherwise; Triton on CPU tensors needs TRITON_INTERPRET=1, which is how C
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import threading
 from collections.abc import Iterator
@@ -19,22 +18,28 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from lowprec.formats import (
-    FP32,
-    NVFP4,
-    BlockFloat,
-    FixedPoint,
-    Format,
-    IntElement,
-    MXFormat,
-    ScaledFormat,
-    ScaledInt,
-    SmallFloat,
+from lowprec.formats import NVFP4, BlockFloat, Format, ScaledFormat
+from lowprec.kernels.encoding import (  # the one encoding of formats (re-exported here)
+    BLOCK,
+    FIXED,
+    FLOAT,
+    SCALE_INT,
+    element_params,
+    format_params,
+    scaled_params,
 )
 from lowprec.kernels.outputs import new_output
 from lowprec.kernels.rng import TILE16, draw_key
 
-__all__ = ["block_layout", "format_params", "has_fused", "new_output", "quantize_fused"]
+__all__ = [
+    "block_layout",
+    "element_params",
+    "format_params",
+    "has_fused",
+    "new_output",
+    "quantize_fused",
+    "scaled_params",
+]
 
 #: the stream the quantizers use (others: lowprec/kernels/vc.py)
 QUANTIZE_STREAM = 0
@@ -58,39 +63,6 @@ def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
     return kernel.serial if n <= SERIAL_MAX or torch.get_num_threads() == 1 else kernel
 
 
-def format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
-    """:func:`_format_params`, kept per format: a call per quantized tensor, and the constants
-    cost more Python time (float32 conversions) than a small tensor's kernel."""
-    return _format_params(fmt)
-
-
-@functools.lru_cache(maxsize=256)
-def _format_params(fmt: Format) -> tuple[int, tuple[float, float, float, float]]:
-    """(kind, constants) of ``fmt``, the one value a kernel takes for a format: fp32 (0, -);
-    fixed (1, (Δ, lo, hi, 0)); block (2, (wl, max_units, 0, 0)); float (3, (emin, emax, man,
-    max_value)); mx, floor rule (4, its element's float constants: the fused steps only). The
-    constants are float64 (one numba signature for every format)."""
-    if isinstance(fmt, FP32) or fmt.is_identity:
-        return 0, (0.0, 0.0, 0.0, 0.0)
-    if isinstance(fmt, FixedPoint):
-        return 1, (float(fmt.delta), float(fmt.min_value), float(fmt.max_value), 0.0)
-    if isinstance(fmt, BlockFloat):
-        return 2, (float(fmt.wl), float(fmt.max_units), 0.0, 0.0)
-    if isinstance(fmt, SmallFloat):
-        return 3, (float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value))
-    if isinstance(fmt, IntElement):  # a float grid with one binade: Δ = 2^-frac throughout
-        return 3, (0.0, 0.0, float(fmt.frac), float(fmt.max_value))
-    if isinstance(fmt, MXFormat) and fmt.scale_rule == "floor":
-        # the fused steps' MX kind (lowprec/kernels/step_cpu.py): the element as a float grid,
-        # the scale per exponent group; the quantizers take scaled formats by scaled_params
-        return 4, element_params(fmt.element)
-    if isinstance(fmt, ScaledInt):  # the steps' kinds 5 and 6: scales per group, not powers of 2
-        return 5, element_params(fmt.element)
-    if isinstance(fmt, NVFP4) and not fmt.per_tensor:
-        return 6, element_params(fmt.element)
-    raise ValueError(f"no fused kernel for format {fmt}")
-
-
 def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "quantize") -> bool:
     """Whether the fused kernels take ``fmt`` for ``op`` (quantize | vc | step) on ``device``'s
     backend: fixed, block and float formats everywhere (the OCP elements are floats); the
@@ -110,36 +82,6 @@ def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "
     except ValueError:
         return False
     return True
-
-
-def element_params(fmt: Format) -> tuple[float, float, float, float]:
-    """(emin, emax, man, max_value) of a scaled format's element as a float grid: an integer
-    element with Δ = 2^-frac is emin = emax = 0, man = frac."""
-    if isinstance(fmt, SmallFloat):
-        return float(fmt.emin), float(fmt.emax), float(fmt.man), float(fmt.max_value)
-    if isinstance(fmt, IntElement):
-        return 0.0, 0.0, float(fmt.frac), float(fmt.max_value)
-    raise ValueError(f"no fused kernel for element {fmt}")
-
-
-def scaled_params(
-    fmt: ScaledFormat,
-) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]] | None:
-    """(element constants, scale constants) of a scaled format for the fused kernels
-    (lowprec/kernels/cpu.py ``quantize_scaled``), or None when it has none (the MX rules other
-    than floor). The per-tensor scale of ``nvfp4<t>`` is filled in per call."""
-    from lowprec.kernels.cpu import SCALE_INT, SCALE_MX, SCALE_NVFP4
-
-    elem = element_params(fmt.element)
-    if isinstance(fmt, MXFormat):
-        if fmt.scale_rule != "floor":
-            return None
-        return elem, (float(SCALE_MX), float(fmt.emax), 0.0, 0.0)
-    if isinstance(fmt, NVFP4):
-        return elem, (float(SCALE_NVFP4), 0.0, 0.0, 0.0)
-    if isinstance(fmt, ScaledInt):
-        return elem, (float(SCALE_INT), float(2 ** (fmt.nbits - 1) - 1), 0.0, 0.0)
-    return None
 
 
 def block_layout(fmt: BlockFloat, shape: torch.Size) -> tuple[int, int, int]:
@@ -223,6 +165,11 @@ def _quantize_into(
 ) -> None:
     key = draw_key(generator) if stochastic else torch.zeros(2, dtype=torch.int64)
     if backend == "numba":
+        if xf.numel() <= SERIAL_MAX:
+            # serial kernels only (_cpu_kernel): no thread pool to size, nothing to hold the
+            # lock for; a small tensor's kernel costs less than the launch's bookkeeping
+            _numba(xf, out, fmt, stochastic, key)
+            return
         with _numba_launch():
             _numba(xf, out, fmt, stochastic, key)
     elif backend == "triton":
@@ -232,8 +179,6 @@ def _quantize_into(
 
 
 def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
-    from lowprec.kernels.cpu import BLOCK, FIXED, FLOAT
-
     k0, k1 = (int(k) for k in key.tolist())
     xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
     if isinstance(fmt, ScaledFormat):
@@ -281,8 +226,6 @@ def _numba_maxbits(xn: np.ndarray, rows: int, length: int, width: int) -> np.nda
 def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: int) -> None:  # type: ignore[no-untyped-def]
     """The block maxima, then the scaled rounding (the per-tensor scale of nvfp4<t> from the
     largest block maximum: float32 operations as the eager code's)."""
-    from lowprec.kernels.cpu import SCALE_INT
-
     params = scaled_params(fmt)
     if params is None:
         raise ValueError(f"no fused kernel for format {fmt}")
@@ -310,41 +253,14 @@ def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: 
 
 
 def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
-    from lowprec.kernels import gpu
+    from lowprec.kernels.triton import launch
 
-    kind, consts = format_params(fmt)
-    if kind == 0:
-        raise ValueError(f"no fused kernel for format {fmt}")
-    maxbits, blocks = _triton_block_maxima(xf, fmt, kind)
-    n = xf.numel()
-    gpu.quantize_kernel[(-(-n // TILE16),)](
-        xf, out, n, key, QUANTIZE_STREAM, gpu.format_args(kind, consts), maxbits, blocks,
-        KIND=kind, STOCHASTIC=stochastic,
-    )  # fmt: skip
+    launch.quantize(xf, out, fmt, stochastic, key, _triton_groups(fmt, xf.shape))
 
 
-def _triton_block_maxima(x: torch.Tensor, fmt: Format, kind: int, v=None):  # type: ignore[no-untyped-def]
-    """(maxbits, (nb, length, width)) of a block format over ``x``: the bit pattern of each
-    block's max|x| (block_maxbits_kernel), or with ``v`` (a _Variance) of its max VC reach
-    (vc_block_maxbits_kernel); other formats: a placeholder and (1, 1, 1)."""
-    from lowprec.kernels import gpu
-
-    if kind != gpu.BLOCK:
-        return torch.zeros(1, dtype=torch.int32, device=x.device), (1, 1, 1)
-    rows, length, width = block_layout(fmt, x.shape)
-    nb = -(-length // width)
-    maxbits = torch.zeros(rows * nb, dtype=torch.int32, device=x.device)
-    cw = min(1024, 1 << max(0, (width - 1).bit_length()))
-    bb = max(1, 4096 // cw)
-    grid = (-(-rows * nb // bb), -(-width // cw))
-    if v is None:
-        gpu.block_maxbits_kernel[grid](x, maxbits, rows * nb, nb, length, width, BB=bb, CW=cw)
-    else:
-        gpu.vc_block_maxbits_kernel[grid](
-            x, v.values, v.scalar, v.sd, maxbits, rows * nb, nb, length, width,
-            VAR_PER=v.per, BB=bb, CW=cw,
-        )  # fmt: skip
-    return maxbits, (nb, length, width)
+def _triton_groups(fmt: Format, shape: torch.Size) -> tuple[int, int, int] | None:
+    """The exponent groups of a block or scaled format (block_layout), else None."""
+    return block_layout(fmt, shape) if isinstance(fmt, BlockFloat | ScaledFormat) else None  # type: ignore[arg-type]
 
 
 def vc_quantize_fused(
@@ -394,8 +310,6 @@ class _Variance(NamedTuple):
 
 
 def _vc_numba(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  # type: ignore[no-untyped-def]
-    from lowprec.kernels.cpu import BLOCK
-
     k0, k1 = (int(k) for k in key.tolist())
     mn, on, vn = m32.numpy().reshape(-1), out.numpy().reshape(-1), v.values.numpy().reshape(-1)
     vmask, sd = (-1 if v.per else 0), np.float32(v.sd)
@@ -409,11 +323,6 @@ def _vc_numba(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  
 
 
 def _vc_triton(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  # type: ignore[no-untyped-def]
-    from lowprec.kernels import gpu
+    from lowprec.kernels.triton import launch
 
-    maxbits, blocks = _triton_block_maxima(m32, fmt, kind, v)
-    n = m32.numel()
-    gpu.vc_quantize_kernel[(-(-n // TILE16),)](
-        m32, v.values, v.scalar, v.sd, out, n, key, gpu.format_args(kind, f), maxbits, blocks,
-        KIND=kind, VAR_PER=v.per,
-    )  # fmt: skip
+    launch.vc_quantize(m32, v, out, fmt, key, _triton_groups(fmt, m32.shape))

@@ -76,10 +76,10 @@ import numpy as np
 from numba import njit, prange
 
 from lowprec.kernels import cpu as K
+from lowprec.kernels.encoding import FULL, LOW, VC
 
-__all__ = ["STREAM", "box_muller", "sghmc_step", "sgld_step"]
+__all__ = ["FULL", "LOW", "STREAM", "VC", "box_muller", "sghmc_step", "sgld_step"]
 
-FULL, LOW, VC = 0, 1, 2
 #: the Philox stream (counter word c2) of the sampler steps
 STREAM = 16
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}

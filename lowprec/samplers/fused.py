@@ -22,9 +22,9 @@ import torch
 
 from lowprec.flat import FlatLayout, block_structure
 from lowprec.formats import BlockFloat, FixedPoint, Format
-from lowprec.kernels.fused import format_params, has_fused  # the kernels' encoding of a format
+from lowprec.kernels.encoding import ACCUMULATOR_CODES, format_params
+from lowprec.kernels.fused import has_fused
 from lowprec.kernels.rng import draw_key
-from lowprec.precision import ACCUMULATOR_CODES
 
 __all__ = ["FusedExecutor", "format_params", "unsupported"]
 
