@@ -8,7 +8,7 @@ from orchestrator.trial import main
 from workloads.config.doc import builtin_workloads, render_markdown
 from workloads.config.resolve import keys_for
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "keys.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "keys.md"
 
 
 def test_docs_keys_md_is_the_generated_table() -> None:

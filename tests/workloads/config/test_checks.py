@@ -26,7 +26,7 @@ from workloads.config.doc import builtin_workloads, render_text
 from workloads.config.resolve import check_keys, keys_for, resolve_config, workload_keys
 from workloads.config.table import BUILTIN, VARIANCE_REDUCED, WorkloadKeys
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "ray", "mlflow")
 #: the lowprec modules a refusal may import: formats (a package: its modules too), PrecisionSpec,
 #: schedules (torch-free)
