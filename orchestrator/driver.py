@@ -367,7 +367,9 @@ def _fit(
     """Build (or restore) the Tuner and fit it; True when every trial ended."""
     from ray import tune
 
-    from orchestrator.progress import InterruptWatch, SweepProgress
+    from orchestrator.interrupt import InterruptWatch
+    from orchestrator.progress import SweepProgress
+    from orchestrator.sweep_records import SweepRecords
 
     # grid/random: unlimited unless asked (Tune fits trials to the resources, and an autoscaling
     # cluster grows); optuna: a Searcher proposes one trial at a time unless told otherwise
@@ -381,11 +383,14 @@ def _fit(
         metric,
         mode,
         store=store,
-        tracking=(context.tracking_uri, context.experiment_id, context.parent_run_id),
         stream=err,
         name_keys=context.name_keys,
     )
+    tracked = (context.tracking_uri, context.experiment_id, context.parent_run_id)
+    records = SweepRecords(spec.name, store, tracked, context.name_keys, say=progress.say)
     watch = InterruptWatch(err, spec.name)
+    # in this order: the display reads the row the records callback writes for an early stop
+    callbacks = [records, progress, watch]
     # a local results dir: Tune's own state files replaced whole or not at all (a full disk
     # cannot cut them short: orchestrator.atomicfs); an object store: Tune's own resolution
     tune_fs = atomicfs.for_storage(store.fs)
@@ -395,7 +400,7 @@ def _fit(
         storage_filesystem=tune_fs,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[progress, watch],
+        callbacks=callbacks,
         verbose=0,
     )
     tune_trainable = trainable(spec, context)
@@ -418,7 +423,7 @@ def _fit(
             storage_filesystem=tune_fs,
         )
         with contextlib.suppress(AttributeError):
-            tuner._local_tuner._run_config.callbacks = [progress, watch]
+            tuner._local_tuner._run_config.callbacks = callbacks
         for trial_id in store.trial_row_ids():
             row = store.read_trial_row(trial_id) or {}
             if row.get("status") in ("ok", "diverged"):
@@ -453,6 +458,7 @@ def _fit(
         return False
     finally:
         watch.uninstall()
+        records.close()
         progress.close()
     if interrupted:
         print(f"[{spec.name}] interrupted (SIGINT): Tune stopped the trials", file=err)
@@ -537,8 +543,8 @@ def _last_line(text: Any) -> str:
 def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:
     """Every trial Tune knows TERMINATED or ERROR, (grid/random) as many as the spec asks, and
     every TERMINATED one with its row: a trial Tune stopped on an interruption also ends
-    TERMINATED, but wrote no row (a trial writes its row as it ends, and so does the progress
-    callback for one a scheduler stopped)."""
+    TERMINATED, but wrote no row (a trial writes its row as it ends, and so does the records
+    callback, orchestrator.sweep_records, for one a scheduler stopped)."""
     rows = set(store.trial_row_ids())
     try:
         trials = grid._experiment_analysis.trials

@@ -24,11 +24,9 @@ a running trial counts for the fraction of its epochs (``epoch/epochs``) or step
 
 where "ended here" leaves out the trials a resumed sweep had already finished.
 
-The callback also records, from the driver, trials that a scheduler (ASHA) stopped early: their
-workload never returned, so they wrote no row; it writes one from the last reported metrics
-(``status`` ok, ``early_stopped`` true) and ends their MLflow child run. And while the sweep
-runs it sends, every few seconds, the MLflow writes ended trials could not send
-(:func:`orchestrator.outbox.replay_pending`): a tracking server that comes back is caught up.
+Display only: the trial's outcome is the ``status`` of its final result, or, for a trial a
+scheduler stopped early (no final result of its own), the status of its row, which
+:class:`orchestrator.sweep_records.SweepRecords`, called before this callback, wrote.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -46,22 +43,11 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from orchestrator.naming import configuration_name
-from orchestrator.store import ResultsStore, trial_row
-from orchestrator.tracking import TAG_TRIAL, client, retry, run_name
-from orchestrator.trial import TrialConfigError, record_config, trial_spec, weight_bits
+from orchestrator.store import ResultsStore
+from orchestrator.sweep_records import ENDED_STATUSES, spec_or_config
+from orchestrator.tracking import run_name
 
-#: keys Tune adds to every result; not metrics of ours
-TUNE_KEYS = frozenset(
-    {
-        "done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s",
-        "time_total_s", "pid", "hostname", "node_ip", "config", "time_since_restore",
-        "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
-    }
-)  # fmt: skip
 HEARTBEAT_S = 30.0
-#: seconds between two attempts to send ended trials' saved MLflow writes
-REPLAY_EVERY_S = 5.0
 BAR_WIDTH = 20
 #: running trials shown under the live line (the rest counted)
 SHOW_RUNNING = 8
@@ -103,14 +89,14 @@ class SweepProgress(Callback):
         metric: str,
         mode: str,
         store: ResultsStore | None = None,
-        tracking: tuple[str, str, str] | None = None,
         stream: TextIO | None = None,
         name_keys: Sequence[str] = (),
         live: bool | None = None,
         heartbeat_s: float | None = None,
     ):
         self.name, self.total, self.metric, self.mode = name, total, metric, mode
-        self.store, self.tracking = store, tracking
+        #: read only: the row of a trial stopped early says its outcome
+        self.store = store
         self.stream = stream or sys.stderr
         self.name_keys = tuple(name_keys)
         self.live_wanted = live
@@ -128,19 +114,17 @@ class SweepProgress(Callback):
         self.labels: dict[str, str] = {}
         #: trial id -> its TrialSpec (None: its config cannot resolve), resolved once here
         self.specs: dict[str, Any] = {}
-        self.last_replay = 0.0
         self._init_runtime()
 
     def _init_runtime(self) -> None:
         self.lock = threading.Lock()
         self.live: Any = None
-        self.replaying: threading.Thread | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its run config (callbacks included) for --resume: leave the stream, the
-        live display, the lock and the threads out."""
+        live display and the lock out."""
         state = dict(self.__dict__)
-        for key in ("stream", "lock", "live", "replaying"):
+        for key in ("stream", "lock", "live"):
             state.pop(key, None)
         state["specs"] = {}  # a cache (TrialSpecs hold read-only mappings, which never pickle)
         return state
@@ -181,10 +165,7 @@ class SweepProgress(Callback):
         self.live.start()
 
     def close(self) -> None:
-        """Stop the live display (its last frame stays on screen) and wait for a catch-up of
-        MLflow writes in progress (the driver's own catch-up follows: never two at once)."""
-        if self.replaying is not None:
-            self.replaying.join(timeout=300)
+        """Stop the live display (its last frame stays on screen)."""
         if self.live is not None:
             with contextlib.suppress(Exception):
                 self.live.refresh()
@@ -232,8 +213,8 @@ class SweepProgress(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         status = result.get("status")
-        if status not in ("ok", "diverged", "failed"):
-            status = self.record_early_stop(trial, result)
+        if status not in ENDED_STATUSES:
+            status = self.recorded_status(trial)
         value = result.get(self.metric)
         with self.lock:
             self.running.pop(trial.trial_id, None)
@@ -254,25 +235,25 @@ class SweepProgress(Callback):
         now = time.monotonic()
         if self.live is None and now - self.last_line >= self.heartbeat_s:
             self.line(running=True)
-        if now - self.last_replay >= REPLAY_EVERY_S:
-            self.last_replay = now
-            self.replay_in_background()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.close()
 
     # ------------------------------------------------------------------ lines
     def described(self, trial: Any) -> Any:
-        """What names and records a Tune trial: its ``TrialSpec`` (its config resolved once,
-        then kept), or its raw config when that cannot resolve."""
+        """What names a Tune trial: its ``TrialSpec`` (its config resolved once, then kept), or
+        its raw config when that cannot resolve."""
         trial_id = trial.trial_id
         if trial_id not in self.specs:
-            try:
-                self.specs[trial_id] = trial_spec(dict(trial.config))
-            except (TrialConfigError, ValueError, TypeError):
-                self.specs[trial_id] = None
-        spec = self.specs[trial_id]
-        return spec if spec is not None else dict(trial.config)
+            self.specs[trial_id] = spec_or_config(trial.config)
+        return self.specs[trial_id]
+
+    def recorded_status(self, trial: Any) -> str:
+        """The outcome of a trial that ended without a final status (a scheduler stopped it):
+        its row's status (``ok`` for the row written from its last report), ``ok`` without a
+        store or a row."""
+        row = self.store.read_trial_row(trial.trial_id) if self.store is not None else None
+        return str(row.get("status")) if row else "ok"
 
     def label(self, trial: Any) -> str:
         """The trial's MLflow run name (what distinguishes it in the sweep)."""
@@ -341,82 +322,6 @@ class SweepProgress(Callback):
         print(" | ".join(parts), file=self.stream, flush=True)
         self.last_line = time.monotonic()
 
-    # ------------------------------------------------------------------ MLflow catch-up
-    def replay_in_background(self) -> None:
-        """Send ended trials' saved MLflow writes on a thread (the driver's loop never waits)."""
-        if self.store is None or self.tracking is None:
-            return
-        if self.replaying is not None and self.replaying.is_alive():
-            return
-        from orchestrator.outbox import pending_keys
-
-        try:
-            if not pending_keys(self.store):
-                return
-        except OSError:
-            return
-        self.replaying = threading.Thread(
-            target=catch_up_quietly, args=(self.store, self.tracking[0]), daemon=True
-        )
-        self.replaying.start()
-
-    # ------------------------------------------------------------------ early stops
-    def record_early_stop(self, trial: Any, result: dict[str, Any]) -> str:
-        """A trial stopped by the scheduler: write its row from the last report."""
-        if self.store is None or self.store.read_trial_row(trial.trial_id) is not None:
-            row = self.store.read_trial_row(trial.trial_id) if self.store else None
-            return str(row.get("status")) if row else "ok"
-        config = self.described(trial)
-        metrics = {k: v for k, v in result.items() if k not in TUNE_KEYS and k != "status"}
-        with contextlib.suppress(ValueError, TypeError):
-            metrics["bits"] = weight_bits(config)
-        run_id = None
-        if self.tracking is not None:
-            uri, experiment_id, parent = self.tracking
-            try:
-                mlflow = client(uri)
-                runs = retry(
-                    lambda: mlflow.search_runs(
-                        [experiment_id],
-                        filter_string=(
-                            f"tags.mlflow.parentRunId = '{parent}' and tags.{TAG_TRIAL} = "
-                            f"'{trial.trial_id}'"
-                        ),
-                        max_results=1,
-                    ),
-                    attempts=3,
-                )
-                if runs:
-                    run_id = runs[0].info.run_id
-                    retry(lambda: mlflow.set_tag(run_id, "status", "ok"), attempts=3)
-                    retry(lambda: mlflow.set_tag(run_id, "early_stopped", "true"), attempts=3)
-                    retry(lambda: mlflow.set_terminated(run_id, status="FINISHED"), attempts=3)
-            except Exception as exc:  # the row matters more than the run; say so once
-                self.say(f"[{self.name}] MLflow: could not end {trial.trial_id}'s run: {exc}")
-        row = trial_row(
-            record_config(config),
-            metrics,
-            status="ok",
-            error=None,
-            trial_id=trial.trial_id,
-            configuration=configuration_name(config, self.name_keys),
-            mlflow_run_id=run_id,
-            wall_s=float(result.get("time_total_s", math.nan)),
-            early_stopped=True,
-            node=None,
-        )
-        self.store.write_trial_row(row)
-        return "ok"
-
-
-def catch_up_quietly(store: ResultsStore, tracking_uri: str) -> None:
-    """Replay ended trials' saved MLflow writes; the server still away is not an error here."""
-    from orchestrator.outbox import fill_run_ids, replay_pending
-
-    with contextlib.suppress(Exception):
-        _, _, created = replay_pending(store, client(tracking_uri))
-        fill_run_ids(store, created)
-
 
 class _LiveView:
     """The live display's renderable: redrawn from the callback's state at every refresh."""
@@ -459,89 +364,3 @@ class _LiveView:
         for line in lines:  # a narrow terminal cuts a line, never wraps it (the redraw needs it)
             line.no_wrap, line.overflow = True, "ellipsis"
         return Group(*lines)
-
-
-class InterruptWatch(Callback):
-    """Ctrl-C while Tune runs: the first SIGINT stops the sweep gracefully, a second one at once.
-
-    Tune's ``fit`` installs its own SIGINT handler: a SIGINT stops the trials gracefully (they
-    end TERMINATED, as if they had finished; Tune saves its state one last time), puts back the
-    handler it found and returns normally. So :meth:`install` puts ours in place before ``fit``
-    (it notes a SIGINT that reaches it and raises ``KeyboardInterrupt``, as Python's default
-    does): the handler Tune finds, and puts back after the first SIGINT, so that a second SIGINT
-    raises at once wherever the driver is (Tune's last checkpoint, stopping the trial actors).
-    As soon as Tune's handler is in place (:meth:`setup`, else the first step), it is wrapped so
-    that the first SIGINT also says, on ``stream``, what happens and that a second one stops at
-    once. After ``fit``, our handler back in place of Tune's means Tune got a SIGINT.
-    """
-
-    def __init__(self, stream: TextIO | None = None, name: str = "") -> None:
-        self.signalled = False
-        self.tune_handler: Any = None
-        self.previous: Any = None
-        self.installed = False
-        self.stream = stream
-        self.name = name
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Tune pickles its run config (callbacks included): leave the handlers out."""
-        return {
-            "signalled": False, "tune_handler": None, "previous": None, "installed": False,
-            "stream": None, "name": self.name,
-        }  # fmt: skip
-
-    def handler(self, signum: int, frame: Any) -> None:
-        self.signalled = True
-        raise KeyboardInterrupt
-
-    def first_stop(self, signum: int, frame: Any) -> None:
-        """Tune's handler, saying so first: Tune stops the trials and puts ours back."""
-        self.signalled = True
-        if self.stream is not None:
-            with contextlib.suppress(Exception):  # a closed stream must not stop the stop
-                print(
-                    f"[{self.name}] Ctrl-C: stopping the trials and saving Tune's state "
-                    "(--resume continues them); Ctrl-C again stops at once",
-                    file=self.stream,
-                    flush=True,
-                )
-        signal.signal(signal.SIGINT, self.handler)  # whatever Tune's handler does next
-        self.tune_handler(signum, frame)
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.handler)
-            self.installed = True
-
-    def uninstall(self) -> None:
-        if self.installed:
-            signal.signal(signal.SIGINT, self.previous)
-            self.installed = False
-
-    def _wrap_tune_handler(self) -> None:
-        if self.tune_handler is not None or not self.installed:
-            return
-        if threading.current_thread() is not threading.main_thread():
-            return
-        current = signal.getsignal(signal.SIGINT)
-        if current in (self.handler, self.first_stop) or not callable(current):
-            return  # Tune installed none (TUNE_DISABLE_SIGINT_HANDLER), or it ran already
-        self.tune_handler = current
-        signal.signal(signal.SIGINT, self.first_stop)
-
-    def setup(self, **info: Any) -> None:
-        """Called by Tune after it installed its SIGINT handler, before the first trial."""
-        self._wrap_tune_handler()
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        self._wrap_tune_handler()
-
-    def interrupted(self) -> bool:
-        """True when a SIGINT reached our handler or Tune's (call before :meth:`uninstall`)."""
-        if self.signalled:
-            return True
-        return (
-            self.installed
-            and self.tune_handler is not None
-            and signal.getsignal(signal.SIGINT) == self.handler
-        )

@@ -127,7 +127,7 @@ def test_the_callback_pickles_without_its_stream_and_display() -> None:
 
 def test_a_trial_is_resolved_once_and_the_callback_still_pickles() -> None:
     """The display keeps each trial's TrialSpec (its one resolution on the driver) for its
-    name and its early-stop row; Tune pickles the callback, and the cache stays behind."""
+    name; Tune pickles the callback, and the cache stays behind."""
     import pickle
 
     p = _progress(io.StringIO(), total=1)
