@@ -1,11 +1,17 @@
 """MLflow as a comparison tool (orchestrator.tracking, orchestrator.outbox): the experiment kind
 that makes MLflow 3.17's UI open on the runs table, child runs named by what distinguishes them,
 params without unset keys, metrics at their steps, and writes that outlive an unreachable
-server (queued, saved, replayed), all against real SQLite stores."""
+server (queued, saved, replayed), all against real SQLite stores.
+
+The local SQLite tracking store: WAL mode set before MLflow's schema, and writers from several
+trials at once all land (none fails with "database is locked").
+"""
 
 from __future__ import annotations
 
 import socket
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -51,49 +57,6 @@ def test_the_kind_is_the_one_mlflow_ui_knows_as_machine_learning() -> None:
     js = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
     bundle = "".join(p.read_text(errors="ignore") for p in js.glob("main.*.js"))
     assert 'CUSTOM_MODEL_DEVELOPMENT="custom_model_development"' in bundle
-
-
-def test_run_names_known_answers() -> None:
-    assert tracking.run_name(_mlp(format="block", bits=8, accumulator="vc", seed=1), SEARCHED) == (
-        "block<8> vc seed=1"
-    )
-    assert tracking.run_name(_mlp(format="fixed", bits=6, accumulator="low", seed=0), SEARCHED) == (
-        "fixed<6,4> low seed=0"
-    )
-    # a key that does not apply to the trial is left out; floats with 4 significant digits
-    fp32 = _mlp(format="fp32", accumulator="full", lr=0.0123456)
-    assert tracking.run_name(fp32, ["format", "bits", "lr"]) == "fp32 lr=0.01235"
-    assert tracking.run_name({"variant": "halp", "seed": 2, "x": None}, ["seed", "x"]) == (
-        "halp seed=2"
-    )
-    assert tracking.run_name({"lr": 0.1}, []) == "trial"
-
-
-def test_run_names_of_the_default_sweep_are_distinct() -> None:
-    from orchestrator.naming import name_keys as _name_keys
-    from orchestrator.spec import load_spec
-
-    spec = load_spec(Path(__file__).resolve().parents[2] / "search_spaces" / "bits.yaml")
-    keys = _name_keys(spec)
-    configs = spec.trial_configs() if hasattr(spec, "trial_configs") else None
-    if configs is None:  # the grid by hand
-        import itertools
-
-        axes = {a.key: list(a.values) for a in spec.space.values()}
-        configs = [
-            {**spec.base_config(), **dict(zip(axes, values, strict=True))}
-            for values in itertools.product(*axes.values())
-        ]
-    names = [tracking.run_name(resolve_config(c), keys) for c in configs]
-    assert len(names) == spec.num_trials() == len(set(names))
-    assert all("None" not in n and n != "trial" for n in names)
-
-
-def test_params_hold_no_unset_keys() -> None:
-    params = tracking.trial_params(_mlp(format="fixed", bits=8, accumulator="low"))
-    assert params and all(v is not None for v in params.values())
-    assert "weight_format" not in params or params["weight_format"] == "fixed<8,6>"
-    assert "friction" not in params  # SGLD has no friction
 
 
 def test_child_run_name_params_and_metric_steps(uri: str, tmp_path: Path) -> None:
@@ -296,3 +259,59 @@ def test_a_short_trial_costs_mlflow_three_writes() -> None:
     batch = recorder.calls[0][1]
     assert [(p.key, p.value) for p in batch["params"]] == [("lr", "0.1"), ("seed", "3")]
     assert [m.step for m in batch["metrics"]] == [1, 2]
+
+
+def test_sqlite_store_is_in_wal_mode_and_takes_concurrent_writers(tmp_path: Path) -> None:
+    uri = tracking.resolve_tracking_uri(str(tmp_path / "nested" / "mlflow.db"))
+    experiment_id = tracking.ensure_experiment(uri, "wal")
+    with sqlite3.connect(tmp_path / "nested" / "mlflow.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    parent = tracking.start_parent_run(uri, experiment_id, "wal", "s", "c", "name: wal\n")
+    writers, reports, errors = 4, 25, []
+
+    def trial(index: int) -> None:
+        try:
+            tracker = tracking.TrialTracker(uri, experiment_id, parent, f"t{index}", "s", "c")
+            tracker.start({"lr": 0.1 * index, "seed": index})
+            for step in range(reports):
+                tracker.log_metrics({"loss": 1.0 / (step + 1), "step": step})
+            tracker.finish("ok", {"test_error": 0.01 * index}, None, None)
+        except Exception as exc:  # collected: an assertion inside a thread would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=trial, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    children = tracking.find_child_runs(uri, experiment_id, parent)
+    assert len(children) == writers
+    mlflow = tracking.client(uri)
+    for child in children:
+        assert child.info.status == "FINISHED"
+        history = mlflow.get_metric_history(child.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(reports))
+
+
+def test_other_uris_are_left_alone(tmp_path: Path) -> None:
+    tracking.prepare_sqlite("http://127.0.0.1:1/")  # no file, no connection attempted
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mlflow_commits_to_a_wal_store_without_an_fsync_each(tmp_path: Path) -> None:
+    """MLflow's own connections to the WAL-mode store commit with ``synchronous = NORMAL``
+    (no fsync per commit); a connection to a file in rollback-journal mode keeps SQLite's
+    default FULL (NORMAL is only crash-safe with WAL)."""
+    import sqlalchemy
+
+    uri = tracking.resolve_tracking_uri(str(tmp_path / "mlflow.db"))
+    tracking.ensure_experiment(uri, "sync")
+    engine = tracking.client(uri)._tracking_client.store.engine
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    with other.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

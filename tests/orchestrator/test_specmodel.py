@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from analysis.answer import select_baseline
-from orchestrator.naming import child_name, configuration_name, name_keys, run_name
 from orchestrator.spec import SpecError, baseline_candidates, load_spec, parse_spec
 from tests.orchestrator.helpers import write_spec
 
@@ -221,17 +220,3 @@ def test_error_is_reported_at_the_key_the_spec_sets() -> None:
 
 
 # ------------------------------------------------------------------------------- names
-
-
-def test_child_run_is_its_configuration_and_its_seed() -> None:
-    spec = parse_spec(GRID)
-    keys = name_keys(spec)
-    config = spec.trial_configs()[4]
-    assert configuration_name(config, keys) == "fixed<8,3> low"
-    assert child_name(config, keys) == "fixed<8,3> low seed=1"
-    # the seed goes last whatever the order of the searched keys, and only when it varies
-    assert child_name(config, ["seed", "weight_format"]) == "fixed<8,3> seed=1"
-    assert run_name(config, ["seed", "weight_format"]) == "fixed<8,3> seed=1"  # progress lines
-    assert child_name(config, ["weight_format"]) == configuration_name(config, ["weight_format"])
-    assert child_name({"seed": 3}, ["seed"]) == "seed=3"
-    assert configuration_name({"seed": 3}, ["seed"]) == "trial"

@@ -146,24 +146,6 @@ def test_study_search_runs_no_effective_config_twice(tmp_path: Path) -> None:
     assert _as_set(proposed) <= _as_set(_expected_issue_trials())
 
 
-def test_trial_list_suggests_each_config_once_and_resumes_where_it_stopped(
-    tmp_path: Path,
-) -> None:
-    from ray.tune.search import Searcher
-
-    from orchestrator.trial_list import TrialList
-
-    configs = parse_spec(ISSUE).trial_configs()
-    searcher = TrialList(configs)
-    first = [searcher.suggest(f"t{i}") for i in range(10)]
-    searcher.save(str(tmp_path / "state.pkl"))
-    resumed = TrialList([])
-    resumed.restore(str(tmp_path / "state.pkl"))
-    rest = [resumed.suggest(f"t{i}") for i in range(10, 39)]
-    assert first + rest == configs  # in order, each once
-    assert resumed.suggest("t39") == Searcher.FINISHED
-
-
 NO_OP = [
     # (fixed, space, path and reason the message must hold)
     ("{sampler: sgld, format: fp32}", "bits: {grid: [4, 8]}",
