@@ -489,14 +489,3 @@ def test_report_uses_an_answer_given_to_it(storage_sweep, tmp_path, monkeypatch)
     without = write_report(storage_sweep, out_dir=tmp_path / "r2", answer=False)
     assert without.summary["answer"].startswith("no answer")
     assert not (tmp_path / "r2" / "answer.json").exists()
-
-
-def test_typed_tables_survive_a_column_of_mixed_types(tmp_path):
-    from analysis.report import _write_table
-
-    frame = pd.DataFrame({"trial_id": ["91781970", "12e45678"], "bits": [32, "fp32"]})
-    written = _write_table(frame, tmp_path / "t.csv")
-    assert [p.name for p in written] == ["t.csv", "t.parquet"]
-    back = read_table(tmp_path / "t.csv")
-    assert back["trial_id"].tolist() == ["91781970", "12e45678"]
-    assert back["bits"].tolist() == ["32", "fp32"]
