@@ -30,6 +30,8 @@ ACCUMULATOR_CODES = {name: code for code, name in enumerate(ACCUMULATORS)}
 KERNEL_MODES = ("auto", "fused", "eager")
 #: the quantizers' roundings (``lowprec.quantize`` re-exports it)
 ROUNDINGS = ("stochastic", "nearest")
+#: SGHMC's ``vc`` pairs: (v', θ') from their joint law, or each on its own (the paper's form)
+VC_MODES = ("joint", "independent")
 
 
 @dataclass(frozen=True)

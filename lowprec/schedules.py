@@ -18,9 +18,20 @@ Typed arguments only: the config layer (``workloads.config.runspec.ScheduleSpec.
 
 from __future__ import annotations
 
+import enum
 import math
 
-SCHEDULES = ("constant", "decay", "cyclical")
+
+class ScheduleKind(enum.StrEnum):
+    """The step-size schedules, as the ``schedule`` key names them."""
+
+    CONSTANT = "constant"
+    DECAY = "decay"
+    CYCLICAL = "cyclical"
+
+
+#: the ``schedule`` key's choices
+SCHEDULES: tuple[str, ...] = tuple(kind.value for kind in ScheduleKind)
 
 #: the decay schedule's final factor (the LP-SGLD scripts' ``lr_ratio``)
 DECAY_FINAL = 0.01

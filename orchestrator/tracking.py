@@ -371,13 +371,23 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def find_child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
     """Every child run of ``parent_run_id`` (for tests and summaries)."""
-    mlflow = client(tracking_uri)
+    return _child_runs(client(tracking_uri), experiment_id, parent_run_id, attempts=8)
+
+
+def _child_runs(
+    mlflow: Any,
+    experiment_id: str,
+    parent_run_id: str,
+    condition: str = "",
+    most: int = 10000,
+    attempts: int = 3,
+) -> list[Any]:
+    """The child runs of ``parent_run_id`` that meet ``condition`` (an MLflow filter clause)."""
+    where = f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    where += f" and {condition}" if condition else ""
     return retry(
-        lambda: mlflow.search_runs(
-            [experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=10000,
-        )
+        lambda: mlflow.search_runs([experiment_id], filter_string=where, max_results=most),
+        attempts=attempts,
     )
 
 
@@ -392,16 +402,7 @@ def end_trial_run(
     """End the child run of ``trial_id`` (found by its tag) with ``status`` (an MLflow run
     status) after setting ``tags``; returns its run id, None when it has none."""
     mlflow = client(tracking_uri)
-    runs = retry(
-        lambda: mlflow.search_runs(
-            [experiment_id],
-            filter_string=(
-                f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.{TAG_TRIAL} = '{trial_id}'"
-            ),
-            max_results=1,
-        ),
-        attempts=3,
-    )
+    runs = _child_runs(mlflow, experiment_id, parent_run_id, f"tags.{TAG_TRIAL} = '{trial_id}'", 1)
     if not runs:
         return None
     run_id = runs[0].info.run_id
@@ -416,16 +417,7 @@ def kill_running_children(tracking_uri: str, experiment_id: str, parent_run_id: 
     stopped those trials); a resumed trial finds its child again and sets it RUNNING. Returns
     how many were marked."""
     mlflow = client(tracking_uri)
-    runs = retry(
-        lambda: mlflow.search_runs(
-            [experiment_id],
-            filter_string=(
-                f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
-            ),
-            max_results=10000,
-        ),
-        attempts=3,
-    )
+    runs = _child_runs(mlflow, experiment_id, parent_run_id, "attributes.status = 'RUNNING'")
     for run in runs:
         retry(lambda run=run: mlflow.set_terminated(run.info.run_id, status="KILLED"), attempts=3)
     return len(runs)

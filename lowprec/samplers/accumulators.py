@@ -63,6 +63,8 @@ class Accumulator:
     :meth:`draw`. ``rounding`` holds the quantizers (rounding mode, generator, kernels)."""
 
     name = "base"
+    #: SGHMC's pair (v', θ') drawn from its 2×2 law, θ' given v' (True), or each on its own
+    joint = True
 
     def __init__(self, rounding: Rounding) -> None:
         self.q = rounding
@@ -90,7 +92,10 @@ class Accumulator:
         fmt_th: Format,
         rescale_v: bool = False,
     ) -> tuple[Draw, Draw]:
-        """(v', θ') from the 2×2 Gaussian law, θ' drawn given v' (module docstring)."""
+        """(v', θ') from the 2×2 Gaussian law, θ' drawn given v' (module docstring); without
+        :attr:`joint`, each from its own law (the SGHMC paper's literal VC form)."""
+        if not self.joint:  # v' = Q_vc(mean_v, Var_v), θ' = Q_vc(mean_θ, Var_θ)
+            return self.draw(mean_v, var_v, fmt_v, rescale_v), self.draw(mean_th, var_th, fmt_th)
         v = self.draw(mean_v, var_v, fmt_v, rescale_v)
         if var_v <= 0:  # noiseless: both are their means
             return v, self.draw(mean_th, 0.0, fmt_th)
@@ -147,22 +152,6 @@ class VC(Low):
         s = rescale_factor(mean, fmt) if rescale else 1.0
         stored = self.q.vc(mean / s if s != 1.0 else mean, var / s**2, fmt)
         return Draw(stored, stored * s if s != 1.0 else stored, s)
-
-    def draw_pair(
-        self,
-        mean_v: torch.Tensor,
-        var_v: float,
-        mean_th: torch.Tensor,
-        var_th: float,
-        cov: float,
-        fmt_v: Format,
-        fmt_th: Format,
-        rescale_v: bool = False,
-    ) -> tuple[Draw, Draw]:
-        if self.joint:
-            return super().draw_pair(mean_v, var_v, mean_th, var_th, cov, fmt_v, fmt_th, rescale_v)
-        # the paper's literal form: v' = Q_vc(mean_v, Var_v), θ' = Q_vc(mean_θ, Var_θ)
-        return self.draw(mean_v, var_v, fmt_v, rescale_v), self.draw(mean_th, var_th, fmt_th)
 
 
 def make_accumulator(name: str, rounding: Rounding, joint: bool = True) -> Accumulator:

@@ -39,10 +39,9 @@ from typing import Any, NamedTuple
 import torch
 
 from lowprec import Format, PrecisionSpec
+from lowprec.precision import VC_MODES
 from lowprec.samplers.accumulators import Accumulator, make_accumulator
 from lowprec.samplers.base import Sampler
-
-VC_MODES = ("joint", "independent")
 
 
 def _var_theta_factor(x: float) -> float:

@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 import yaml
 from scipy.stats import norm
 
+from analysis.cost_panel import COST_COLUMNS
+
 N_TEST = 300
 N_CLASSES = 10
 
@@ -186,7 +188,7 @@ def write_classifier_sweep(
                 np.nan,
             )
             if costs:
-                metrics.update(dict.fromkeys((*COSTS, "ess", "rhat", "ess_per_s"), np.nan))
+                metrics.update(dict.fromkeys(COST_COLUMNS, np.nan))  # every cost column, absent
             if fmt == "fixed" and b == 4 and acc == "low":
                 row.update(
                     status="diverged",
@@ -242,16 +244,6 @@ def write_classifier_sweep(
 PARAMS, MACS = 79_510, 79_400
 #: samples an ensemble keeps, and peak memory of every trial (MiB)
 SAMPLES_KEPT, PEAK_RSS_MB = 10, 512.0
-#: the cost columns :func:`trial_costs` gives
-COSTS = (
-    "state_bytes",
-    "ensemble_bits",
-    "bops_per_step",
-    "bops_per_prediction",
-    "energy_pj_per_step",
-    "energy_pj_per_prediction",
-    "peak_rss_mb",
-)
 
 
 def trial_costs(fmt: str, bits: int, accumulator: str) -> dict[str, float]:

@@ -315,3 +315,27 @@ def test_mlflow_commits_to_a_wal_store_without_an_fsync_each(tmp_path: Path) -> 
     with other.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_children_found_ended_and_killed_by_their_parent(uri: str) -> None:
+    """A sweep's children: found by their parent, one ended by its trial's tag, those still
+    RUNNING marked KILLED; another parent's child is never touched."""
+    experiment_id = tracking.ensure_experiment(uri, "children")
+    mlflow = tracking.client(uri)
+    parent, other = (mlflow.create_run(experiment_id).info.run_id for _ in range(2))
+
+    def child(of: str, trial_id: str) -> str:
+        tags = {"mlflow.parentRunId": of, tracking.TAG_TRIAL: trial_id}
+        return str(mlflow.create_run(experiment_id, tags=tags).info.run_id)
+
+    ids = [child(parent, f"t{i}") for i in range(3)]
+    stranger = child(other, "t0")
+    assert sorted(r.info.run_id for r in tracking.find_child_runs(uri, experiment_id, parent)) == (
+        sorted(ids)
+    )
+    ended = tracking.end_trial_run(uri, experiment_id, parent, "t1", "FAILED", {"status": "failed"})
+    assert ended == ids[1] and mlflow.get_run(ids[1]).data.tags["status"] == "failed"
+    assert tracking.end_trial_run(uri, experiment_id, parent, "t9", "FAILED", {}) is None
+    assert tracking.kill_running_children(uri, experiment_id, parent) == 2
+    statuses = [mlflow.get_run(run_id).info.status for run_id in [*ids, stranger]]
+    assert statuses == ["KILLED", "FAILED", "KILLED", "RUNNING"]

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lowprec.formats import SCALE_RULES, MXFormat
-from lowprec.precision import ACCUMULATORS, KERNEL_MODES, ROUNDINGS
+from lowprec.precision import ACCUMULATORS, KERNEL_MODES, ROUNDINGS, VC_MODES
 from lowprec.schedules import SCHEDULES
 from workloads import WORKLOADS, get_workload
 from workloads.config.checks import BUILTIN as BUILTIN_CHECKS
@@ -387,7 +387,7 @@ COMMON_KEYS: dict[str, Key] = {
         str,
         "joint",
         "SGHMC vc: joint (keeps the stationary law) or independent (the paper's form)",
-        choices=("joint", "independent"),
+        choices=VC_MODES,
         applies=_vc_mode,
     ),
     "momentum_rescale": Key(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lowprec.schedules import Schedule
+from lowprec.schedules import Schedule, ScheduleKind
 
 
 class SamplerName(enum.StrEnum):
@@ -27,14 +27,6 @@ class SamplerName(enum.StrEnum):
 SAMPLERS: tuple[str, ...] = tuple(name.value for name in SamplerName)
 #: the rules that optimise: they add no noise and their ensemble is the final iterate
 OPTIMISERS: tuple[str, ...] = (SamplerName.SGD, SamplerName.SVRG, SamplerName.HALP)
-
-
-class ScheduleKind(enum.StrEnum):
-    """Step-size schedules (ALGORITHMS.md §7)."""
-
-    CONSTANT = "constant"
-    DECAY = "decay"
-    CYCLICAL = "cyclical"
 
 
 @dataclass(frozen=True)
