@@ -498,7 +498,7 @@ def test_samplers_take_the_new_formats(sampler: str, accumulator: str, fmt: str)
     for the same seed, θ̂ on W's grid (for the power-of-two scales, where requantizing finds
     the same grid), and the executor that ran: the fused step (nvfp4<t>, whose per-tensor
     scale a group-parallel step cannot make, and the MX rules other than floor run eager)."""
-    from tests.lowprec.test_samplers import _config, _run
+    from tests.lowprec.samplers.helpers import _config, _run
 
     config = _config(sampler, accumulator, fmt)
     out, s = _run(config)
