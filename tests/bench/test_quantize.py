@@ -1,4 +1,5 @@
-"""bench.quantize's allocation figures: the rows that price a new tensor and the torch
+"""bench.quantize end to end on tiny sizes (every format on both paths, ratios of the reported
+medians), and its allocation figures: the rows that price a new tensor and the torch
 expression's own allocations, and the child run under torch's THP_MEM_ALLOC_ENABLE."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import pytest
 
 from bench import quantize
 from lowprec.kernels import outputs
+from tests.bench.helpers import last_json
 
 
 def test_allocation_rows_and_torch_thp_child(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,3 +44,23 @@ def test_allocation_rows_and_torch_thp_child(capsys: pytest.CaptureFixture[str])
         )
     assert set(run["torch_thp"]["fused_over_eager"]) == {"fixed"}
     assert out["sr_vs_torch_expr_4k"] == run["sr_vs_torch_expr_4k"]
+
+
+def test_bench_quantize(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every format on both paths, at the thread count asked for, and ratios that are the
+    ratios of the reported medians."""
+    quantize.main(
+        ["--n", "20000", "--repeats", "1", "--threads", "1", "--no-compile-time", "--json"]
+    )
+    out = last_json(capsys)
+    run = out["by_threads"]["1"]
+    assert out["threads"] == run["threads"] == 1
+    med = run["median_s"]
+    for fmt in quantize.FORMATS:
+        for path in quantize.PATHS:
+            assert 0 < med[f"{fmt} {path}"] < 60
+            ratio = run["sr_vs_copy_by_format"][f"{fmt} {path}"]
+            assert ratio == pytest.approx(med["copy"] / med[f"{fmt} {path}"])
+    assert out["sr_vs_copy"] == pytest.approx(med["copy"] / med["fixed fused out="])
+    assert out["sr_vs_torch_expr"] == pytest.approx(med["torch_expr"] / med["fixed fused"])
+    assert run["gb_per_s"]["copy"] == pytest.approx(8 * 20000 / med["copy"] / 1e9)
