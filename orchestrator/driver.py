@@ -513,12 +513,10 @@ def lost_trial_row(
     attempts: int,
 ) -> dict[str, Any]:
     """The ``failed`` row of a trial that ended without writing one (see above)."""
-    from orchestrator.trial import TrialConfigError, record_config, trial_spec
+    from orchestrator.sweep_records import spec_or_config
+    from orchestrator.trial import record_config
 
-    try:
-        described: Any = trial_spec(dict(config))
-    except (TrialConfigError, ValueError, TypeError):
-        described = dict(config)
+    described = spec_or_config(config)
     return trial_row(
         record_config(described),
         {"wall_s": math.nan, "diverged": False},
