@@ -14,7 +14,7 @@ unbiased, variance δ(Δ - δ), on the grid, in range), but they draw different 
 a trial replays exactly from its seed on the same path and device.
 
 Device-level building blocks for other fused kernels: lowprec/kernels/cpu.py (numba) and
-lowprec/kernels/gpu.py (Triton), with the bit layout of lowprec/kernels/rng.py.
+lowprec/kernels/triton/ (Triton), with the bit layout of lowprec/kernels/rng.py.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _triton_reason() -> str | None:
     if os.environ.get("LOWPREC_NO_TRITON"):
         return "LOWPREC_NO_TRITON is set"
     try:
-        import lowprec.kernels.gpu  # noqa: F401
+        import lowprec.kernels.triton.launch  # noqa: F401
     except Exception as exc:
         return f"Triton is not usable ({type(exc).__name__}: {exc})"
     try:

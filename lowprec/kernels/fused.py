@@ -29,7 +29,7 @@ from lowprec.kernels.encoding import (  # the one encoding of formats (re-export
     scaled_params,
 )
 from lowprec.kernels.outputs import new_output
-from lowprec.kernels.rng import TILE16, draw_key
+from lowprec.kernels.rng import draw_key
 
 __all__ = [
     "block_layout",
@@ -70,13 +70,14 @@ def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "
     (floor rule) in the numba steps. The others run the eager reference."""
     if isinstance(fmt, ScaledFormat):
         cpu = device is None or torch.device(device).type == "cpu"
-        if op == "step":  # the numba SGLD/SGHMC steps: MX (floor rule), int, nvfp4 (no <t>)
+        if op == "step":  # the numba and Triton steps: MX (floor rule), int, nvfp4 (no <t>)
             try:
                 format_params(fmt)
             except ValueError:
                 return False
-            return cpu
-        return op == "quantize" and cpu and scaled_params(fmt) is not None
+            return True
+        # quantize: numba and Triton; vc: Triton (numba's VC runs the element fused)
+        return (op == "quantize" or not cpu) and scaled_params(fmt) is not None
     try:
         format_params(fmt)
     except ValueError:
@@ -285,7 +286,9 @@ def vc_quantize_fused(
         vscalar = float(np.float32(var))
         sd = float(np.float32(np.sqrt(np.float32(var))))
         v = _Variance(torch.full((1,), vscalar, device=m32.device), vscalar, sd, False)
-    kind, f = format_params(fmt)
+    # scaled formats: Triton's kernels take them by the format itself (triton.launch)
+    triton_scaled = backend == "triton" and isinstance(fmt, ScaledFormat)
+    kind, f = (-1, None) if triton_scaled else format_params(fmt)
     if kind == 0:
         raise ValueError(f"no fused VC kernel for format {fmt}")
     key = draw_key(generator)

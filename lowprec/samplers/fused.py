@@ -8,7 +8,7 @@ are gathered into a flat buffer each step (a copy, skipped when ``.grad`` alread
 it, as it is after the first step unless the caller sets ``.grad = None``).
 
 Each step draws one 64-bit key from the trial's generator and launches one kernel
-(:mod:`lowprec.kernels.step_cpu` with numba on CPU, :mod:`lowprec.kernels.step_triton` on CUDA)
+(:mod:`lowprec.kernels.step_cpu` with numba on CPU, :mod:`lowprec.kernels.triton.step` on CUDA)
 that runs the rule's equation with the coefficients of :meth:`Sampler.coefficients`.
 """
 
@@ -251,7 +251,7 @@ class FusedExecutor:
         return out
 
     def _step_cuda(self, coef: Any, key: torch.Tensor) -> None:
-        from lowprec.kernels import step_triton as t
+        from lowprec.kernels.triton import step as t
 
         gstart, glen = self._cuda_groups
         if self.rule == "sgld":

@@ -355,21 +355,25 @@ def test_fused_params_are_views_of_one_buffer() -> None:
 # -- the Triton step kernels (interpreted on the CPU) --------------------------------------
 @pytest.fixture(scope="module")
 def triton_step():
-    """lowprec.kernels.gpu and step_triton imported afresh with TRITON_INTERPRET=1 (their
+    """lowprec.kernels.triton's kernels imported afresh with TRITON_INTERPRET=1 (their
     kernels then run on CPU tensors); the previous modules are put back afterwards."""
     import importlib
     import sys
 
-    import lowprec.kernels
+    import lowprec.kernels.triton
 
     pytest.importorskip("triton")
-    names = ("lowprec.kernels.gpu", "lowprec.kernels.step_triton")
+    names = (
+        "lowprec.kernels.triton.bits",
+        "lowprec.kernels.triton.grid",
+        "lowprec.kernels.triton.step",
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRITON_INTERPRET", "1")
         for name in names:
             mp.delitem(sys.modules, name, raising=False)
-            mp.delattr(lowprec.kernels, name.rsplit(".", 1)[1], raising=False)
-        module = importlib.import_module(names[1])
+            mp.delattr(lowprec.kernels.triton, name.rsplit(".", 1)[1], raising=False)
+        module = importlib.import_module(names[-1])
         try:
             yield module
         finally:

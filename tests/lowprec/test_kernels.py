@@ -88,16 +88,16 @@ FIRST_R16 = [0xB337, 0x7A36, 0x164B, 0x5F39, 0x30F1, 0x0A9D, 0xB71A, 0xA3D7]
 
 @pytest.fixture(scope="module")
 def gpu_interpreted() -> ModuleType:
-    """lowprec.kernels.gpu with its kernels run by Triton's interpreter on CPU tensors
+    """lowprec.kernels.triton.quantize with its kernels run by Triton's interpreter on CPU tensors
     (tests/conftest.py sets TRITON_INTERPRET=1 on machines without a GPU; with a GPU the
     `cuda` tests run these kernels for real)."""
     triton = pytest.importorskip("triton")
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the cuda-marked tests run the Triton kernels there")
     assert triton.knobs.runtime.interpret, "TRITON_INTERPRET=1 must be set before importing triton"
-    from lowprec.kernels import gpu
+    from lowprec.kernels.triton import quantize
 
-    return gpu
+    return quantize
 
 
 @pytest.fixture(params=BACKENDS)

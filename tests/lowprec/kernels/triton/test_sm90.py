@@ -5,14 +5,15 @@ Python with numpy and never compiles them. A kernel can pass in the interpreter 
 to compile (a tuple argument the code generator does not take, a type the interpreter lets
 through). Triton compiles ahead of time for a named target with its bundled ptxas: source ->
 TTIR -> TTGIR -> LLVM IR -> PTX -> cubin, no driver involved. Each kernel is compiled here with
-the argument types and constants its launcher uses (lowprec/kernels/fused.py and
-samplers/fused.py via step_triton.py): formats (KIND / KG, KW, KM), rounding, accumulators,
-the noise switches and SGHMC's phases. When a kernel's parameters change, this table must be
-updated with them, and that is the point: it re-checks the GPU compile.
+the argument types and constants its launcher uses (lowprec/kernels/triton/launch.py and
+step.py): formats (KIND / KG, KW, KM: fixed, block, float and the scaled MX, INT, NVFP4),
+rounding, accumulators, the noise switches and SGHMC's phases. When a kernel's parameters
+change, this table must be updated with them, and that is the point: it re-checks the GPU
+compile.
 
 The compiles run in one child process without TRITON_INTERPRET (tests/conftest.py sets it for
 this process, where ``@triton.jit`` then makes interpreted functions, which do not compile):
-``python -m tests.lowprec.test_triton_sm90`` prints one JSON line, case -> error or null.
+``python -m tests.lowprec.kernels.triton.test_sm90`` prints one JSON line, case -> error or null.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 P, I32, F32, I64P = "*fp32", "i32", "fp32", "*i64"
-#: gpu.format_args: (three float32 constants, three int32 ones)
+#: encoding.triton_format_args: (three float32 constants, three int32 ones)
 FORMAT = ("fp32", "fp32", "fp32", "i32", "i32", "i32")
 BLOCKS = ("i32", "i32", "i32")
+#: the quantizers' format kinds (lowprec/kernels/encoding.py): fixed, block, float, MX, INT,
+#: NVFP4
+KINDS = (1, 2, 3, 4, 5, 6)
 
 
 def _compile(fn: Any, **args: Any) -> dict[str, Any]:
@@ -48,58 +52,60 @@ def _compile(fn: Any, **args: Any) -> dict[str, Any]:
 
 
 def _cases() -> list[tuple[str, Any, dict[str, Any]]]:
-    from lowprec.kernels import gpu, step_triton
+    from lowprec.kernels.triton import quantize, step
 
     cases = []
     for stochastic in (False, True):
-        for kind in (1, 2, 3):
+        for kind in KINDS:
             cases.append((
-                f"quantize kind={kind} stochastic={stochastic}", gpu.quantize_kernel,
+                f"quantize kind={kind} stochastic={stochastic}", quantize.quantize_kernel,
                 dict(x_ptr=P, out_ptr=P, n=I32, key_ptr=I64P, stream=I32, f=FORMAT,
-                     maxbits_ptr="*i32", blocks=BLOCKS, KIND=kind, STOCHASTIC=stochastic),
+                     maxbits_ptr="*i32", blocks=BLOCKS, ts_ptr=P, KIND=kind,
+                     STOCHASTIC=stochastic),
             ))  # fmt: skip
     cases.append((
-        "block maxima", gpu.block_maxbits_kernel,
+        "block maxima", quantize.block_maxbits_kernel,
         dict(x_ptr=P, maxbits_ptr="*i32", nblocks=I32, nb=I32, length=I32, width=I32, BB=4,
              CW=1024),
     ))  # fmt: skip
     cases.append((
-        "bits16", gpu.bits16_kernel, dict(out_ptr="*i32", n=I32, key_ptr=I64P, stream=I32)
+        "bits16", quantize.bits16_kernel, dict(out_ptr="*i32", n=I32, key_ptr=I64P, stream=I32)
     ))  # fmt: skip
     for per in (False, True):
         cases.append((
-            f"vc block maxima var_per={per}", gpu.vc_block_maxbits_kernel,
+            f"vc block maxima var_per={per}", quantize.vc_block_maxbits_kernel,
             dict(mu_ptr=P, var_ptr=P, vscalar=F32, sd=F32, maxbits_ptr="*i32", nblocks=I32,
                  nb=I32, length=I32, width=I32, VAR_PER=per, BB=4, CW=1024),
         ))  # fmt: skip
-        for kind in (1, 2, 3):
+        for kind in KINDS:
             cases.append((
-                f"vc kind={kind} var_per={per}", gpu.vc_quantize_kernel,
+                f"vc kind={kind} var_per={per}", quantize.vc_quantize_kernel,
                 dict(mu_ptr=P, var_ptr=P, vscalar=F32, sd=F32, out_ptr=P, n=I32,
-                     key_ptr=I64P, f=FORMAT, maxbits_ptr="*i32", blocks=BLOCKS, KIND=kind,
-                     VAR_PER=per),
+                     key_ptr=I64P, f=FORMAT, maxbits_ptr="*i32", blocks=BLOCKS, ts_ptr=P,
+                     KIND=kind, VAR_PER=per),
             ))  # fmt: skip
     # (KG, KW, accumulator 0 full / 1 low / 2 vc, stochastic)
+    # (4 MX, 5 INT, 6 NVFP4: the scaled kinds)
     for kg, kw, acc, stochastic in [(1, 1, 1, True), (2, 2, 0, True), (3, 3, 2, True),
-                                    (2, 2, 2, False), (0, 0, 0, False)]:  # fmt: skip
+                                    (2, 2, 2, False), (0, 0, 0, False), (4, 4, 1, True),
+                                    (5, 5, 2, True), (6, 6, 0, False)]:  # fmt: skip
         cases.append((
-            f"sgld kg={kg} kw={kw} acc={acc} stochastic={stochastic}", step_triton._sgld_kernel,
+            f"sgld kg={kg} kw={kw} acc={acc} stochastic={stochastic}", step._sgld_kernel,
             dict(theta_ptr=P, hat_ptr=P, grad_ptr=P, gstart_ptr=I64P, glen_ptr=I64P,
-                 key_ptr=I64P, lr=F32, wd=F32, var=F32, sd=F32, sd4=F32, fg=FORMAT, fw=FORMAT,
+                 key_ptr=I64P, coef=(F32,) * 5, fg=FORMAT, fw=FORMAT,
                  KG=kg, KW=kw, ACC=acc, STOCHASTIC=stochastic, NOISY=acc != 2, NORMALS=True,
-                 BLOCK_=step_triton.BLOCK),
+                 BLOCK_=step.BLOCK),
         ))  # fmt: skip
     # (KG, KW, KM, accumulator, phase: 0 whole step, 1 and 2 momentum rescaling)
     for kg, kw, km, acc, phase in [(2, 2, 0, 0, 0), (1, 1, 1, 2, 0), (1, 1, 1, 1, 1),
-                                   (1, 1, 1, 2, 2), (3, 3, 3, 1, 0), (2, 2, 2, 2, 0)]:  # fmt: skip
+                                   (1, 1, 1, 2, 2), (3, 3, 3, 1, 0), (2, 2, 2, 2, 0),
+                                   (4, 4, 4, 2, 0), (5, 5, 5, 1, 0), (6, 6, 6, 2, 0)]:  # fmt: skip
         cases.append((
-            f"sghmc kg={kg} kw={kw} km={km} acc={acc} phase={phase}", step_triton._sghmc_kernel,
+            f"sghmc kg={kg} kw={kw} km={km} acc={acc} phase={phase}", step._sghmc_kernel,
             dict(theta_ptr=P, hat_ptr=P, mom_ptr=P, grad_ptr=P, gstart_ptr=I64P,
-                 glen_ptr=I64P, key_ptr=I64P, scale_ptr="*fp64", gmax_ptr="*i32", e=F32,
-                 a=F32, b=F32, cc=F32, wd=F32, var_v=F32, sd_v=F32, sd4_v=F32, k=F32,
-                 var_c=F32, sd_c=F32, sd4_c=F32, fg=FORMAT, fw=FORMAT, fm=FORMAT, KG=kg, KW=kw,
-                 KM=km, ACC=acc, STOCHASTIC=True, NOISY=True, PHASE=phase,
-                 BLOCK_=step_triton.BLOCK),
+                 glen_ptr=I64P, key_ptr=I64P, scale_ptr="*fp64", gmax_ptr="*i32",
+                 coef=(F32,) * 12, fg=FORMAT, fw=FORMAT, fm=FORMAT, KG=kg, KW=kw, KM=km,
+                 ACC=acc, STOCHASTIC=True, NOISY=True, PHASE=phase, BLOCK_=step.BLOCK),
         ))  # fmt: skip
     return cases
 
@@ -125,7 +131,7 @@ NAMES = [name for name, _, _ in _cases()]
 def compiled() -> dict[str, str | None]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.lowprec.test_triton_sm90"],
+        [sys.executable, "-m", "tests.lowprec.kernels.triton.test_sm90"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
