@@ -11,7 +11,8 @@ importable (the quantizers the LP-SGLD papers used; a line says when it is not),
 stochastic rounding of fixed<8,3>, float<4,3>, block<8> (rows of 1000: a max pass, then the
 rounding), block<8,32>, mx<fp8_e4m3>, mx<fp4_e2m1>, nvfp4 and int<4,g32> (a scale per run of
 32 or 16 values: the block maxima, then the rounding), block<8> and int<8> on the 1-D tensor
-(``block_1d``, ``int8_1d``: an exponent or a scale per element) with ``kernels="fused"`` (into a
+(``block_1d``, ``int8_1d``: an exponent or a scale per element), block<8,N> on it
+(``block_1d_one``: one exponent for all N values) with ``kernels="fused"`` (into a
 preallocated ``out=``, as the copy writes into one, and returning a new tensor as a user calls
 it) and ``kernels="eager"``, plus nearest fixed<8,3> fused.
 
@@ -75,6 +76,9 @@ FORMATS = {
     # fall off the fused path's speed (it ran ~100x slower than the rows before)
     "block_1d": "block<8>",
     "int8_1d": "int<8>",
+    # and as one block: one exponent over all N values (block<8,N>; few long blocks take the
+    # chunked parallel maximum)
+    "block_1d_one": "block<8,{n}>",
 }
 
 
@@ -143,9 +147,10 @@ def measure(
     if qpt is not None and not fixed_only:
         methods["qpytorch fixed<8,3>"] = lambda: qpt(x, 8, 3, rounding="stochastic")
     out_rows = dst.view(rows.shape)
-    for name, fmt in FORMATS.items():
+    for name, fmt_of_n in FORMATS.items():
         if fixed_only and name != "fixed":
             continue
+        fmt = fmt_of_n.format(n=n)
         data, into = (rows, out_rows) if name == "block_rows" else (x, dst)
         methods[f"{name} fused out="] = lambda d=data, f=fmt, o=into: quantize(
             d, f, "stochastic", g, kernels="fused", out=o
@@ -241,9 +246,9 @@ def _set_threads(n: int) -> None:
     """torch's and numba's thread counts (numba's first: starting its OpenMP pool resets the
     process-wide count torch reads)."""
     try:
-        from lowprec.kernels import cpu
+        from lowprec.kernels.numba.jit import set_threads
 
-        cpu.set_threads(n)
+        set_threads(n)
     except Exception:  # numba absent: the fused rows then run eager (resolve says so)
         pass
     torch.set_num_threads(n)

@@ -198,6 +198,39 @@ def _restore(out: torch.Tensor, restore: Any, dtype: torch.dtype) -> torch.Tenso
     return out if dtype == torch.float32 else out.to(dtype)
 
 
+class _Plan:
+    """One direction of a :class:`Quantizer` on one device: its format, rounding and code path,
+    decided once instead of at every call. A Quantizer runs on every forward and backward of a
+    layer, on tensors small enough (a batch of activations) that the per-call Python work of
+    :func:`quantize` (parsing, checking the rounding, resolving the code path, asking for a
+    fused kernel) cost as much as the kernel; :meth:`run` does only what depends on ``x`` and
+    calls the same kernel with the same draws from the generator, so the results are those of
+    :func:`quantize`, bit for bit."""
+
+    __slots__ = ("fmt", "fused", "kernels", "rounding", "stochastic")
+
+    def __init__(self, fmt: Format, rounding: str, kernels: str, device: torch.device):
+        self.fmt = fmt
+        self.rounding = rounding
+        self.kernels = kernels
+        self.stochastic = rounding == "stochastic"
+        # the fused kernel of the format itself (quantize's path "fused"); a scaled format
+        # without one takes quantize's general path (its scaling in torch)
+        self.fused = (
+            not fmt.is_identity
+            and resolve_kernels(kernels, device) == "fused"
+            and has_fused(fmt, device)
+        )
+
+    def run(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """:func:`quantize` (x, fmt, rounding, generator, kernels)."""
+        if not self.fused or x.numel() == 0 or not x.is_floating_point():
+            return quantize(x, self.fmt, self.rounding, generator, self.kernels)
+        if self.stochastic:
+            check_generator(x, generator)
+        return quantize_fused(x, self.fmt, self.rounding, generator)
+
+
 class _QuantizeActError(torch.autograd.Function):
     """Forward: Q_A(x). Backward: Q_E(grad_output) (straight through the rounding)."""
 
@@ -205,23 +238,18 @@ class _QuantizeActError(torch.autograd.Function):
     def forward(
         ctx: Any,
         x: torch.Tensor,
-        fwd_fmt: Format,
-        bwd_fmt: Format,
-        rounding: str,
+        forward_plan: _Plan,
+        backward_plan: _Plan,
         generator: torch.Generator | None,
-        kernels: str = "auto",
     ) -> torch.Tensor:
-        ctx.bwd_fmt = bwd_fmt
-        ctx.rounding = rounding
+        ctx.backward_plan = backward_plan
         ctx.generator = generator
-        ctx.kernels = kernels
-        out = quantize(x, fwd_fmt, rounding, generator, kernels=kernels)
+        out = forward_plan.run(x, generator)
         return out.view_as(out) if out is x else out
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad = quantize(grad_output, ctx.bwd_fmt, ctx.rounding, ctx.generator, ctx.kernels)
-        return grad, None, None, None, None, None
+        return ctx.backward_plan.run(grad_output, ctx.generator), None, None, None
 
 
 def quantize_act_error(
@@ -242,7 +270,23 @@ def quantize_act_error(
     _check_rounding(rounding)
     if fwd.is_identity and bwd.is_identity:
         return x
-    return _QuantizeActError.apply(x, fwd, bwd, rounding, generator, kernels)
+    return _apply(x, _plans(fwd, bwd, rounding, kernels, x.device), generator)
+
+
+def _plans(
+    fwd: Format, bwd: Format, rounding: str, kernels: str, device: torch.device
+) -> tuple[_Plan, _Plan]:
+    return _Plan(fwd, rounding, kernels, device), _Plan(bwd, rounding, kernels, device)
+
+
+def _apply(
+    x: torch.Tensor, plans: tuple[_Plan, _Plan], generator: torch.Generator | None
+) -> torch.Tensor:
+    """Q_A(x) with Q_E on the way back; without the autograd Function when no gradient will
+    flow through x (evaluation, torch.no_grad): the same forward, less work per call."""
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return plans[0].run(x, generator)
+    return _QuantizeActError.apply(x, plans[0], plans[1], generator)
 
 
 class Quantizer(nn.Module):
@@ -251,6 +295,9 @@ class Quantizer(nn.Module):
 
     ``generator`` is read at every call (set the attribute to change it); it must live on the
     activations' device. Stochastic rounding without a generator raises ``ValueError``.
+    The code path of each direction is decided once per device (:class:`_Plan`); set
+    ``forward_format``, ``backward_format``, ``rounding`` or ``kernels`` and the next call
+    decides it again.
     """
 
     def __init__(
@@ -270,14 +317,18 @@ class Quantizer(nn.Module):
         self.kernels = kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return quantize_act_error(
-            x,
-            self.forward_format,
-            self.backward_format,
-            self.rounding,
-            self.generator,
-            getattr(self, "kernels", "auto"),
-        )
+        fwd, bwd = self.forward_format, self.backward_format
+        if fwd.is_identity and bwd.is_identity:
+            return x
+        kernels = getattr(self, "kernels", "auto")  # modules pickled before the attribute
+        # the plans of the settings they were made for (a changed attribute makes new ones)
+        made_for = (fwd, bwd, self.rounding, kernels, x.device)
+        cached = self.__dict__.get("_plans_for")
+        if cached is None or cached[0] != made_for:
+            _check_rounding(self.rounding)
+            cached = (made_for, _plans(fwd, bwd, self.rounding, kernels, x.device))
+            self.__dict__["_plans_for"] = cached
+        return _apply(x, cached[1], self.generator)
 
     def extra_repr(self) -> str:
         return f"forward={self.forward_format}, backward={self.backward_format}, {self.rounding}"

@@ -320,6 +320,60 @@ def test_quantizer_forward_on_act_grid_backward_on_error_grid() -> None:
     assert "fixed<8,3>" in repr(layer)
 
 
+# (forward format, backward format): fused, scaled fused, eager-only scaled (rceil), one-sided
+PLANNED = [
+    ("block<8>", "block<8>"),
+    ("fixed<8,3>", "float<4,3>"),
+    ("mx<fp4_e2m1>", "nvfp4"),
+    ("int<4,g32>", "mx<fp8_e4m3,32,rceil>"),
+    ("fp32", "block<6>"),
+    ("fp8_e5m2", "fp32"),
+]
+
+
+@pytest.mark.parametrize(("fwd", "bwd"), PLANNED)
+@pytest.mark.parametrize("kernels", ["auto", "eager"])
+def test_quantizer_equals_quantize_bit_for_bit(fwd: str, bwd: str, kernels: str) -> None:
+    """The module decides its code path once (its plans) and skips the autograd Function when
+    no gradient flows: every value, forward and backward, is still quantize()'s with the same
+    generator state, call after call, on contiguous, strided and float64 inputs."""
+    layer = Quantizer(fwd, bwd, "stochastic", gen(7), kernels)
+    reference = gen(7)
+    for x0 in (
+        torch.randn(64, 40, generator=gen(1)),
+        torch.randn(40, 64, generator=gen(2)).t(),  # strided
+        torch.randn(3, 50, generator=gen(3), dtype=torch.float64),
+        torch.randn(5, generator=gen(4)),
+    ):
+        for _ in range(2):  # the second call runs on the plans the first one made
+            x = x0.clone().requires_grad_()
+            upstream = torch.randn(x.shape, generator=gen(5), dtype=x.dtype)
+            out = layer(x)
+            out.backward(upstream)
+            want = quantize(x0, fwd, "stochastic", reference, kernels)
+            assert torch.equal(out.detach(), want) and out.dtype == x0.dtype
+            assert torch.equal(x.grad, quantize(upstream, bwd, "stochastic", reference, kernels))
+        with torch.no_grad():
+            out = layer(x0.clone().requires_grad_())
+        assert out.grad_fn is None
+        assert torch.equal(out, quantize(x0, fwd, "stochastic", reference, kernels))
+        assert torch.equal(layer(x0), quantize(x0, fwd, "stochastic", reference, kernels))
+
+
+def test_quantizer_follows_a_changed_setting() -> None:
+    layer = Quantizer("block<8>", "block<8>", "nearest")
+    x = torch.randn(16, 30, generator=gen(3)) * 3
+    assert torch.equal(layer(x), quantize(x, "block<8>", "nearest"))
+    layer.forward_format = parse_format("fixed<6,2>")
+    assert torch.equal(layer(x), quantize(x, "fixed<6,2>", "nearest"))
+    layer.rounding = "stochastic"
+    with pytest.raises(ValueError, match=r"torch\.Generator"):
+        layer(x)
+    layer.rounding = "up"
+    with pytest.raises(ValueError, match="rounding 'up'"):
+        layer(x)
+
+
 def test_quantizer_identity_when_fp32() -> None:
     x = torch.randn(5, 4, requires_grad=True)
     upstream = torch.randn(5, 4)
