@@ -13,7 +13,7 @@ Both paths round onto the same grid with the same laws (nearest: the same bits; 
 unbiased, variance δ(Δ - δ), on the grid, in range), but they draw different random numbers:
 a trial replays exactly from its seed on the same path and device.
 
-Device-level building blocks for other fused kernels: lowprec/kernels/cpu.py (numba) and
+Device-level building blocks for other fused kernels: lowprec/kernels/numba/ and
 lowprec/kernels/triton/ (Triton), with the bit layout of lowprec/kernels/rng.py.
 """
 
@@ -38,7 +38,7 @@ def _numba_reason() -> str | None:
     if os.environ.get("LOWPREC_NO_NUMBA"):
         return "LOWPREC_NO_NUMBA is set"
     try:
-        import lowprec.kernels.cpu  # noqa: F401
+        import lowprec.kernels.numba.quantize  # noqa: F401
     except Exception as exc:  # ImportError, or numba failing to initialise
         return f"numba is not usable ({type(exc).__name__}: {exc})"
     return None

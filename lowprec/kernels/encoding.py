@@ -121,6 +121,8 @@ def scaled_params(fmt: ScaledFormat) -> tuple[Consts, Consts] | None:
     None when it has none (the MX rules other than floor). The per-tensor scale of
     ``nvfp4<t>`` is filled in per call."""
     elem = element_params(fmt.element)
+    if elem[0] - elem[2] < -126:  # the kernels take 1/Δ of the element as a float32
+        return None
     if isinstance(fmt, MXFormat):
         if fmt.scale_rule != "floor":
             return None

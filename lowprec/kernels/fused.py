@@ -23,13 +23,12 @@ from lowprec.kernels.encoding import (  # the one encoding of formats (re-export
     BLOCK,
     FIXED,
     FLOAT,
-    SCALE_INT,
     element_params,
     format_params,
     scaled_params,
 )
 from lowprec.kernels.outputs import new_output
-from lowprec.kernels.rng import draw_key
+from lowprec.kernels.rng import TILE16, draw_key
 
 __all__ = [
     "block_layout",
@@ -54,13 +53,17 @@ MAX_CHUNK = 1 << 16
 _NO_BITS = np.zeros(1, np.int32)
 
 
-def _cpu_kernel(name: str, n: int):  # type: ignore[no-untyped-def]
-    """The numba kernel ``name``, or its serial compilation (``.serial``, the same body) for
-    small ``n`` or one thread."""
-    from lowprec.kernels import cpu
-
-    kernel = getattr(cpu, name)
+def _cpu_kernel(kernel, n: int):  # type: ignore[no-untyped-def]
+    """The numba ``kernel`` (lowprec.kernels.numba), or its serial compilation (``.serial``,
+    the same body) for small ``n`` or one thread."""
     return kernel.serial if n <= SERIAL_MAX or torch.get_num_threads() == 1 else kernel
+
+
+def _in_tile(length: int, width: int) -> bool:
+    """Whether the numba quantizers take a block layout's maxima in each tile: every tile of
+    TILE16 values holds whole blocks (of more than one value), so a tile's maxima come from
+    the values in cache and no pass over the tensor precedes the rounding."""
+    return width > 1 and length % width == 0 and TILE16 % width == 0
 
 
 def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "quantize") -> bool:
@@ -106,11 +109,11 @@ def _numba_launch() -> Iterator[None]:
     """One numba launch at a time, on torch's thread count. numba's OpenMP pool, started by
     its first parallel launch, resets the process-wide OpenMP thread count (which torch reads)
     to all cores: torch's count is put back, so a trial pinned to one thread stays pinned."""
-    from lowprec.kernels import cpu
+    from lowprec.kernels.numba.jit import set_threads
 
     with NUMBA_LOCK:
         threads = torch.get_num_threads()
-        cpu.set_threads(threads)
+        set_threads(threads)
         try:
             yield
         finally:
@@ -180,23 +183,28 @@ def _quantize_into(
 
 
 def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
+    from lowprec.kernels.numba import quantize as kq
+
     k0, k1 = (int(k) for k in key.tolist())
     xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
+    draw = (stochastic, k0, k1, QUANTIZE_STREAM)
     if isinstance(fmt, ScaledFormat):
-        _numba_scaled(xf, xn, on, fmt, stochastic, k0, k1)
+        _numba_scaled(xf, xn, on, fmt, draw)
         return
     kind, f = format_params(fmt)
-    args = (stochastic, k0, k1, QUANTIZE_STREAM)
     if kind == FIXED:
-        _cpu_kernel("quantize_fixed", xn.size)(xn, on, f, *args)
+        _cpu_kernel(kq.quantize_fixed, xn.size)(xn, on, f, draw)
     elif kind == FLOAT:
-        _cpu_kernel("quantize_float", xn.size)(xn, on, f, *args)
+        _cpu_kernel(kq.quantize_float, xn.size)(xn, on, f, draw)
     elif kind == BLOCK:
         rows, length, width = block_layout(fmt, xf.shape)
         width = min(width, length)  # a run longer than the row is the row (the same blocks)
+        in_tile = _in_tile(length, width)
         # blocks of one element: the kernel takes each maximum from |x| itself
-        maxbits = _NO_BITS if width == 1 else _numba_maxbits(xn, rows, length, width)
-        _cpu_kernel("quantize_block", xn.size)(xn, on, maxbits, length, width, f, *args)
+        pre = width > 1 and not in_tile
+        maxbits = _numba_maxbits(xn, rows, length, width) if pre else _NO_BITS
+        layout = (length, width, in_tile)
+        _cpu_kernel(kq.quantize_block, xn.size)(xn, on, maxbits, layout, f, draw)
     else:
         raise ValueError(f"no fused kernel for format {fmt}")
 
@@ -204,29 +212,33 @@ def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, k
 def _numba_maxbits(xn: np.ndarray, rows: int, length: int, width: int) -> np.ndarray:
     """The bit pattern of each block's max|x| (rows of ``length`` in runs of ``width``): by
     whole runs when the runs tile the rows (short vectorized loops), else run by run."""
+    from lowprec.kernels.numba import blocks as kb
+
     nblocks = rows * -(-length // width)
     threads = torch.get_num_threads()
     if threads > 1 and nblocks < 4 * threads and width >= 2 * MAX_CHUNK:
         # few long blocks: a parallel max over chunks of each, then the max of its chunks
         cpb = -(-width // MAX_CHUNK)
         partial = np.empty(nblocks * cpb, np.int32)
-        _cpu_kernel("block_maxbits_chunked", xn.size)(
-            xn, rows, length, width, MAX_CHUNK, partial
-        )  # fmt: skip
+        layout = (rows, length, width)
+        _cpu_kernel(kb.block_maxbits_chunked, xn.size)(xn, layout, MAX_CHUNK, partial)
         return partial.reshape(nblocks, cpb).max(axis=1)
     maxbits = np.empty(nblocks, np.int32)
     if length % width == 0:
         # whole runs (rows of whole blocks, one block per row, or one per element): a short
         # loop per block, no slice and call per block
-        _cpu_kernel("block_maxbits_regular", xn.size)(xn, width, maxbits)
+        _cpu_kernel(kb.block_maxbits_regular, xn.size)(xn, width, maxbits)
     else:
-        _cpu_kernel("block_maxbits", xn.size)(xn, rows, length, width, maxbits)
+        _cpu_kernel(kb.block_maxbits, xn.size)(xn, (rows, length, width), maxbits)
     return maxbits
 
 
-def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: int) -> None:  # type: ignore[no-untyped-def]
-    """The block maxima, then the scaled rounding (the per-tensor scale of nvfp4<t> from the
-    largest block maximum: float32 operations as the eager code's)."""
+def _numba_scaled(xf, xn, on, fmt: ScaledFormat, draw: tuple) -> None:  # type: ignore[no-untyped-def]
+    """The scaled rounding, after the block maxima where a tile cannot take them itself (the
+    per-tensor scale of nvfp4<t> from the largest block maximum: float32 operations as the
+    eager code's)."""
+    from lowprec.kernels.numba import scaled as ks
+
     params = scaled_params(fmt)
     if params is None:
         raise ValueError(f"no fused kernel for format {fmt}")
@@ -234,9 +246,10 @@ def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: 
     rows, length, width = block_layout(fmt, xf.shape)
     width = min(width, length)  # a run longer than the row is the row (the same blocks)
     per_tensor = isinstance(fmt, NVFP4) and fmt.per_tensor
+    in_tile = _in_tile(length, width) and not per_tensor
     # blocks of one element: the kernel takes each scale from |x| itself (no maxima, no scales
     # arrays of the tensor's size before the tiles)
-    blocks = width > 1 or per_tensor
+    blocks = (width > 1 and not in_tile) or per_tensor
     maxbits = _numba_maxbits(xn, rows, length, width) if blocks else _NO_BITS
     if per_tensor:
         amax = maxbits.max().view(np.float32)
@@ -245,12 +258,10 @@ def _numba_scaled(xf, xn, on, fmt: ScaledFormat, stochastic: bool, k0: int, k1: 
         g = (g[0], float(t), float(np.float32(1.0) / t), 0.0)
     binto = np.empty(maxbits.size, np.float32)
     bup = np.empty(maxbits.size, np.float32)
-    if width > 1:
-        _cpu_kernel("block_scales", maxbits.size)(maxbits, g, binto, bup)
-    divide = int(g[0]) == SCALE_INT
-    _cpu_kernel("quantize_scaled", xn.size)(
-        xn, on, binto, bup, divide, length, width, f, g, stochastic, k0, k1, QUANTIZE_STREAM
-    )
+    if width > 1 and blocks:
+        _cpu_kernel(ks.block_scales, maxbits.size)(maxbits, g, binto, bup)
+    layout = (length, width, in_tile)
+    _cpu_kernel(ks.quantize_scaled, xn.size)(xn, on, (binto, bup), layout, f, g, draw)
 
 
 def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
@@ -313,16 +324,16 @@ class _Variance(NamedTuple):
 
 
 def _vc_numba(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  # type: ignore[no-untyped-def]
+    from lowprec.kernels.numba import vc as kv
+
     k0, k1 = (int(k) for k in key.tolist())
     mn, on, vn = m32.numpy().reshape(-1), out.numpy().reshape(-1), v.values.numpy().reshape(-1)
-    vmask, sd = (-1 if v.per else 0), np.float32(v.sd)
+    var = (vn, -1 if v.per else 0, np.float32(v.sd))
     rows, length, width = block_layout(fmt, m32.shape) if kind == BLOCK else (1, 1, 1)
     maxbits = np.zeros(rows * -(-length // width) if kind == BLOCK else 1, np.int32)
     if kind == BLOCK:
-        _cpu_kernel("vc_block_maxbits", mn.size)(mn, vn, vmask, sd, rows, length, width, maxbits)
-    _cpu_kernel("vc_quantize_kernel", mn.size)(
-        mn, vn, vmask, sd, on, kind, f, maxbits, length, width, k0, k1
-    )
+        _cpu_kernel(kv.vc_block_maxbits, mn.size)(mn, var, (rows, length, width), maxbits)
+    _cpu_kernel(kv.vc_quantize, mn.size)(mn, var, on, (kind, f), maxbits, (length, width), (k0, k1))
 
 
 def _vc_triton(m32, v: _Variance, out, fmt: Format, kind: int, f, key) -> None:  # type: ignore[no-untyped-def]

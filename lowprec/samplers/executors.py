@@ -6,7 +6,7 @@
   tensors become views of them), and one kernel per step that quantizes the gradient, applies
   the update, draws the noise (Box-Muller from counter-based bits) and rounds / VC-rounds the
   result, with the block exponents per exponent group: numba on CPU
-  (:mod:`lowprec.kernels.step_cpu`), Triton on GPU (:mod:`lowprec.kernels.triton.step`).
+  (:mod:`lowprec.kernels.numba.step`), Triton on GPU (:mod:`lowprec.kernels.triton.step`).
 
 ``build_executor(sampler, mode)``: mode ``eager``; ``fused`` (ValueError naming the key
 ``kernels`` when no fused step can run this sampler); ``auto`` (fused when it can, else eager

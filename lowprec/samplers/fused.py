@@ -8,7 +8,7 @@ are gathered into a flat buffer each step (a copy, skipped when ``.grad`` alread
 it, as it is after the first step unless the caller sets ``.grad = None``).
 
 Each step draws one 64-bit key from the trial's generator and launches one kernel
-(:mod:`lowprec.kernels.step_cpu` with numba on CPU, :mod:`lowprec.kernels.triton.step` on CUDA)
+(:mod:`lowprec.kernels.numba.step` with numba on CPU, :mod:`lowprec.kernels.triton.step` on CUDA)
 that runs the rule's equation with the coefficients of :meth:`Sampler.coefficients`.
 """
 
@@ -202,30 +202,26 @@ class FusedExecutor:
     def _launch_cpu(self, coef: Any, key: torch.Tensor) -> None:
         import numba
 
-        from lowprec.kernels import step_cpu as k
+        from lowprec.kernels.numba import step as k
 
         a = self._np
         parallel = self.parallel and numba.get_num_threads() > 1
-        k0, k1 = (int(w) for w in key.tolist())
+        key_words = tuple(int(w) for w in key.tolist())
+        tasks = (a["tstart"], a["gstart"], a["glen"])
+        rule = (self.acc, self.stochastic)
+        formats = tuple(self.formats)
         if self.rule == "sgld":
-            (kg, f_g), (kw, f_w) = self.formats
             step = k.sgld_step if parallel else k.sgld_step.serial
-            step(
-                a["theta"], a["hat"], a["grad"], a["tstart"], a["gstart"], a["glen"], kg, f_g,
-                kw, f_w, self.acc, self.stochastic, float(coef.lr), float(coef.weight_decay),
-                float(coef.var), k0, k1,
-            )  # fmt: skip
+            bufs = (a["theta"], a["hat"], a["grad"])
+            c = (float(coef.lr), float(coef.weight_decay), float(coef.var))
+            step(bufs, tasks, formats, rule, c, key_words)
         else:
-            (kg, f_g), (kw, f_w), (km, f_m) = self.formats
             c = np.asarray(coef, dtype=np.float64)
             step = k.sghmc_step if parallel else k.sghmc_step.serial
+            bufs = (a["theta"], a["hat"], a["mom"], a["grad"])
 
             def run(phase: int) -> None:
-                step(
-                    a["theta"], a["hat"], a["mom"], a["grad"], a["tstart"], a["gstart"],
-                    a["glen"], kg, f_g, kw, f_w, km, f_m, self.acc, self.stochastic, c, k0, k1,
-                    phase, self._scale, self._gmax,
-                )  # fmt: skip
+                step(bufs, tasks, formats, rule, c, key_words, (phase, self._scale, self._gmax))
 
             if not self.rescale:
                 run(0)

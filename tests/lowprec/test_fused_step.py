@@ -268,10 +268,11 @@ def test_draws_are_uniform_and_uncorrelated_across_slots_and_neighbours() -> Non
     correlated, neither across slots of one element nor across neighbouring elements (lags
     1..16 cover the 8 elements of a threshold call and the 4 of a normal call): a half or a
     word serving two roles would show a correlation of order 1, far above 6/sqrt(n)."""
-    from lowprec.kernels import step_cpu
+    from lowprec.kernels.numba import draws
 
     n = 1 << 16
-    u, z = step_cpu.draws(3, n, 0x12345678, 0x9ABCDEF0, 0b11111, 2)  # an odd start
+    key = (0x12345678, 0x9ABCDEF0)
+    u, z = draws.draws(3, n, key, 0b11111, 2)  # an odd start
     u, z = u.astype(np.float64), z.astype(np.float64)
     assert np.all(np.round(u * 2**17) % 2 == 1)  # the midpoints
     assert np.abs(u.mean(axis=1) - 0.5).max() < 6 * math.sqrt(1 / 12 / n)
@@ -286,7 +287,7 @@ def test_draws_are_uniform_and_uncorrelated_across_slots_and_neighbours() -> Non
             corr = corr - np.diag(np.diag(corr))  # a series with itself is 1
         assert np.abs(corr).max() < tol, (lag, np.abs(corr).max())
     # the same elements drawn in one piece or from another start: the same draws
-    u2, z2 = step_cpu.draws(0, n + 3, 0x12345678, 0x9ABCDEF0, 0b11111, 2)
+    u2, z2 = draws.draws(0, n + 3, key, 0b11111, 2)
     assert np.array_equal(u2[:, 3:], u) and np.array_equal(z2[:, 3:], z)
 
 
@@ -384,7 +385,7 @@ def triton_step():
 def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: bool, **kw):
     """One step from the same state, grads and key on numba and on (interpreted) Triton:
     returns ((θ, θ̂, v) numba, (θ, θ̂, v) triton)."""
-    from lowprec.kernels import step_cpu
+    from lowprec.kernels.numba import step as numba_step
     from lowprec.samplers.fused import format_params
 
     cls = SGHMC if rule == "sghmc" else SGLD
@@ -412,13 +413,13 @@ def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: boo
 
     t1, h1, m1 = state()
     t2, h2, m2 = state()
-    flat = [f for kind_consts in fmts for f in kind_consts]
+    tasks = (ex.layout.task_start, ex.layout.group_start, ex.layout.group_len)
+    rule = (a, spec.rounding == "stochastic")
+    key_words = (0x12345678, 0x9ABCDEF0)
     if cls is SGLD:
-        step_cpu.sgld_step(
-            t1.numpy(), h1.numpy(), ex.grad.numpy(), ex.layout.task_start, ex.layout.group_start,
-            ex.layout.group_len, *flat, a, spec.rounding == "stochastic", coef.lr,
-            coef.weight_decay, coef.var, 0x12345678, 0x9ABCDEF0,
-        )  # fmt: skip
+        bufs = (t1.numpy(), h1.numpy(), ex.grad.numpy())
+        c = (coef.lr, coef.weight_decay, coef.var)
+        numba_step.sgld_step(bufs, tasks, tuple(fmts), rule, c, key_words)
         triton_step.sgld_step(
             t2, h2, ex.grad, gs, gl, fmts, a, spec.rounding == "stochastic", coef, key
         )
@@ -432,11 +433,8 @@ def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: boo
         scale[:, 0] = np.linspace(0.5, 2.0, ng)  # some old scales S
         for ph in [1, 2] if rescale else [0]:
             gmax = np.zeros(ng, dtype=np.int32)
-            step_cpu.sghmc_step(
-                t1.numpy(), h1.numpy(), m1.numpy(), ex.grad.numpy(), ex.layout.task_start,
-                ex.layout.group_start, ex.layout.group_len, *flat, a, sto, c, 0x12345678,
-                0x9ABCDEF0, ph, scale, gmax,
-            )  # fmt: skip
+            bufs = (t1.numpy(), h1.numpy(), m1.numpy(), ex.grad.numpy())
+            numba_step.sghmc_step(bufs, tasks, tuple(fmts), rule, c, key_words, (ph, scale, gmax))
             gmax_t = torch.zeros(ng, dtype=torch.int32)
             triton_step.sghmc_step(
                 t2, h2, m2, ex.grad, gs, gl, fmts, a, sto, coef, key, ph,

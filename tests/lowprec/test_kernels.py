@@ -25,8 +25,11 @@ from scipy import stats
 import lowprec.kernels
 from lowprec import quantize, vc_quantize
 from lowprec.formats import BlockFloat, FixedPoint, parse_format
-from lowprec.kernels import cpu, fused, outputs, resolve
+from lowprec.kernels import fused, outputs, resolve
 from lowprec.kernels.fused import quantize_fused, vc_quantize_fused
+from lowprec.kernels.numba import bits, blocks
+from lowprec.kernels.numba import quantize as numba_quantize
+from lowprec.kernels.numba import vc as numba_vc
 from lowprec.kernels.rng import draw_key
 
 BACKENDS = ["numba", "triton"]
@@ -121,18 +124,18 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def test_philox_known_answers(ctr: list[int], key: list[int], expected: list[int]) -> None:
     assert _philox_ref(ctr, key) == expected
     u = [np.uint64(v) for v in (*ctr, *key)]
-    assert [int(w) for w in cpu.philox4x32(*u)] == expected
+    assert [int(w) for w in bits.philox4x32(*u)] == expected
 
 
 def test_first_draws_of_a_fixed_key_match_the_reference() -> None:
     buf = np.empty(2048, np.uint16)
-    cpu.fill_bits16(buf, 0, *KEY, 0)
+    bits.fill_bits16(buf, 0, *KEY, 0)
     assert [_r16_ref(i, KEY, 0) for i in range(8)] == FIRST_R16
     # elements 0..7 are spread over the tile: element i takes half i // 256 of group i % 256
     assert [int(buf[i]) for i in range(8)] == FIRST_R16
     for i in [0, 255, 256, 2047, 2048, 2048 * 5 + 1000, 2**33 + 7]:
-        assert int(cpu.bits16_at(i, *KEY, 3)) == _r16_ref(i, KEY, 3)
-    cpu.fill_bits16(buf, 3, *KEY, 1)
+        assert int(bits.bits16_at(i, *KEY, 3)) == _r16_ref(i, KEY, 3)
+    bits.fill_bits16(buf, 3, *KEY, 1)
     assert [int(b) for b in buf[::97]] == [
         _r16_ref(3 * 2048 + p, KEY, 1) for p in range(0, 2048, 97)
     ]
@@ -147,7 +150,7 @@ def test_numba_and_triton_give_the_same_bits(gpu_interpreted: ModuleType) -> Non
         buf = np.empty(2048, np.uint16)
         expect = []
         for t in range(3):
-            cpu.fill_bits16(buf, t, *KEY, stream)
+            bits.fill_bits16(buf, t, *KEY, stream)
             expect.append(buf.astype(np.int32).copy())
         assert np.array_equal(out.numpy(), np.concatenate(expect)[:n])
 
@@ -158,7 +161,7 @@ def test_bits_are_uniform() -> None:
     buf = np.empty(2048, np.uint16)
     draws = []
     for t in range(512):
-        cpu.fill_bits16(buf, t, 0xDEADBEEF, 0x0BADF00D, 0)
+        bits.fill_bits16(buf, t, 0xDEADBEEF, 0x0BADF00D, 0)
         draws.append(buf.copy())
     r = np.concatenate(draws).astype(np.int64)
     for byte in (r >> 8, r & 0xFF):
@@ -174,7 +177,7 @@ def test_normals_are_standard_normal() -> None:
     z = np.empty(1024, np.float32)
     zs = []
     for t in range(256):
-        cpu.fill_normals(z, t, 7, 11, 2)
+        bits.fill_normals(z, t, 7, 11, 2)
         zs.append(z.copy())
     zs = np.concatenate(zs).astype(np.float64)
     n = zs.size
@@ -182,6 +185,25 @@ def test_normals_are_standard_normal() -> None:
     assert abs(zs.var() - 1) < 5 * math.sqrt(2 / n)
     assert stats.kstest(zs[:100_000], "norm").pvalue > 1e-4
     assert np.abs(zs).max() <= math.sqrt(48 * math.log(2)) + 1e-5
+
+
+def test_normals_are_box_muller_of_their_words() -> None:
+    """Each normal is Box-Muller (rng.py's uniforms) of its Philox words, computed in float64
+    here: the kernels' polynomial log and sine/cosine stay within 2e-6·(1 + |z|)."""
+    z = np.empty(1024, np.float32)
+    words = np.empty(1024, np.uint32)
+    g = 256  # groups per tile: element j·256 + p takes word j of group p
+    for t in (0, 5, 77):
+        bits.fill_normals(z, t, 7, 11, 2)
+        bits.fill_words(words, t, 7, 11, 2)
+        w = words.astype(np.int64).reshape(4, g)
+        for pair in (0, 1):
+            u1 = (2 * (w[2 * pair] >> 9) + 1) * 2.0**-24
+            u2 = (w[2 * pair + 1] >> 8) * 2.0**-24
+            rad = np.sqrt(-2 * np.log(u1))
+            for k, ref in enumerate((rad * np.cos(2 * np.pi * u2), rad * np.sin(2 * np.pi * u2))):
+                got = z[(2 * pair + k) * g : (2 * pair + k + 1) * g].astype(np.float64)
+                assert np.all(np.abs(got - ref) <= 2e-6 * (1 + np.abs(ref)))
 
 
 def test_the_key_is_the_only_draw_and_replays() -> None:
@@ -408,15 +430,18 @@ def test_parallel_kernels_equal_the_serial_ones() -> None:
             assert _same(value, results[(2, *key[1:])]), key
 
 
-PARALLEL_KERNELS = ["quantize_fixed", "quantize_float", "block_maxbits",
-                    "quantize_block", "vc_block_maxbits", "vc_quantize_kernel"]  # fmt: skip
+PARALLEL_KERNELS = [(numba_quantize, "quantize_fixed"), (numba_quantize, "quantize_float"),
+                    (blocks, "block_maxbits"), (numba_quantize, "quantize_block"),
+                    (numba_vc, "vc_block_maxbits"), (numba_vc, "vc_quantize")]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", PARALLEL_KERNELS)
-def test_each_kernel_is_one_body_compiled_parallel_and_serial(name: str) -> None:
+@pytest.mark.parametrize(("module", "name"), PARALLEL_KERNELS)
+def test_each_kernel_is_one_body_compiled_parallel_and_serial(
+    module: ModuleType, name: str
+) -> None:
     """The serial kernel is the parallel kernel's Python body (one source), compiled with
     parallel off, under a name of its own (its own numba cache file)."""
-    kernel = getattr(cpu, name)
+    kernel = getattr(module, name)
     assert kernel.targetoptions.get("parallel") is True
     assert not kernel.serial.targetoptions.get("parallel")
     assert kernel.serial.py_func.__code__ is kernel.py_func.__code__
@@ -439,7 +464,7 @@ for which in order:
 
 _TWINS_MODULE = """
 from numba import prange
-from lowprec.kernels.cpu import parallel_and_serial
+from lowprec.kernels.numba.jit import parallel_and_serial
 
 
 @parallel_and_serial

@@ -1,0 +1,331 @@
+"""The grids of the formats and the rounding onto them, per element (numba, float32): the one
+transcription of ALGORITHMS.md §2 (the quantizers) and §4 (Q_vc) that every numba kernel of this
+package calls. The eager reference is lowprec/formats/ and lowprec/vc.py: the same float32
+operations in the same order (nearest rounding equal bit for bit).
+
+Rounding onto a lattice Δ·Z clamped to [lo, hi]:
+
+    round_nearest(x, Δ, lo, hi)        rint(clamp(x)/Δ)·Δ, ties to even
+    round_stochastic(x, Δ, lo, hi, r)  (floor(y) + [u < y - floor(y)])·Δ, y = clamp(x)/Δ,
+                                       u = threshold16(r): up with probability δ/Δ (±2^-17)
+    vc_lattice(μ, v, Δ, lo, hi, z, u_small, u_cat)   Q_vc of one element (§4)
+
+Grids: ``float_delta`` (Δ of a float<exp,man> element from x's binade), ``block_delta`` (Δ of a
+block from the bit pattern of its max|x|), ``block_scale`` (a scaled format's block scale: MX,
+NVFP4, scaled integers). A format as a kind and four constants (lowprec.kernels.encoding):
+``group_scale`` (an exponent group's Δ or scale from its maximum), ``grid_of`` (Δ, lo, hi of an
+element), ``quantize_value`` and ``vc_value`` (Q_F and Q_vc of one value at its group's scale),
+the forms the sampler steps use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from lowprec.kernels.encoding import (
+    BLOCK,
+    FIXED,
+    FLOAT,
+    FP32,
+    INT,
+    MX,
+    NVFP4,
+    SCALE_INT,
+    SCALE_MX,
+    SCALE_NVFP4,
+)
+from lowprec.kernels.numba.bits import f32_as_i32, i32_as_f32, threshold16
+from lowprec.kernels.numba.jit import INLINE
+
+__all__ = [
+    "absbits",
+    "block_delta",
+    "block_scale",
+    "clamp",
+    "element_round",
+    "element_units",
+    "float_delta",
+    "grid_of",
+    "group_scale",
+    "pow2",
+    "quantize_value",
+    "round_nearest",
+    "round_stochastic",
+    "vc_lattice",
+    "vc_reach",
+    "vc_value",
+]
+
+_F = np.float32
+_ZERO, _ONE, _TWO, _FOUR = _F(0.0), _F(1.0), _F(2.0), _F(4.0)
+_QUARTER = _F(0.25)
+_NAN = _F(np.nan)
+_TINY_BITS = 0x00800000  # 2^-126
+_MAX_BITS = 0x7F7FFFFF  # float32 max
+_INF_BITS = 0x7F800000
+_E4M3_EPS = _F(2.0**-6)
+_E4M3_MAX = _F(448.0)
+_SIX = _F(6.0)
+
+
+# ---------------------------------------------------------------------------- lattices
+
+
+@njit(**INLINE)
+def clamp(x, lo, hi):  # type: ignore[no-untyped-def]
+    """min(max(x, lo), hi) with NaN kept (as torch.clamp)."""
+    c = lo if x < lo else x
+    return hi if c > hi else c
+
+
+@njit(**INLINE)
+def round_nearest(x, delta, lo, hi):  # type: ignore[no-untyped-def]
+    """rint(clamp(x)/Δ)·Δ, ties to even: the eager path's operations one for one."""
+    return np.rint(clamp(x, lo, hi) / delta) * delta
+
+
+@njit(**INLINE)
+def round_stochastic(x, delta, lo, hi, r):  # type: ignore[no-untyped-def]
+    """(floor(y) + [u < y - floor(y)])·Δ, y = clamp(x)/Δ (exact), u = threshold16(r)."""
+    return _up_or_down(clamp(x, lo, hi) / delta, delta, r)
+
+
+@njit(**INLINE)
+def _up_or_down(y, delta, r):  # type: ignore[no-untyped-def]
+    """(floor(y) + [u < y - floor(y)])·Δ for y in units of Δ, u = threshold16(r)."""
+    f = np.floor(y)
+    up = _ONE if threshold16(r) < y - f else _ZERO
+    return (f + up) * delta
+
+
+@njit(**INLINE)
+def element_units(x, emin, emax, man):  # type: ignore[no-untyped-def]
+    """(Δ, 1/Δ) of x on a float element's grid (float_delta) whose Δ >= 2^-126 (the OCP
+    elements and integers: lowprec.kernels.encoding.scaled_params checks): 1/Δ is then a
+    float32 power of two, and y·(1/Δ) is y/Δ bit for bit (both round the same real number),
+    without a division per element."""
+    k = _exponent(x, emin, emax) - man
+    return i32_as_f32(np.int32((k + 127) << 23)), i32_as_f32(np.int32((127 - k) << 23))
+
+
+@njit(**INLINE)
+def element_round(y, emin, emax, man, maxv, r, stochastic):  # type: ignore[no-untyped-def]
+    """round_stochastic (r a 16-bit draw) or round_nearest of y on a float element's grid
+    (element_units), range ±maxv: the same operations with y·(1/Δ) for y/Δ."""
+    delta, inv = element_units(y, emin, emax, man)
+    u = clamp(y, -maxv, maxv) * inv
+    if stochastic:
+        return _up_or_down(u, delta, r)
+    return np.rint(u) * delta
+
+
+@njit(**INLINE)
+def vc_lattice(mu, v, delta, lo, hi, z, u_small, u_cat):  # type: ignore[no-untyped-def]
+    """Q_vc(μ, v) of one element on the Δ-lattice (ALGORITHMS.md §4; lowprec/vc.py), in units
+    of Δ: m = clamp(μ)/Δ, w = v/Δ², v0 = 1/4.
+
+    w > v0: x = m + sqrt(w - v0)·z, q = rint(x), a = x - q, c = v0 + a²;
+    else:   q = floor(m) + [u_small < f] (f = m - floor(m)), a = 0, c = clamp(w - f(1 - f), 0, 1);
+    then q + Cat with Cat = [2u < c + a] - [2u >= 2 - (c - a)], u = u_cat (thresholds in
+    (0, 1)); returned as clamp((q + Cat)·Δ, lo, hi). Both branches are computed and one is
+    selected (no data-dependent branch: loops over it vectorize); ``z`` matters only when
+    w > v0, ``u_small`` only when w <= v0."""
+    m = clamp(mu, lo, hi) / delta
+    w = v / delta / delta
+    big = w > _QUARTER
+    d = w - _QUARTER
+    x = m + np.sqrt(d if d > _ZERO else _ZERO) * z
+    q1 = np.rint(x)
+    a1 = x - q1
+    fl = np.floor(m)
+    frac = m - fl
+    q = q1 if big else fl + (_ONE if u_small < frac else _ZERO)
+    a = a1 if big else _ZERO
+    second = _QUARTER + a1 * a1 if big else clamp(w - frac * (_ONE - frac), _ZERO, _ONE)
+    u2 = _TWO * u_cat
+    cat = (_ONE if u2 < second + a else _ZERO) - (_ONE if u2 >= _TWO - (second - a) else _ZERO)
+    return clamp((q + cat) * delta, lo, hi)
+
+
+@njit(**INLINE)
+def vc_reach(mu, v, sd, per_element_var):  # type: ignore[no-untyped-def]
+    """|μ| + 4·sqrt(v): the magnitude whose grid the draw lands on (sd: the scalar sqrt(v))."""
+    if per_element_var:
+        sd = np.sqrt(v if v > _ZERO else _ZERO)
+    return np.abs(mu) + sd * _FOUR
+
+
+# ---------------------------------------------------------------------------- grids
+
+
+@njit(**INLINE)
+def pow2(k):  # type: ignore[no-untyped-def]
+    """2^k as float32 for an integer k in [-149, 127], from its bit pattern."""
+    if k >= -126:
+        return i32_as_f32(np.int32((k + 127) << 23))
+    return i32_as_f32(np.int32(1 << (k + 149)))
+
+
+@njit(**INLINE)
+def float_delta(x, emin, emax, man):  # type: ignore[no-untyped-def]
+    """Δ = 2^(clamp(e, emin, emax) - man), e = floor(log2|x|) from x's exponent field (subnormal
+    x and zero give e = -127, NaN and inf 128: both clamped), as SmallFloat._grid."""
+    return pow2(_exponent(x, emin, emax) - man)
+
+
+@njit(**INLINE)
+def _exponent(x, emin, emax):  # type: ignore[no-untyped-def]
+    """floor(log2|x|) from x's exponent field, clamped to [emin, emax]."""
+    e = ((f32_as_i32(x) >> 23) & 0xFF) - 127
+    e = emin if e < emin else e
+    return emax if e > emax else e
+
+
+@njit(**INLINE)
+def absbits(x):  # type: ignore[no-untyped-def]
+    """The bit pattern of |x|: ordered as |x| for non-NaN, NaN above +inf (an integer max over
+    it is max|x|, NaN-propagating)."""
+    return f32_as_i32(x) & np.int32(0x7FFFFFFF)
+
+
+@njit(**INLINE)
+def block_delta(maxbits, wl):  # type: ignore[no-untyped-def]
+    """Δ = 2^(e + 2 - wl) of a block whose max|x| has bit pattern ``maxbits`` (BlockFloat._delta):
+    e from max|x| clamped to [2^-126, float32 max]; Δ >= 2^-149; a NaN maximum gives Δ = inf."""
+    if maxbits > _INF_BITS:
+        return _F(np.inf)
+    m = _TINY_BITS if maxbits < _TINY_BITS else maxbits
+    m = _MAX_BITS if m > _MAX_BITS else m
+    k = ((m >> 23) & 0xFF) - 127 + 2 - wl
+    return pow2(-149 if k < -149 else k)
+
+
+@njit(**INLINE)
+def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
+    """(into, up, divide) of a scaled format's block whose max|x| has bit pattern ``maxbits``
+    (lowprec/formats/scaled.py): y = x/into when ``divide`` (scaled integers) else x·into; the
+    value is q·up. The scale constants (rule, a, b) as lowprec.kernels.encoding.scaled_params:
+    MX 2^-s, 2^s with s = floor(log2 max) - emax clamped to [-127, 127]; NVFP4 the E4M3
+    rounding of max/6 (/T); integers max/(2^(B-1) - 1) (±inf as float32 max)."""
+    if rule == SCALE_MX:
+        if maxbits > _INF_BITS:
+            return _NAN, _NAN, False
+        s = ((maxbits >> 23) & 0xFF) - 127 - int(a)
+        s = -127 if s < -127 else s
+        s = 127 if s > 127 else s
+        # x·2^-s is x/2^s exactly (both powers of two are float32 for |s| <= 127)
+        return pow2(-s), pow2(s), False
+    amax = i32_as_f32(np.int32(maxbits))
+    if rule == SCALE_NVFP4:
+        t = _F(a)
+        bs = amax / _SIX
+        if t != _ZERO:
+            bs = bs / t
+        c = clamp(bs, _E4M3_EPS, _E4M3_MAX)
+        s = round_nearest(c, float_delta(c, -6, 8, 3), -_E4M3_MAX, _E4M3_MAX)
+        if t == _ZERO:
+            return _ONE / s, s, False
+        return _F(b) / s, t * s, False
+    if rule != SCALE_INT:
+        return _NAN, _NAN, False
+    if maxbits == _INF_BITS:
+        amax = i32_as_f32(np.int32(_MAX_BITS))
+    top = _F(a)
+    s = amax / top
+    if np.isinf(s * top):
+        s = i32_as_f32(np.int32(f32_as_i32(s) - np.int32(1)))
+    return (_ONE if s == _ZERO else s), s, True
+
+
+# ---------------------------------------------------------------------------- a format's value
+# A format as a kind and four constants f (lowprec.kernels.encoding.format_params); ``gd`` is
+# its exponent group's Δ (block), power-of-two scale X (mx) or scale s or S (int, nvfp4).
+
+
+@njit(**INLINE)
+def group_scale(kind, f, maxbits):  # type: ignore[no-untyped-def]
+    """Δ of a block group, or a scaled group's scale, from the bit pattern of its maximum (0
+    for formats without groups): mx X = 2^s (block_scale's up; NaN for a NaN maximum), int
+    s = amax/(2^(B-1) - 1), nvfp4 S (no per-tensor scale)."""
+    if kind == BLOCK:
+        return block_delta(maxbits, int(f[0]))
+    if kind == MX:
+        return block_scale(maxbits, SCALE_MX, f[1], 0.0)[1]
+    if kind == INT:
+        return block_scale(maxbits, SCALE_INT, f[3], 0.0)[1]
+    if kind == NVFP4:
+        return block_scale(maxbits, SCALE_NVFP4, 0.0, 0.0)[1]
+    return _ZERO
+
+
+@njit(**INLINE)
+def grid_of(kind, f, x, gd):  # type: ignore[no-untyped-def]
+    """(Δ, lo, hi) of element x: fixed f's constants; block the group's Δ (range
+    ±max_units·Δ); mx the element's binade of x/X, times X (powers of two: exact), range
+    ±max_value·X; float x's binade (range ±max_value)."""
+    if kind == FIXED:
+        return _F(f[0]), _F(f[1]), _F(f[2])
+    if kind == BLOCK:
+        hi = gd * _F(f[1])
+        return gd, -hi, hi
+    if kind == MX:
+        hi = gd * _F(f[3])
+        d = float_delta(x * (_ONE / gd), int(f[0]), int(f[1]), int(f[2])) * gd
+        return d, -hi, hi
+    return float_delta(x, int(f[0]), int(f[1]), int(f[2])), _F(-f[3]), _F(f[3])
+
+
+@njit(**INLINE)
+def _on_grid(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
+    """Q_F(x) for the kinds with a grid of their own (fixed, block, float, mx): u a threshold."""
+    d, lo, hi = grid_of(kind, f, x, gd)
+    y = clamp(x, lo, hi) / d
+    if stochastic:
+        fl = np.floor(y)
+        return (fl + _F(u < y - fl)) * d  # a 0/1 value, no branch
+    return np.rint(y) * d
+
+
+@njit(**INLINE)
+def _into(kind, x, gd):  # type: ignore[no-untyped-def]
+    """x in the element's units at the group's scale gd: x/s for scaled integers (s = 0, a
+    zero group: x itself), x·(1/S) for NVFP4, the float32 operations of lowprec.formats."""
+    if kind == INT:
+        return x / (_ONE if gd == _ZERO else gd)
+    return x * (_ONE / gd)
+
+
+@njit(**INLINE)
+def quantize_value(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
+    """Q_F(x): clamp, then nearest (ties to even) or [u < y - floor(y)] in units y = x/Δ;
+    int and NVFP4 in the element's units (y = x/s or x·(1/S) on its grid), times the scale."""
+    if kind == FP32:
+        return x
+    if kind >= INT:
+        return _on_grid(FLOAT, f, _into(kind, x, gd), _ZERO, u, stochastic) * gd
+    return _on_grid(kind, f, x, gd, u, stochastic)
+
+
+@njit(**INLINE)
+def vc_value(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
+    """Q_vc(μ, var) of one value, Δ of the reach |μ| + 4·sd (vc_lattice); fp32 μ + sd·ξ;
+    int and NVFP4 in the element's units (μ·into, var·into²), times the scale; float and mx
+    results that left Δ's binade rounded stochastically onto their grid with ``u_round``."""
+    if kind == FP32:
+        return mu + sd * xi
+    if kind >= INT:
+        one = _into(kind, _ONE, gd)
+        m_e, r_e = _into(kind, mu, gd), _into(kind, reach, gd)
+        return _vc_grid(FLOAT, f, m_e, _F(var) * one * one, r_e, _ZERO, xi, u_cat, u_round) * gd
+    return _vc_grid(kind, f, mu, var, reach, gd, xi, u_cat, u_round)
+
+
+@njit(**INLINE)
+def _vc_grid(kind, f, mu, var, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
+    """Q_vc for the kinds with a grid of their own (fixed, block, float, mx)."""
+    d, lo, hi = grid_of(kind, f, reach, gd)
+    out = vc_lattice(mu, _F(var), d, lo, hi, xi, u_round, u_cat)
+    if kind in (FLOAT, MX):  # left Δ's binade: stochastic rounding (mean kept)
+        return _on_grid(kind, f, out, gd, u_round, True)
+    return out

@@ -1,0 +1,122 @@
+"""The fused quantizers of the scaled formats in numba: OCP MX, NVFP4 and scaled integers
+(lowprec.formats.ScaledFormat; OCP Microscaling Formats v1.0, NVIDIA's NVFP4). Per block a
+scale from the block's max|x| (grid.block_scale), then the element rounding of y = x/into (or
+x·into) on a float-like element grid (emin, emax, man, maxv; integers are emin = emax = 0 with
+man = their fractional bits), times ``up``. Eager: lowprec/formats/, the same float32
+operations in the same order (nearest rounding equal bit for bit).
+
+Arguments, grouped: ``f`` the element's constants and ``g`` = (rule, a, b, 0) the scale's
+(lowprec.kernels.encoding.scaled_params); ``draw`` = (stochastic, k0, k1, stream); ``layout``
+= (length, width, in_tile) as the block quantizer's (lowprec.kernels.numba.quantize): with
+``in_tile`` each tile takes its blocks' maxima and scales from the values in cache (one pass
+over the tensor), else ``scales`` = (into, up) per block (block_scales over the blocks' maxima).
+Blocks of one element (``width`` 1) take their scales from x in the tile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from lowprec.kernels import rng
+from lowprec.kernels.encoding import SCALE_INT
+from lowprec.kernels.numba.bits import fill_bits16
+from lowprec.kernels.numba.blocks import spread, tile_maxbits
+from lowprec.kernels.numba.grid import absbits, block_scale, element_round
+from lowprec.kernels.numba.jit import OPTS, parallel_and_serial
+
+__all__ = ["block_scales", "quantize_scaled"]
+
+_T16 = rng.TILE16
+_F = np.float32
+
+
+@njit(**OPTS)
+def _scaled_sr_run(x, out, buf, into, up, divide, emin, emax, man, maxv):  # type: ignore[no-untyped-def]
+    if divide:
+        for p in range(x.size):
+            q = element_round(x[p] / into[p], emin, emax, man, maxv, buf[p], True)
+            out[p] = q * up[p]
+    else:
+        for p in range(x.size):
+            q = element_round(x[p] * into[p], emin, emax, man, maxv, buf[p], True)
+            out[p] = q * up[p]
+
+
+@njit(**OPTS)
+def _scaled_nearest_run(x, out, into, up, divide, emin, emax, man, maxv):  # type: ignore[no-untyped-def]
+    if divide:
+        for p in range(x.size):
+            q = element_round(x[p] / into[p], emin, emax, man, maxv, 0, False)
+            out[p] = q * up[p]
+    else:
+        for p in range(x.size):
+            q = element_round(x[p] * into[p], emin, emax, man, maxv, 0, False)
+            out[p] = q * up[p]
+
+
+@njit(**OPTS)
+def _scales_run(maxbits, g, into, up):  # type: ignore[no-untyped-def]
+    """into[b], up[b] = block_scale of each maximum in ``maxbits``."""
+    rule = int(g[0])
+    for b in range(maxbits.size):
+        into[b], up[b], _ = block_scale(maxbits[b], rule, g[1], g[2])
+
+
+@njit(**OPTS)
+def _scales_of_elements(x, g, into, up):  # type: ignore[no-untyped-def]
+    """into[p], up[p] = block_scale of a block of the one element x[p]."""
+    rule = int(g[0])
+    for p in range(x.size):
+        into[p], up[p], _ = block_scale(absbits(x[p]), rule, g[1], g[2])
+
+
+@parallel_and_serial
+def block_scales(maxbits, g, into, up):  # type: ignore[no-untyped-def]
+    """into[b], up[b] = block_scale of block b, for every block (one pass before the tiles)."""
+    rule = int(g[0])
+    for b in prange(maxbits.size):
+        into[b], up[b], _ = block_scale(maxbits[b], rule, g[1], g[2])
+
+
+@njit(**OPTS)
+def _scaled_tile(x, out, t, scales, layout, f, g, draw):  # type: ignore[no-untyped-def]
+    """One tile: the blocks' scales spread over its elements, then one loop over the tile
+    (per-block work inside the element loop keeps it from vectorizing)."""
+    s = t * _T16
+    e = min(x.size, s + _T16)
+    m = e - s
+    length, width, in_tile = layout
+    stochastic, k0, k1, stream = draw
+    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
+    xt = x[s:e]
+    into = np.empty(m, np.float32)
+    up = np.empty(m, np.float32)
+    if width == 1:  # a scale per element, from |x| itself (no block pass before the tiles)
+        _scales_of_elements(xt, g, into, up)
+    else:
+        binto, bup = scales
+        if in_tile:  # the tile's whole blocks: maxima and scales from the tile in cache
+            nbt = m // width
+            bm = np.empty(nbt, np.int32)
+            tile_maxbits(xt, width, bm)
+            binto = np.empty(nbt, np.float32)
+            bup = np.empty(nbt, np.float32)
+            _scales_run(bm, g, binto, bup)
+            s, length = 0, m
+        spread(into, s, length, width, binto)
+        spread(up, s, length, width, bup)
+    divide = int(g[0]) == SCALE_INT
+    if stochastic:
+        buf = np.empty(_T16, np.uint16)
+        fill_bits16(buf, t, k0, k1, stream)
+        _scaled_sr_run(xt, out[t * _T16 : e], buf, into, up, divide, emin, emax, man, maxv)
+    else:
+        _scaled_nearest_run(xt, out[t * _T16 : e], into, up, divide, emin, emax, man, maxv)
+
+
+@parallel_and_serial
+def quantize_scaled(x, out, scales, layout, f, g, draw):  # type: ignore[no-untyped-def]
+    """out = Q(x) for a scaled format (module docstring), tiles of 2048 in parallel."""
+    for t in prange((x.size + _T16 - 1) // _T16):
+        _scaled_tile(x, out, t, scales, layout, f, g, draw)
