@@ -89,7 +89,7 @@ def vc_quantize(
     (value, variance delivered before clamping: v, or v_s where v < v_s).
 
     ``kernels`` (auto | fused | eager, :func:`lowprec.kernels.resolve`): the fused kernels
-    (lowprec/kernels/cpu.py, gpu.py: ``vc_element``) compute this same law in one pass (two
+    (lowprec/kernels/numba/vc.py, triton/: ``vc_lattice``) compute this same law in one pass (two
     for block formats) from counter-based bits keyed by one draw from ``generator``; ``fp32``
     and ``return_variance`` always run the eager code below, the readable reference.
     """
