@@ -1,6 +1,7 @@
 """The fused numba quantizers on every block layout a shape gives: blocks of one element
 (dim-0 block formats and per-row scales on a 1-D tensor or a column), one block per tensor
-(a single row), runs longer than the row, narrow rows, and few long blocks reduced in parallel.
+(a single row), runs longer than the row, narrow rows, few long blocks reduced in parallel, and
+tiles of whole blocks (their maxima taken in the tile).
 Nearest rounding equals the eager reference bit for bit; stochastic rounding lands on the same
 grid (the floor or the ceiling of the eager nearest neighbours' grid)."""
 
@@ -22,7 +23,20 @@ FORMATS = [
     "mx<fp8_e4m3>",
     "mx<int8>",
 ]
-SHAPES = [(), (1,), (4099,), (1, 4099), (4099, 1), (2049, 2), (1366, 3), (97, 41)]
+#: (6208,) and (3, 1024): tiles of whole blocks of 16 or 32 (their maxima taken in the tile),
+#: the last tile short
+SHAPES = [
+    (),
+    (1,),
+    (4099,),
+    (1, 4099),
+    (4099, 1),
+    (2049, 2),
+    (1366, 3),
+    (97, 41),
+    (6208,),
+    (3, 1024),
+]
 
 
 def _values(n: int, seed: int) -> torch.Tensor:
