@@ -1,4 +1,6 @@
-# Every target sets itself up: `make test` and `make sweep` work on a fresh machine.
+# Every target sets itself up: `make test` and `make sweep` work on a fresh machine. Set-up ends
+# by compiling the numba kernels into numba's on-disk cache (lowprec.kernels.warm), so that a
+# sweep's first trials and the tests do not each compile them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python -m lowprec.kernels.warm
 	touch $(STAMP)
 
 install: $(STAMP)

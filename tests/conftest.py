@@ -27,8 +27,40 @@ def _one_thread_per_test():
     torch.set_num_threads(threads)
 
 
+#: the files that take minutes (sweeps end to end, faults, long sampler runs), longest first.
+#: Under pytest-xdist (--dist loadfile) a worker takes the next file as it frees up: started
+#: first, these leave the short files to fill the end, instead of one worker finishing the run
+#: alone on a long file (longest-processing-time-first). Order only: a file missing here runs.
+LONG_FILES = (
+    "tests/faults/test_fault_driver_stopped.py",
+    "tests/orchestrator/test_sweep.py",
+    "tests/workloads/test_mlp.py",
+    "tests/orchestrator/test_resume.py",
+    "tests/faults/test_fault_ctrl_c.py",
+    "tests/faults/test_fault_mlflow_outage.py",
+    "tests/orchestrator/test_postgres_tracking.py",
+    "tests/faults/test_fault_full_disk.py",
+    "tests/analysis/test_real_sweep.py",
+    "tests/orchestrator/test_study.py",
+    "tests/analysis/test_report.py",
+    "tests/orchestrator/test_progress.py",
+    "tests/bench/test_scale.py",
+    "tests/faults/test_fault_trial_raises.py",
+    "tests/faults/test_fault_worker_lost.py",
+    "tests/faults/test_fault_two_sweeps.py",
+    "tests/orchestrator/test_expand.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip `cuda`-marked tests cleanly when no GPU is present."""
+    """Long files first (:data:`LONG_FILES`); `cuda`-marked tests skipped cleanly without a GPU."""
+    rank = {path: i for i, path in enumerate(LONG_FILES)}
+
+    def file_rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(LONG_FILES))
+
+    items.sort(key=file_rank)  # stable: each file's tests keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
