@@ -9,7 +9,7 @@ sqrt(2/ESS), that of the standard deviation half of it: SE(std)/std ≈ sqrt(1/(
 Burn-in B from θ0 = 0 leaves a relative variance bias of (1-α)^(2B) ≈ e^(-2αB).
 
 Every law runs on both executors (``kernels``): the eager per-tensor reference and the fused
-one-kernel step (lowprec/kernels/step_cpu.py), which draw different random numbers (Philox and
+one-kernel step (lowprec/kernels/numba/step.py), which draw different random numbers (Philox and
 Box-Muller instead of torch's generator) and must give the same laws.
 """
 

@@ -1,7 +1,7 @@
 """Fused sampler steps in numba: one parallel kernel call per SGLD / SGHMC step over
 flat buffers (ALGORITHMS.md §3-§6). The equations are written in lowprec/samplers/sgld.py and
 sghmc.py and the accumulators' draws in lowprec/samplers/accumulators.py; this module is their
-transcription, held to them by tests/lowprec/test_fused_step.py (nearest rounding without noise:
+transcription, held to them by tests/lowprec/samplers/test_fused.py (nearest rounding without noise:
 the same bits; otherwise the same laws).
 
 Work is split into exponent groups (:mod:`lowprec.flat`): a row of a dim-0 block, a run of k

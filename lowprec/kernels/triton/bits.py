@@ -14,7 +14,7 @@ Philox words are uint32 tensors, floats float32 (``@triton.jit`` device function
 Two layouts. Quantizers (tiles): a tile of 2048 elements is one program, its 256 Philox groups
 computed once; element 256·j + p of the tile takes half j % 2 of word j // 2 of group p
 (``tile_words``, ``tile_u``), a 32-bit tile of 1024 its normals from words (w0, w1) and
-(w2, w3) of group p (``tile_normals``). Steps (windows, as lowprec/kernels/step_cpu.py): call
+(w2, w3) of group p (``tile_normals``). Steps (windows, as lowprec/kernels/numba/step.py): call
 q of a stream serves elements 8q .. 8q + 7 (element 8q + 2k + b: half b of word k;
 ``window_thresholds``) or 4q .. 4q + 3 for normals (``window_normals``).
 """
@@ -138,7 +138,7 @@ def _u(w, HIGH: tl.constexpr):
 def window_thresholds(base, k0, k1, stream, ON: tl.constexpr, BLOCK_: tl.constexpr):
     """Thresholds of elements base .. base + BLOCK_ - 1 under ``stream`` (base a multiple of 8;
     zeros when not ON): Philox call q serves elements 8q .. 8q+7, element 8q + 2k + b takes
-    half b of word k (step_cpu._fill), put in element order with tl.join / tl.reshape."""
+    half b of word k (numba/draws.fill), put in element order with tl.join / tl.reshape."""
     if ON:
         q = (base // 8 + tl.arange(0, BLOCK_ // 8)).to(tl.int64)
         w0, w1, w2, w3 = group_words(q, k0, k1, stream)

@@ -1,15 +1,15 @@
 """Fused sampler steps on the GPU (Triton): one kernel launch per SGLD / SGHMC step over flat
-buffers, the transcription of lowprec/kernels/step_cpu.py (read its docstring for the passes,
+buffers, the transcription of lowprec/kernels/numba/step.py (read its docstring for the passes,
 the streams and the format constants): one program per exponent group, walking the group in
 blocks of BLOCK values, pass by pass when a format of the step is a block format.
 
-The random bits are the CPU's (step_cpu's docstring: one stream per threshold slot, a call per
-8 elements; one per normal, a call per 4 elements), made per window of BLOCK elements aligned
-to 8 (bits.window_thresholds, bits.window_normals), so the roundings draw the same thresholds
-on both backends (tests/lowprec/kernels/triton/test_step.py runs these kernels under
-TRITON_INTERPRET=1 against the numba ones). The normals use Triton's log/cos/sin
-(bits.box_muller) where the CPU uses polynomials: the same law, values equal to about 1e-6.
-The roundings and Q_vc are grid.py's, shared with the quantizers. Formats: fp32, fixed, block,
+The random bits are the CPU's (see lowprec/kernels/numba/draws.py: one stream per threshold
+slot, a call per 8 elements; one per normal, a call per 4 elements), made per window of BLOCK
+elements aligned to 8 (bits.window_thresholds, bits.window_normals), so the roundings draw the
+same thresholds on both backends (tests/lowprec/kernels/triton/test_step.py runs these kernels
+under TRITON_INTERPRET=1 against the numba ones). The normals use Triton's log/cos/sin
+(bits.box_muller) where the CPU uses polynomials: the same law, values equal to about 1e-6. The
+roundings and Q_vc are grid.py's, shared with the quantizers. Formats: fp32, fixed, block,
 float and the scaled kinds MX (floor rule), INT, NVFP4 (no per-tensor scale), whose scales come
 from the group's maximum (grid.block_scale) as in the numba step.
 
@@ -163,7 +163,7 @@ def _sgld_kernel(
     KW: tl.constexpr, ACC: tl.constexpr, STOCHASTIC: tl.constexpr,
     NOISY: tl.constexpr, NORMALS: tl.constexpr, BLOCK_: tl.constexpr,
 ):  # fmt: skip
-    """One SGLD step on one exponent group (step_cpu.sgld_step), in windows of BLOCK_
+    """One SGLD step on one exponent group (numba/step.py sgld_step), in windows of BLOCK_
     elements aligned to 8 (the random calls' boundaries). Formats: G (KG, fg) of the
     gradient, W (KW, fw) of the weights (encoding.triton_format_args); ``coef`` = (lr, wd,
     var, sd, sd4) (sgld_step)."""
@@ -207,7 +207,7 @@ def _sghmc_kernel(
     coef, fg, fw, fm, KG: tl.constexpr, KW: tl.constexpr, KM: tl.constexpr, ACC: tl.constexpr,
     STOCHASTIC: tl.constexpr, NOISY: tl.constexpr, PHASE: tl.constexpr, BLOCK_: tl.constexpr,
 ):  # fmt: skip
-    """One exact underdamped SGHMC step on one exponent group (step_cpu.sghmc_step): pass 1
+    """One exact underdamped SGHMC step on one exponent group (numba/step.py sghmc_step): pass 1
     the means (and the Gaussian v' for full and low), pass 2 v' in M and θ given v', pass 3
     θ' in W. PHASE 0: all; with momentum rescaling 1 (pass 1, the group's max|x| to gmax)
     then 2 (passes 2 and 3 with the scales of ``scale``: S, S', Var_v/S'² per group).
@@ -329,7 +329,7 @@ def sghmc_step(
     gmax: torch.Tensor | None = None,
 ) -> None:  # fmt: skip
     """Launch one SGHMC step (``phase`` 0), or its phase 1 or 2 with momentum rescaling
-    (``scale`` float64 [groups, 3], ``gmax`` int32 [groups]: step_cpu.sghmc_step): one
+    (``scale`` float64 [groups, 3], ``gmax`` int32 [groups]: numba/step.py sghmc_step): one
     program per exponent group. ``formats``: the (kind, constants) pairs of G, W and M."""
     import math
 

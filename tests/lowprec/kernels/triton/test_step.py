@@ -3,7 +3,7 @@ integers: ALGORITHMS.md §11) against the numba steps, run by Triton's interpret
 tensors: without noise both draw the same Philox thresholds, so every rounding gives the same
 bits; with noise the normals differ by ~1e-6 (libm against polynomials) and the values agree
 to that, except where a rounding lands on the other side of its threshold. The fixed, block and
-float cases are tests/lowprec/test_fused_step.py's, whose harness this reuses."""
+float cases are tests.lowprec.samplers.test_fused.py's, whose harness this reuses."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from lowprec.formats import parse_format
 from lowprec.kernels.fused import has_fused
-from tests.lowprec.test_fused_step import test_triton_step_matches_numba as _matches
-from tests.lowprec.test_fused_step import triton_step  # noqa: F401 (the fixture)
+from tests.lowprec.samplers.test_fused import test_triton_step_matches_numba as _matches
+from tests.lowprec.samplers.test_fused import triton_step  # noqa: F401 (the fixture)
 
 _SLOW = pytest.mark.slow  # the interpreter takes ~10 s a case: two run in the quick suite
 CASES = [

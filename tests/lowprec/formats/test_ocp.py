@@ -19,7 +19,7 @@ import torch
 from lowprec import parse_format, quantize, vc_quantize
 from lowprec.formats import ELEMENTS, NVFP4, ElementFloat, MXFormat, ScaledFormat, ScaledInt
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def gen(seed: int) -> torch.Generator:

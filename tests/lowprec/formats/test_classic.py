@@ -12,7 +12,7 @@ from lowprec import FP32, BlockFloat, FixedPoint, SmallFloat, parse_format
 from lowprec.formats import exponent_of, pow2
 from tests.pyrun import stdout_lines
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 CANONICAL = [
     "fixed<8,3>",
