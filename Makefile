@@ -1,5 +1,5 @@
 # Every target sets itself up: `make test` and `make sweep` work on a fresh machine. Set-up ends
-# by compiling the numba kernels into numba's on-disk cache (lowprec.kernels.warm), so that a
+# by compiling the numba kernels into numba's on-disk cache (lowprec.warm), so that a
 # sweep's first trials and the tests do not each compile them.
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(BIN)/python -m lowprec.kernels.warm
+	$(BIN)/python -m lowprec.warm
 	touch $(STAMP)
 
 install: $(STAMP)

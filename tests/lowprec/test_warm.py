@@ -1,4 +1,4 @@
-"""``python -m lowprec.kernels.warm`` reaches every numba kernel a one-core trial launches: after
+"""``python -m lowprec.warm`` reaches every numba kernel a one-core trial launches: after
 it, each kernel's serial twin holds a compiled signature (loaded from numba's cache, or compiled
 when the cache is cold), so the first trial of a sweep compiles nothing. Checked in a fresh
 process: kernels that earlier tests of this worker launched would hide a kernel it misses."""
@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from lowprec.kernels import warm
+from lowprec import warm
 
 #: launched only with several threads (a parallel maximum over chunks of a few long blocks)
 MULTI_THREAD_ONLY = ("block_maxbits_chunked",)
@@ -18,7 +18,7 @@ PROBE = """
 import importlib, json, pkgutil
 from numba.core.registry import CPUDispatcher
 import lowprec.kernels.numba as package
-from lowprec.kernels import warm
+from lowprec import warm
 
 calls = warm.warm((1,), say=lambda line: None)
 kernels = {}

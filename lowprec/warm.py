@@ -1,4 +1,4 @@
-"""Compile the numba kernels ahead of their first use: ``python -m lowprec.kernels.warm``.
+"""Compile the numba kernels ahead of their first use: ``python -m lowprec.warm``.
 
 numba compiles a kernel for each signature on its first call and keeps the machine code in its
 on-disk cache (``cache=True``: ``__pycache__`` beside the sources, or ``$NUMBA_CACHE_DIR``);
@@ -88,7 +88,7 @@ def _one_step(rule, spec, generator) -> None:  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lowprec.kernels.warm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lowprec.warm", description=__doc__)
     parser.add_argument(
         "--threads",
         default="1",
