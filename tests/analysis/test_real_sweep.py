@@ -6,10 +6,7 @@ reported ones, and that the report the orchestrator wrote at the end of the swee
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,8 @@ from analysis.answer import compute_answer
 from analysis.load import check_metrics, load_sweep, objectives_from_spec
 from analysis.pareto import pareto_front
 from analysis.report import read_table, write_report
+from tests.shared_run import run_sweep_cli, shared_dir
+from tests.shared_run import smoke_sweep as shared_smoke_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,34 +47,18 @@ LOGREG_SPEC = {
 
 
 def _run_sweep(spec_file: Path, root: Path) -> Path:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.sweep",
-            str(spec_file),
-            "--results",
-            str(root / "results"),
-            "--mlflow-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--max-concurrent",
-            "2",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     name = yaml.safe_load(spec_file.read_text())["name"]
-    return root / "results" / name
+    done = run_sweep_cli(spec_file, root, name)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done.directory
 
 
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("smoke")
-    return _run_sweep(ROOT / "search_spaces" / "smoke.yaml", root)
+    """The smoke sweep the test run shares (tests.shared_run): read here, not changed."""
+    done = shared_smoke_sweep(shared_dir(tmp_path_factory))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done.directory
 
 
 @pytest.fixture(scope="module")

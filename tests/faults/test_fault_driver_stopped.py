@@ -170,6 +170,8 @@ def test_driver_stopped_at_random_moments_then_resumed(
     assert not audit["problems"], audit["problems"]
     assert (audit["recorded"], audit["duplicates"], audit["lost"]) == (TRIALS, 0, 0)
     assert sorted(r["lr"] for r in audit["rows"]) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    # a stopped driver is no failed attempt: every trial ended ok on its first
+    assert all(r["status"] == "ok" and r["attempt"] == 1 for r in audit["rows"]), audit["rows"]
     assert audit["parent_status"] == "FINISHED"
     assert said_removed >= 1, "no run said it removed the half-written files"
     assert tracebacks == 0

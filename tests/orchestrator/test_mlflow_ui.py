@@ -18,6 +18,7 @@ import pytest
 
 from tests.orchestrator.mlflow_server import MlflowServer
 from tests.orchestrator.ui_sweep import NAMES, pty_sweep
+from tests.shared_run import shared_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -60,7 +61,7 @@ def _page(tmp_path: Path, url: str, tag: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def sweep(fake_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
-    done = pty_sweep(fake_env, tmp_path_factory.getbasetemp() / "ui_sweep")
+    done = pty_sweep(fake_env, shared_dir(tmp_path_factory))
     assert done.returncode == 0, ESCAPES.sub("", done.output)[-3000:]
     return done
 

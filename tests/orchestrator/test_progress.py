@@ -147,8 +147,9 @@ def test_live_line_on_a_pseudo_terminal_shows_an_eta(
     """The real sweep command on a pty: rich's live line with trials ended, running and an ETA;
     the closing lines name the `mlflow ui` command and the experiment's URL."""
     from tests.orchestrator.ui_sweep import pty_sweep
+    from tests.shared_run import shared_dir
 
-    sweep = pty_sweep(fake_env, tmp_path_factory.getbasetemp() / "ui_sweep")
+    sweep = pty_sweep(fake_env, shared_dir(tmp_path_factory))
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", sweep.output)  # escape sequences out
     assert sweep.returncode == 0, text[-3000:]
     assert re.search(r"ui .*\d/4 ended · ok \d · diverged 0 · failed 0 · \d running", text), text

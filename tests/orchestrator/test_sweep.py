@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from orchestrator import tracking
 from orchestrator.spec import load_spec
 from orchestrator.sweep import SweepUsageError, run_sweep
 from tests.orchestrator.helpers import write_spec
+from tests.shared_run import shared_dir, smoke_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -59,18 +61,17 @@ def _children(outcome):
     )
 
 
-def test_smoke_end_to_end(local_ray: None, tmp_path: Path) -> None:
+def test_smoke_end_to_end(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """search_spaces/smoke.yaml as a user runs it (the run the test run shares,
+    tests.shared_run): rows, samples, MLflow runs, report, progress and closing lines."""
+    import json
+    import shutil
+    import sqlite3
+
+    done = smoke_sweep(shared_dir(tmp_path_factory))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     spec_file = REPO / "search_spaces" / "smoke.yaml"
-    out, err = io.StringIO(), io.StringIO()
-    outcome = run_sweep(
-        str(spec_file),
-        results=str(tmp_path / "results"),
-        mlflow_uri=str(tmp_path / "mlflow.db"),
-        out=out,
-        err=err,
-    )
-    assert outcome.complete
-    rows = outcome.table.to_pylist()
+    rows = pq.read_table(done.directory / "trials.parquet").to_pylist()
     assert len(rows) == load_spec(spec_file).num_trials() == 4  # the --dry-run count
     assert {r["status"] for r in rows} == {"ok"}
     assert len({r["trial_id"] for r in rows}) == 4
@@ -80,11 +81,15 @@ def test_smoke_end_to_end(local_ray: None, tmp_path: Path) -> None:
     assert {r["bits"] for r in rows} == {8, 6}  # the weight format's word bits
     assert all(r["w2"] >= 0 and r["sweep_id"] == rows[0]["sweep_id"] for r in rows)
     # the samples dataset: one partition per trial, 64 chains per sample
-    samples = ds.dataset(tmp_path / "results" / "smoke" / "samples", partitioning="hive").to_table()
+    samples = ds.dataset(done.directory / "samples", partitioning="hive").to_table()
     assert set(samples.column("trial_id").to_pylist()) == {r["trial_id"] for r in rows}
     assert samples.num_rows % 64 == 0
     # MLflow: one parent, one finished child per trial, linked by tag
-    children = _children(outcome)
+    meta = json.loads((done.directory / "sweep.json").read_text())
+    assert meta["tracking_uri"] == done.tracking_uri
+    children = tracking.find_child_runs(
+        done.tracking_uri, meta["experiment_id"], meta["parent_run_id"]
+    )
     assert sorted(c.data.tags["trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
     # named by the searched keys' values (orchestrator.tracking.run_name)
     assert {c.info.run_name for c in children} == {
@@ -93,34 +98,45 @@ def test_smoke_end_to_end(local_ray: None, tmp_path: Path) -> None:
     assert all(c.info.status == "FINISHED" for c in children)
     assert {c.info.run_id for c in children} == {r["mlflow_run_id"] for r in rows}
     assert all(c.data.params["accumulator"] in ("full", "low") for c in children)
-    mlflow = tracking.client(outcome.tracking_uri)
-    assert mlflow.get_run(outcome.parent_run_id).info.status == "FINISHED"
+    mlflow = tracking.client(done.tracking_uri)
+    assert mlflow.get_run(meta["parent_run_id"]).info.status == "FINISHED"
     # the analysis report, its figures logged to the parent run
-    assert (tmp_path / "results" / "smoke" / "report" / "index.html").exists()
-    logged = [a.path for a in mlflow.list_artifacts(outcome.parent_run_id, "report")]
+    assert (done.directory / "report" / "index.html").exists()
+    logged = [a.path for a in mlflow.list_artifacts(meta["parent_run_id"], "report")]
     assert any(path.endswith(".png") for path in logged), logged
     # the progress lines and the closing summary
-    assert "4/4 ended (ok 4, diverged 0, failed 0)" in err.getvalue()
-    assert "sweep smoke finished: 4/4 trials recorded" in out.getvalue()
-    assert "mlflow ui --backend-store-uri sqlite:///" in out.getvalue()
-    # a second run into the same directory is refused: resume it or pick another place
+    assert "4/4 ended (ok 4, diverged 0, failed 0)" in done.stderr
+    assert "sweep smoke finished: 4/4 trials recorded" in done.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in done.stdout
+
+    # on a copy (the shared run is read by other tests): a second run into the same directory
+    # is refused (resume it or pick another place) ...
+    results = tmp_path / "results"
+    shutil.copytree(done.directory, results / "smoke")
+    with (
+        sqlite3.connect(done.root / "mlflow.db") as store,
+        sqlite3.connect(tmp_path / "mlflow.db") as copy,
+    ):
+        store.backup(copy)  # the log of a WAL-mode file too, which a file copy would miss
+    copy_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(SweepUsageError, match="--resume"):
-        run_sweep(str(spec_file), results=str(tmp_path / "results"))
-    # a driver killed after a trial's row was written but before the end of its run was sent
-    # (then marked KILLED by the resume): the back-fill ends that run from the row, once
+        run_sweep(str(spec_file), results=str(results), mlflow_uri=copy_uri)
+    # ... and a driver killed after a trial's row was written but before the end of its run was
+    # sent (then marked KILLED by the resume): the back-fill ends that run from the row, once
     from orchestrator import backfill
 
+    mlflow = tracking.client(copy_uri)
     cut = children[0].info.run_id
     verdict = children[0].data.tags["verdict"]  # its configuration's, from the answer
     assert verdict in ("baseline", "equivalent", "better", "worse", "inconclusive")
     mlflow.update_run(cut, status="KILLED")
     mlflow.delete_tag(cut, "verdict")  # as a run MLflow never got the answer's writes for
-    done = backfill.backfill(str(tmp_path / "results" / "smoke"), outcome.tracking_uri)
-    assert (done.ended, done.created) == (1, 0)
+    filled = backfill.backfill(str(results / "smoke"), copy_uri)
+    assert (filled.ended, filled.created) == (1, 0)
     again = mlflow.get_run(cut)
     assert again.info.status == "FINISHED" and again.data.tags["status"] == "ok"
     assert again.data.tags["verdict"] == verdict
-    assert backfill.backfill(str(tmp_path / "results" / "smoke"), outcome.tracking_uri).ended == 0
+    assert backfill.backfill(str(results / "smoke"), copy_uri).ended == 0
 
 
 FAULTS = """\

@@ -1,5 +1,6 @@
-"""One small real sweep run as a user runs it, on a pseudo-terminal, shared (cached for the test
-session) by the progress test (its live line) and the MLflow UI test (its SQLite store).
+"""One small real sweep run as a user runs it, on a pseudo-terminal, shared by the progress test
+(its live line) and the MLflow UI test (its SQLite store): run once per test run, by whichever
+pytest-xdist worker asks first (the others wait on a file lock, then read what it saved).
 
 The fake workload (tests/orchestrator/fake_workload.py), 4 trials, 2 at a time, each reporting
 3 times a second apart: the runs are named by the searched keys (weight format and lr); the
@@ -20,6 +21,9 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from tests.shared_run import once
 
 SPEC = """\
 name: ui
@@ -47,9 +51,6 @@ class PtySweep:
     @property
     def meta(self) -> dict:
         return json.loads((self.directory / "results" / "ui" / "sweep.json").read_text())
-
-
-_CACHE: dict[str, PtySweep] = {}
 
 
 def run_on_pty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[str, int]:
@@ -84,25 +85,34 @@ def run_on_pty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) 
     return b"".join(chunks).decode(errors="replace"), returncode
 
 
-def pty_sweep(fake_env: dict[str, str], root: Path) -> PtySweep:
-    """The sweep, run once per test session under ``root``."""
-    if "sweep" not in _CACHE:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "ui.yaml").write_text(textwrap.dedent(SPEC))
-        env = {
-            **fake_env,
-            "RAY_AIR_NEW_OUTPUT": "0",
-            "TERM": "xterm-256color",
-            "COLUMNS": str(COLUMNS),
-            "LINES": str(ROWS),
-            "LOWPREC_PROGRESS": "",  # the terminal decides
-        }
-        began = time.monotonic()
-        output, code = run_on_pty(
-            [sys.executable, "-m", "orchestrator.sweep", "ui.yaml", "--max-concurrent", "2"],
-            root,
-            env,
-            timeout=400,
-        )
-        _CACHE["sweep"] = PtySweep(root, output, code, time.monotonic() - began)
-    return _CACHE["sweep"]
+def pty_sweep(fake_env: dict[str, str], shared: Path) -> PtySweep:
+    """The sweep under ``shared``/ui_sweep (tests.shared_run.shared_dir), run by the first
+    caller of the test run; what the terminal received is saved beside it for the others."""
+
+    def run(root: Path) -> dict[str, Any]:
+        output, code, seconds = _run(fake_env, root)
+        return {"output": output, "returncode": code, "seconds": seconds}
+
+    done = once(shared, "ui_sweep", run)
+    return PtySweep(shared / "ui_sweep", done["output"], done["returncode"], done["seconds"])
+
+
+def _run(fake_env: dict[str, str], root: Path) -> tuple[str, int, float]:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ui.yaml").write_text(textwrap.dedent(SPEC))
+    env = {
+        **fake_env,
+        "RAY_AIR_NEW_OUTPUT": "0",
+        "TERM": "xterm-256color",
+        "COLUMNS": str(COLUMNS),
+        "LINES": str(ROWS),
+        "LOWPREC_PROGRESS": "",  # the terminal decides
+    }
+    began = time.monotonic()
+    output, code = run_on_pty(
+        [sys.executable, "-m", "orchestrator.sweep", "ui.yaml", "--max-concurrent", "2"],
+        root,
+        env,
+        timeout=400,
+    )
+    return output, code, time.monotonic() - began
