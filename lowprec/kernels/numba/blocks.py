@@ -23,6 +23,7 @@ __all__ = [
     "block_run",
     "block_span",
     "maxbits_run",
+    "regular_max",
     "spread",
     "tile_maxbits",
 ]
@@ -34,7 +35,7 @@ def maxbits_run(x):  # type: ignore[no-untyped-def]
     acc = np.int32(0)
     for i in range(x.size):
         a = absbits(x[i])
-        acc = a if a > acc else acc
+        acc = max(acc, a)  # the builtin: LLVM vectorizes it (the select form: 2x slower)
     return acc
 
 
@@ -64,15 +65,16 @@ def block_maxbits_regular(x, width, maxbits):  # type: ignore[no-untyped-def]
     it): block b is x[b·width : (b+1)·width], a short loop per block that vectorizes (2-3x
     faster for runs of 16 or 32 than slicing per block). The same values."""
     for b in prange(maxbits.size):
-        maxbits[b] = _regular_max(x, b * width, width)
+        maxbits[b] = regular_max(x, b * width, width)
 
 
 @njit(**INLINE)
-def _regular_max(x, o, width):  # type: ignore[no-untyped-def]
+def regular_max(x, o, width):  # type: ignore[no-untyped-def]
+    """The bit pattern of max|x| over x[o : o + width] (by offset: no slice per block)."""
     acc = np.int32(0)
     for k in range(width):
         a = absbits(x[o + k])
-        acc = a if a > acc else acc
+        acc = max(acc, a)  # the builtin: LLVM vectorizes it (the select form: 2x slower)
     return acc
 
 
@@ -81,7 +83,7 @@ def tile_maxbits(x, width, maxbits):  # type: ignore[no-untyped-def]
     """maxbits[k] = the max over x[k·width : (k+1)·width] for the whole runs of a tile x (in
     cache: the maxima of a tile's blocks just before its rounding, no pass over the tensor)."""
     for k in range(x.size // width):
-        maxbits[k] = _regular_max(x, k * width, width)
+        maxbits[k] = regular_max(x, k * width, width)
 
 
 @parallel_and_serial

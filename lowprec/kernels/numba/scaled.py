@@ -21,13 +21,15 @@ from numba import njit, prange
 from lowprec.kernels import rng
 from lowprec.kernels.encoding import SCALE_INT
 from lowprec.kernels.numba.bits import fill_bits16
-from lowprec.kernels.numba.blocks import spread, tile_maxbits
+from lowprec.kernels.numba.blocks import regular_max, spread
 from lowprec.kernels.numba.grid import absbits, block_scale, element_round
 from lowprec.kernels.numba.jit import OPTS, parallel_and_serial
 
 __all__ = ["block_scales", "quantize_scaled"]
 
 _T16 = rng.TILE16
+#: tiles per parallel task (one scratch allocation per task, not per tile)
+_TASK = 8
 _F = np.float32
 
 
@@ -56,14 +58,6 @@ def _scaled_nearest_run(x, out, into, up, divide, emin, emax, man, maxv):  # typ
 
 
 @njit(**OPTS)
-def _scales_run(maxbits, g, into, up):  # type: ignore[no-untyped-def]
-    """into[b], up[b] = block_scale of each maximum in ``maxbits``."""
-    rule = int(g[0])
-    for b in range(maxbits.size):
-        into[b], up[b], _ = block_scale(maxbits[b], rule, g[1], g[2])
-
-
-@njit(**OPTS)
 def _scales_of_elements(x, g, into, up):  # type: ignore[no-untyped-def]
     """into[p], up[p] = block_scale of a block of the one element x[p]."""
     rule = int(g[0])
@@ -80,43 +74,87 @@ def block_scales(maxbits, g, into, up):  # type: ignore[no-untyped-def]
 
 
 @njit(**OPTS)
-def _scaled_tile(x, out, t, scales, layout, f, g, draw):  # type: ignore[no-untyped-def]
-    """One tile: the blocks' scales spread over its elements, then one loop over the tile
-    (per-block work inside the element loop keeps it from vectorizing)."""
+def _tile_scales(x, width, g, into, up):  # type: ignore[no-untyped-def]
+    """into[k], up[k] = block_scale of the max|x| over x[k·width : (k+1)·width]: the whole
+    blocks of a tile, from the values in cache."""
+    rule = int(g[0])
+    for k in range(into.size):
+        into[k], up[k], _ = block_scale(regular_max(x, k * width, width), rule, g[1], g[2])
+
+
+@njit(**OPTS)
+def _scaled_blocks(x, out, buf, width, into, up, f, divide, stochastic):  # type: ignore[no-untyped-def]
+    """The whole blocks of ``width`` of a tile (x, out, buf: the tile's slices), block k with
+    its scales as scalars into[k], up[k]: an inner loop of ``width`` over scalars vectorizes
+    (no per-element scale arrays to fill). Elements by offset: a slice per block costs
+    reference counting; the scales are found in a loop of their own before (_tile_scales),
+    as a block's max and scale inside this loop measured 5x slower."""
+    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
+    for k in range(into.size):
+        o = k * width
+        a, b = into[k], up[k]
+        if stochastic and divide:
+            for j in range(width):
+                out[o + j] = (
+                    element_round(x[o + j] / a, emin, emax, man, maxv, buf[o + j], True) * b
+                )
+        elif stochastic:
+            for j in range(width):
+                out[o + j] = (
+                    element_round(x[o + j] * a, emin, emax, man, maxv, buf[o + j], True) * b
+                )
+        elif divide:
+            for j in range(width):
+                out[o + j] = element_round(x[o + j] / a, emin, emax, man, maxv, 0, False) * b
+        else:
+            for j in range(width):
+                out[o + j] = element_round(x[o + j] * a, emin, emax, man, maxv, 0, False) * b
+
+
+@njit(**OPTS)
+def _scaled_tile(x, out, t, scales, layout, f, g, draw, scratch):  # type: ignore[no-untyped-def]
+    """One tile: whole blocks in cache block by block (_scaled_blocks); otherwise the blocks'
+    scales spread over its elements, then one loop over the tile (per-block work inside the
+    element loop keeps it from vectorizing)."""
     s = t * _T16
     e = min(x.size, s + _T16)
     m = e - s
     length, width, in_tile = layout
     stochastic, k0, k1, stream = draw
-    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
     xt = x[s:e]
-    into = np.empty(m, np.float32)
-    up = np.empty(m, np.float32)
+    buf, into, up = scratch
+    if stochastic:
+        fill_bits16(buf, t, k0, k1, stream)
+    divide = int(g[0]) == SCALE_INT
+    if in_tile and width > 1:  # the tile's whole blocks: maxima and scales from the tile in cache
+        binto, bup = into[: m // width], up[: m // width]
+        _tile_scales(xt, width, g, binto, bup)
+        _scaled_blocks(xt, out[s:e], buf, width, binto, bup, f, divide, stochastic)
+        return
+    emin, emax, man, maxv = int(f[0]), int(f[1]), int(f[2]), _F(f[3])
+    into, up = into[:m], up[:m]
     if width == 1:  # a scale per element, from |x| itself (no block pass before the tiles)
         _scales_of_elements(xt, g, into, up)
     else:
         binto, bup = scales
-        if in_tile:  # the tile's whole blocks: maxima and scales from the tile in cache
-            nbt = m // width
-            bm = np.empty(nbt, np.int32)
-            tile_maxbits(xt, width, bm)
-            binto = np.empty(nbt, np.float32)
-            bup = np.empty(nbt, np.float32)
-            _scales_run(bm, g, binto, bup)
-            s, length = 0, m
         spread(into, s, length, width, binto)
         spread(up, s, length, width, bup)
-    divide = int(g[0]) == SCALE_INT
     if stochastic:
-        buf = np.empty(_T16, np.uint16)
-        fill_bits16(buf, t, k0, k1, stream)
-        _scaled_sr_run(xt, out[t * _T16 : e], buf, into, up, divide, emin, emax, man, maxv)
+        _scaled_sr_run(xt, out[s:e], buf, into, up, divide, emin, emax, man, maxv)
     else:
-        _scaled_nearest_run(xt, out[t * _T16 : e], into, up, divide, emin, emax, man, maxv)
+        _scaled_nearest_run(xt, out[s:e], into, up, divide, emin, emax, man, maxv)
 
 
 @parallel_and_serial
 def quantize_scaled(x, out, scales, layout, f, g, draw):  # type: ignore[no-untyped-def]
-    """out = Q(x) for a scaled format (module docstring), tiles of 2048 in parallel."""
-    for t in prange((x.size + _T16 - 1) // _T16):
-        _scaled_tile(x, out, t, scales, layout, f, g, draw)
+    """out = Q(x) for a scaled format (module docstring), tiles of 2048, in tasks of _TASK
+    tiles in parallel: a task's scratch (the draws, the scales) allocated once for its tiles."""
+    tiles = (x.size + _T16 - 1) // _T16
+    for c in prange((tiles + _TASK - 1) // _TASK):
+        scratch = (
+            np.empty(_T16, np.uint16),
+            np.empty(_T16, np.float32),
+            np.empty(_T16, np.float32),
+        )
+        for t in range(c * _TASK, min(tiles, (c + 1) * _TASK)):
+            _scaled_tile(x, out, t, scales, layout, f, g, draw, scratch)

@@ -7,10 +7,13 @@ grid (the floor or the ceiling of the eager nearest neighbours' grid)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from lowprec import quantize
+from lowprec import parse_format, quantize
+from lowprec.kernels.numba import bits
+from lowprec.kernels.rng import TILE16, draw_key
 
 FORMATS = [
     "block<8>",
@@ -110,3 +113,35 @@ def test_stochastic_blocks_of_one_element_round_to_a_neighbour(shape: tuple) -> 
         x.reshape(-1), "block<8>", "stochastic", torch.Generator().manual_seed(0), kernels="fused"
     )
     assert torch.equal(again, q.reshape(-1))
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if not f.startswith("block")])
+@pytest.mark.parametrize("shape", [(6208,), (3, 1024), (97, 41), (4099,)], ids=str)
+def test_stochastic_scaled_is_the_element_rounding_of_the_kernels_draws(
+    fmt: str, shape: tuple
+) -> None:
+    """Stochastic rounding of a scaled format, in tiles of whole blocks ((6208,), (3, 1024):
+    block by block in the tile) and in the other layouts: Q(x) = (floor(t) + [u_i < t -
+    floor(t)])·Δ·up, t = clamp(y)/Δ, y = the eager element map of x (scales per block), u_i
+    = threshold16 of element i's 16-bit draw (lowprec/kernels/rng.py's layout, stream 0) for
+    the key drawn from the generator: the same bits."""
+    n = 1
+    for s in shape:
+        n *= s
+    x = _values(n, seed=n + 1).reshape(shape)
+    f = parse_format(fmt)
+    out = quantize(x, f, "stochastic", torch.Generator().manual_seed(5), kernels="fused")
+    k0, k1 = draw_key(torch.Generator().manual_seed(5)).tolist()
+    buf = np.empty(TILE16, np.uint16)
+    r16 = []
+    for t in range(-(-n // TILE16)):
+        bits.fill_bits16(buf, t, k0, k1, 0)
+        r16.append(buf.astype(np.float32))
+    u = (torch.from_numpy(np.concatenate(r16)[:n]) * 2 + 1) * 2.0**-17  # threshold16, exact
+    y, _, up, restore = f.to_element(x)
+    u = f.layout(u.reshape(shape))[0]
+    delta, lo, hi = f.element._grid(y)
+    t = torch.clamp(y, lo, hi) / delta
+    fl = torch.floor(t)
+    expect = restore((fl + (u < t - fl).float()) * delta * up)
+    assert torch.equal(out.view(torch.int32), expect.reshape(shape).view(torch.int32))
