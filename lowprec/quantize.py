@@ -28,7 +28,7 @@ from torch import nn
 
 from lowprec.formats import BlockFloat, Format, ScaledFormat, parse_format
 from lowprec.kernels import resolve as resolve_kernels
-from lowprec.kernels.fused import has_fused, quantize_fused
+from lowprec.kernels.fused import SERIAL_MAX, has_fused, quantize_fused, quantize_small
 from lowprec.precision import ROUNDINGS
 
 __all__ = [
@@ -207,7 +207,7 @@ class _Plan:
     calls the same kernel with the same draws from the generator, so the results are those of
     :func:`quantize`, bit for bit."""
 
-    __slots__ = ("fmt", "fused", "kernels", "rounding", "stochastic")
+    __slots__ = ("cpu", "fmt", "fused", "kernels", "rounding", "stochastic")
 
     def __init__(self, fmt: Format, rounding: str, kernels: str, device: torch.device):
         self.fmt = fmt
@@ -221,11 +221,17 @@ class _Plan:
             and resolve_kernels(kernels, device) == "fused"
             and has_fused(fmt, device)
         )
+        self.cpu = torch.device(device).type == "cpu"  # the numba kernels
 
     def run(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """:func:`quantize` (x, fmt, rounding, generator, kernels)."""
         if not self.fused or x.numel() == 0 or not x.is_floating_point():
             return quantize(x, self.fmt, self.rounding, generator, self.kernels)
+        if self.cpu and x.numel() <= SERIAL_MAX and x.dtype == torch.float32 and x.is_contiguous():
+            if self.stochastic and (generator is None or generator.device.type != "cpu"):
+                check_generator(x, generator)  # raises (x is on the plan's device, the CPU)
+            # quantize_fused's kernel and key, without its per-call checks and conversions
+            return quantize_small(x, self.fmt, self.stochastic, generator)
         if self.stochastic:
             check_generator(x, generator)
         return quantize_fused(x, self.fmt, self.rounding, generator)

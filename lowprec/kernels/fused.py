@@ -10,9 +10,10 @@ Triton otherwise; Triton on CPU tensors needs TRITON_INTERPRET=1, which is how C
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "has_fused",
     "new_output",
     "quantize_fused",
+    "quantize_small",
     "scaled_params",
 ]
 
@@ -57,6 +59,11 @@ def _cpu_kernel(kernel, n: int):  # type: ignore[no-untyped-def]
     """The numba ``kernel`` (lowprec.kernels.numba), or its serial compilation (``.serial``,
     the same body) for small ``n`` or one thread."""
     return kernel.serial if n <= SERIAL_MAX or torch.get_num_threads() == 1 else kernel
+
+
+def _pick(kernel, serial: bool):  # type: ignore[no-untyped-def]
+    """The numba ``kernel``'s serial compilation (``.serial``) or the parallel one."""
+    return kernel.serial if serial else kernel
 
 
 def _in_tile(length: int, width: int) -> bool:
@@ -183,85 +190,141 @@ def _quantize_into(
 
 
 def _numba(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
+    k0, k1 = key.tolist()  # Python ints
+    xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
+    serial = xn.size <= SERIAL_MAX or torch.get_num_threads() == 1
+    _launch(fmt, xf.shape)(xn, on, (stochastic, k0, k1, QUANTIZE_STREAM), serial)
+
+
+def quantize_small(x: torch.Tensor, fmt: Format, stochastic: bool, generator) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """quantize_fused(x, fmt) on the numba backend for a float32 contiguous CPU tensor of at
+    most SERIAL_MAX values (a batch of activations, a layer's errors): the same kernel and key,
+    with only the per-call work (the key, the arrays, the new output; :func:`_launch` holds
+    what depends on the format and shape), which costs as much as such a tensor's kernel."""
+    k0, k1 = draw_key(generator).tolist() if stochastic else (0, 0)
+    on = np.empty(tuple(x.shape), np.float32)
+    run = _launch(fmt, x.shape)
+    run(x.detach().numpy().reshape(-1), on.reshape(-1), (stochastic, k0, k1, QUANTIZE_STREAM), True)
+    return torch.from_numpy(on)
+
+
+@functools.lru_cache(maxsize=512)
+def _launch(fmt: Format, shape: torch.Size) -> Callable[..., None]:
+    """run(xn, on, draw, serial): on = Q(xn) by the numba kernels (flat float32 arrays of a
+    contiguous tensor of ``shape``; ``serial``: the kernels' ``.serial`` compilations, else the
+    parallel ones). The format's constants, its block layout and the kernels are decided here
+    once per format and shape: the Python work of a call is then its arrays and the key."""
     from lowprec.kernels.numba import quantize as kq
 
-    k0, k1 = (int(k) for k in key.tolist())
-    xn, on = xf.numpy().reshape(-1), out.numpy().reshape(-1)
-    draw = (stochastic, k0, k1, QUANTIZE_STREAM)
     if isinstance(fmt, ScaledFormat):
-        _numba_scaled(xf, xn, on, fmt, draw)
-        return
+        return _scaled_launch(fmt, shape)
     kind, f = format_params(fmt)
-    if kind == FIXED:
-        _cpu_kernel(kq.quantize_fixed, xn.size)(xn, on, f, draw)
-    elif kind == FLOAT:
-        _cpu_kernel(kq.quantize_float, xn.size)(xn, on, f, draw)
-    elif kind == BLOCK:
-        rows, length, width = block_layout(fmt, xf.shape)
-        width = min(width, length)  # a run longer than the row is the row (the same blocks)
-        in_tile = _in_tile(length, width)
-        # blocks of one element: the kernel takes each maximum from |x| itself
-        pre = width > 1 and not in_tile
-        maxbits = _numba_maxbits(xn, rows, length, width) if pre else _NO_BITS
-        layout = (length, width, in_tile)
-        _cpu_kernel(kq.quantize_block, xn.size)(xn, on, maxbits, layout, f, draw)
-    else:
+    if kind in (FIXED, FLOAT):
+        kernel = kq.quantize_fixed if kind == FIXED else kq.quantize_float
+
+        def run_elementwise(xn, on, draw, serial):  # type: ignore[no-untyped-def]
+            _pick(kernel, serial)(xn, on, f, draw)
+
+        return run_elementwise
+    if kind != BLOCK:
         raise ValueError(f"no fused kernel for format {fmt}")
+    rows, length, width = block_layout(fmt, shape)  # type: ignore[arg-type]
+    width = min(width, length)  # a run longer than the row is the row (the same blocks)
+    in_tile = _in_tile(length, width)
+    # blocks of one element: the kernel takes each maximum from |x| itself
+    pre = width > 1 and not in_tile
+    layout = (length, width, in_tile)
+
+    maxima = _maxima(rows, length, width) if pre else None
+
+    def run_block(xn, on, draw, serial):  # type: ignore[no-untyped-def]
+        maxbits = maxima(xn, serial) if maxima is not None else _NO_BITS
+        _pick(kq.quantize_block, serial)(xn, on, maxbits, layout, f, draw)
+
+    return run_block
 
 
-def _numba_maxbits(xn: np.ndarray, rows: int, length: int, width: int) -> np.ndarray:
-    """The bit pattern of each block's max|x| (rows of ``length`` in runs of ``width``): by
-    whole runs when the runs tile the rows (short vectorized loops), else run by run."""
+def _maxima(rows: int, length: int, width: int) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """maxima(xn, serial): :func:`_numba_maxbits` of a layout, the serial case's kernel and
+    arguments chosen once (a small tensor's maxima cost less than choosing them)."""
     from lowprec.kernels.numba import blocks as kb
 
     nblocks = rows * -(-length // width)
-    threads = torch.get_num_threads()
-    if threads > 1 and nblocks < 4 * threads and width >= 2 * MAX_CHUNK:
+    if length % width == 0:
+        kernel, arg = kb.block_maxbits_regular.serial, width
+    else:
+        kernel, arg = kb.block_maxbits.serial, (rows, length, width)
+
+    def maxima(xn: np.ndarray, serial: bool) -> np.ndarray:
+        if not serial:
+            return _numba_maxbits(xn, rows, length, width, serial)
+        maxbits = np.empty(nblocks, np.int32)
+        kernel(xn, arg, maxbits)
+        return maxbits
+
+    return maxima
+
+
+def _numba_maxbits(xn: np.ndarray, rows: int, length: int, width: int, serial: bool) -> np.ndarray:
+    """The bit pattern of each block's max|x| (rows of ``length`` in runs of ``width``): by
+    whole runs when the runs tile the rows (short vectorized loops), else run by run;
+    ``serial``: on the calling thread."""
+    from lowprec.kernels.numba import blocks as kb
+
+    nblocks = rows * -(-length // width)
+    if not serial and nblocks < 4 * torch.get_num_threads() and width >= 2 * MAX_CHUNK:
         # few long blocks: a parallel max over chunks of each, then the max of its chunks
         cpb = -(-width // MAX_CHUNK)
         partial = np.empty(nblocks * cpb, np.int32)
         layout = (rows, length, width)
-        _cpu_kernel(kb.block_maxbits_chunked, xn.size)(xn, layout, MAX_CHUNK, partial)
+        kb.block_maxbits_chunked(xn, layout, MAX_CHUNK, partial)
         return partial.reshape(nblocks, cpb).max(axis=1)
     maxbits = np.empty(nblocks, np.int32)
     if length % width == 0:
         # whole runs (rows of whole blocks, one block per row, or one per element): a short
         # loop per block, no slice and call per block
-        _cpu_kernel(kb.block_maxbits_regular, xn.size)(xn, width, maxbits)
+        _pick(kb.block_maxbits_regular, serial)(xn, width, maxbits)
     else:
-        _cpu_kernel(kb.block_maxbits, xn.size)(xn, (rows, length, width), maxbits)
+        _pick(kb.block_maxbits, serial)(xn, (rows, length, width), maxbits)
     return maxbits
 
 
-def _numba_scaled(xf, xn, on, fmt: ScaledFormat, draw: tuple) -> None:  # type: ignore[no-untyped-def]
-    """The scaled rounding, after the block maxima where a tile cannot take them itself (the
-    per-tensor scale of nvfp4<t> from the largest block maximum: float32 operations as the
-    eager code's)."""
+def _scaled_launch(fmt: ScaledFormat, shape: torch.Size) -> Callable[..., None]:
+    """:func:`_launch` of a scaled format: the scaled rounding, after the block maxima where a
+    tile cannot take them itself (the per-tensor scale of nvfp4<t> from the largest block
+    maximum: float32 operations as the eager code's)."""
     from lowprec.kernels.numba import scaled as ks
 
     params = scaled_params(fmt)
     if params is None:
         raise ValueError(f"no fused kernel for format {fmt}")
-    f, g = params
-    rows, length, width = block_layout(fmt, xf.shape)
+    f, g0 = params
+    rows, length, width = block_layout(fmt, shape)
     width = min(width, length)  # a run longer than the row is the row (the same blocks)
     per_tensor = isinstance(fmt, NVFP4) and fmt.per_tensor
     in_tile = _in_tile(length, width) and not per_tensor
     # blocks of one element: the kernel takes each scale from |x| itself (no maxima, no scales
     # arrays of the tensor's size before the tiles)
     blocks = (width > 1 and not in_tile) or per_tensor
-    maxbits = _numba_maxbits(xn, rows, length, width) if blocks else _NO_BITS
-    if per_tensor:
-        amax = maxbits.max().view(np.float32)
-        t = np.float32(amax) / np.float32(448.0 * 6.0)
-        t = np.float32(1.0) if t == 0 else t
-        g = (g[0], float(t), float(np.float32(1.0) / t), 0.0)
-    binto = np.empty(maxbits.size, np.float32)
-    bup = np.empty(maxbits.size, np.float32)
-    if width > 1 and blocks:
-        _cpu_kernel(ks.block_scales, maxbits.size)(maxbits, g, binto, bup)
     layout = (length, width, in_tile)
-    _cpu_kernel(ks.quantize_scaled, xn.size)(xn, on, (binto, bup), layout, f, g, draw)
+    maxima = _maxima(rows, length, width) if blocks else None
+
+    def run_scaled(xn, on, draw, serial):  # type: ignore[no-untyped-def]
+        g = g0
+        maxbits = maxima(xn, serial) if maxima is not None else _NO_BITS
+        if per_tensor:
+            amax = maxbits.max().view(np.float32)
+            t = np.float32(amax) / np.float32(448.0 * 6.0)
+            t = np.float32(1.0) if t == 0 else t
+            g = (g[0], float(t), float(np.float32(1.0) / t), 0.0)
+        binto = np.empty(maxbits.size, np.float32)
+        bup = np.empty(maxbits.size, np.float32)
+        if width > 1 and blocks:
+            few = serial or maxbits.size <= SERIAL_MAX
+            _pick(ks.block_scales, few)(maxbits, g, binto, bup)
+        _pick(ks.quantize_scaled, serial)(xn, on, (binto, bup), layout, f, g, draw)
+
+    return run_scaled
 
 
 def _triton(xf: torch.Tensor, out: torch.Tensor, fmt: Format, stochastic: bool, key) -> None:
