@@ -45,6 +45,7 @@ __all__ = [
     "clamp",
     "element_round",
     "element_units",
+    "element_value",
     "float_delta",
     "grid_of",
     "group_scale",
@@ -52,8 +53,10 @@ __all__ = [
     "quantize_value",
     "round_nearest",
     "round_stochastic",
+    "vc_element",
     "vc_lattice",
     "vc_reach",
+    "vc_units",
     "vc_value",
 ]
 
@@ -102,7 +105,8 @@ def _up_or_down(y, delta, r):  # type: ignore[no-untyped-def]
 @njit(**INLINE)
 def element_units(x, emin, emax, man):  # type: ignore[no-untyped-def]
     """(Δ, 1/Δ) of x on a float element's grid (float_delta) whose Δ >= 2^-126 (the OCP
-    elements and integers: lowprec.kernels.encoding.scaled_params checks): 1/Δ is then a
+    elements and integers: lowprec.kernels.encoding.scaled_params checks; the scaled formats'
+    elements the steps take are OCP elements): 1/Δ is then a
     float32 power of two, and y·(1/Δ) is y/Δ bit for bit (both round the same real number),
     without a division per element."""
     k = _exponent(x, emin, emax) - man
@@ -110,14 +114,22 @@ def element_units(x, emin, emax, man):  # type: ignore[no-untyped-def]
 
 
 @njit(**INLINE)
-def element_round(y, emin, emax, man, maxv, r, stochastic):  # type: ignore[no-untyped-def]
-    """round_stochastic (r a 16-bit draw) or round_nearest of y on a float element's grid
-    (element_units), range ±maxv: the same operations with y·(1/Δ) for y/Δ."""
+def element_value(y, emin, emax, man, maxv, u, stochastic):  # type: ignore[no-untyped-def]
+    """Q of y on a float element's grid (element_units), range ±maxv, t = clamp(y)·(1/Δ):
+    nearest rint(t)·Δ, or stochastic (floor(t) + [u < t - floor(t)])·Δ for a threshold u;
+    the operations of round_nearest and round_stochastic with y·(1/Δ) for y/Δ."""
     delta, inv = element_units(y, emin, emax, man)
-    u = clamp(y, -maxv, maxv) * inv
+    t = clamp(y, -maxv, maxv) * inv
     if stochastic:
-        return _up_or_down(u, delta, r)
-    return np.rint(u) * delta
+        fl = np.floor(t)
+        return (fl + _F(u < t - fl)) * delta  # a 0/1 value, no branch
+    return np.rint(t) * delta
+
+
+@njit(**INLINE)
+def element_round(y, emin, emax, man, maxv, r, stochastic):  # type: ignore[no-untyped-def]
+    """element_value of y with the threshold u = threshold16(r) of a 16-bit draw r."""
+    return element_value(y, emin, emax, man, maxv, threshold16(r), stochastic)
 
 
 @njit(**INLINE)
@@ -131,8 +143,14 @@ def vc_lattice(mu, v, delta, lo, hi, z, u_small, u_cat):  # type: ignore[no-unty
     (0, 1)); returned as clamp((q + Cat)·Δ, lo, hi). Both branches are computed and one is
     selected (no data-dependent branch: loops over it vectorize); ``z`` matters only when
     w > v0, ``u_small`` only when w <= v0."""
-    m = clamp(mu, lo, hi) / delta
-    w = v / delta / delta
+    q = vc_units(clamp(mu, lo, hi) / delta, v / delta / delta, z, u_small, u_cat)
+    return clamp(q * delta, lo, hi)
+
+
+@njit(**INLINE)
+def vc_units(m, w, z, u_small, u_cat):  # type: ignore[no-untyped-def]
+    """q + Cat of vc_lattice for μ and v in units of Δ (m = μ/Δ, w = v/Δ²): the lattice point
+    the draw lands on, in units of Δ, before the range clamp."""
     big = w > _QUARTER
     d = w - _QUARTER
     x = m + np.sqrt(d if d > _ZERO else _ZERO) * z
@@ -145,7 +163,7 @@ def vc_lattice(mu, v, delta, lo, hi, z, u_small, u_cat):  # type: ignore[no-unty
     second = _QUARTER + a1 * a1 if big else clamp(w - frac * (_ONE - frac), _ZERO, _ONE)
     u2 = _TWO * u_cat
     cat = (_ONE if u2 < second + a else _ZERO) - (_ONE if u2 >= _TWO - (second - a) else _ZERO)
-    return clamp((q + cat) * delta, lo, hi)
+    return q + cat
 
 
 @njit(**INLINE)
@@ -262,23 +280,19 @@ def group_scale(kind, f, maxbits):  # type: ignore[no-untyped-def]
 @njit(**INLINE)
 def grid_of(kind, f, x, gd):  # type: ignore[no-untyped-def]
     """(Δ, lo, hi) of element x: fixed f's constants; block the group's Δ (range
-    ±max_units·Δ); mx the element's binade of x/X, times X (powers of two: exact), range
-    ±max_value·X; float x's binade (range ±max_value)."""
+    ±max_units·Δ); float x's binade (range ±max_value). The scaled kinds (mx, int, nvfp4)
+    round in their element's units (element_value)."""
     if kind == FIXED:
         return _F(f[0]), _F(f[1]), _F(f[2])
     if kind == BLOCK:
         hi = gd * _F(f[1])
         return gd, -hi, hi
-    if kind == MX:
-        hi = gd * _F(f[3])
-        d = float_delta(x * (_ONE / gd), int(f[0]), int(f[1]), int(f[2])) * gd
-        return d, -hi, hi
     return float_delta(x, int(f[0]), int(f[1]), int(f[2])), _F(-f[3]), _F(f[3])
 
 
 @njit(**INLINE)
 def _on_grid(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
-    """Q_F(x) for the kinds with a grid of their own (fixed, block, float, mx): u a threshold."""
+    """Q_F(x) for the kinds with a grid of their own (fixed, block, float): u a threshold."""
     d, lo, hi = grid_of(kind, f, x, gd)
     y = clamp(x, lo, hi) / d
     if stochastic:
@@ -299,33 +313,49 @@ def _into(kind, x, gd):  # type: ignore[no-untyped-def]
 @njit(**INLINE)
 def quantize_value(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
     """Q_F(x): clamp, then nearest (ties to even) or [u < y - floor(y)] in units y = x/Δ;
-    int and NVFP4 in the element's units (y = x/s or x·(1/S) on its grid), times the scale."""
+    mx, int and NVFP4 in the element's units (x·(1/X), x/s, x·(1/S): element_value), times
+    the scale."""
     if kind == FP32:
         return x
-    if kind >= INT:
-        return _on_grid(FLOAT, f, _into(kind, x, gd), _ZERO, u, stochastic) * gd
+    if kind >= MX:
+        emin, emax, man, maxv = _element(f)
+        return element_value(_into(kind, x, gd), emin, emax, man, maxv, u, stochastic) * gd
     return _on_grid(kind, f, x, gd, u, stochastic)
+
+
+@njit(**INLINE)
+def _element(f):  # type: ignore[no-untyped-def]
+    """(emin, emax, man, max_value) of a scaled kind's element from its constants f."""
+    return int(f[0]), int(f[1]), int(f[2]), _F(f[3])
 
 
 @njit(**INLINE)
 def vc_value(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
     """Q_vc(μ, var) of one value, Δ of the reach |μ| + 4·sd (vc_lattice); fp32 μ + sd·ξ;
-    int and NVFP4 in the element's units (μ·into, var·into²), times the scale; float and mx
-    results that left Δ's binade rounded stochastically onto their grid with ``u_round``."""
+    mx, int and NVFP4 in the element's units (μ·into, var·into², vc_element), times the scale;
+    float results that left Δ's binade rounded stochastically onto their grid with
+    ``u_round``."""
     if kind == FP32:
         return mu + sd * xi
-    if kind >= INT:
+    if kind >= MX:
         one = _into(kind, _ONE, gd)
         m_e, r_e = _into(kind, mu, gd), _into(kind, reach, gd)
-        return _vc_grid(FLOAT, f, m_e, _F(var) * one * one, r_e, _ZERO, xi, u_cat, u_round) * gd
-    return _vc_grid(kind, f, mu, var, reach, gd, xi, u_cat, u_round)
+        emin, emax, man, maxv = _element(f)
+        v_e = _F(var) * one * one
+        return vc_element(m_e, v_e, r_e, emin, emax, man, maxv, xi, u_cat, u_round) * gd
+    d, lo, hi = grid_of(kind, f, reach, gd)
+    out = vc_lattice(mu, _F(var), d, lo, hi, xi, u_round, u_cat)
+    if kind == FLOAT:  # left Δ's binade: stochastic rounding (mean kept)
+        return _on_grid(FLOAT, f, out, gd, u_round, True)
+    return out
 
 
 @njit(**INLINE)
-def _vc_grid(kind, f, mu, var, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
-    """Q_vc for the kinds with a grid of their own (fixed, block, float, mx)."""
-    d, lo, hi = grid_of(kind, f, reach, gd)
-    out = vc_lattice(mu, _F(var), d, lo, hi, xi, u_round, u_cat)
-    if kind in (FLOAT, MX):  # left Δ's binade: stochastic rounding (mean kept)
-        return _on_grid(kind, f, out, gd, u_round, True)
-    return out
+def vc_element(m, v, reach, emin, emax, man, maxv, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
+    """Q_vc(m, v) on a float element's grid (vc_lattice, range ±maxv) with Δ of the reach, then
+    the result stochastically onto the grid of its own binade (element_value, ``u_round``):
+    in units of Δ by y·(1/Δ) (element_units), the same numbers as y/Δ without a division."""
+    delta, inv = element_units(reach, emin, emax, man)
+    q = vc_units(clamp(m, -maxv, maxv) * inv, v * inv * inv, xi, u_round, u_cat)
+    out = clamp(q * delta, -maxv, maxv)
+    return element_value(out, emin, emax, man, maxv, u_round, True)
