@@ -72,8 +72,9 @@ def block_maxbits_regular(x, width, maxbits):  # type: ignore[no-untyped-def]
 def regular_max(x, o, width):  # type: ignore[no-untyped-def]
     """The bit pattern of max|x| over x[o : o + width] (by offset: no slice per block)."""
     acc = np.int32(0)
-    for k in range(width):
-        a = absbits(x[o + k])
+    u = np.uint64(o)  # unsigned: no wraparound check per access
+    for k in range(np.uint64(width)):
+        a = absbits(x[u + k])
         acc = max(acc, a)  # the builtin: LLVM vectorizes it (the select form: 2x slower)
     return acc
 
