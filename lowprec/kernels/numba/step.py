@@ -137,6 +137,21 @@ def _sgld_mean(th, gr, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # 
     return x
 
 
+@njit(**INLINE)
+def _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb):  # type: ignore[no-untyped-def]
+    """tv[j] ← _sgld_mean of the run (its U_G and ξ_θ draws at scratch offsets u8, u4); returns
+    the running max of |x| + sd4 from ``mb``. ``coef`` = (lr, wd, sd, noisy, sd4)."""
+    lr32, wd32, sd, noisy, sd4 = coef
+    for j in range(_U(tv.shape[0])):
+        x = _sgld_mean(
+            tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy, us[U_G, u8 + j],
+            ns[X_T, u4 + j],
+        )  # fmt: skip
+        tv[j] = x
+        mb = _maxabs(mb, abs(x) + sd4)
+    return mb
+
+
 @njit(**OPTS)  # not inlined: compiled once for its call sites
 def _round_theta(theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, dw, stochastic):  # type: ignore[no-untyped-def]
     """The accumulator's rounding of θ[c:c+m] (:func:`_draw`; Δ_W of the group ``dw``): into θ̂
@@ -232,13 +247,15 @@ def sgld_step(bufs, tasks, formats, rule, coef, key):  # type: ignore[no-untyped
                         tv[j] = x
                         hv[j] = x
                     continue
-                for j in range(_U(m)):
-                    x = _sgld_mean(
-                        tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy,
-                        us[U_G, u8 + j], ns[X_T, u4 + j],
-                    )  # fmt: skip
-                    tv[j] = x
-                    mb = _maxabs(mb, abs(x) + sd4)
+                # the loop once per kind of G among the steps' common ones, the kind a constant
+                # in each: a run-time kind computes every kind's rounding per element
+                coef = (lr32, wd32, sd, noisy, sd4)
+                if kg == BLOCK:
+                    mb = _mean_run(tv, gv, us, ns, u8, u4, BLOCK, f_g, gd, stochastic, coef, mb)
+                elif kg == MX:
+                    mb = _mean_run(tv, gv, us, ns, u8, u4, MX, f_g, gd, stochastic, coef, mb)
+                else:
+                    mb = _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb)
                 if not _grouped(kw):  # no group maximum: round the run, its draws at hand
                     _round_theta(
                         theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, _ZERO,
