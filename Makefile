@@ -28,14 +28,12 @@ system-deps:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }; \
 	else echo "system-deps: not root or no apt-get; skipping (browser, Fashion-MNIST and PostgreSQL tests will skip)"; fi
 
-# Three pytest-xdist workers on two cores (WORKERS=1: the suite in one process): much of the
-# suite waits (Ray and MLflow starting, trials sleeping, servers), which a third worker fills;
-# every wait in the tests is on an event, bounded for a loaded machine. A test file runs whole on
-# one worker (--dist loadfile): its module-scoped fixtures (a Ray started in the test process, a
+# Two pytest-xdist workers (WORKERS=1: the suite in one process). A test file runs whole on one
+# worker (--dist loadfile): its module-scoped fixtures (a Ray started in the test process, a
 # cluster, a real sweep, a server) are set up once; each worker starts its own local Rays.
 # (--dist loadgroup would group finer, but pytest-xdist 3.8 tags a group by rewriting
 # item._nodeid, which pytest 9.2 no longer reads: every test went to any worker.)
-WORKERS ?= 3
+WORKERS ?= 2
 XDIST    = $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadfile,)
 
 # The simulated clusters (marker `alone`) run after the parallel part, on a machine they have
