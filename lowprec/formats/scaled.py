@@ -252,17 +252,24 @@ class NVFP4(ScaledFormat):
     def tensor_amax(self, x: torch.Tensor) -> torch.Tensor | None:
         return x.abs().amax() if self.per_tensor else None
 
+    @staticmethod
+    def tensor_scale(tensor_amax: torch.Tensor) -> torch.Tensor:
+        """T = amax_tensor/(448·6) in float32, 1 where that is 0 (element-wise: the fused
+        steps make the T of many tensors at once, on the tensors' device, with these same
+        operations)."""
+        import torch
+
+        t = tensor_amax.to(torch.float32) / (448.0 * 6.0)
+        return torch.where(t == 0, torch.ones_like(t), t)
+
     def scales(
         self, amax: torch.Tensor, tensor_amax: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        import torch
-
         block_scale = amax / 6.0
         if tensor_amax is None:
             s = _e4m3_nearest(block_scale.clamp(2.0**-6, 448.0))
             return 1.0 / s, s
-        t = tensor_amax.to(torch.float32) / (448.0 * 6.0)
-        t = torch.where(t == 0, torch.ones_like(t), t)
+        t = self.tensor_scale(tensor_amax)
         s = _e4m3_nearest((block_scale / t).clamp(2.0**-6, 448.0))
         return (1.0 / t) / s, t * s
 

@@ -14,6 +14,9 @@ constants, ``format_params(fmt) = (kind, (c0, c1, c2, c3))`` (ALGORITHMS.md §2 
     INT    5  the element's FLOAT constants    scale amax/(2^(B-1) - 1) per group (steps)
     NVFP4  6  the element's FLOAT constants    an E4M3 scale per group, no per-tensor scale
                                                (steps)
+    NVFP4T 7  the element's FLOAT constants    an E4M3 scale per group against the float32
+                                               scale T of the group's tensor (steps: T per
+                                               group in the step's scales array)
 
 The quantizers take a scaled format as ``scaled_params(fmt) = (element, scale)``: the element's
 FLOAT constants and (rule, a, b, 0) with the scale rule SCALE_MX (a = the element's emax),
@@ -21,6 +24,10 @@ SCALE_NVFP4 (a = the per-tensor scale T, 0 for none; b = 1/T, filled in per call
 SCALE_INT (a = 2^(B-1) - 1). Triton takes the constants as three floats and three integers
 (:func:`triton_format_args`). Accumulators (ALGORITHMS.md §5) are FULL, LOW, VC, the codes of
 ``lowprec.precision.ACCUMULATOR_CODES`` (which stays torch-free for the command line).
+
+The steps' per-group scales (a float64 [groups, SCALES] array, lowprec/kernels/numba/step.py):
+columns S_OLD, S_NEW, VAR_NEW (momentum rescaling: the old scale S, the new S', Var_v/S'²)
+and T_G, T_W, T_M (the per-tensor scale T of an nvfp4<t> G, W or M, 0 for other formats).
 
 Every kernel module and launcher reads these codes from here; nothing else spells them.
 """
@@ -53,9 +60,17 @@ __all__ = [
     "LOW",
     "MX",
     "NVFP4",
+    "NVFP4T",
+    "SCALES",
     "SCALE_INT",
     "SCALE_MX",
     "SCALE_NVFP4",
+    "S_NEW",
+    "S_OLD",
+    "T_G",
+    "T_M",
+    "T_W",
+    "VAR_NEW",
     "VC",
     "Consts",
     "element_params",
@@ -66,11 +81,14 @@ __all__ = [
 ]
 
 #: format kinds (module docstring)
-FP32, FIXED, BLOCK, FLOAT, MX, INT, NVFP4 = 0, 1, 2, 3, 4, 5, 6
+FP32, FIXED, BLOCK, FLOAT, MX, INT, NVFP4, NVFP4T = 0, 1, 2, 3, 4, 5, 6, 7
 #: the quantizers' scale rules of scaled formats
 SCALE_MX, SCALE_NVFP4, SCALE_INT = 1, 2, 3
 #: accumulators
 FULL, LOW, VC = ACCUMULATOR_CODES["full"], ACCUMULATOR_CODES["low"], ACCUMULATOR_CODES["vc"]
+#: the columns of the steps' per-group scales (module docstring), and their number
+S_OLD, S_NEW, VAR_NEW, T_G, T_W, T_M = 0, 1, 2, 3, 4, 5
+SCALES = 6
 
 #: a kind's four constants, float64 (one numba signature for every format)
 Consts = tuple[float, float, float, float]
@@ -78,7 +96,8 @@ _NONE: Consts = (0.0, 0.0, 0.0, 0.0)
 
 
 def grouped(kind: int) -> bool:
-    """Whether a kind's grid needs its exponent group's maximum: block, mx, int, nvfp4."""
+    """Whether a kind's grid needs its exponent group's maximum: block, mx, int, nvfp4 (one-
+    and two-level)."""
     return kind == BLOCK or kind >= MX
 
 
@@ -101,8 +120,9 @@ def format_params(fmt: Format) -> tuple[int, Consts]:
         return MX, element_params(fmt.element)
     if isinstance(fmt, ScaledInt):  # scales per group, not powers of 2
         return INT, element_params(fmt.element)
-    if isinstance(fmt, formats.NVFP4) and not fmt.per_tensor:
-        return NVFP4, element_params(fmt.element)
+    if isinstance(fmt, formats.NVFP4):
+        # nvfp4<t>: the per-tensor scale T is the step's to make (from the tensor's values)
+        return (NVFP4T if fmt.per_tensor else NVFP4), element_params(fmt.element)
     raise ValueError(f"no fused kernel for format {fmt}")
 
 

@@ -9,7 +9,11 @@ it, as it is after the first step unless the caller sets ``.grad = None``).
 
 Each step draws one 64-bit key from the trial's generator and launches one kernel
 (:mod:`lowprec.kernels.numba.step` with numba on CPU, :mod:`lowprec.kernels.triton.step` on CUDA)
-that runs the rule's equation with the coefficients of :meth:`Sampler.coefficients`.
+that runs the rule's equation with the coefficients of :meth:`Sampler.coefficients`; or a few
+launches, each some of the step's passes, where a scale needs a maximum over a whole tensor of
+a value the step computes: momentum rescaling's S' (ALGORITHMS.md §6), and the per-tensor
+scale T of an ``nvfp4<t>`` W or M (§11), which the host makes between the launches from the
+groups' maxima. An ``nvfp4<t>`` G's T comes from the gradient before the launch.
 """
 
 from __future__ import annotations
@@ -21,8 +25,19 @@ import numpy as np
 import torch
 
 from lowprec.flat import FlatLayout, block_structure
-from lowprec.formats import BlockFloat, FixedPoint, Format
-from lowprec.kernels.encoding import ACCUMULATOR_CODES, format_params
+from lowprec.formats import NVFP4, BlockFloat, FixedPoint, Format
+from lowprec.kernels.encoding import (
+    ACCUMULATOR_CODES,
+    NVFP4T,
+    S_NEW,
+    S_OLD,
+    SCALES,
+    T_G,
+    T_M,
+    T_W,
+    VAR_NEW,
+    format_params,
+)
 from lowprec.kernels.fused import has_fused
 from lowprec.kernels.rng import draw_key
 
@@ -42,6 +57,16 @@ def _formats(sampler: Any) -> list[Format]:
     if _rule(sampler) == "sghmc":
         fmts.append(sampler.momentum_format)
     return fmts
+
+
+def _passes(cuts: set[int], last: int) -> list[tuple[int, int]]:
+    """The launches (first pass, last pass) of a step of passes 1..``last`` cut after each
+    pass in ``cuts``."""
+    out, first = [], 1
+    for cut in sorted(cuts):
+        out.append((first, cut))
+        first = cut + 1
+    return [*out, (first, last)]
 
 
 def _backend(device: torch.device) -> str | None:
@@ -124,22 +149,43 @@ class FusedExecutor:
         self.parallel = len(self.layout.task_start) > 2 and n >= PARALLEL_MIN
         self.stochastic = sampler.rounding == "stochastic"
         #: momentum rescaling (ALGORITHMS.md §6): only fixed-point momentum formats rescale
+        ngroups = self.layout.group_start.size
         self.rescale = (
             self.rule == "sghmc"
             and bool(sampler.momentum_rescale)
             and isinstance(sampler.momentum_format, FixedPoint)
-            and self.layout.group_start.size > 0
+            and ngroups > 0
         )
+        #: the scale columns of the nvfp4<t> formats among G, W, M (a per-tensor T each)
+        columns = (T_G, T_W, T_M)[: len(self.formats)]
+        self._per_tensor = {
+            col for col, (kind, _) in zip(columns, self.formats, strict=True) if kind == NVFP4T
+        }
+        if ngroups == 0:  # no values: nothing to scale
+            self._per_tensor = set()
+        #: the step's last pass, and the passes after which a launch ends for a tensor-wide
+        #: maximum: the momentum's (rescaling's S', an nvfp4<t> M's T) after pass 1, W's T
+        #: after the pass that computes θ (1 for SGLD, 2 for SGHMC)
+        self._last = 3 if self.rule == "sghmc" else 2
+        self._w_cut = self._last - 1
+        cuts = {self._w_cut} if T_W in self._per_tensor else set()
+        if self.rescale or T_M in self._per_tensor:
+            cuts.add(1)
+        self._calls = _passes(cuts, self._last)
         if self.rescale:
             top = float(sampler.momentum_format.max_value)
             self._top = top if math.isfinite(top) and top > 0 else None
-            self._scale = np.ones((self.layout.group_start.size, 3), dtype=np.float64)
-            self._gmax = np.zeros(self.layout.group_start.size, dtype=np.int32)
+        if self.rescale or self._per_tensor:
+            self._scale = np.ones((ngroups, SCALES), dtype=np.float64)
+            self._scale[:, T_G:] = 0.0  # no per-tensor scale unless an nvfp4<t> format's
+            self._gmax = np.zeros(ngroups, dtype=np.int32)
             owners = self.layout.group_tensor
             self._tensor_first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
             self._tensors = owners[self._tensor_first]
+            sizes = [n for n in self.layout.sizes if n]
+            self._lengths = torch.tensor(sizes, dtype=torch.int64, device=self.device)
         else:  # placeholders the kernel does not read
-            self._scale = np.ones((1, 3), dtype=np.float64)
+            self._scale = np.ones((1, SCALES), dtype=np.float64)
             self._gmax = np.zeros(1, dtype=np.int32)
         if self.device.type == "cpu":
             self._np = {
@@ -214,31 +260,66 @@ class FusedExecutor:
             step = k.sgld_step if parallel else k.sgld_step.serial
             bufs = (a["theta"], a["hat"], a["grad"])
             c = (float(coef.lr), float(coef.weight_decay), float(coef.var))
-            step(bufs, tasks, formats, rule, c, key_words)
+
+            def run(first: int, last: int) -> np.ndarray:
+                split = (first, last, self._scale, self._gmax)
+                step(bufs, tasks, formats, rule, c, key_words, split)
+                return self._gmax
+
         else:
             c = np.asarray(coef, dtype=np.float64)
             step = k.sghmc_step if parallel else k.sghmc_step.serial
             bufs = (a["theta"], a["hat"], a["mom"], a["grad"])
 
-            def run(phase: int) -> None:
-                step(bufs, tasks, formats, rule, c, key_words, (phase, self._scale, self._gmax))
+            def run(first: int, last: int) -> np.ndarray:
+                split = (first, last, self.rescale, self._scale, self._gmax)
+                step(bufs, tasks, formats, rule, c, key_words, split)
+                return self._gmax
 
-            if not self.rescale:
-                run(0)
-                return
-            self._scale[:, 0] = np.asarray(self.sampler.momentum_scale)[self.layout.group_tensor]
-            run(1)
-            scales = self._new_scales(self._gmax)
-            self._scale[:, 1] = scales[self.layout.group_tensor]
-            self._scale[:, 2] = float(coef.var_v) / self._scale[:, 1] ** 2
-            run(2)
+        self._run_passes(run, coef)
+
+    def _run_passes(self, run: Any, coef: Any) -> None:
+        """The step's launches (``run(first, last)`` returns the groups' maxima as int32 bit
+        patterns), the per-tensor scales made between them: T of an nvfp4<t> G before the
+        first; after pass 1 momentum rescaling's S' (and Var_v/S'²) and an nvfp4<t> M's T;
+        after the pass that computes θ an nvfp4<t> W's T."""
+        owners = self.layout.group_tensor
+        if T_G in self._per_tensor:
+            peaks = torch.segment_reduce(self.grad.abs(), "max", lengths=self._lengths)
+            self._scale[:, T_G] = self._tensor_scales(peaks)
+        if self.rescale:
+            self._scale[:, S_OLD] = np.asarray(self.sampler.momentum_scale)[owners]
+        scales = None
+        for first, last in self._calls:
+            gmax = run(first, last)
+            if last == self._last:
+                break
+            peaks = np.maximum.reduceat(gmax, self._tensor_first).view(np.float32)
+            if last == 1 and self.rescale:
+                scales = self._new_scales(peaks)
+                self._scale[:, S_NEW] = scales[owners]
+                self._scale[:, VAR_NEW] = float(coef.var_v) / self._scale[:, S_NEW] ** 2
+            if last == 1 and T_M in self._per_tensor:
+                self._scale[:, T_M] = self._tensor_scales(torch.from_numpy(peaks))
+            if last == self._w_cut and T_W in self._per_tensor:
+                self._scale[:, T_W] = self._tensor_scales(torch.from_numpy(peaks))
+        if scales is not None:
             self.sampler.momentum_scale = scales.tolist()
 
-    def _new_scales(self, gmax: np.ndarray) -> np.ndarray:
-        """S' per tensor from the bit patterns of its groups' max|x| (lowprec.samplers.
-        accumulators.rescale_factor): max|x| / (largest value of Q_M); 1 where that max is 0
-        or not finite. Tensors without values keep S = 1."""
-        peak = np.maximum.reduceat(gmax, self._tensor_first).view(np.float32).astype(np.float64)
+    def _tensor_scales(self, peaks: torch.Tensor) -> np.ndarray:
+        """T per group from the max|value| of each tensor with values (float32, in the
+        layout's order): NVFP4.tensor_scale on the parameters' device (the eager format's
+        float32 operations, where they run)."""
+        t = NVFP4.tensor_scale(peaks.to(self.device)).cpu().numpy()
+        out = np.zeros(len(self.layout.sizes), dtype=np.float64)
+        out[self._tensors] = t
+        return out[self.layout.group_tensor]
+
+    def _new_scales(self, peak: np.ndarray) -> np.ndarray:
+        """S' per tensor from the max|x| of each tensor with values (float32, the layout's
+        order; lowprec.samplers.accumulators.rescale_factor): max|x| / (largest value of Q_M);
+        1 where that max is 0 or not finite. Tensors without values keep S = 1."""
+        peak = peak.astype(np.float64)
         out = np.ones(len(self.layout.sizes), dtype=np.float64)
         if self._top is None:
             return out
@@ -250,26 +331,29 @@ class FusedExecutor:
         from lowprec.kernels.triton import step as t
 
         gstart, glen = self._cuda_groups
-        if self.rule == "sgld":
-            t.sgld_step(
-                self.theta, self.hat, self.grad, gstart, glen, self.formats, self.acc,
-                self.stochastic, coef, key,
-            )  # fmt: skip
-        elif not self.rescale:
-            t.sghmc_step(
-                self.theta, self.hat, self.mom, self.grad, gstart, glen, self.formats,
-                self.acc, self.stochastic, coef, key,
-            )  # fmt: skip
-        else:  # the two phases of momentum rescaling, S' made on the host between them
-            scale = self._scale
-            scale[:, 0] = np.asarray(self.sampler.momentum_scale)[self.layout.group_tensor]
-            sc = torch.as_tensor(scale, device=self.device)
-            gmax = torch.zeros(scale.shape[0], dtype=torch.int32, device=self.device)
-            args = (self.theta, self.hat, self.mom, self.grad, gstart, glen, self.formats,
-                    self.acc, self.stochastic, coef, key)  # fmt: skip
-            t.sghmc_step(*args, 1, sc, gmax)
-            scales = self._new_scales(gmax.cpu().numpy())
-            scale[:, 1] = scales[self.layout.group_tensor]
-            scale[:, 2] = float(coef.var_v) / scale[:, 1] ** 2
-            t.sghmc_step(*args, 2, torch.as_tensor(scale, device=self.device), gmax)
-            self.sampler.momentum_scale = scales.tolist()
+        per_group = self.rescale or bool(self._per_tensor)
+        # the groups' maxima a launch leaves for the next (a placeholder without cuts)
+        gmax = (
+            torch.zeros(self._gmax.shape, dtype=torch.int32, device=self.device)
+            if per_group
+            else None
+        )
+
+        def run(first: int, last: int) -> np.ndarray:
+            # the host's scales, made before this launch, on the device (a placeholder when
+            # no rescaling or nvfp4<t> format reads them)
+            scale = torch.as_tensor(self._scale, device=self.device) if per_group else None
+            if self.rule == "sgld":
+                t.sgld_step(
+                    self.theta, self.hat, self.grad, gstart, glen, self.formats, self.acc,
+                    self.stochastic, coef, key, (first, last), scale, gmax,
+                )  # fmt: skip
+            else:
+                t.sghmc_step(
+                    self.theta, self.hat, self.mom, self.grad, gstart, glen, self.formats,
+                    self.acc, self.stochastic, coef, key, (first, last), self.rescale, scale,
+                    gmax,
+                )  # fmt: skip
+            return gmax.cpu().numpy() if gmax is not None and last != self._last else self._gmax
+
+        self._run_passes(run, coef)

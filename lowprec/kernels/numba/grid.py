@@ -13,9 +13,9 @@ Rounding onto a lattice Δ·Z clamped to [lo, hi]:
 Grids: ``float_delta`` (Δ of a float<exp,man> element from x's binade), ``block_delta`` (Δ of a
 block from the bit pattern of its max|x|), ``block_scale`` (a scaled format's block scale: MX,
 NVFP4, scaled integers). A format as a kind and four constants (lowprec.kernels.encoding):
-``group_scale`` (an exponent group's Δ or scale from its maximum), ``grid_of`` (Δ, lo, hi of an
-element), ``quantize_value`` and ``vc_value`` (Q_F and Q_vc of one value at its group's scale),
-the forms the sampler steps use.
+``group_scale`` (an exponent group's Δ or scales from its maximum), ``grid_of`` (Δ, lo, hi of
+an element), ``quantize_value`` and ``vc_value`` (Q_F and Q_vc of one value at its group's
+scales), the forms the sampler steps use.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from lowprec.kernels.encoding import (
     INT,
     MX,
     NVFP4,
+    NVFP4T,
     SCALE_INT,
     SCALE_MX,
     SCALE_NVFP4,
@@ -257,43 +258,53 @@ def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
 
 
 # ---------------------------------------------------------------------------- a format's value
-# A format as a kind and four constants f (lowprec.kernels.encoding.format_params); ``gd`` is
-# its exponent group's Δ (block), power-of-two scale X (mx) or scale s or S (int, nvfp4).
+# A format as a kind and four constants f (lowprec.kernels.encoding.format_params); ``gs`` =
+# (into, up) are its exponent group's scales (group_scale): Δ and Δ (block), or a scaled
+# group's map into the element's units and its scale back (mx, int, nvfp4).
 
 
 @njit(**INLINE)
-def group_scale(kind, f, maxbits):  # type: ignore[no-untyped-def]
-    """Δ of a block group, or a scaled group's scale, from the bit pattern of its maximum (0
-    for formats without groups): mx X = 2^s (block_scale's up; NaN for a NaN maximum), int
-    s = amax/(2^(B-1) - 1), nvfp4 S (no per-tensor scale)."""
+def group_scale(kind, f, maxbits, t):  # type: ignore[no-untyped-def]
+    """(into, up) of a group from the bit pattern of its maximum ((0, 0) for formats without
+    groups): block (Δ, Δ); mx (2^-s, 2^s) (NaN for a NaN maximum); int (s, s) with
+    s = amax/(2^(B-1) - 1) (``into`` 1 where s = 0: the element is x/into); nvfp4 ((1/T)/S, T·S)
+    for the float32 per-tensor scale ``t`` = T of the group's tensor (nvfp4<t>), (1/S, S) for
+    t = 0 (nvfp4): block_scale's, the operations of lowprec.formats."""
     if kind == BLOCK:
-        return block_delta(maxbits, int(f[0]))
+        d = block_delta(maxbits, int(f[0]))
+        return d, d
     if kind == MX:
-        return block_scale(maxbits, SCALE_MX, f[1], 0.0)[1]
+        into, up, _ = block_scale(maxbits, SCALE_MX, f[1], 0.0)
+        return into, up
     if kind == INT:
-        return block_scale(maxbits, SCALE_INT, f[3], 0.0)[1]
-    if kind == NVFP4:
-        return block_scale(maxbits, SCALE_NVFP4, 0.0, 0.0)[1]
-    return _ZERO
+        into, up, _ = block_scale(maxbits, SCALE_INT, f[3], 0.0)
+        return into, up
+    if kind in (NVFP4, NVFP4T):
+        t32 = _F(t)
+        t_inv = _ONE / t32 if t32 != _ZERO else _ZERO  # 1/T in float32, as the eager format
+        into, up, _ = block_scale(maxbits, SCALE_NVFP4, t32, t_inv)
+        return into, up
+    return _ZERO, _ZERO
 
 
 @njit(**INLINE)
-def grid_of(kind, f, x, gd):  # type: ignore[no-untyped-def]
+def grid_of(kind, f, x, gs):  # type: ignore[no-untyped-def]
     """(Δ, lo, hi) of element x: fixed f's constants; block the group's Δ (range
     ±max_units·Δ); float x's binade (range ±max_value). The scaled kinds (mx, int, nvfp4)
     round in their element's units (element_value)."""
     if kind == FIXED:
         return _F(f[0]), _F(f[1]), _F(f[2])
     if kind == BLOCK:
-        hi = gd * _F(f[1])
-        return gd, -hi, hi
+        d = gs[1]
+        hi = d * _F(f[1])
+        return d, -hi, hi
     return float_delta(x, int(f[0]), int(f[1]), int(f[2])), _F(-f[3]), _F(f[3])
 
 
 @njit(**INLINE)
-def _on_grid(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
+def _on_grid(kind, f, x, gs, u, stochastic):  # type: ignore[no-untyped-def]
     """Q_F(x) for the kinds with a grid of their own (fixed, block, float): u a threshold."""
-    d, lo, hi = grid_of(kind, f, x, gd)
+    d, lo, hi = grid_of(kind, f, x, gs)
     y = clamp(x, lo, hi) / d
     if stochastic:
         fl = np.floor(y)
@@ -302,25 +313,26 @@ def _on_grid(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
 
 
 @njit(**INLINE)
-def _into(kind, x, gd):  # type: ignore[no-untyped-def]
-    """x in the element's units at the group's scale gd: x/s for scaled integers (s = 0, a
-    zero group: x itself), x·(1/S) for NVFP4, the float32 operations of lowprec.formats."""
+def _into(kind, x, into):  # type: ignore[no-untyped-def]
+    """x in the element's units by the group's ``into``: x/s for scaled integers, x·into for
+    MX (2^-s) and NVFP4 (1/S, (1/T)/S), the float32 operations of lowprec.formats."""
     if kind == INT:
-        return x / (_ONE if gd == _ZERO else gd)
-    return x * (_ONE / gd)
+        return x / into
+    return x * into
 
 
 @njit(**INLINE)
-def quantize_value(kind, f, x, gd, u, stochastic):  # type: ignore[no-untyped-def]
+def quantize_value(kind, f, x, gs, u, stochastic):  # type: ignore[no-untyped-def]
     """Q_F(x): clamp, then nearest (ties to even) or [u < y - floor(y)] in units y = x/Δ;
-    mx, int and NVFP4 in the element's units (x·(1/X), x/s, x·(1/S): element_value), times
-    the scale."""
+    mx, int and NVFP4 in the element's units (x·2^-s, x/s, x·(1/S) or x·((1/T)/S):
+    element_value), times the scale back."""
     if kind == FP32:
         return x
     if kind >= MX:
         emin, emax, man, maxv = _element(f)
-        return element_value(_into(kind, x, gd), emin, emax, man, maxv, u, stochastic) * gd
-    return _on_grid(kind, f, x, gd, u, stochastic)
+        into, up = gs
+        return element_value(_into(kind, x, into), emin, emax, man, maxv, u, stochastic) * up
+    return _on_grid(kind, f, x, gs, u, stochastic)
 
 
 @njit(**INLINE)
@@ -330,23 +342,25 @@ def _element(f):  # type: ignore[no-untyped-def]
 
 
 @njit(**INLINE)
-def vc_value(kind, f, mu, var, sd, reach, gd, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
+def vc_value(kind, f, mu, var, sd, reach, gs, xi, u_cat, u_round):  # type: ignore[no-untyped-def]
     """Q_vc(μ, var) of one value, Δ of the reach |μ| + 4·sd (vc_lattice); fp32 μ + sd·ξ;
-    mx, int and NVFP4 in the element's units (μ·into, var·into², vc_element), times the scale;
+    mx, int and NVFP4 in the element's units (μ·into, var·into², vc_element; the group's
+    scales ``gs`` = (into, up)), times the scale;
     float results that left Δ's binade rounded stochastically onto their grid with
     ``u_round``."""
     if kind == FP32:
         return mu + sd * xi
     if kind >= MX:
-        one = _into(kind, _ONE, gd)
-        m_e, r_e = _into(kind, mu, gd), _into(kind, reach, gd)
+        into, up = gs
+        one = _into(kind, _ONE, into)
+        m_e, r_e = _into(kind, mu, into), _into(kind, reach, into)
         emin, emax, man, maxv = _element(f)
         v_e = _F(var) * one * one
-        return vc_element(m_e, v_e, r_e, emin, emax, man, maxv, xi, u_cat, u_round) * gd
-    d, lo, hi = grid_of(kind, f, reach, gd)
+        return vc_element(m_e, v_e, r_e, emin, emax, man, maxv, xi, u_cat, u_round) * up
+    d, lo, hi = grid_of(kind, f, reach, gs)
     out = vc_lattice(mu, _F(var), d, lo, hi, xi, u_round, u_cat)
     if kind == FLOAT:  # left Δ's binade: stochastic rounding (mean kept)
-        return _on_grid(FLOAT, f, out, gd, u_round, True)
+        return _on_grid(FLOAT, f, out, gs, u_round, True)
     return out
 
 

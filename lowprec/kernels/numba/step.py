@@ -20,17 +20,26 @@ the passes run one after another on each chunk of CHUNK values, while its draws 
            pass 2: v' = the draw in M; θ ← mean_θ + (Cov/Var_v)(v'_real - mean_v), plus
                    sqrt(Var_θ|v)·ξ_θ for full and low; W's group max
            pass 3: θ' as SGLD's pass 2, with variance Var_θ|v = Var_θ - Cov²/Var_v
-           momentum rescaling (fixed-point M, §6): two calls, phase 1 = pass 1 leaving each
-           group's max|x|, phase 2 = passes 2 and 3 with v' stored as Q(x/S') or
+           momentum rescaling (fixed-point M, §6): two calls, the first pass 1 leaving each
+           group's max|x|, the second passes 2 and 3 with v' stored as Q(x/S') or
            Q_vc(mean_v/S', Var_v/S'²), S' = max|x| over the tensor / max Q_M (the executor
            makes it between the calls: lowprec.samplers.fused)
+
+A step runs its passes ``first`` to ``last`` (``split``): all of them in one call, or in calls
+cut where a scale needs a maximum over a whole tensor. The call that ends before the last pass
+leaves each group's maximum of that pass in ``gmax``, the next call starts from it. Besides
+momentum rescaling (cut after pass 1), ``nvfp4<t>`` cuts: its float32 per-tensor scale
+T = max over the tensor / (448·6) (1 for an all-zero tensor) of the value it rounds (W: after
+pass 1 of SGLD, pass 2 of SGHMC; M: after SGHMC's pass 1; G: none, the gradient is known before
+the step) is made by the executor between the calls and read per group from ``scale``.
 
 A format is a kind and four float64 constants (lowprec.kernels.encoding.format_params): fixed
 (Δ, lo, hi, 0); block (wl, max_units, 0, 0); float (emin, emax, man, max_value); mx the
 element's (emin, emax, man, max_value), a float grid at the group's power-of-two scale X
 (from the group's maximum, as a block's Δ); int and nvfp4 the element's float constants, the
 group's scale s or S from its maximum, rounding in the element's units (x/s, x·(1/S)) as
-lowprec.formats computes them (lowprec.kernels.numba.grid). Accumulators FULL, LOW, VC
+lowprec.formats computes them (lowprec.kernels.numba.grid); nvfp4<t> (NVFP4T) is nvfp4
+with its tensor's T. Accumulators FULL, LOW, VC
 (encoding). Kinds, accumulator and rounding are run-time arguments: one
 compiled kernel per rule (cached on disk). Its loops must not branch on them per element, or
 LLVM does not vectorize them: the loops are chosen per case outside (the rounding of θ and pass
@@ -46,7 +55,11 @@ thresholds and normals of one chunk of CHUNK values. ``sgld_step.serial`` /
 
 Arguments, grouped: ``bufs`` the flat float32 buffers, ``tasks`` = (tstart, gstart, glen),
 ``formats`` ((kind, f) per tensor kind: G, W and for SGHMC M), ``rule`` = (accumulator,
-stochastic), ``key`` = (k0, k1); the coefficients (below). The random numbers: draws.py.
+stochastic), ``key`` = (k0, k1); the coefficients (below); ``split`` = (first, last, ...,
+scale, gmax): the passes, the per-group scales float64 [groups, SCALES] (encoding's columns
+S_OLD, S_NEW, VAR_NEW of momentum rescaling, T_G, T_W, T_M of nvfp4<t>; read only where a
+rescaling or an NVFP4T kind asks: otherwise a [1, SCALES] placeholder) and the groups' maxima
+int32 [groups]. The random numbers: draws.py.
 """
 
 from __future__ import annotations
@@ -56,7 +69,25 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from lowprec.kernels.encoding import BLOCK, FIXED, FLOAT, FP32, FULL, INT, LOW, MX, NVFP4, VC
+from lowprec.kernels.encoding import (
+    BLOCK,
+    FIXED,
+    FLOAT,
+    FP32,
+    FULL,
+    INT,
+    LOW,
+    MX,
+    NVFP4,
+    NVFP4T,
+    S_NEW,
+    S_OLD,
+    T_G,
+    T_M,
+    T_W,
+    VAR_NEW,
+    VC,
+)
 from lowprec.kernels.numba.draws import (
     CHUNK,
     U_G,
@@ -95,12 +126,19 @@ def _consts(f):  # type: ignore[no-untyped-def]
 
 
 @njit(**INLINE)
-def _draw(kind, f, acc, x, var, sd, sd4, gd, xi, u, u_round, stochastic):  # type: ignore[no-untyped-def]
+def _tensor_scale(kind, scale, gi, column):  # type: ignore[no-untyped-def]
+    """The per-tensor scale T of group ``gi``'s tensor for an nvfp4<t> format (its ``scale``
+    column), 0 (none) for the other kinds, whose ``scale`` may be a placeholder."""
+    return _F(scale[gi, column]) if kind == NVFP4T else _ZERO
+
+
+@njit(**INLINE)
+def _draw(kind, f, acc, x, var, sd, sd4, gs, xi, u, u_round, stochastic):  # type: ignore[no-untyped-def]
     """The accumulator's rounding of x (the Gaussian draw for full and low, the mean for vc):
-    full and low Q_F(x); vc Q_vc(x, var)."""
+    full and low Q_F(x); vc Q_vc(x, var). ``gs``: the group's scales (grid.group_scale)."""
     if acc == VC:
-        return vc_value(kind, f, x, var, sd, abs(x) + sd4, gd, xi, u, u_round)
-    return quantize_value(kind, f, x, gd, u, stochastic)
+        return vc_value(kind, f, x, var, sd, abs(x) + sd4, gs, xi, u, u_round)
+    return quantize_value(kind, f, x, gs, u, stochastic)
 
 
 @njit(**INLINE)
@@ -110,25 +148,25 @@ def _maxabs(m, x):  # type: ignore[no-untyped-def]
 
 
 @njit(**INLINE)
-def _group_max(kind, f, x, s, n):  # type: ignore[no-untyped-def]
-    """Δ (block) or scale (mx, int, nvfp4) of the group x[s:s+n] from max|x| (0 for formats
-    without groups)."""
+def _group_max(kind, f, x, s, n, t):  # type: ignore[no-untyped-def]
+    """The scales (grid.group_scale) of the group x[s:s+n] from max|x| ((0, 0) for formats
+    without groups); ``t`` the per-tensor scale of nvfp4<t> (0: none)."""
     if not _grouped(kind):
-        return _ZERO
+        return _ZERO, _ZERO
     mb = np.int32(0)
     v = x[s : s + n]  # indexed by an unsigned counter: no wraparound check, vectorizes
     for j in range(_U(n)):
         mb = _maxabs(mb, v[j])
-    return group_scale(kind, f, mb)
+    return group_scale(kind, f, mb, t)
 
 
 # -- SGLD -----------------------------------------------------------------------------------
 # The helpers take and return scalars: the loops below read and write the arrays themselves
 # (an array passed to a helper costs reference counting per element).
 @njit(**INLINE)
-def _sgld_mean(th, gr, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # type: ignore[no-untyped-def]
+def _sgld_mean(th, gr, kg, f_g, gs, stochastic, lr, wd, sd, noisy, u_g, xi):  # type: ignore[no-untyped-def]
     """g = Q_G(∇) + wd·θ; x = θ - lr·g (+ sd·ξ for full and low)."""
-    g = quantize_value(kg, f_g, gr, gd, u_g, stochastic)
+    g = quantize_value(kg, f_g, gr, gs, u_g, stochastic)
     if wd != _ZERO:
         g = g + wd * th
     x = th - lr * g
@@ -138,13 +176,13 @@ def _sgld_mean(th, gr, kg, f_g, gd, stochastic, lr, wd, sd, noisy, u_g, xi):  # 
 
 
 @njit(**INLINE)
-def _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb):  # type: ignore[no-untyped-def]
+def _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gs, stochastic, coef, mb):  # type: ignore[no-untyped-def]
     """tv[j] ← _sgld_mean of the run (its U_G and ξ_θ draws at scratch offsets u8, u4); returns
     the running max of |x| + sd4 from ``mb``. ``coef`` = (lr, wd, sd, noisy, sd4)."""
     lr32, wd32, sd, noisy, sd4 = coef
     for j in range(_U(tv.shape[0])):
         x = _sgld_mean(
-            tv[j], gv[j], kg, f_g, gd, stochastic, lr32, wd32, sd, noisy, us[U_G, u8 + j],
+            tv[j], gv[j], kg, f_g, gs, stochastic, lr32, wd32, sd, noisy, us[U_G, u8 + j],
             ns[X_T, u4 + j],
         )  # fmt: skip
         tv[j] = x
@@ -154,7 +192,7 @@ def _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb):  # typ
 
 @njit(**OPTS)  # not inlined: compiled once for its call sites
 def _round_theta(theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, dw, stochastic):  # type: ignore[no-untyped-def]
-    """The accumulator's rounding of θ[c:c+m] (:func:`_draw`; Δ_W of the group ``dw``): into θ̂
+    """The accumulator's rounding of θ[c:c+m] (:func:`_draw`; W's group scales ``dw``): into θ̂
     for full, into θ itself for low and vc; element c's draws at scratch columns o8 (thresholds)
     and o4 (normals).
 
@@ -177,7 +215,7 @@ def _round_theta(theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, d
         _round_run(tv, tv, us, ns, o8, o4, MX, f_w, VC, var, sd, sd4, dw, stochastic)
     elif kw == INT:
         _round_run(tv, tv, us, ns, o8, o4, INT, f_w, VC, var, sd, sd4, dw, stochastic)
-    elif kw == NVFP4:
+    elif kw in (NVFP4, NVFP4T):  # the group's scales hold T: one element loop for both
         _round_run(tv, tv, us, ns, o8, o4, NVFP4, f_w, VC, var, sd, sd4, dw, stochastic)
     else:  # float (vc has a low-precision W: PrecisionSpec refuses fp32 with vc)
         _round_run(tv, tv, us, ns, o8, o4, FLOAT, f_w, VC, var, sd, sd4, dw, stochastic)
@@ -196,15 +234,20 @@ def _round_run(dst, src, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, dw, stochas
 
 
 @parallel_and_serial
-def sgld_step(bufs, tasks, formats, rule, coef, key):  # type: ignore[no-untyped-def]
+def sgld_step(bufs, tasks, formats, rule, coef, key, split):  # type: ignore[no-untyped-def]
     """One SGLD step (module docstring) over the flat buffers ``bufs`` = (θ, θ̂, ∇) (float32
     arrays; θ̂ is θ itself for low and vc); ``formats`` = (G, W); ``coef`` = (lr,
-    weight_decay, var) (floats). Pass 2 writes θ̂ (full) or θ (low, vc)."""
+    weight_decay, var) (floats). Pass 2 writes θ̂ (full) or θ (low, vc).
+
+    ``split`` = (first, last, scale, gmax): passes first..last (1..2: the whole step); (1, 1)
+    leaves each group's max of the reach |x| + 4·sd in ``gmax`` (int32 bit patterns), (2, 2)
+    rounds θ with W's scales from it and the tensor's T (``scale`` column T_W): nvfp4<t> W."""
     theta, hat, grad = bufs
     tstart, gstart, glen = tasks
     (kg, f_g), (kw, f_w) = formats
     acc, stochastic = rule
     lr, wd, var = coef
+    first, last, scale, gmax = split
     f_g, f_w = _consts(f_g), _consts(f_w)
     lr32, wd32 = _F(lr), _F(wd)
     sd = _F(math.sqrt(var))
@@ -218,57 +261,64 @@ def sgld_step(bufs, tasks, formats, rule, coef, key):  # type: ignore[no-untyped
         # the draws in scratch are those of elements [fs, fe): filled for up to CHUNK elements
         # at once, across groups (small groups, as MX's 32, share one fill: a fill per group
         # runs Philox in loops too short to vectorize); element c's at column (fs & 7) + c - fs
-        last = tstart[t + 1] - 1
-        tend = gstart[last] + glen[last]
+        last_group = tstart[t + 1] - 1
+        tend = gstart[last_group] + glen[last_group]
         fs, fe = 0, 0
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
-            gd = _group_max(kg, f_g, grad, s, n)
             mb = np.int32(0)
+            if first == 1:
+                gd = _group_max(kg, f_g, grad, s, n, _tensor_scale(kg, scale, gi, T_G))
+                for c in range(s, s + n, CHUNK):
+                    m = min(CHUNK, s + n - c)
+                    if need and (c < fs or c + m > fe):
+                        fs, fe = c, max(c + m, min(c + CHUNK, tend))
+                        fill(us, ns, fs, fe - fs, key, slots, normals)
+                    o8, o4 = (fs & 7) + (c - fs), (fs & 3) + (c - fs)
+                    u8, u4 = _U(o8), _U(o4)
+                    # slices indexed by an unsigned loop counter (and unsigned scratch offsets):
+                    # no negative-index wraparound per access, so the loops vectorize
+                    tv, gv = theta[c : c + m], grad[c : c + m]
+                    # one loop per case, no store under a branch: each vectorizes (a branch on
+                    # a run-time kind inside a vectorized loop computes every kind's arithmetic)
+                    if kg == FP32 and kw == FP32:  # float32 G and W (so accumulator full): θ̂ = θ
+                        hv = hat[c : c + m]
+                        for j in range(_U(m)):
+                            x = _sgld_mean(
+                                tv[j], gv[j], FP32, f_g, gd, False, lr32, wd32, sd, noisy,
+                                _ZERO, ns[X_T, u4 + j],
+                            )  # fmt: skip
+                            tv[j] = x
+                            hv[j] = x
+                        continue
+                    # the loop once per kind of G among the steps' common ones, the kind a
+                    # constant in each: a run-time kind computes every kind's rounding per element
+                    coef = (lr32, wd32, sd, noisy, sd4)
+                    if kg == BLOCK:
+                        mb = _mean_run(tv, gv, us, ns, u8, u4, BLOCK, f_g, gd, stochastic, coef, mb)
+                    elif kg == MX:
+                        mb = _mean_run(tv, gv, us, ns, u8, u4, MX, f_g, gd, stochastic, coef, mb)
+                    else:
+                        mb = _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb)
+                    if not _grouped(kw):  # no group maximum: round the run, its draws at hand
+                        _round_theta(
+                            theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4,
+                            (_ZERO, _ZERO), stochastic,
+                        )  # fmt: skip
+                if not _grouped(kw):
+                    continue
+                if last == 1:  # the tensor's T of W is made from these before pass 2
+                    gmax[gi] = mb
+                    continue
+            else:
+                mb = gmax[gi]
+            # pass 2: θ's rounding in the group (block, scaled W)
+            dw = group_scale(kw, f_w, mb, _tensor_scale(kw, scale, gi, T_W))
             for c in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c)
-                if need and (c < fs or c + m > fe):
+                if need and (c < fs or c + m > fe):  # a group longer than CHUNK, or pass 2 alone
                     fs, fe = c, max(c + m, min(c + CHUNK, tend))
                     fill(us, ns, fs, fe - fs, key, slots, normals)
-                o8, o4 = (fs & 7) + (c - fs), (fs & 3) + (c - fs)
-                u8, u4 = _U(o8), _U(o4)
-                # slices indexed by an unsigned loop counter (and unsigned scratch offsets):
-                # no negative-index wraparound per access, so the loops vectorize
-                tv, gv = theta[c : c + m], grad[c : c + m]
-                # one loop per case, no store under a branch: each vectorizes (a branch on a
-                # run-time kind inside a vectorized loop computes every kind's arithmetic)
-                if kg == FP32 and kw == FP32:  # float32 G and W (so accumulator full): θ̂ = θ
-                    hv = hat[c : c + m]
-                    for j in range(_U(m)):
-                        x = _sgld_mean(
-                            tv[j], gv[j], FP32, f_g, gd, False, lr32, wd32, sd, noisy, _ZERO,
-                            ns[X_T, u4 + j],
-                        )  # fmt: skip
-                        tv[j] = x
-                        hv[j] = x
-                    continue
-                # the loop once per kind of G among the steps' common ones, the kind a constant
-                # in each: a run-time kind computes every kind's rounding per element
-                coef = (lr32, wd32, sd, noisy, sd4)
-                if kg == BLOCK:
-                    mb = _mean_run(tv, gv, us, ns, u8, u4, BLOCK, f_g, gd, stochastic, coef, mb)
-                elif kg == MX:
-                    mb = _mean_run(tv, gv, us, ns, u8, u4, MX, f_g, gd, stochastic, coef, mb)
-                else:
-                    mb = _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb)
-                if not _grouped(kw):  # no group maximum: round the run, its draws at hand
-                    _round_theta(
-                        theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, _ZERO,
-                        stochastic,
-                    )  # fmt: skip
-            if not _grouped(kw):
-                continue
-            dw = group_scale(kw, f_w, mb)
-            for c in range(s, s + n, CHUNK):
-                m = min(CHUNK, s + n - c)
-                if need and (c < fs or c + m > fe):  # a group longer than CHUNK: again
-                    fs, fe = c, c + m
-                    fill(us, ns, fs, m, key, slots, normals)
                 o8, o4 = (fs & 7) + (c - fs), (fs & 3) + (c - fs)
                 _round_theta(
                     theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, dw, stochastic
@@ -329,7 +379,7 @@ def _sghmc_v(
 @njit(**OPTS)  # not inlined: compiled once for its call sites
 def _momentum_theta(mom, theta, c, m, us, ns, km, f_m, dm, acc, stochastic, noise):  # type: ignore[no-untyped-def]
     """SGHMC's pass 2 on elements c .. c+m-1 (module docstring, :func:`_sghmc_v`): v ← v' in M
-    (Δ_M of the group ``dm``), θ ← θ given v'; returns the bit pattern of max(|θ| + sd4_c)
+    (M's group scales ``dm``), θ ← θ given v'; returns the bit pattern of max(|θ| + sd4_c)
     over them. ``noise`` = (Var_v, sd_v, 4·sd_v for vc, Cov/Var_v, sd of θ given v', 4·that
     for vc, noisy, S). One loop per accumulator, as :func:`_round_theta`."""
     mv, tv = mom[c : c + m], theta[c : c + m]
@@ -358,24 +408,26 @@ def _momentum_run(mv, tv, us, ns, o8, o4, km, f_m, dm, acc, stochastic, noise): 
 
 
 @parallel_and_serial
-def sghmc_step(bufs, tasks, formats, rule, coef, key, rescaling):  # type: ignore[no-untyped-def]
+def sghmc_step(bufs, tasks, formats, rule, coef, key, split):  # type: ignore[no-untyped-def]
     """One exact underdamped SGHMC step (module docstring). ``coef``: float64
     (decay, v_from_g, theta_from_v, theta_from_g, wd, var_v, var_θ, cov); ``bufs`` = (θ, θ̂,
-    v, ∇), v divided by its scale when rescaled; ``formats`` = (G, W, M); ``rescaling`` =
-    (phase, scale, gmax).
+    v, ∇), v divided by its scale when rescaled; ``formats`` = (G, W, M); ``split`` =
+    (first, last, rescale, scale, gmax): passes first..last (1..3: the whole step).
 
-    Momentum rescaling (``phase`` 1 then 2; 0: no rescaling, the whole step): ``scale``
-    float64 [groups, 3] holds, per group, its tensor's old scale S (v = S·mom), new scale S'
-    and Var_v/S'².
-    Phase 1 runs pass 1 (mom ← x, θ ← mean_θ) and writes the bit pattern of the group's
-    max|x| to ``gmax`` (int32 [groups]); the caller makes S' = max|x| over the tensor / max Q_M;
-    phase 2 runs passes 2 and 3 with v' stored as Q(x/S') (low) or Q_vc(mean_v/S', Var_v/S'²)
-    (vc)."""
+    A call that stops before pass 3 leaves in ``gmax`` (int32 [groups]) the bit pattern of
+    each group's maximum of its last pass (pass 1: max|x| of v's draw, with the reach 4·sd_v
+    for a grouped vc M; pass 2: the reach of θ given v'), from which the executor makes the
+    per-tensor scales; the next call starts from it. Momentum rescaling (``rescale``: passes
+    1, then 2..3): ``scale`` holds, per group, its tensor's old scale S (v = S·mom, column
+    S_OLD), new scale S' = max|x| over the tensor / max Q_M (S_NEW) and Var_v/S'² (VAR_NEW),
+    and v' is stored as Q(x/S') (low) or Q_vc(mean_v/S', Var_v/S'²) (vc). nvfp4<t> M and W
+    cut after pass 1 and pass 2, their T in columns T_M and T_W; T_G of an nvfp4<t> G in
+    T_G."""
     theta, hat, mom, grad = bufs
     tstart, gstart, glen = tasks
     (kg, f_g), (kw, f_w), (km, f_m) = formats
     acc, stochastic = rule
-    phase, scale, gmax = rescaling
+    first, last, rescale, scale, gmax = split
     f_g, f_w, f_m = _consts(f_g), _consts(f_w), _consts(f_m)
     c = (_F(coef[0]), _F(coef[1]), _F(coef[2]), _F(coef[3]))
     wd32 = _F(coef[4])
@@ -390,19 +442,20 @@ def sghmc_step(bufs, tasks, formats, rule, coef, key, rescaling):  # type: ignor
     slots = sghmc_slots(kg, kw, km, acc, stochastic, noisy)
     normals = 2 if noisy else 0
     need = slots != 0 or normals != 0
-    rescale = phase != 0
-    split = _grouped(kg) or _grouped(kw) or _grouped(km) or rescale
-    reach_v = _ZERO if rescale else sd4_v  # rescaling: S from max|x| itself (§6)
+    whole = first == 1 and last == 3
+    split_groups = _grouped(kg) or _grouped(kw) or _grouped(km) or not whole
+    # the maximum pass 1 leaves: of v's draw with its reach for a grouped M (its scales),
+    # of x itself for rescaling (S from max|x|, §6)
+    reach_v = sd4_v if _grouped(km) else _ZERO
     for t in prange(tstart.shape[0] - 1):
         us, ns = scratch(slots, normals)
         for gi in range(tstart[t], tstart[t + 1]):
             s, n = gstart[gi], glen[gi]
-            refill = split and n > CHUNK
-            # pass 1 (and, without block formats or rescaling, passes 2 and 3 element by
-            # element)
-            if phase != 2:
-                gd = _group_max(kg, f_g, grad, s, n)
-                sv = _F(scale[gi, 0]) if rescale else _ONE
+            refill = split_groups and n > CHUNK
+            # pass 1 (and, without block formats or cuts, passes 2 and 3 element by element)
+            if first == 1:
+                gd = _group_max(kg, f_g, grad, s, n, _tensor_scale(kg, scale, gi, T_G))
+                sv = _F(scale[gi, S_OLD]) if rescale else _ONE
                 mb = np.int32(0)
                 for c0 in range(s, s + n, CHUNK):
                     m = min(CHUNK, s + n - c0)
@@ -418,43 +471,53 @@ def sghmc_step(bufs, tasks, formats, rule, coef, key, rescaling):  # type: ignor
                         mv[j] = x
                         tv[j] = th
                         mb = _maxabs(mb, abs(x) + reach_v)
-                    if not split:  # no group maxima: passes 2 and 3 on the run, draws at hand
+                    if not split_groups:  # no group maxima: passes 2 and 3 on the run
                         noise = (var_v, sd_v, sd4_v, k, sd_c, sd4_c, noisy, _ONE)
                         _momentum_theta(
-                            mom, theta, c0, m, us, ns, km, f_m, _ZERO, acc, stochastic, noise
-                        )
+                            mom, theta, c0, m, us, ns, km, f_m, (_ZERO, _ZERO), acc, stochastic,
+                            noise,
+                        )  # fmt: skip
                         _round_theta(
                             theta, hat, c0, m, us, ns, c0 & 7, c0 & 3, kw, f_w, acc, var_c, sd_c,
-                            sd4_c, _ZERO, stochastic,
+                            sd4_c, (_ZERO, _ZERO), stochastic,
                         )  # fmt: skip
-                if phase == 1:
-                    gmax[gi] = mb
-                if not split or phase == 1:
+                if not split_groups:
                     continue
-                dm = group_scale(km, f_m, mb)
+                if last == 1:
+                    gmax[gi] = mb
+                    continue
             else:
-                dm = _ZERO  # rescaling: M is fixed point
-            # pass 2: v' in M (divided by its new scale when rescaled), θ given v'
-            sv = _ONE
-            var_s, sd_s, sd4_s = var_v, sd_v, sd4_v
-            if rescale:
-                sv = _F(scale[gi, 1])
-                var_s = scale[gi, 2]
-                sd_s = _F(math.sqrt(var_s))
-                sd4_s = sd_s * _FOUR if vc else _ZERO
-            mb = np.int32(0)
-            for c0 in range(s, s + n, CHUNK):
-                m = min(CHUNK, s + n - c0)
-                if need and (refill or phase == 2):
-                    fill(us, ns, c0, m, key, slots, normals)
-                noise = (var_s, sd_s, sd4_s, k, sd_c, sd4_c, noisy, sv)
-                mc = _momentum_theta(mom, theta, c0, m, us, ns, km, f_m, dm, acc, stochastic, noise)
-                mb = max(mb, mc)
+                mb = gmax[gi]
+            if first <= 2:
+                # pass 2: v' in M (divided by its new scale when rescaled), θ given v'
+                dm = group_scale(km, f_m, mb, _tensor_scale(km, scale, gi, T_M))
+                sv = _ONE
+                var_s, sd_s, sd4_s = var_v, sd_v, sd4_v
+                if rescale:
+                    sv = _F(scale[gi, S_NEW])
+                    var_s = scale[gi, VAR_NEW]
+                    sd_s = _F(math.sqrt(var_s))
+                    sd4_s = sd_s * _FOUR if vc else _ZERO
+                mb = np.int32(0)
+                for c0 in range(s, s + n, CHUNK):
+                    m = min(CHUNK, s + n - c0)
+                    if need and (refill or first == 2):
+                        fill(us, ns, c0, m, key, slots, normals)
+                    noise = (var_s, sd_s, sd4_s, k, sd_c, sd4_c, noisy, sv)
+                    mc = _momentum_theta(
+                        mom, theta, c0, m, us, ns, km, f_m, dm, acc, stochastic, noise
+                    )
+                    mb = max(mb, mc)
+                if last == 2:
+                    gmax[gi] = mb
+                    continue
+            else:
+                mb = gmax[gi]
             # pass 3: θ' in W
-            dw = group_scale(kw, f_w, mb)
+            dw = group_scale(kw, f_w, mb, _tensor_scale(kw, scale, gi, T_W))
             for c0 in range(s, s + n, CHUNK):
                 m = min(CHUNK, s + n - c0)
-                if need and refill:
+                if need and (refill or first == 3):
                     fill(us, ns, c0, m, key, slots, normals)
                 _round_theta(
                     theta, hat, c0, m, us, ns, c0 & 7, c0 & 3, kw, f_w, acc, var_c, sd_c, sd4_c,

@@ -37,6 +37,7 @@ FLOAT: tl.constexpr = tl.constexpr(encoding.FLOAT)
 MX: tl.constexpr = tl.constexpr(encoding.MX)
 INT: tl.constexpr = tl.constexpr(encoding.INT)
 NVFP4: tl.constexpr = tl.constexpr(encoding.NVFP4)
+NVFP4T: tl.constexpr = tl.constexpr(encoding.NVFP4T)
 INF_BITS: tl.constexpr = tl.constexpr(0x7F800000)
 MAX_BITS: tl.constexpr = tl.constexpr(0x7F7FFFFF)
 NAN_BITS: tl.constexpr = tl.constexpr(0x7FC00000)
@@ -153,14 +154,14 @@ def quantize_value(x, KIND: tl.constexpr, f, mb, u, STOCHASTIC: tl.constexpr, ts
 def block_scale(mb, KIND: tl.constexpr, f, ts):
     """(into, up) of blocks whose max|x| has the bit pattern ``mb`` (module docstring): the
     element is to_element(x, into), the value q·up. ``ts`` = (T, 1/T) for NVFP4 (T = 0: no
-    per-tensor scale)."""
+    per-tensor scale; the steps' NVFP4T, nvfp4<t>, is NVFP4 with its tensor's T)."""
     if KIND == MX:
         s = tl.minimum(tl.maximum(((mb >> 23) & 0xFF) - 127 - f[4], -127), 127)
         nan = (mb * 0 + NAN_BITS).to(tl.float32, bitcast=True)
         # x·2^-s is x/2^s exactly (both powers of two are float32 for |s| <= 127)
         into = tl.where(mb > INF_BITS, nan, pow2(-s))
         return into, tl.where(mb > INF_BITS, nan, pow2(s))
-    elif KIND == NVFP4:
+    elif KIND >= NVFP4:  # NVFP4 and NVFP4T (nvfp4<t>), the last kinds
         t, tinv = ts
         tensor = t != 0.0
         bs = tl.math.div_rn(mb.to(tl.float32, bitcast=True), 6.0)

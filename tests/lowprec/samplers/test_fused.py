@@ -63,6 +63,7 @@ NEAREST = [
         "mx<fp4_e2m1>",
         "mx<int8,4>",
         "nvfp4",
+        "nvfp4<t>",
         "int<8>",
         "int<4,g4>",
     )
@@ -87,6 +88,135 @@ def test_nearest_without_noise_is_the_eager_step_bit_for_bit(cls, accumulator, f
             assert torch.equal(x, y)
     # the steps moved the weights (the check is not vacuous)
     assert not all(torch.equal(x, y) for x, y in zip(a, _params(), strict=True))
+
+
+# -- nvfp4<t>: a per-tensor scale T over each parameter tensor (ALGORITHMS.md §11) -------------
+#: tensors of different magnitudes (so their T differ), rows longer than a block of 16 with a
+#: shorter last block, and an all-zero tensor (T = 0 taken as 1) whose gradient is zero too
+T_SHAPES = [(6, 20), (40,), (3, 2, 17), (), (5, 16)]
+T_SIZES = [1.5, 1e-3, 40.0, 2.0, 0.0]
+
+
+def _t_params() -> list[torch.nn.Parameter]:
+    init = torch.Generator().manual_seed(123)
+    return [
+        torch.nn.Parameter(torch.randn(shape, generator=init) * size)
+        for shape, size in zip(T_SHAPES, T_SIZES, strict=True)
+    ]
+
+
+def _t_run(cls, spec, executor: str, steps: int = 5, noise: bool = False, **kw):
+    """``steps`` steps on the T_SHAPES tensors, ∇ = 1.1·θ̂ - 0.3·(the tensor's size): each
+    tensor's gradient keeps its own magnitude, the zero tensor's stays 0."""
+    params = _t_params()
+    gen = torch.Generator().manual_seed(0)
+    extra = {"friction": 3.0, "inverse_mass": 2.0} if cls is SGHMC else {}
+    s = cls(params, spec, num_data=10, generator=gen, executor=executor, **extra, **kw)
+    for _ in range(steps):
+        s.prepare()
+        for p, size in zip(params, T_SIZES, strict=True):
+            p.grad = 1.1 * p.detach() - 0.3 * size
+        s.step(0.05, noise=noise)
+    return s, [p.detach().clone() for p in params]
+
+
+#: nvfp4<t> as W, as G, as M (SGHMC low: full keeps v in float32), and as all three
+T_ROLES = {
+    "W": ("nvfp4<t>", "fp32", "fixed<8,4>"),
+    "G": ("fixed<8,4>", "nvfp4<t>", "fixed<8,4>"),
+    "M": ("fixed<8,4>", "fp32", "nvfp4<t>"),
+    "WGM": ("nvfp4<t>", "nvfp4<t>", "nvfp4<t>"),
+    "W with mx G, nvfp4 M": ("nvfp4<t>", "mx<fp8_e4m3,16>", "nvfp4"),
+}
+T_NEAREST = [
+    (cls, acc, role)
+    for cls in (SGD, SGLD, SGHMC)
+    for acc in ("full", "low")
+    for role in T_ROLES
+    if not (role == "M" and (cls is not SGHMC or acc == "full"))
+]
+
+
+def _t_spec(role: str, accumulator: str, rounding: str) -> PrecisionSpec:
+    w, g, m = (parse_format(f) for f in T_ROLES[role])
+    m = m if accumulator != "full" else parse_format("fp32")
+    return PrecisionSpec(weight=w, grad=g, momentum=m, accumulator=accumulator, rounding=rounding)
+
+
+@pytest.mark.parametrize(("cls", "accumulator", "role"), T_NEAREST)
+def test_nvfp4_per_tensor_nearest_is_the_eager_step_bit_for_bit(cls, accumulator, role) -> None:
+    # T of W (of the θ the step computes), of G (of the gradient) and of M (of v's draw) per
+    # parameter tensor: the fused launches with T made between them give the eager bits
+    spec = _t_spec(role, accumulator, "nearest")
+    kw = {"prior_std": 2.0, "temperature": 0.0 if cls is not SGD else 1.0}
+    eager, a = _t_run(cls, spec, "eager", **kw)
+    fused, b = _t_run(cls, spec, "fused", **kw)
+    assert (eager.executor_name, fused.executor_name) == ("eager", "fused")
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(eager.theta, fused.theta, strict=True):
+        assert torch.equal(x, y)
+    if cls is SGHMC:
+        for x, y in zip(eager.momentum, fused.momentum, strict=True):
+            assert torch.equal(x, y)
+    assert not torch.equal(a[0], _t_params()[0])  # the steps moved the weights
+    assert torch.count_nonzero(a[-1]) == 0  # the zero tensor stayed zero
+
+
+def _columns_match(x: torch.Tensor, y: torch.Tensor) -> None:
+    """x and y (rows of 16, one law per column) have the same mean and variance per column,
+    within 6 standard errors of the difference of two independent samples."""
+    x, y = x.double(), y.double()
+    n = x.shape[0]
+    se_m = ((x.var(0) + y.var(0)) / n).sqrt()
+    assert torch.all((x.mean(0) - y.mean(0)).abs() <= 6 * se_m + 1e-12), (x.mean(0), y.mean(0))
+    m4 = ((x - x.mean(0)) ** 4).mean(0) + ((y - y.mean(0)) ** 4).mean(0)
+    se_v = ((m4 - x.var(0) ** 2 - y.var(0) ** 2).clamp(min=0) / n).sqrt()
+    assert torch.all((x.var(0) - y.var(0)).abs() <= 6 * se_v + 1e-12), (x.var(0), y.var(0))
+
+
+#: one law-bearing tensor: rows of the pattern below, and a first row holding the tensor's
+#: largest gradient (so T is not the blocks' own: their E4M3 scales round (amax/6)/T)
+T_ROWS = 12_500
+T_LAW = [
+    (SGD, "full", "G", "stochastic", False),
+    (SGLD, "low", "W", "stochastic", True),
+    (SGLD, "vc", "W", "stochastic", True),
+    (SGLD, "vc", "WGM", "stochastic", False),
+    (SGHMC, "low", "M", "stochastic", True),
+    (SGHMC, "vc", "WGM", "stochastic", True),
+]
+
+
+@pytest.mark.parametrize(("cls", "accumulator", "role", "rounding", "noise"), T_LAW)
+def test_nvfp4_per_tensor_step_has_the_eager_law(cls, accumulator, role, rounding, noise):
+    # one step from the same state on both executors: per column of the rows (one law each),
+    # the same mean and variance of θ' (and v'); without noise the same values too (each
+    # column rounds one number up or down: the grid of its block, T·S, is the eager one)
+    pattern = 0.2 + 0.0137 * torch.arange(16)
+    grad = pattern.repeat(T_ROWS, 1)
+    grad[0, 0] = 10.0
+    spec = _t_spec(role, accumulator, rounding)
+    extra = {"friction": 3.0, "inverse_mass": 2.0} if cls is SGHMC else {}
+    out = []
+    for executor in ("eager", "fused"):
+        theta = torch.full((T_ROWS, 16), 0.25) if cls is not SGD else torch.zeros(T_ROWS, 16)
+        gen = torch.Generator().manual_seed(0)
+        s = cls([theta], spec, num_data=1, temperature=0.01, generator=gen, executor=executor,
+                **extra)  # fmt: skip
+        assert s.executor_name == executor
+        s.params[0].grad = grad.clone()
+        s.step(0.05, noise=noise)
+        v = s.velocity()[0][1:] if cls is SGHMC else None
+        out.append((s.theta[0].detach()[1:].clone(), v))
+    (te, ve), (tf, vf) = out
+    _columns_match(te, tf)
+    if cls is SGHMC:
+        _columns_match(ve, vf)
+    if not noise:
+        for j in range(16):
+            assert torch.equal(te[:, j].unique(), tf[:, j].unique()), j
+    assert not torch.equal(te, tf)  # random: the check compares laws, not one draw
 
 
 @pytest.mark.parametrize("cls", [SGLD, SGHMC])
@@ -331,6 +461,15 @@ def test_executor_choice(capsys: pytest.CaptureFixture[str]) -> None:
     # momentum rescaling runs fused
     kw = {"generator": gen, "momentum_rescale": True}
     assert SGHMC([torch.zeros(4)], spec, executor="fused", **kw).executor_name == "fused"
+    # nvfp4<t> as W, G and M runs fused (its per-tensor scales made between launches), with
+    # no line on stderr
+    capsys.readouterr()
+    t = _spec("nvfp4<t>", "low")
+    assert SGHMC([torch.zeros(4, 16)], t, generator=gen).executor_name == "fused"
+    assert SGLD([torch.zeros(4, 16)], _spec("nvfp4<t>", "vc"), generator=gen).executor_name == (
+        "fused"
+    )
+    assert "runs eager" not in capsys.readouterr().err
     # tied parameters cannot become two views of one flat buffer: fused refuses, auto says
     # why once and runs eager
     t = torch.zeros(4)
@@ -383,13 +522,20 @@ def triton_step():
 
 
 def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: bool, **kw):
-    """One step from the same state, grads and key on numba and on (interpreted) Triton:
-    returns ((θ, θ̂, v) numba, (θ, θ̂, v) triton)."""
+    """One step from the same state, grads and key on numba and on (interpreted) Triton, each
+    backend's launches run by the executor's own sequence (``_run_passes``: momentum
+    rescaling's S' and nvfp4<t>'s per-tensor T made between launches from that backend's
+    group maxima): returns ((θ, θ̂, v) numba, (θ, θ̂, v) triton)."""
     from lowprec.kernels.numba import step as numba_step
     from lowprec.samplers.fused import format_params
 
     cls = SGHMC if rule == "sghmc" else SGLD
-    s, params = _make(cls, spec, "fused", temperature=0.7, prior_std=2.0, **kw)
+    # nvfp4<t>: the tensors of several magnitudes (T_SHAPES), so that their T differ
+    params = _t_params() if str(spec.weight) == "nvfp4<t>" else _params()
+    gen = torch.Generator().manual_seed(0)
+    extra = {"friction": 3.0, "inverse_mass": 2.0} if cls is SGHMC else {}
+    s = cls(params, spec, num_data=10, generator=gen, executor="fused", temperature=0.7,
+            prior_std=2.0, **extra, **kw)  # fmt: skip
     _run(s, params, 2)  # a state with momentum and off-grid masters
     ex = s._executor
     for p in params:
@@ -401,50 +547,61 @@ def _both_backends(triton_step, rule: str, spec, acc: str, lr: float, noise: boo
         format_params(f) for f in ([spec.grad, spec.weight] + ([spec.momentum] * (cls is SGHMC)))
     ]
     a = _ACC[acc]
+    sto = spec.rounding == "stochastic"
     gs = torch.as_tensor(ex.layout.group_start)
     gl = torch.as_tensor(ex.layout.group_len)
-
-    def state():
-        full = acc == "full"
-        theta = ex.theta.clone()
-        hat = ex.hat.clone() if full else theta
-        mom = ex.mom.clone() if cls is SGHMC else None
-        return theta, hat, mom
-
-    t1, h1, m1 = state()
-    t2, h2, m2 = state()
     tasks = (ex.layout.task_start, ex.layout.group_start, ex.layout.group_len)
-    rule = (a, spec.rounding == "stochastic")
+    rule_codes = (a, sto)
     key_words = (0x12345678, 0x9ABCDEF0)
-    if cls is SGLD:
-        bufs = (t1.numpy(), h1.numpy(), ex.grad.numpy())
-        c = (coef.lr, coef.weight_decay, coef.var)
-        numba_step.sgld_step(bufs, tasks, tuple(fmts), rule, c, key_words)
-        triton_step.sgld_step(
-            t2, h2, ex.grad, gs, gl, fmts, a, spec.rounding == "stochastic", coef, key
-        )
-    else:
-        c = np.asarray(coef, dtype=np.float64)
-        sto = spec.rounding == "stochastic"
-        ng = ex.layout.group_start.size
-        # momentum rescaling: the two phases, the scales made between them as the executor does
-        rescale = bool(kw.get("momentum_rescale"))
-        scale = np.ones((ng, 3))
-        scale[:, 0] = np.linspace(0.5, 2.0, ng)  # some old scales S
-        for ph in [1, 2] if rescale else [0]:
-            gmax = np.zeros(ng, dtype=np.int32)
-            bufs = (t1.numpy(), h1.numpy(), m1.numpy(), ex.grad.numpy())
-            numba_step.sghmc_step(bufs, tasks, tuple(fmts), rule, c, key_words, (ph, scale, gmax))
-            gmax_t = torch.zeros(ng, dtype=torch.int32)
-            triton_step.sghmc_step(
-                t2, h2, m2, ex.grad, gs, gl, fmts, a, sto, coef, key, ph,
-                torch.from_numpy(scale.copy()), gmax_t,
-            )  # fmt: skip
-            if ph == 1:
-                assert noise or np.array_equal(gmax, gmax_t.numpy())
-                scale[:, 1] = ex._new_scales(gmax)[ex.layout.group_tensor]
-                scale[:, 2] = c[5] / scale[:, 1] ** 2
-    return (t1, h1, m1), (t2, h2, m2)
+    c = (coef.lr, coef.weight_decay, coef.var) if cls is SGLD else np.asarray(coef, np.float64)
+    momentum_scale = list(s.momentum_scale) if cls is SGHMC else None
+    results, maxima = [], []
+    for backend in ("numba", "triton"):
+        theta = ex.theta.clone()
+        hat = ex.hat.clone() if acc == "full" else theta
+        mom = ex.mom.clone() if cls is SGHMC else None
+        seen: list[np.ndarray] = []
+        # the groups' maxima a launch leaves for the next one (on the kernels' device)
+        gmax_t = torch.zeros(ex._gmax.shape, dtype=torch.int32)
+
+        def run(first: int, last: int, backend=backend, theta=theta, hat=hat, mom=mom, seen=seen,
+                gmax_t=gmax_t):  # type: ignore[no-untyped-def]  # fmt: skip
+            if backend == "numba":
+                gmax = ex._gmax
+                bufs = [theta.numpy(), hat.numpy(), ex.grad.numpy()]
+                if cls is SGLD:
+                    split = (first, last, ex._scale, gmax)
+                    numba_step.sgld_step(tuple(bufs), tasks, tuple(fmts), rule_codes, c,
+                                         key_words, split)  # fmt: skip
+                else:
+                    bufs.insert(2, mom.numpy())
+                    split = (first, last, ex.rescale, ex._scale, gmax)
+                    numba_step.sghmc_step(tuple(bufs), tasks, tuple(fmts), rule_codes, c,
+                                          key_words, split)  # fmt: skip
+                gmax = gmax.copy()
+            else:
+                scale = torch.from_numpy(ex._scale.copy())
+                if cls is SGLD:
+                    triton_step.sgld_step(theta, hat, ex.grad, gs, gl, fmts, a, sto, coef, key,
+                                          (first, last), scale, gmax_t)  # fmt: skip
+                else:
+                    triton_step.sghmc_step(theta, hat, mom, ex.grad, gs, gl, fmts, a, sto, coef,
+                                           key, (first, last), ex.rescale, scale,
+                                           gmax_t)  # fmt: skip
+                gmax = gmax_t.numpy().copy()
+            if last != ex._last:
+                seen.append(gmax)
+            return gmax
+
+        if momentum_scale is not None:  # both backends start from the same scales
+            s.momentum_scale = list(momentum_scale)
+        ex._run_passes(run, coef)
+        results.append((theta, hat, mom))
+        maxima.append(seen)
+    if not noise:  # the groups' maxima between launches: the same bits
+        assert len(maxima[0]) == len(maxima[1])
+        assert all(np.array_equal(x, y) for x, y in zip(*maxima, strict=True))
+    return results[0], results[1]
 
 
 _ACC = {"full": 0, "low": 1, "vc": 2}
@@ -459,6 +616,15 @@ TRITON_CASES = [
     pytest.param("sghmc", "fixed<8,4>", "vc", True, marks=_SLOW),
     pytest.param("sghmc", "fixed<6,3>", "low", True, marks=_SLOW),
 ]
+#: nvfp4<t> steps on tensors of several magnitudes (T_SHAPES): the Triton launches with the
+#: per-tensor T made between them, against numba's
+T_TRITON_CASES = [
+    ("sgld", "nvfp4<t>", "low"),
+    pytest.param("sgld", "nvfp4<t>", "vc", marks=_SLOW),
+    pytest.param("sghmc", "nvfp4<t>", "low", marks=_SLOW),
+    ("sghmc", "nvfp4<t>", "vc"),
+    pytest.param("sghmc", "nvfp4<t>", "full", marks=_SLOW),
+]
 
 
 def _case(c):
@@ -467,7 +633,10 @@ def _case(c):
     return pytest.param(*values, marks=marks)
 
 
-@pytest.mark.parametrize(("rule", "fmt", "acc", "rescale"), [_case(c) for c in TRITON_CASES])
+@pytest.mark.parametrize(
+    ("rule", "fmt", "acc", "rescale"),
+    [_case(c) for c in TRITON_CASES] + [_case(c) for c in T_TRITON_CASES],
+)
 def test_triton_step_matches_numba(triton_step, rule: str, fmt: str, acc: str, rescale) -> None:
     # without noise, both draw the same Philox thresholds: the same bits for every rounding
     kw = {"momentum_rescale": True} if rescale else {}

@@ -7,7 +7,8 @@ through). Triton compiles ahead of time for a named target with its bundled ptxa
 TTIR -> TTGIR -> LLVM IR -> PTX -> cubin, no driver involved. Each kernel is compiled here with
 the argument types and constants its launcher uses (lowprec/kernels/triton/launch.py and
 step.py): formats (KIND / KG, KW, KM: fixed, block, float and the scaled MX, INT, NVFP4),
-rounding, accumulators, the noise switches and SGHMC's phases. When a kernel's parameters
+rounding, accumulators, the noise switches and the steps' launches of some of their passes
+(momentum rescaling, the per-tensor scale of NVFP4T, nvfp4<t>). When a kernel's parameters
 change, this table must be updated with them, and that is the point: it re-checks the GPU
 compile.
 
@@ -84,28 +85,38 @@ def _cases() -> list[tuple[str, Any, dict[str, Any]]]:
                      key_ptr=I64P, f=FORMAT, maxbits_ptr="*i32", blocks=BLOCKS, ts_ptr=P,
                      KIND=kind, VAR_PER=per),
             ))  # fmt: skip
-    # (KG, KW, accumulator 0 full / 1 low / 2 vc, stochastic)
-    # (4 MX, 5 INT, 6 NVFP4: the scaled kinds)
-    for kg, kw, acc, stochastic in [(1, 1, 1, True), (2, 2, 0, True), (3, 3, 2, True),
-                                    (2, 2, 2, False), (0, 0, 0, False), (4, 4, 1, True),
-                                    (5, 5, 2, True), (6, 6, 0, False)]:  # fmt: skip
+    # (KG, KW, accumulator 0 full / 1 low / 2 vc, stochastic, passes (first, last))
+    # (4 MX, 5 INT, 6 NVFP4, 7 NVFP4T: the scaled kinds; NVFP4T W in two launches)
+    for kg, kw, acc, stochastic, (first, last) in [
+        (1, 1, 1, True, (1, 2)), (2, 2, 0, True, (1, 2)), (3, 3, 2, True, (1, 2)),
+        (2, 2, 2, False, (1, 2)), (0, 0, 0, False, (1, 2)), (4, 4, 1, True, (1, 2)),
+        (5, 5, 2, True, (1, 2)), (6, 6, 0, False, (1, 2)), (7, 7, 1, True, (1, 1)),
+        (7, 7, 2, True, (2, 2)),
+    ]:  # fmt: skip
         cases.append((
-            f"sgld kg={kg} kw={kw} acc={acc} stochastic={stochastic}", step._sgld_kernel,
+            f"sgld kg={kg} kw={kw} acc={acc} stochastic={stochastic} passes={first}-{last}",
+            step._sgld_kernel,
             dict(theta_ptr=P, hat_ptr=P, grad_ptr=P, gstart_ptr=I64P, glen_ptr=I64P,
-                 key_ptr=I64P, coef=(F32,) * 5, fg=FORMAT, fw=FORMAT,
-                 KG=kg, KW=kw, ACC=acc, STOCHASTIC=stochastic, NOISY=acc != 2, NORMALS=True,
-                 BLOCK_=step.BLOCK),
+                 key_ptr=I64P, scale_ptr="*fp64", gmax_ptr="*i32", coef=(F32,) * 5, fg=FORMAT,
+                 fw=FORMAT, KG=kg, KW=kw, ACC=acc, STOCHASTIC=stochastic, NOISY=acc != 2,
+                 NORMALS=True, FIRST=first, LAST=last, BLOCK_=step.BLOCK),
         ))  # fmt: skip
-    # (KG, KW, KM, accumulator, phase: 0 whole step, 1 and 2 momentum rescaling)
-    for kg, kw, km, acc, phase in [(2, 2, 0, 0, 0), (1, 1, 1, 2, 0), (1, 1, 1, 1, 1),
-                                   (1, 1, 1, 2, 2), (3, 3, 3, 1, 0), (2, 2, 2, 2, 0),
-                                   (4, 4, 4, 2, 0), (5, 5, 5, 1, 0), (6, 6, 6, 2, 0)]:  # fmt: skip
+    # (KG, KW, KM, accumulator, passes (first, last), momentum rescaling)
+    for kg, kw, km, acc, (first, last), rescale in [
+        (2, 2, 0, 0, (1, 3), False), (1, 1, 1, 2, (1, 3), False), (1, 1, 1, 1, (1, 1), True),
+        (1, 1, 1, 2, (2, 3), True), (3, 3, 3, 1, (1, 3), False), (2, 2, 2, 2, (1, 3), False),
+        (4, 4, 4, 2, (1, 3), False), (5, 5, 5, 1, (1, 3), False), (6, 6, 6, 2, (1, 3), False),
+        (7, 7, 7, 1, (1, 1), False), (7, 7, 7, 2, (2, 2), False), (7, 7, 7, 2, (3, 3), False),
+        (1, 7, 1, 2, (2, 2), True),
+    ]:  # fmt: skip
         cases.append((
-            f"sghmc kg={kg} kw={kw} km={km} acc={acc} phase={phase}", step._sghmc_kernel,
+            f"sghmc kg={kg} kw={kw} km={km} acc={acc} passes={first}-{last} rescale={rescale}",
+            step._sghmc_kernel,
             dict(theta_ptr=P, hat_ptr=P, mom_ptr=P, grad_ptr=P, gstart_ptr=I64P,
                  glen_ptr=I64P, key_ptr=I64P, scale_ptr="*fp64", gmax_ptr="*i32",
                  coef=(F32,) * 12, fg=FORMAT, fw=FORMAT, fm=FORMAT, KG=kg, KW=kw, KM=km,
-                 ACC=acc, STOCHASTIC=True, NOISY=True, PHASE=phase, BLOCK_=step.BLOCK),
+                 ACC=acc, STOCHASTIC=True, NOISY=True, FIRST=first, LAST=last,
+                 RESCALE=rescale, BLOCK_=step.BLOCK),
         ))  # fmt: skip
     return cases
 
