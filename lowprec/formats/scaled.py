@@ -146,6 +146,13 @@ class MXFormat(ScaledFormat):
     zeros; a last dim not a multiple of K ends in a shorter block. ``scale_rule`` (``floor``,
     the OCP rule; torchao's ``rceil``: s = ceil(log2(amax / max(E))); ``even``: amax rounded to
     E's mantissa bits first) chooses s.
+
+    ``rceil`` takes the ceiling exactly, from the float32 bits of r = amax / max(E) (its
+    exponent, plus 1 when its mantissa is not zero): the round-up conversion to E8M0 that the
+    hardware performs (``cvt.rp.satfinite.ue8m0x2.f32``, which torchao uses on sm_100). The
+    float32 ``ceil(log2(r))`` of torchao's fallback can round log2 of an r just above a power
+    of two down onto the integer and take the power itself; the bits cannot, and the fused
+    kernels compute the same integers.
     """
 
     element_name: str
@@ -197,9 +204,7 @@ class MXFormat(ScaledFormat):
         nan = torch.isnan(amax)
         if self.scale_rule == "rceil":
             # torchao's RCEIL: X = 2^ceil(log2(amax / max(E))), clamped to E8M0
-            s = torch.ceil(torch.log2(amax / self.element.max_value))
-            s = torch.nan_to_num(s, nan=0.0, posinf=127.0, neginf=-127.0)
-            s = s.clamp(-127, 127).to(torch.int32)
+            s = _ceil_log2(amax / self.element.max_value).clamp(-127, 127)
         else:
             bits = amax.view(torch.int32)
             if self.scale_rule == "even":
@@ -209,6 +214,20 @@ class MXFormat(ScaledFormat):
             s = (((bits >> 23) & 0xFF) - 127 - self.emax).clamp(-127, 127)
         scale = torch.where(nan, torch.full_like(amax, math.nan), pow2(s))
         return scale, scale
+
+
+def _ceil_log2(r: torch.Tensor) -> torch.Tensor:
+    """ceil(log2 r) (int32) of float32 r >= 0 (non-NaN) from its bits, exactly: a normal r's
+    exponent, plus 1 when its mantissa is not zero; inf gives 128; a subnormal r = m·2^-149
+    gives -126 above 2^-127 (m > 2^22), else -127 (its ceiling, or below it: every caller
+    clamps to [-127, 127]); 0 gives -127."""
+    import torch
+
+    bits = r.view(torch.int32)
+    exponent = (bits >> 23) & 0xFF
+    normal = exponent - 127 + ((bits & 0x7FFFFF) != 0).to(torch.int32)
+    small = torch.where(bits > 0x400000, -126, -127).to(torch.int32)
+    return torch.where(exponent > 0, normal, small)
 
 
 def _e4m3_nearest(c: torch.Tensor) -> torch.Tensor:

@@ -9,17 +9,21 @@ constants, ``format_params(fmt) = (kind, (c0, c1, c2, c3))`` (ALGORITHMS.md §2 
     BLOCK  2  (wl, max_units, 0, 0)            Δ = 2^(e + 2 - wl) from the block's max|x|
     FLOAT  3  (emin, emax, man, max_value)     Δ = 2^(clamp(e, emin, emax) - man); integer
                                                elements are emin = emax = 0, man = frac
-    MX     4  the element's FLOAT constants    scale 2^(e - emax) per exponent group (floor
-                                               rule; the fused steps)
+    MX     4  the element's FLOAT constants    scale 2^(e - emax) per exponent group (the
+                                               floor rule)
     INT    5  the element's FLOAT constants    scale amax/(2^(B-1) - 1) per group (steps)
     NVFP4  6  the element's FLOAT constants    an E4M3 scale per group, no per-tensor scale
                                                (steps)
     NVFP4T 7  the element's FLOAT constants    an E4M3 scale per group against the float32
                                                scale T of the group's tensor (steps: T per
                                                group in the step's scales array)
+    MX_RCEIL 8  as MX                          the rule rceil: 2^ceil(log2(amax/max(E)))
+    MX_EVEN  9  as MX                          the rule even: amax rounded to E's mantissa
+                                               bits, then the floor rule
 
 The quantizers take a scaled format as ``scaled_params(fmt) = (element, scale)``: the element's
 FLOAT constants and (rule, a, b, 0) with the scale rule SCALE_MX (a = the element's emax),
+SCALE_MX_RCEIL (b = max(E)), SCALE_MX_EVEN (a = emax, b = E's mantissa bits, 6 for int8),
 SCALE_NVFP4 (a = the per-tensor scale T, 0 for none; b = 1/T, filled in per call) or
 SCALE_INT (a = 2^(B-1) - 1). Triton takes the constants as three floats and three integers
 (:func:`triton_format_args`). Accumulators (ALGORITHMS.md §5) are FULL, LOW, VC, the codes of
@@ -59,11 +63,15 @@ __all__ = [
     "INT",
     "LOW",
     "MX",
+    "MX_EVEN",
+    "MX_RCEIL",
     "NVFP4",
     "NVFP4T",
     "SCALES",
     "SCALE_INT",
     "SCALE_MX",
+    "SCALE_MX_EVEN",
+    "SCALE_MX_RCEIL",
     "SCALE_NVFP4",
     "S_NEW",
     "S_OLD",
@@ -82,8 +90,15 @@ __all__ = [
 
 #: format kinds (module docstring)
 FP32, FIXED, BLOCK, FLOAT, MX, INT, NVFP4, NVFP4T = 0, 1, 2, 3, 4, 5, 6, 7
+MX_RCEIL, MX_EVEN = 8, 9
 #: the quantizers' scale rules of scaled formats
-SCALE_MX, SCALE_NVFP4, SCALE_INT = 1, 2, 3
+SCALE_MX, SCALE_NVFP4, SCALE_INT, SCALE_MX_RCEIL, SCALE_MX_EVEN = 1, 2, 3, 4, 5
+#: an MX format's kind and scale rule by its rule's name
+_MX_RULES = {
+    "floor": (MX, SCALE_MX),
+    "rceil": (MX_RCEIL, SCALE_MX_RCEIL),
+    "even": (MX_EVEN, SCALE_MX_EVEN),
+}
 #: accumulators
 FULL, LOW, VC = ACCUMULATOR_CODES["full"], ACCUMULATOR_CODES["low"], ACCUMULATOR_CODES["vc"]
 #: the columns of the steps' per-group scales (module docstring), and their number
@@ -114,10 +129,11 @@ def format_params(fmt: Format) -> tuple[int, Consts]:
         return BLOCK, (float(fmt.wl), float(fmt.max_units), 0.0, 0.0)
     if isinstance(fmt, SmallFloat | IntElement):  # an integer: one binade, Δ = 2^-frac
         return FLOAT, element_params(fmt)
-    if isinstance(fmt, MXFormat) and fmt.scale_rule == "floor":
-        # the element as a float grid, the scale per exponent group; the quantizers take
-        # scaled formats by scaled_params
-        return MX, element_params(fmt.element)
+    if isinstance(fmt, MXFormat):
+        # the element as a float grid, the scale per exponent group (the rule's kind: the
+        # rules read max(E), emax and E's mantissa bits from these constants); the quantizers
+        # take scaled formats by scaled_params
+        return _MX_RULES[fmt.scale_rule][0], element_params(fmt.element)
     if isinstance(fmt, ScaledInt):  # scales per group, not powers of 2
         return INT, element_params(fmt.element)
     if isinstance(fmt, formats.NVFP4):
@@ -138,15 +154,16 @@ def element_params(fmt: Format) -> Consts:
 
 def scaled_params(fmt: ScaledFormat) -> tuple[Consts, Consts] | None:
     """(element constants, scale constants) of a scaled format for the fused quantizers, or
-    None when it has none (the MX rules other than floor). The per-tensor scale of
-    ``nvfp4<t>`` is filled in per call."""
+    None when it has none. The per-tensor scale of ``nvfp4<t>`` is filled in per call."""
     elem = element_params(fmt.element)
     if elem[0] - elem[2] < -126:  # the kernels take 1/Δ of the element as a float32
         return None
     if isinstance(fmt, MXFormat):
-        if fmt.scale_rule != "floor":
-            return None
-        return elem, (float(SCALE_MX), float(fmt.emax), 0.0, 0.0)
+        rule = _MX_RULES[fmt.scale_rule][1]
+        if rule == SCALE_MX_RCEIL:
+            return elem, (float(rule), float(fmt.emax), float(fmt.element.max_value), 0.0)
+        # even: E's mantissa bits (MXINT8's element: 6, as the eager rule)
+        return elem, (float(rule), float(fmt.emax), elem[2], 0.0)
     if isinstance(fmt, formats.NVFP4):
         return elem, (float(SCALE_NVFP4), 0.0, 0.0, 0.0)
     if isinstance(fmt, ScaledInt):

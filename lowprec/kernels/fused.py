@@ -76,11 +76,11 @@ def _in_tile(length: int, width: int) -> bool:
 def has_fused(fmt: Format, device: torch.device | str | None = None, op: str = "quantize") -> bool:
     """Whether the fused kernels take ``fmt`` for ``op`` (quantize | vc | step) on ``device``'s
     backend: fixed, block and float formats everywhere (the OCP elements are floats); the
-    scaled formats (MX with the floor rule, NVFP4 and nvfp4<t>, scaled integers) in the numba
+    scaled formats (MX with its scale rules, NVFP4 and nvfp4<t>, scaled integers) in the numba
     and Triton quantizers and steps, and Triton's VC. The others run the eager reference."""
     if isinstance(fmt, ScaledFormat):
         cpu = device is None or torch.device(device).type == "cpu"
-        if op == "step":  # the numba and Triton steps: MX (floor rule), int, nvfp4, nvfp4<t>
+        if op == "step":  # the numba and Triton steps: MX, int, nvfp4, nvfp4<t>
             try:
                 format_params(fmt)
             except ValueError:

@@ -320,7 +320,8 @@ def test_quantizer_forward_on_act_grid_backward_on_error_grid() -> None:
     assert "fixed<8,3>" in repr(layer)
 
 
-# (forward format, backward format): fused, scaled fused, eager-only scaled (rceil), one-sided
+# (forward format, backward format): fused, scaled fused, scaled fused by another scale rule
+# (rceil), one-sided
 PLANNED = [
     ("block<8>", "block<8>"),
     ("fixed<8,3>", "float<4,3>"),

@@ -30,10 +30,14 @@ from lowprec.kernels.encoding import (
     FP32,
     INT,
     MX,
+    MX_EVEN,
+    MX_RCEIL,
     NVFP4,
     NVFP4T,
     SCALE_INT,
     SCALE_MX,
+    SCALE_MX_EVEN,
+    SCALE_MX_RCEIL,
     SCALE_NVFP4,
 )
 from lowprec.kernels.numba.bits import f32_as_i32, i32_as_f32, threshold16
@@ -225,12 +229,20 @@ def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
     """(into, up, divide) of a scaled format's block whose max|x| has bit pattern ``maxbits``
     (lowprec/formats/scaled.py): y = x/into when ``divide`` (scaled integers) else x·into; the
     value is q·up. The scale constants (rule, a, b) as lowprec.kernels.encoding.scaled_params:
-    MX 2^-s, 2^s with s = floor(log2 max) - emax clamped to [-127, 127]; NVFP4 the E4M3
-    rounding of max/6 (/T); integers max/(2^(B-1) - 1) (±inf as float32 max)."""
-    if rule == SCALE_MX:
+    MX 2^-s, 2^s with s = floor(log2 max) - emax clamped to [-127, 127] (the rules: rceil
+    s = ceil(log2(max / max(E))) from the bits of the quotient (b = max(E)); even the floor of
+    max rounded half up to E's b mantissa bits); NVFP4 the E4M3 rounding of max/6 (/T);
+    integers max/(2^(B-1) - 1) (±inf as float32 max)."""
+    if rule in (SCALE_MX, SCALE_MX_RCEIL, SCALE_MX_EVEN):
         if maxbits > _INF_BITS:
             return _NAN, _NAN, False
-        s = ((maxbits >> 23) & 0xFF) - 127 - int(a)
+        if rule == SCALE_MX_RCEIL:
+            s = _ceil_log2(i32_as_f32(np.int32(maxbits)) / _F(b))
+        elif rule == SCALE_MX_EVEN:
+            rounded = (maxbits + np.int32(1 << (22 - int(b)))) & np.int32(_INF_BITS)
+            s = ((rounded >> 23) & 0xFF) - 127 - int(a)
+        else:
+            s = ((maxbits >> 23) & 0xFF) - 127 - int(a)
         s = -127 if s < -127 else s
         s = 127 if s > 127 else s
         # x·2^-s is x/2^s exactly (both powers of two are float32 for |s| <= 127)
@@ -257,6 +269,18 @@ def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
     return (_ONE if s == _ZERO else s), s, True
 
 
+@njit(**INLINE)
+def _ceil_log2(r):  # type: ignore[no-untyped-def]
+    """ceil(log2 r) of a float32 r >= 0 (non-NaN) from its bits, as lowprec.formats.scaled's
+    _ceil_log2: a normal r's exponent, plus 1 when its mantissa is not zero; inf 128; a
+    subnormal r -126 above 2^-127, else -127 (0 too: the callers clamp to [-127, 127])."""
+    bits = f32_as_i32(r)
+    e = (bits >> 23) & 0xFF
+    if e > 0:
+        return e - 127 + (1 if bits & 0x7FFFFF else 0)
+    return -126 if bits > 0x400000 else -127
+
+
 # ---------------------------------------------------------------------------- a format's value
 # A format as a kind and four constants f (lowprec.kernels.encoding.format_params); ``gs`` =
 # (into, up) are its exponent group's scales (group_scale): Δ and Δ (block), or a scaled
@@ -266,7 +290,8 @@ def block_scale(maxbits, rule, a, b):  # type: ignore[no-untyped-def]
 @njit(**INLINE)
 def group_scale(kind, f, maxbits, t):  # type: ignore[no-untyped-def]
     """(into, up) of a group from the bit pattern of its maximum ((0, 0) for formats without
-    groups): block (Δ, Δ); mx (2^-s, 2^s) (NaN for a NaN maximum); int (s, s) with
+    groups): block (Δ, Δ); mx (2^-s, 2^s) (NaN for a NaN maximum; its three scale rules);
+    int (s, s) with
     s = amax/(2^(B-1) - 1) (``into`` 1 where s = 0: the element is x/into); nvfp4 ((1/T)/S, T·S)
     for the float32 per-tensor scale ``t`` = T of the group's tensor (nvfp4<t>), (1/S, S) for
     t = 0 (nvfp4): block_scale's, the operations of lowprec.formats."""
@@ -275,6 +300,12 @@ def group_scale(kind, f, maxbits, t):  # type: ignore[no-untyped-def]
         return d, d
     if kind == MX:
         into, up, _ = block_scale(maxbits, SCALE_MX, f[1], 0.0)
+        return into, up
+    if kind == MX_RCEIL:  # the rule reads max(E)
+        into, up, _ = block_scale(maxbits, SCALE_MX_RCEIL, f[1], f[3])
+        return into, up
+    if kind == MX_EVEN:  # the rule reads E's mantissa bits
+        into, up, _ = block_scale(maxbits, SCALE_MX_EVEN, f[1], f[2])
         return into, up
     if kind == INT:
         into, up, _ = block_scale(maxbits, SCALE_INT, f[3], 0.0)

@@ -78,6 +78,8 @@ from lowprec.kernels.encoding import (
     INT,
     LOW,
     MX,
+    MX_EVEN,
+    MX_RCEIL,
     NVFP4,
     NVFP4T,
     S_NEW,
@@ -211,7 +213,7 @@ def _round_theta(theta, hat, c, m, us, ns, o8, o4, kw, f_w, acc, var, sd, sd4, d
         _round_run(tv, tv, us, ns, o8, o4, FIXED, f_w, VC, var, sd, sd4, dw, stochastic)
     elif kw == BLOCK:
         _round_run(tv, tv, us, ns, o8, o4, BLOCK, f_w, VC, var, sd, sd4, dw, stochastic)
-    elif kw == MX:
+    elif kw in (MX, MX_RCEIL, MX_EVEN):  # the group's scales hold the rule: one element loop
         _round_run(tv, tv, us, ns, o8, o4, MX, f_w, VC, var, sd, sd4, dw, stochastic)
     elif kw == INT:
         _round_run(tv, tv, us, ns, o8, o4, INT, f_w, VC, var, sd, sd4, dw, stochastic)
@@ -296,7 +298,7 @@ def sgld_step(bufs, tasks, formats, rule, coef, key, split):  # type: ignore[no-
                     coef = (lr32, wd32, sd, noisy, sd4)
                     if kg == BLOCK:
                         mb = _mean_run(tv, gv, us, ns, u8, u4, BLOCK, f_g, gd, stochastic, coef, mb)
-                    elif kg == MX:
+                    elif kg in (MX, MX_RCEIL, MX_EVEN):
                         mb = _mean_run(tv, gv, us, ns, u8, u4, MX, f_g, gd, stochastic, coef, mb)
                     else:
                         mb = _mean_run(tv, gv, us, ns, u8, u4, kg, f_g, gd, stochastic, coef, mb)

@@ -16,7 +16,9 @@ MX, INT, NVFP4 take their element's FLOAT tuple (ALGORITHMS.md §2, §11)::
 
 Scaled formats (lowprec/formats/scaled.py, the eager reference, with its float32 operations in
 its order: nearest rounding equal bit for bit): MX s = clamp(floor(log2 amax) - emax(E), ±127)
-from amax's exponent field, y = x·2^-s, value q·2^s (a NaN block is NaN); NVFP4 S =
+from amax's exponent field, y = x·2^-s, value q·2^s (a NaN block is NaN; MX_RCEIL s =
+ceil(log2(amax/max(E))) from the quotient's bits, MX_EVEN the floor of amax rounded half up to
+E's mantissa bits); NVFP4 S =
 E4M3(clamp(amax/6 [/T], 2^-6, 448)) to nearest, y = x·(1/S) or x·((1/T)/S), value q·S or
 q·(T·S), T the per-tensor scale (0: none; ``ts`` = (T, 1/T)); INT s = amax/(2^(B-1) - 1) (±inf
 count as float32 max; the next float32 down where top·s would overflow), y = x/s (s = 0 gives
@@ -38,6 +40,8 @@ MX: tl.constexpr = tl.constexpr(encoding.MX)
 INT: tl.constexpr = tl.constexpr(encoding.INT)
 NVFP4: tl.constexpr = tl.constexpr(encoding.NVFP4)
 NVFP4T: tl.constexpr = tl.constexpr(encoding.NVFP4T)
+MX_RCEIL: tl.constexpr = tl.constexpr(encoding.MX_RCEIL)
+MX_EVEN: tl.constexpr = tl.constexpr(encoding.MX_EVEN)
 INF_BITS: tl.constexpr = tl.constexpr(0x7F800000)
 MAX_BITS: tl.constexpr = tl.constexpr(0x7F7FFFFF)
 NAN_BITS: tl.constexpr = tl.constexpr(0x7FC00000)
@@ -155,13 +159,23 @@ def block_scale(mb, KIND: tl.constexpr, f, ts):
     """(into, up) of blocks whose max|x| has the bit pattern ``mb`` (module docstring): the
     element is to_element(x, into), the value q·up. ``ts`` = (T, 1/T) for NVFP4 (T = 0: no
     per-tensor scale; the steps' NVFP4T, nvfp4<t>, is NVFP4 with its tensor's T)."""
-    if KIND == MX:
-        s = tl.minimum(tl.maximum(((mb >> 23) & 0xFF) - 127 - f[4], -127), 127)
+    if KIND == MX or KIND == MX_RCEIL or KIND == MX_EVEN:  # noqa: SIM109 (constexprs)
+        if KIND == MX_RCEIL:  # f[0] = max(E)
+            r = tl.math.div_rn(mb.to(tl.float32, bitcast=True), f[0]).to(tl.int32, bitcast=True)
+            e = (r >> 23) & 0xFF
+            up1 = tl.where((r & 0x7FFFFF) != 0, 1, 0)
+            s = tl.where(e > 0, e - 127 + up1, tl.where(r > 0x400000, -126, -127))
+        elif KIND == MX_EVEN:  # f[5] = E's mantissa bits
+            rounded = (mb + (1 << (22 - f[5]))) & INF_BITS
+            s = ((rounded >> 23) & 0xFF) - 127 - f[4]
+        else:
+            s = ((mb >> 23) & 0xFF) - 127 - f[4]
+        s = tl.minimum(tl.maximum(s, -127), 127)
         nan = (mb * 0 + NAN_BITS).to(tl.float32, bitcast=True)
         # x·2^-s is x/2^s exactly (both powers of two are float32 for |s| <= 127)
         into = tl.where(mb > INF_BITS, nan, pow2(-s))
         return into, tl.where(mb > INF_BITS, nan, pow2(s))
-    elif KIND >= NVFP4:  # NVFP4 and NVFP4T (nvfp4<t>), the last kinds
+    elif KIND == NVFP4 or KIND == NVFP4T:  # noqa: SIM109 (constexprs)
         t, tinv = ts
         tensor = t != 0.0
         bs = tl.math.div_rn(mb.to(tl.float32, bitcast=True), 6.0)

@@ -6,7 +6,7 @@ A format is (KIND, f, ts): the kind of lowprec/kernels/encoding.py, Triton's tup
 ``nvfp4<t>``, the per-tensor scale (T, 1/T) made on the device from the largest block maximum
 (T = amax/(448·6) in float32, 1 for an all-zero tensor: lowprec/formats/scaled.py), with no
 host synchronisation. Scaled formats take the rules the numba quantizers take (encoding.
-scaled_params: MX with the floor rule, NVFP4, scaled integers).
+scaled_params: MX with its three scale rules, NVFP4, scaled integers).
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ QUANTIZE_STREAM = 0
 #: (rows, length, width): rows of ``length`` values in runs of ``width``, one group a run
 Layout = tuple[int, int, int]
 #: the kind of a scaled format's rule
-_SCALED_KIND = {E.SCALE_MX: E.MX, E.SCALE_INT: E.INT, E.SCALE_NVFP4: E.NVFP4}
+_SCALED_KIND = {
+    E.SCALE_MX: E.MX,
+    E.SCALE_MX_RCEIL: E.MX_RCEIL,
+    E.SCALE_MX_EVEN: E.MX_EVEN,
+    E.SCALE_INT: E.INT,
+    E.SCALE_NVFP4: E.NVFP4,
+}
 
 
 class Encoded(NamedTuple):

@@ -10,8 +10,9 @@ same thresholds on both backends (tests/lowprec/kernels/triton/test_step.py runs
 under TRITON_INTERPRET=1 against the numba ones). The normals use Triton's log/cos/sin
 (bits.box_muller) where the CPU uses polynomials: the same law, values equal to about 1e-6. The
 roundings and Q_vc are grid.py's, shared with the quantizers. Formats: fp32, fixed, block,
-float and the scaled kinds MX (floor rule), INT, NVFP4 and NVFP4T (nvfp4<t>), whose scales come
-from the group's maximum (grid.block_scale) as in the numba step; NVFP4T's per-tensor T from
+float and the scaled kinds MX (its three scale rules), INT, NVFP4 and NVFP4T (nvfp4<t>),
+whose scales come from the group's maximum (grid.block_scale) as in the numba step; NVFP4T's
+per-tensor T from
 the step's per-group scales (column T_G, T_W or T_M), made by the executor between launches
 that each run some of the passes (FIRST..LAST), as numba's ``split``.
 

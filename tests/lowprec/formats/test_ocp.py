@@ -527,7 +527,8 @@ def test_activation_and_error_quantizers_take_the_new_formats() -> None:
 
 SCALED = [
     "mx<fp8_e4m3>", "mx<fp8_e5m2>", "mx<fp6_e2m3>", "mx<fp6_e3m2,16>", "mx<fp4_e2m1>", "mx<int8>",
-    "nvfp4", "nvfp4<t>", "int<8>", "int<4,g32>", "int<4,g7>",
+    "nvfp4", "nvfp4<t>", "int<8>", "int<4,g32>", "int<4,g7>", "mx<fp8_e4m3,rceil>",
+    "mx<fp6_e3m2,16,rceil>", "mx<fp4_e2m1,even>", "mx<int8,even>", "mx<int8,rceil>",
 ]  # fmt: skip
 
 
@@ -545,15 +546,44 @@ def test_fused_nearest_equals_eager_bit_for_bit(text: str) -> None:
             assert same_bits(fused, eager), (text, tuple(xx.shape))
 
 
-def test_rules_other_than_floor_and_vc_run_eager() -> None:
+def test_every_mx_rule_runs_fused_and_vc_scales_in_torch() -> None:
     from lowprec.kernels.fused import has_fused
 
-    assert has_fused(parse_format("mx<fp8_e4m3>"), "cpu")
-    assert not has_fused(parse_format("mx<fp8_e4m3,rceil>"), "cpu")
+    for rule in ("", ",rceil", ",even"):
+        assert has_fused(parse_format(f"mx<fp8_e4m3,32{rule}>"), "cpu")
+        assert has_fused(parse_format(f"mx<fp8_e4m3,32{rule}>"), "cpu", "step")
     assert not has_fused(parse_format("nvfp4"), "cpu", "vc")
     x = torch.randn(4, 64)
     fmt = "mx<fp8_e4m3,rceil>"
     assert torch.equal(quantize(x, fmt, "nearest"), quantize(x, fmt, "nearest", kernels="eager"))
+
+
+@pytest.mark.parametrize("element", ["fp8_e4m3", "fp4_e2m1", "int8"])
+def test_rceil_is_the_exact_ceiling_at_and_beside_powers_of_two(element: str) -> None:
+    # r = amax/max(E) at 2^k and one float32 step either side: s = ceil(log2 r) is k, k + 1
+    # and k exactly (the hardware's round-up to E8M0), on the eager and the fused path; a
+    # float32 log2 may round log2 of the r above 2^k down to k
+    fmt = parse_format(f"mx<{element},4,rceil>")
+    top = np.float32(fmt.element.max_value)
+    blocks = []
+    for k in range(-130, 128, 7):
+        r = np.float32(2.0**k) if k >= -149 else np.float32(0.0)
+        for q in (r, np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(0.0))):
+            with np.errstate(over="ignore"):  # beyond float32: skipped below
+                amax = np.float32(q * top)
+            if not np.isfinite(amax) or np.float32(amax / top) != q:
+                continue  # r not reachable as a quotient: no block to test
+            blocks.append([amax, amax * np.float32(0.3), -amax * np.float32(0.7), 0.0])
+    x = torch.from_numpy(np.asarray(blocks, dtype=np.float32))
+    r = (x.abs().amax(dim=1) / float(top)).double()
+    m, e = np.frexp(r.numpy())
+    exact = np.clip(np.where(m > 0.5, e, e - 1), -127, 127)
+    exact[r.numpy() == 0] = -127
+    amax = x.abs().amax(dim=1, keepdim=True)
+    scale = fmt.scales(amax)[1].reshape(-1).double()
+    assert np.array_equal(np.log2(scale.numpy()), exact.astype(np.float64))
+    eager = quantize(x, fmt, "nearest", kernels="eager")
+    assert same_bits(quantize(x, fmt, "nearest", kernels="fused"), eager)
 
 
 @pytest.mark.parametrize("text", [*ELEMENTS, "mx<int8>", "int<4,g32>"])

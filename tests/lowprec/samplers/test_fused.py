@@ -62,6 +62,8 @@ NEAREST = [
         "mx<fp8_e4m3,4>",
         "mx<fp4_e2m1>",
         "mx<int8,4>",
+        "mx<fp8_e4m3,4,rceil>",
+        "mx<fp4_e2m1,even>",
         "nvfp4",
         "nvfp4<t>",
         "int<8>",

@@ -34,8 +34,8 @@ P, I32, F32, I64P = "*fp32", "i32", "fp32", "*i64"
 FORMAT = ("fp32", "fp32", "fp32", "i32", "i32", "i32")
 BLOCKS = ("i32", "i32", "i32")
 #: the quantizers' format kinds (lowprec/kernels/encoding.py): fixed, block, float, MX, INT,
-#: NVFP4
-KINDS = (1, 2, 3, 4, 5, 6)
+#: NVFP4, MX_RCEIL, MX_EVEN
+KINDS = (1, 2, 3, 4, 5, 6, 8, 9)
 
 
 def _compile(fn: Any, **args: Any) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _cases() -> list[tuple[str, Any, dict[str, Any]]]:
         (1, 1, 1, True, (1, 2)), (2, 2, 0, True, (1, 2)), (3, 3, 2, True, (1, 2)),
         (2, 2, 2, False, (1, 2)), (0, 0, 0, False, (1, 2)), (4, 4, 1, True, (1, 2)),
         (5, 5, 2, True, (1, 2)), (6, 6, 0, False, (1, 2)), (7, 7, 1, True, (1, 1)),
-        (7, 7, 2, True, (2, 2)),
+        (7, 7, 2, True, (2, 2)), (8, 8, 1, True, (1, 2)), (9, 9, 2, True, (1, 2)),
     ]:  # fmt: skip
         cases.append((
             f"sgld kg={kg} kw={kw} acc={acc} stochastic={stochastic} passes={first}-{last}",
@@ -107,7 +107,7 @@ def _cases() -> list[tuple[str, Any, dict[str, Any]]]:
         (1, 1, 1, 2, (2, 3), True), (3, 3, 3, 1, (1, 3), False), (2, 2, 2, 2, (1, 3), False),
         (4, 4, 4, 2, (1, 3), False), (5, 5, 5, 1, (1, 3), False), (6, 6, 6, 2, (1, 3), False),
         (7, 7, 7, 1, (1, 1), False), (7, 7, 7, 2, (2, 2), False), (7, 7, 7, 2, (3, 3), False),
-        (1, 7, 1, 2, (2, 2), True),
+        (1, 7, 1, 2, (2, 2), True), (8, 8, 8, 2, (1, 3), False), (9, 9, 9, 1, (1, 3), False),
     ]:  # fmt: skip
         cases.append((
             f"sghmc kg={kg} kw={kw} km={km} acc={acc} passes={first}-{last} rescale={rescale}",

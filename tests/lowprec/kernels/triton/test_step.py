@@ -1,4 +1,4 @@
-"""The Triton SGLD / SGHMC steps on the scaled formats (MX with the floor rule, NVFP4, scaled
+"""The Triton SGLD / SGHMC steps on the scaled formats (MX with its scale rules, NVFP4, scaled
 integers: ALGORITHMS.md §11) against the numba steps, run by Triton's interpreter on CPU
 tensors: without noise both draw the same Philox thresholds, so every rounding gives the same
 bits; with noise the normals differ by ~1e-6 (libm against polynomials) and the values agree
@@ -22,6 +22,8 @@ CASES = [
     ("sghmc", "int<6,g16>", "vc"),
     pytest.param("sghmc", "mx<fp4_e2m1>", "vc", marks=_SLOW),
     pytest.param("sghmc", "nvfp4", "low", marks=_SLOW),
+    ("sgld", "mx<fp8_e4m3,16,rceil>", "low"),
+    pytest.param("sghmc", "mx<fp4_e2m1,even>", "vc", marks=_SLOW),
 ]
 
 
