@@ -73,8 +73,7 @@ def _tensor_scale(maxbits: torch.Tensor, enc: Encoded) -> torch.Tensor:
     """(T, 1/T) of nvfp4<t> from the blocks' maxima (the eager float32 operations)."""
     if not enc.per_tensor:
         return _no_tensor_scale(maxbits.device)
-    t = maxbits.max().view(torch.float32) / (448.0 * 6.0)
-    t = torch.where(t == 0, torch.ones_like(t), t)
+    t = NVFP4.tensor_scale(maxbits.max().view(torch.float32))
     return torch.stack([t, 1.0 / t])
 
 
