@@ -73,6 +73,18 @@ NEAREST = [
 ]
 
 
+def _assert_same_bits(eager, fused, a, b) -> None:
+    """The eager and the fused sampler ran the same steps to the same bits: their params ``a``
+    and ``b``, their θ and, for SGHMC, their momentum."""
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(eager.theta, fused.theta, strict=True):
+        assert torch.equal(x, y)
+    if isinstance(eager, SGHMC):
+        for x, y in zip(eager.momentum, fused.momentum, strict=True):
+            assert torch.equal(x, y)
+
+
 @pytest.mark.parametrize(("cls", "accumulator", "fmt"), NEAREST)
 def test_nearest_without_noise_is_the_eager_step_bit_for_bit(cls, accumulator, fmt) -> None:
     spec = _spec(fmt, accumulator, rounding="nearest")
@@ -81,13 +93,7 @@ def test_nearest_without_noise_is_the_eager_step_bit_for_bit(cls, accumulator, f
     fused, pf = _make(cls, spec, "fused", **kw)
     assert (eager.executor_name, fused.executor_name) == ("eager", "fused")
     a, b = _run(eager, pe, 6), _run(fused, pf, 6)
-    for x, y in zip(a, b, strict=True):
-        assert torch.equal(x, y)
-    for x, y in zip(eager.theta, fused.theta, strict=True):
-        assert torch.equal(x, y)
-    if cls is SGHMC:
-        for x, y in zip(eager.momentum, fused.momentum, strict=True):
-            assert torch.equal(x, y)
+    _assert_same_bits(eager, fused, a, b)
     # the steps moved the weights (the check is not vacuous)
     assert not all(torch.equal(x, y) for x, y in zip(a, _params(), strict=True))
 
@@ -154,13 +160,7 @@ def test_nvfp4_per_tensor_nearest_is_the_eager_step_bit_for_bit(cls, accumulator
     eager, a = _t_run(cls, spec, "eager", **kw)
     fused, b = _t_run(cls, spec, "fused", **kw)
     assert (eager.executor_name, fused.executor_name) == ("eager", "fused")
-    for x, y in zip(a, b, strict=True):
-        assert torch.equal(x, y)
-    for x, y in zip(eager.theta, fused.theta, strict=True):
-        assert torch.equal(x, y)
-    if cls is SGHMC:
-        for x, y in zip(eager.momentum, fused.momentum, strict=True):
-            assert torch.equal(x, y)
+    _assert_same_bits(eager, fused, a, b)
     assert not torch.equal(a[0], _t_params()[0])  # the steps moved the weights
     assert torch.count_nonzero(a[-1]) == 0  # the zero tensor stayed zero
 
