@@ -366,11 +366,14 @@ def _fit(
 ) -> bool:
     """Build (or restore) the Tuner and fit it; True when every trial ended."""
     from ray import tune
+    from ray.tune.execution.tune_controller import TuneController
 
+    from orchestrator.actor_deaths import count_each_death_once
     from orchestrator.interrupt import InterruptWatch
     from orchestrator.progress import SweepProgress
     from orchestrator.sweep_records import SweepRecords
 
+    count_each_death_once(TuneController)  # a lost actor costs its trial one retry, not two
     # grid/random: unlimited unless asked (Tune fits trials to the resources, and an autoscaling
     # cluster grows); optuna: a Searcher proposes one trial at a time unless told otherwise
     concurrency = max_concurrent or spec.max_concurrent
