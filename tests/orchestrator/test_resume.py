@@ -87,3 +87,40 @@ def test_sigint_to_the_driver_alone_is_an_interruption(
     # Tune saved the stopped trials as unfinished: --resume runs them to the end
     output, _ = _start(spec, tmp_path, fake_env, "--resume").communicate(timeout=240)
     assert "sweep resumable finished: 2/2 trials recorded (ok 2," in output, output
+
+
+QUICK = """\
+name: resumable
+workload: fake
+objectives: {test_error: min}
+search: {max_concurrent: 1}
+resources: {cpu: 0.5}
+fixed: {reports: 1, sleep_s: 0.2}
+space:
+  lr: {grid: [0.1, 0.2, 0.3, 0.4, 0.5]}
+"""
+
+
+def test_a_driver_killed_right_after_a_trial_ended_is_resumed_without_repeats(
+    fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Trials of a fifth of a second, one at a time: several start and end within Tune's 10-s
+    period between saves of its state. The driver and its Ray are SIGKILLed as soon as the third
+    row lands; ``--resume`` must run each configuration once (a trial missing from the saved
+    state would be handed out again under a new id: its configuration recorded twice)."""
+    spec = write_spec(tmp_path, QUICK)
+    first = _start(spec, tmp_path, fake_env)
+    deadline = time.monotonic() + 300
+    while len(_rows(tmp_path)) < 3 and time.monotonic() < deadline:
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert 3 <= len(_rows(tmp_path)) < 5, "the sweep ended before it could be killed"
+    second = _start(spec, tmp_path, fake_env, "--resume")
+    out = second.communicate(timeout=400)[0]
+    assert second.returncode == 0, out
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "results" / "resumable" / "trials.parquet").to_pylist()
+    assert sorted(r["lr"] for r in table) == [0.1, 0.2, 0.3, 0.4, 0.5], out
