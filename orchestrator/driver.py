@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator import atomicfs, summary, tracking
+from orchestrator import atomicfs, raystop, summary, tracking
 from orchestrator.naming import configuration_name, name_keys
 from orchestrator.outbox import PARENT_KEY, queue_parent
 from orchestrator.outcome import SweepOutcome
@@ -72,13 +72,12 @@ def _one_driver_per_sweep(run: Any) -> Any:
                     _children_from_rows(outcome, err)
                 return outcome
             except KeyboardInterrupt:  # during consolidation or the report: before the run's
-                _kill_running_children_of(store, err)  # own clean-up could mark them KILLED
+                raystop.stop()  # own clean-up could mark them KILLED; no trial process left
+                _kill_running_children_of(store, err)
                 raise
             finally:
                 if started_ray:
-                    import ray
-
-                    ray.shutdown()
+                    raystop.stop()
 
     return locked
 
@@ -272,10 +271,9 @@ def run_sweep(
             table = store.consolidate()
         finally:
             if started_ray:
-                import ray
-
-                ray.shutdown()
+                raystop.stop()
     if not complete:  # stopped trials' child runs: KILLED now, RUNNING again on --resume
+        raystop.stop()  # (once no trial process is left to start or end one)
         _kill_running_children(tracking_uri, experiment_id, parent, err)
     status = "FINISHED" if complete else "KILLED"
     queue_parent(store, parent, {"op": "terminate", "status": status})

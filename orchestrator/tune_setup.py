@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import raystart
+from orchestrator import raystart, raystop
 from orchestrator.spec import Spec
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ def init_ray(address: str | None) -> bool:
         kwargs.update(num_cpus=os.cpu_count(), include_dashboard=False)
     # an unreachable address or a port taken by another program: one line, nothing started
     raystart.start(ray.init, ray.shutdown, address, **kwargs)
+    raystop.own()
     return True
 
 
