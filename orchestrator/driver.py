@@ -370,10 +370,8 @@ def _fit(
     from orchestrator.interrupt import InterruptWatch
     from orchestrator.progress import SweepProgress
     from orchestrator.sweep_records import SweepRecords
-    from orchestrator.trial_snapshots import save_new_trials_at_once
 
     count_each_death_once(TuneController)  # a lost actor costs its trial one retry, not two
-    save_new_trials_at_once(TuneController)  # a killed driver's trials are all in its state
     # grid/random: unlimited unless asked (Tune fits trials to the resources, and an autoscaling
     # cluster grows); optuna: a Searcher proposes one trial at a time unless told otherwise
     concurrency = max_concurrent or spec.max_concurrent
