@@ -1,13 +1,12 @@
 """Stopping the local Ray a sweep started, and waiting until every process of it has ended.
 
-``ray.shutdown()`` ends the processes ``ray.init`` started (GCS, raylet, dashboard, agents) but
-not the workers the raylet started: they notice their raylet gone and exit on their own, a
-moment later on a loaded machine. Until then a trial actor Tune stopped may still write: seen,
-its MLflow run created 6 ms after the interrupted driver had marked its stopped trials' runs
-KILLED, and left RUNNING. So :func:`stop` notes every process of the local node and its
-descendants (the workers, and what they started), shuts Ray down, waits for all of them to end
-(``GRACE_S``), kills those still there, and only then returns: whatever the driver does next
-(mark the stopped trials' runs KILLED, exit) comes after the last trial process.
+An interrupted sweep must mark its stopped trials' MLflow runs KILLED only once no trial process
+is left: a trial actor still alive may create or end its run afterwards (seen: a run created
+6 ms after the marking, left RUNNING, because the driver marked them while its Ray was still up).
+``ray.shutdown()`` signals the node's processes without waiting for them or for the workers the
+raylet started, so :func:`stop` notes every process of the local node and its descendants, shuts
+Ray down, waits for all of them to end (``GRACE_S``), kills those still there, and only then
+returns.
 
 Only a Ray this process started (:func:`own`, called by ``tune_setup.init_ray``) is stopped: a
 joined cluster, or a Ray a caller started in-process, is left alone.
