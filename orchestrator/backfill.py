@@ -253,6 +253,7 @@ def backfill(sweep_dir: str, mlflow_uri: str | None = None) -> BackfillOutcome:
         tracker = tracking.TrialTracker(
             uri, experiment_id, parent, trial_id, str(row.get("sweep_id") or meta["sweep_id"]),
             str(row.get("git_commit") or meta.get("git_commit", "unknown")), name_keys=keys,
+            patient=True,
         )  # fmt: skip
         if tracker.start(config) is None:
             raise tracking.TrackingError(f"MLflow at {uri} stopped answering during the backfill")

@@ -437,6 +437,9 @@ class TrialTracker:
     #: row takes the id when it ends); ``finish`` waits for the last writes
     START_WAIT_S = 2.0
     FINISH_WAIT_S = 5.0
+    #: what the driver's catching up (``orchestrator.backfill``) waits instead: no trial is
+    #: held up there, and a loaded machine's SQLite write can take longer than a trial's waits
+    PATIENT_WAIT_S = 60.0
 
     def __init__(
         self,
@@ -449,6 +452,7 @@ class TrialTracker:
         store: Any = None,
         name_keys: Sequence[str] = (),
         search: bool = True,
+        patient: bool = False,
     ):
         from orchestrator.outbox import Outbox
 
@@ -458,6 +462,8 @@ class TrialTracker:
         self.key = f"{trial_id}-{uuid.uuid4().hex[:8]}"
         self.outbox = Outbox(lambda: client(tracking_uri), on_run_id=self._record_run_id)
         self.last_step = -1
+        self.start_wait_s = self.PATIENT_WAIT_S if patient else self.START_WAIT_S
+        self.finish_wait_s = self.PATIENT_WAIT_S if patient else self.FINISH_WAIT_S
 
     def _record_path(self) -> str:
         return f"{RUNS_DIR}/{self.trial_id}"
@@ -480,8 +486,9 @@ class TrialTracker:
     ) -> str | None:
         """Reopen this trial's child run (recorded, or found when ``search``) or create it;
         log params once. With ``wait``, returns its id, or None when the server did not answer
-        within :data:`START_WAIT_S`; without, returns at once (the run is made while the trial
-        computes, and its id is known by :meth:`finish`)."""
+        within :data:`START_WAIT_S` (``patient``: :data:`PATIENT_WAIT_S`); without, returns at
+        once (the run is made while the trial computes, and its id is known by
+        :meth:`finish`)."""
         tags = {
             "mlflow.parentRunId": self.parent,
             TAG_TRIAL: self.trial_id,
@@ -507,7 +514,7 @@ class TrialTracker:
         params = {k: _param_value(v) for k, v in trial_params(config).items()}
         self.outbox.put({"op": "params", "params": params})
         if wait:
-            self.outbox.drain(self.START_WAIT_S)
+            self.outbox.drain(self.start_wait_s)
         return self.run_id
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -549,7 +556,7 @@ class TrialTracker:
                 "traceback": traceback,
             }
         )
-        left = self.outbox.close(self.FINISH_WAIT_S)
+        left = self.outbox.close(self.finish_wait_s)
         if self.store is not None:
             key, run_id = self.key, self.run_id
             save_pending(self.store, key, run_id, left, final=True, trial_id=self.trial_id)

@@ -62,3 +62,16 @@ def ray_env(fake_env: dict[str, str]) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def tracker_waits_for_a_loaded_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial's tracker waits 2 s for its run's id and 5 s for its last writes, then goes on
+    (the id comes later; the rest is saved for the driver). Tests that read what reached MLflow
+    wait for it instead: on a loaded machine a local SQLite write can take longer than that.
+    Both waits end when the writes have landed, so a quiet run is not slower. Tests of a server
+    that is away set their own short waits."""
+    from orchestrator import tracking
+
+    monkeypatch.setattr(tracking.TrialTracker, "START_WAIT_S", 300.0)
+    monkeypatch.setattr(tracking.TrialTracker, "FINISH_WAIT_S", 300.0)
