@@ -370,6 +370,8 @@ def _fit(
     from orchestrator.interrupt import InterruptWatch
     from orchestrator.progress import SweepProgress
     from orchestrator.sweep_records import SweepRecords
+    from orchestrator.trial_list import JOURNAL
+    from orchestrator.tune_state import align_trial_list, settle_lost_study_trials
 
     count_each_death_once(TuneController)  # a lost actor costs its trial one retry, not two
     # grid/random: unlimited unless asked (Tune fits trials to the resources, and an autoscaling
@@ -413,8 +415,11 @@ def _fit(
         )
         resume = False
     if resume:
-        if spec.algorithm != "optuna" and tune_fs is not None:
-            _align_trial_list(store, spec.name, err)
+        if tune_fs is not None and spec.algorithm != "optuna":
+            align_trial_list(store, spec.name, err)
+        elif tune_fs is not None and study_url is not None:
+            objectives = spec.optimisation_target()[0]
+            settle_lost_study_trials(store, spec.name, study_url, objectives, err)
         # Tune restores the run config it saved; the callbacks are ours to give again
         tuner = tune.Tuner.restore(
             store.tune_uri(),
@@ -425,17 +430,22 @@ def _fit(
         )
         with contextlib.suppress(AttributeError):
             tuner._local_tuner._run_config.callbacks = callbacks
+            # the journal where the results are now (the pickled path is where they were)
+            restored = tuner._local_tuner._tune_config.search_alg
+            if getattr(restored, "journal", None) is not None and tune_fs is not None:
+                restored.journal = os.path.join(store.path, JOURNAL)
         for trial_id in store.trial_row_ids():
             row = store.read_trial_row(trial_id) or {}
             if row.get("status") in ("ok", "diverged"):
                 progress.outcomes[trial_id] = str(row["status"])
     else:
+        journal = None if tune_fs is None else os.path.join(store.path, JOURNAL)
         tuner = tune.Tuner(
             tune_trainable,
             param_space=spec.param_space(),
             tune_config=tune.TuneConfig(
                 num_samples=spec.num_trials(),
-                search_alg=searcher(spec, concurrency, study_url),
+                search_alg=searcher(spec, concurrency, study_url, journal),
                 scheduler=scheduler(spec),
                 # both searchers (the trial list, optuna) need Tune to limit concurrency
                 max_concurrent_trials=concurrency,
@@ -552,82 +562,6 @@ def _all_ended(grid: Any, spec: Spec, store: ResultsStore) -> bool:
         return len(rows) >= spec.num_trials()
     ended = all(s in ("TERMINATED", "ERROR") for _, s in statuses)
     recorded = all(t in rows for t, s in statuses if s == "TERMINATED")
-    return ended and recorded and len(statuses) >= spec.num_trials()
-
-
-def _align_trial_list(store: ResultsStore, name: str, err: TextIO) -> None:
-    """Make the trial list's saved position agree with the trials Tune's state holds.
-
-    Tune saves its experiment state (the trials), the search generator's state and the trial
-    list's (:mod:`orchestrator.trial_list`) as three files, uploaded one by one. When one upload
-    fails and another does not (a nearly full disk takes the trial list's 300 bytes and refuses
-    the experiment state's 90 KB; a driver killed between two uploads), the newest files disagree:
-    a trial list ahead of the trials would never hand out the configs it gave to trials Tune
-    lost, and the resumed sweep ends short of its trials, saying "interrupted"; one behind would
-    run configs twice. So before Tune restores: the configs Tune holds trials of come first, in
-    the list's order, then the others; the position, and the search generator's count of the
-    trials it made, is the number Tune holds; and the concurrency limiter forgets trials Tune
-    does not hold (they would count as running)."""
-    import glob
-    import json
-
-    from ray import cloudpickle
-
-    directory = local_path(store.tune_uri())
-    newest = {
-        pattern: max(glob.glob(os.path.join(directory or "", pattern)), default=None)
-        for pattern in ("experiment_state-*.json", "searcher-state-*.pkl", "search_gen_state-*")
-    }
-    if directory is None or None in newest.values():
-        return
-    try:
-        with open(newest["experiment_state-*.json"]) as f:
-            trials = [json.loads(state) for state, _ in json.load(f)["trial_data"]]
-        with open(newest["searcher-state-*.pkl"], "rb") as f:
-            listed = cloudpickle.load(f)
-        with open(newest["search_gen_state-*"], "rb") as f:
-            generator = cloudpickle.load(f)
-        configs, position = list(listed["configs"]), int(listed["next_index"])
-        held = [t["config"] for t in trials]
-        ids = {t["trial_id"] for t in trials}
-    except Exception:  # not files this code knows: Tune's restore says what is wrong
-        return
-    first = []
-    rest = list(configs)
-    for config in held:
-        if config in rest:
-            first.append(rest.pop(rest.index(config)))
-    if len(first) != len(held):
-        return  # trials of configs the list does not hold: not ours to change
-    limiter = generator.get("name:ConcurrencyLimiter") or {}
-    live = set(limiter.get("live_trials") or ())
-    lost = live - ids
-    counter = generator.get("counter")
-    if first + rest == configs and position == len(first) == counter and not lost:
-        return  # they agree (the usual case)
-    state = {"configs": first + rest, "next_index": len(first)}
-    _replace_pickle(newest["searcher-state-*.pkl"], state)
-    # the generator stops at counter == total_samples: it counts the trials it made
-    generator.update(counter=len(first), finished=False)
-    if limiter:
-        limiter["live_trials"] = live & ids
-        limiter["num_unfinished_live_trials"] = len(live & ids)
-    _replace_pickle(newest["search_gen_state-*"], generator)
-    print(
-        f"[{name}] Ray Tune's saved state disagreed with itself (a write that failed: a full "
-        f"disk, a killed driver): the trial list had handed out {position} configs, Tune holds "
-        f"{len(first)} trials; the other {len(rest)} configs are run now",
-        file=err,
-        flush=True,
-    )
-
-
-def _replace_pickle(path: str, value: Any) -> None:
-    from ray import cloudpickle
-
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        cloudpickle.dump(value, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # rows of trials a killed driver's Tune lost (they ended after its last save) count too
+    unheld = rows - {t for t, _ in statuses}
+    return ended and recorded and len(statuses) + len(unheld) >= spec.num_trials()

@@ -14,7 +14,9 @@ values and state) in an Optuna storage instead of the driver's memory:
 - ``--resume``: Tune restores the searcher, whose study is the same stored study; the sampler
   (TPE, NSGA-II) reads every trial from the storage, those of the interrupted run included,
   and proposes nothing twice. Trials the killed driver had asked for but Tune never recorded
-  (asked after Tune's last snapshot) are told FAIL on restore, so none stays RUNNING.
+  (asked after Tune's last snapshot) are told COMPLETE when their trial wrote its row
+  (``orchestrator.tune_state``: they count, and their configuration is not run again), else
+  FAIL on restore, so none stays RUNNING.
 - A configuration is run once: when the sampler proposes the effective configuration of an
   earlier trial (a categorical space, or keys without effect, make that common), the proposal
   is not run but told the earlier trial's outcome (its values; FAIL while it still runs or if
@@ -187,9 +189,23 @@ class StudySearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         """Tune's saved searcher, then: every RUNNING study trial this searcher does not hold
-        (asked by a killed driver after Tune's last snapshot) is told FAIL."""
+        (asked by a killed driver after Tune's last snapshot) is told FAIL, and every complete
+        one's configuration is known as proposed (those a killed driver's trials ran after the
+        snapshot, told COMPLETE by ``orchestrator.tune_state``, are not run again)."""
         super().restore(checkpoint_path)
         self.fail_orphans()
+        self.know_completed()
+
+    def know_completed(self) -> None:
+        """Enter each COMPLETE study trial (not itself a repeat) in the configuration map."""
+        if self._ot_study is None:
+            return
+        from optuna.trial import TrialState
+
+        proposed = self._proposed()
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if USER_ATTR_DUPLICATE not in trial.user_attrs:
+                proposed.setdefault(self._config_key(trial), trial.number)
 
     def fail_orphans(self) -> int:
         """Tell FAIL every RUNNING trial of the study that no Tune trial of ours holds."""

@@ -29,10 +29,13 @@ WORKER_ENV = {
 }
 
 
-def searcher(spec: Spec, max_concurrent: int | None, storage: str | None = None) -> Any:
-    """grid/random: Tune's variant generator; optuna: TPE (one objective) or NSGA-II (several)
-    on the study ``spec.name`` in ``storage`` (an Optuna storage URL, :mod:`orchestrator.study`;
-    None: in memory)."""
+def searcher(
+    spec: Spec, max_concurrent: int | None, storage: str | None = None, journal: str | None = None
+) -> Any:
+    """grid/random: the trial list, its suggestions journaled in ``journal`` (a local path,
+    :mod:`orchestrator.trial_list`); optuna: TPE (one objective) or NSGA-II (several) on the
+    study ``spec.name`` in ``storage`` (an Optuna storage URL, :mod:`orchestrator.study`; None:
+    in memory)."""
     if spec.algorithm == "optuna":
         import optuna
 
@@ -54,7 +57,7 @@ def searcher(spec: Spec, max_concurrent: int | None, storage: str | None = None)
     from orchestrator.trial_list import TrialList
 
     # the explicit, deduplicated list (variants x space x fixed, drawn from search.seed)
-    return TrialList(spec.trial_configs())
+    return TrialList(spec.trial_configs(), journal)
 
 
 def scheduler(spec: Spec) -> Any:

@@ -150,7 +150,7 @@ def test_resume_aligns_the_trial_list_with_the_trials_tune_holds(tmp_path: Path,
 
     from ray import cloudpickle
 
-    from orchestrator.driver import _align_trial_list
+    from orchestrator.tune_state import align_trial_list
 
     configs = [{"lr": 0.1 * (i + 1)} for i in range(4)]
     store = ResultsStore(tmp_path / "results", "full")
@@ -159,7 +159,7 @@ def test_resume_aligns_the_trial_list_with_the_trials_tune_holds(tmp_path: Path,
     position = 4 if held == 2 else 2
     _tune_state(tune_dir, configs[:held], configs, position)
     err = io.StringIO()
-    _align_trial_list(store, "full", err)
+    align_trial_list(store, "full", err)
     with open(tune_dir / "searcher-state-2026-01-01_00-00-01.pkl", "rb") as f:
         listed = cloudpickle.load(f)
     with open(tune_dir / "search_gen_state-2026-01-01_00-00-01.json", "rb") as f:
@@ -173,5 +173,5 @@ def test_resume_aligns_the_trial_list_with_the_trials_tune_holds(tmp_path: Path,
 
     # agreeing files are left alone
     before = {p.name: p.read_bytes() for p in tune_dir.iterdir()}
-    _align_trial_list(store, "full", io.StringIO())
+    align_trial_list(store, "full", io.StringIO())
     assert {p.name: p.read_bytes() for p in tune_dir.iterdir()} == before

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from orchestrator import tracking
@@ -87,3 +88,49 @@ def test_sigint_to_the_driver_alone_is_an_interruption(
     # Tune saved the stopped trials as unfinished: --resume runs them to the end
     output, _ = _start(spec, tmp_path, fake_env, "--resume").communicate(timeout=240)
     assert "sweep resumable finished: 2/2 trials recorded (ok 2," in output, output
+
+
+KILLED = """\
+name: resumable
+workload: fake
+objectives: {test_error: min}
+search: SEARCH
+fixed: {reports: 1, sleep_s: 0.2}
+space:
+  lr: SPACE
+"""
+KILLED_TRIALS = 6
+
+
+@pytest.mark.parametrize(
+    "search, space",
+    [
+        ("{max_concurrent: 1}", "{grid: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}"),
+        (f"{{algorithm: optuna, num_samples: {KILLED_TRIALS}, max_concurrent: 1, seed: 5}}",
+         "{uniform: [0.01, 1.0]}"),
+    ],
+    ids=["grid", "optuna"],
+)  # fmt: skip
+def test_killed_driver_resumed_runs_each_configuration_once(
+    fake_env: dict[str, str], tmp_path: Path, search: str, space: str
+) -> None:
+    """Tune saves its state at most every 10 s: trials of 0.2 s, one at a time, mean that the
+    trials after the first few ran and wrote their rows after its last save when the driver is
+    killed at the third row. The resumed sweep must count them, not run their configurations
+    again under new ids (before the journal of handed-out trials: 7 or 8 rows of 6)."""
+    spec = write_spec(tmp_path, KILLED.replace("SEARCH", search).replace("SPACE", space))
+    env = {**fake_env, "RAY_AIR_NEW_OUTPUT": "0"}
+    env.pop("LOWPREC_OPTUNA_STORAGE", None)
+    first = _start(spec, tmp_path, env)
+    _wait_for_rows(first, tmp_path, 3, timeout=300)
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and its Ray, as a lost machine would
+    first.communicate(timeout=60)
+    assert len(_rows(tmp_path)) < KILLED_TRIALS, "the sweep ended before it could be killed"
+
+    output, _ = (resumed := _start(spec, tmp_path, env, "--resume")).communicate(timeout=400)
+    assert resumed.returncode == 0, output
+    expected = f"sweep resumable finished: {KILLED_TRIALS}/{KILLED_TRIALS} trials recorded"
+    assert expected in output, output
+    table = pq.read_table(tmp_path / "results" / "resumable" / "trials.parquet").to_pylist()
+    assert len(table) == KILLED_TRIALS and all(r["status"] == "ok" for r in table), table
+    assert len({r["lr"] for r in table}) == KILLED_TRIALS, table  # no configuration twice
