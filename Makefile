@@ -1,6 +1,7 @@
 # Every target sets itself up: `make test` and `make sweep` work on a fresh machine. Set-up ends
-# by compiling the numba kernels into numba's on-disk cache (lowprec.warm), so that a
-# sweep's first trials and the tests do not each compile them.
+# by compiling the numba kernels into numba's on-disk cache (lowprec.warm), the serial ones and
+# their parallel twins (what a trial of several threads, and the tests' two threads, call), so
+# that a sweep's first trials and the tests do not each compile them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(BIN)/python -m lowprec.warm
+	$(BIN)/python -m lowprec.warm --threads 1,2
 	touch $(STAMP)
 
 install: $(STAMP)
