@@ -69,6 +69,7 @@ def _one_driver_per_sweep(run: Any) -> Any:
             try:
                 outcome = run(spec_file, *args, **kwargs)
                 if outcome.complete:
+                    raystop.stop()  # no trial process left to make a run after the check
                     _children_from_rows(outcome, err)
                 return outcome
             except KeyboardInterrupt:  # during consolidation or the report: before the run's
@@ -105,10 +106,12 @@ def _sigint_stops_the_sweep() -> Iterator[None]:
 
 
 def _children_from_rows(outcome: SweepOutcome, err: TextIO) -> None:
-    """A finished sweep: every trial's row has its MLflow child run, ended. A trial can end
-    (its row written) while its MLflow writes are still queued in memory when the driver is
-    killed; on --resume Tune reports it from its row without running it, so nothing would send
-    them: make those runs from the rows (:func:`orchestrator.backfill.backfill`)."""
+    """A finished sweep: every trial's row has its MLflow child run, ended, and no other. A
+    trial can end (its row written) while its MLflow writes are still queued in memory when the
+    driver is killed; on --resume Tune reports it from its row without running it, so nothing
+    would send them: make those runs from the rows (:func:`orchestrator.backfill.backfill`).
+    Then the empty duplicates a late write made are deleted, and runs of trials Tune lost
+    marked KILLED. Called once the sweep's Ray is down: no trial process can write after."""
     from orchestrator.backfill import backfill
     from orchestrator.outbox import pending_keys
 
@@ -126,11 +129,33 @@ def _children_from_rows(outcome: SweepOutcome, err: TextIO) -> None:
             f"rows, {done.ended} left RUNNING ended",
             file=err,
         )
+    duplicates = _delete_empty_duplicates(outcome)
+    if duplicates:
+        print(f"MLflow: {duplicates} empty duplicate trial run(s) deleted", file=err)
     # every trial's run has ended now: one still RUNNING belongs to a trial Tune lost with a
     # killed driver (started, never saved in Tune's state, run again under another id)
     abandoned = _kill_running_children_of(outcome.store(), err, say=False)
     if abandoned:
         print(f"MLflow: {abandoned} abandoned trial run(s) marked KILLED", file=err)
+
+
+def _delete_empty_duplicates(outcome: SweepOutcome) -> int:
+    """The empty second run a late write can leave beside a trial's run, deleted
+    (:func:`orchestrator.tracking.delete_empty_duplicates`); MLflow away: none."""
+    if not (outcome.tracking_uri and outcome.experiment_id and outcome.parent_run_id):
+        return 0
+    store = outcome.store()
+    named = {}
+    for trial_id in store.trial_row_ids():
+        run_id = (store.read_trial_row(trial_id) or {}).get("mlflow_run_id")
+        if run_id:
+            named[trial_id] = str(run_id)
+    try:
+        return tracking.delete_empty_duplicates(
+            outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id, named
+        )
+    except Exception:  # MLflow away: the catch-up has said what it misses
+        return 0
 
 
 def _kill_running_children_of(store: ResultsStore, err: TextIO, say: bool = True) -> int:

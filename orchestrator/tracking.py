@@ -423,6 +423,25 @@ def kill_running_children(tracking_uri: str, experiment_id: str, parent_run_id: 
     return len(runs)
 
 
+def delete_empty_duplicates(
+    tracking_uri: str, experiment_id: str, parent_run_id: str, named: Mapping[str, str]
+) -> int:
+    """Delete (MLflow's soft delete: ``mlflow gc`` purges it) every child run of a trial whose
+    row names another run (``named``: trial id -> run id) and that holds no metric. Such a run
+    is a late duplicate: a trial whose writer was still creating its run when the trial ended
+    (a loaded machine: longer than ``TrialTracker``'s waits) saved its writes for the driver,
+    which made the run, and the writer's creation landed afterwards. Returns how many."""
+    mlflow = client(tracking_uri)
+    deleted = 0
+    for run in _child_runs(mlflow, experiment_id, parent_run_id):
+        kept = named.get(run.data.tags.get(TAG_TRIAL, ""))
+        if kept is None or run.info.run_id == kept or run.data.metrics:
+            continue
+        retry(lambda run=run: mlflow.delete_run(run.info.run_id), attempts=3)
+        deleted += 1
+    return deleted
+
+
 class TrialTracker:
     """The child run of one trial, its writes sent through an :class:`Outbox` (a server outage
     never stalls the trial; see :mod:`orchestrator.outbox`).

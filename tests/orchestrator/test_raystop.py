@@ -57,25 +57,22 @@ def test_a_ray_this_process_did_not_start_is_left_alone() -> None:
     raystop.stop()  # a no-op: nothing was started here (and Ray is not imported for it)
 
 
-def test_an_interrupted_sweep_stops_its_ray_before_marking_the_stopped_runs_killed(
-    fake_registered: None, tmp_path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A stopped trial's actor may still create or end its MLflow run until Ray is down (seen:
-    a run created 6 ms after the driver had marked the stopped runs KILLED): the driver stops
-    its Ray first. Ray and Tune are replaced here by their effects (a fit that ends
-    interrupted), so that only the order is under test."""
+def _sweep_with_ray_and_tune_replaced(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, complete: bool, watched: str, label: str
+) -> tuple[bool, list[str]]:
+    """A sweep whose Ray and Tune are replaced by their effects (a fit that ends ``complete``
+    or not), so that only the order of the driver's steps is under test; returns whether it
+    completed and, in order, "ray stopped" and ``label`` each time ``driver.<watched>`` ran."""
     from orchestrator import driver, raystop
     from tests.orchestrator.helpers import write_spec
 
     calls: list[str] = []
     monkeypatch.setattr(driver, "init_ray", lambda address: False)
-    monkeypatch.setattr(driver, "_fit", lambda *a, **k: False)  # Ctrl-C: not every trial ended
+    monkeypatch.setattr(driver, "_fit", lambda *a, **k: complete)
     monkeypatch.setattr(raystop, "stop", lambda *a, **k: calls.append("ray stopped"))
-    monkeypatch.setattr(
-        driver, "_kill_running_children", lambda *a, **k: calls.append("runs marked KILLED")
-    )
+    monkeypatch.setattr(driver, watched, lambda *a, **k: calls.append(label))
     spec = write_spec(tmp_path, """\
-        name: stopped
+        name: replaced
         workload: fake
         objectives: {test_error: min}
         space:
@@ -85,5 +82,30 @@ def test_an_interrupted_sweep_stops_its_ray_before_marking_the_stopped_runs_kill
         str(spec), results=str(tmp_path / "results"), mlflow_uri=str(tmp_path / "mlflow.db"),
         analysis_report=False,
     )  # fmt: skip
-    assert not outcome.complete
+    return outcome.complete, calls
+
+
+def test_an_interrupted_sweep_stops_its_ray_before_marking_the_stopped_runs_killed(
+    fake_registered: None, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped trial's actor may still create or end its MLflow run until Ray is down (seen:
+    a run created 6 ms after the driver had marked the stopped runs KILLED): the driver stops
+    its Ray first."""
+    complete, calls = _sweep_with_ray_and_tune_replaced(
+        tmp_path, monkeypatch, False, "_kill_running_children", "runs marked KILLED"
+    )  # Ctrl-C: not every trial ended
+    assert not complete
     assert calls == ["ray stopped", "runs marked KILLED"]
+
+
+def test_a_finished_sweep_stops_its_ray_before_checking_every_trial_has_one_run(
+    fake_registered: None, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's writer still creating its run when the trial ended (a loaded machine) can land
+    it after the sweep finished: the driver stops its Ray before it checks that every trial has
+    its one run (and deletes an empty duplicate), so that nothing is written after the check."""
+    complete, calls = _sweep_with_ray_and_tune_replaced(
+        tmp_path, monkeypatch, True, "_children_from_rows", "checked"
+    )
+    assert complete
+    assert calls[-2:] == ["ray stopped", "checked"]

@@ -132,6 +132,60 @@ def test_unreachable_server_never_stalls_the_trial_and_its_writes_are_saved(
     assert not pending_keys(store)
 
 
+def test_a_start_still_in_flight_when_the_trial_ends_leaves_no_duplicate(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded machine: the trial's writer is still creating the run when the trial ends and
+    its waits are over. The writes are saved (the start among them), the driver makes the run
+    from them, and the writer's creation lands afterwards: a second, empty run of the trial.
+    The driver deletes it (``delete_empty_duplicates``), and the late run's id does not replace
+    the recorded one. The creation is held on an event here, in place of the load."""
+    monkeypatch.setattr(tracking.TrialTracker, "START_WAIT_S", 0.1)
+    monkeypatch.setattr(tracking.TrialTracker, "FINISH_WAIT_S", 0.1)
+    from orchestrator.outbox import Outbox
+
+    monkeypatch.setattr(Outbox, "JOIN_S", 0.1)
+    experiment_id = tracking.ensure_experiment(uri, "late")
+    parent = tracking.start_parent_run(uri, experiment_id, "x", "s1", "abc", "name: x\n")
+    store = ResultsStore(tmp_path / "results", "x")
+    release, creating = threading.Event(), threading.Event()
+
+    class HeldClient:  # the writer's client: it has searched, and its creation waits
+        def __init__(self) -> None:
+            self.real = tracking.client(uri)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.real, name)
+
+        def create_run(self, *args: object, **kwargs: object) -> object:
+            creating.set()
+            assert release.wait(300)
+            return self.real.create_run(*args, **kwargs)
+
+    tracker = tracking.TrialTracker(uri, experiment_id, parent, "t_late", "s1", "abc", store=store)
+    tracker.outbox.make_client = HeldClient
+    assert tracker.start({"workload": "gaussian", "seed": 0}) is None
+    assert creating.wait(300)
+    assert not tracker.finish("ok", {"w2": 0.1}, None, None)  # saved, the start among them
+    (key,) = pending_keys(store)
+    assert load_pending(store, key)["ops"][0]["op"] == "start"
+    _, _, created = replay_pending(store, tracking.client(uri))  # the driver's catch-up
+    made = created["t_late"]
+    store.write_bytes("mlflow_runs/t_late", made.encode())  # as the driver's record would be
+    release.set()
+    tracker.outbox.thread.join(300)  # the late creation lands
+    children = tracking.find_child_runs(uri, experiment_id, parent)
+    assert len(children) == 2  # the duplicate, before the driver's check
+    assert tracker.recorded_run_id() == made  # not replaced by the late run's id
+    assert tracking.delete_empty_duplicates(uri, experiment_id, parent, {"t_late": made}) == 1
+    (child,) = tracking.find_child_runs(uri, experiment_id, parent)
+    assert child.info.run_id == made and child.info.status == "FINISHED"
+    assert child.data.metrics["w2"] == 0.1
+    # a run with metrics is never deleted, nor one of a trial no row names
+    assert tracking.delete_empty_duplicates(uri, experiment_id, parent, {"t_late": "other"}) == 0
+    assert tracking.delete_empty_duplicates(uri, experiment_id, parent, {}) == 0
+
+
 def test_kill_running_children(uri: str) -> None:
     experiment_id = tracking.ensure_experiment(uri, "killed")
     parent = tracking.start_parent_run(uri, experiment_id, "x", "s1", "abc", "")
