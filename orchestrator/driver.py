@@ -144,17 +144,16 @@ def _delete_empty_duplicates(outcome: SweepOutcome) -> int:
     (:func:`orchestrator.tracking.delete_empty_duplicates`); MLflow away: none."""
     if not (outcome.tracking_uri and outcome.experiment_id and outcome.parent_run_id):
         return 0
-    store = outcome.store()
-    named = {}
-    for trial_id in store.trial_row_ids():
-        run_id = (store.read_trial_row(trial_id) or {}).get("mlflow_run_id")
-        if run_id:
-            named[trial_id] = str(run_id)
+    # trials.parquet as the backfill left it (it re-consolidates after filling run ids): one
+    # read, not one per row file
     try:
+        table = outcome.store().read_table("trials.parquet")
+        rows = table.select(["trial_id", "mlflow_run_id"]).to_pylist() if table else []
+        named = {str(r["trial_id"]): str(r["mlflow_run_id"]) for r in rows if r["mlflow_run_id"]}
         return tracking.delete_empty_duplicates(
             outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id, named
         )
-    except Exception:  # MLflow away: the catch-up has said what it misses
+    except Exception:  # MLflow away (the catch-up has said what it misses), or no table
         return 0
 
 
